@@ -1,0 +1,241 @@
+"""Typed, frozen, strict run configs for each kernel, and the parsing of `--set KEY=VALUE`.
+
+Every setting a kernel reads is a field here, with its type, its default and (where the values are a
+closed set) its allowed values. Unknown keys and bad values fail before anything is built or pushed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from kit.errors import ConfigError
+
+# The model each backend uses when a config says model = "auto".
+DEFAULT_MODELS = {
+    "local": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "kaggle": "unsloth/Meta-Llama-3.1-8B-bnb-4bit",
+}
+
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100", "None")
+
+
+def choice(*values: str, default: str, help: str) -> Any:
+    """A string field restricted to `values`."""
+    return field(default=default, metadata={"choices": values, "help": help})
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
+    """A field with a help line and optional numeric bounds."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "min": min, "max": max})
+    return field(default=default, metadata={"help": help, "min": min, "max": max})
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Settings every kernel shares."""
+
+    competition: str = setting("", "competition slug; its files appear under input/competitions/<slug>")
+    model: str = setting("auto", "base model: a hub name, a local path, or auto (SmolLM2-135M locally, Llama-3.1-8B 4-bit on Kaggle)")
+    engine: str = choice("auto", "unsloth", "hf", default="auto", help="auto = unsloth where a CUDA GPU and unsloth are present, else hf")
+    dtype: str = choice("auto", "bf16", "fp16", "fp32", default="auto", help="compute dtype; auto = bf16 where supported, fp16 on T4, fp32 on CPU")
+    load_in_4bit: bool = setting(True, "load the base model in 4-bit (bitsandbytes NF4) on a GPU; ignored on the CPU")
+    max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072)
+    prompt: str = setting("grader", "prompt template name (see kernels/runtime/prompts.py)")
+    batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096)
+    seed: int = setting(3407, "random seed for sampling, splits and initialisation")
+    val_rows: int = setting(500, "labelled rows held out for validation (the workspace's shared validation set)", min=0)
+    test_rows: int = setting(0, "score only the first N test rows (0 = all); for quick checks", min=0)
+    # Kernel metadata (kernel-metadata.json), not read by the script.
+    machine_shape: str = choice(*MACHINE_SHAPES, default="NvidiaTeslaT4", help="Kaggle accelerator; NvidiaTeslaT4 is T4 x2")
+    enable_internet: bool = setting(True, "internet on inside the Kaggle session (off for code competitions)")
+    is_private: bool = setting(True, "keep the kernel private")
+    timeout_minutes: int = setting(720, "Kaggle session timeout in minutes", min=1, max=720)
+
+
+@dataclass(frozen=True)
+class TrainConfig(KernelConfig):
+    """Settings of kernels/train.py: data, LoRA, optimisation, checkpoints, outputs."""
+
+    train_rows: int = setting(2000, "training rows sampled from train.csv (0 = all)", min=0)
+    data_offset: int = setting(0, "skip this many sampled rows first, so a later phase trains on fresh rows", min=0)
+    balance: bool = setting(True, "sample True and False rows 50/50")
+    completion_only: bool = setting(True, "compute the loss on the label only, not on the prompt")
+    r: int = setting(32, "LoRA rank", min=1, max=1024)
+    lora_alpha: int = setting(64, "LoRA alpha", min=1)
+    lora_dropout: float = setting(0.0, "LoRA dropout (non-zero disables unsloth's fast path)", min=0.0, max=1.0)
+    lora_bias: str = choice("none", "all", "lora_only", default="none", help="LoRA bias (anything but none disables unsloth's fast path)")
+    use_rslora: bool = setting(False, "rank-stabilised LoRA scaling")
+    target_modules: list = setting(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "modules that get LoRA adapters"
+    )
+    learning_rate: float = setting(2e-4, "peak learning rate", min=0.0, max=1.0)
+    lr_scheduler: str = choice(
+        "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", default="cosine", help="learning-rate schedule"
+    )
+    warmup_steps: int = setting(10, "linear warm-up steps", min=0)
+    grad_accum: int = setting(1, "micro-batches per optimizer step", min=1)
+    weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
+    optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_8bit", help="optimizer (8-bit needs bitsandbytes; falls back to adamw_torch without it)")
+    max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0)
+    epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
+    packing: bool = setting(False, "padding-free batching of several rows per sequence, without cross-row attention")
+    group_by_length: bool = setting(True, "batch rows of similar length to cut padding")
+    gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it")
+    save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
+    resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues")
+    predict_test: bool = setting(True, "score the test set after training and write submission.csv")
+    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
+
+
+@dataclass(frozen=True)
+class InferConfig(KernelConfig):
+    """Settings of kernels/infer.py: which adapter scores the test set, and how."""
+
+    adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model")
+    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
+    batch_size: int = setting(16, "rows per device per forward pass", min=1, max=4096)
+
+
+KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": InferConfig}
+
+# Keys that go to kernel-metadata.json rather than into the script.
+METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes"})
+
+
+def config_class(kernel: str) -> type[KernelConfig]:
+    """The config class of a kernel name, or a ConfigError naming the known kernels."""
+    try:
+        return KERNEL_CONFIGS[kernel]
+    except KeyError:
+        raise ConfigError(
+            f"unknown kernel {kernel!r}; known kernels: {', '.join(sorted(KERNEL_CONFIGS))}",
+            hint="kit build train  |  kit build infer",
+        ) from None
+
+
+def field_specs(cls: type[KernelConfig]) -> dict[str, dataclasses.Field]:
+    """The fields of a config class by name."""
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _allowed(f: dataclasses.Field, ftype: Any) -> str:
+    if "choices" in f.metadata:
+        return "one of " + ", ".join(f.metadata["choices"])
+    return {bool: "true or false", int: "an integer", float: "a number", list: "a comma-separated list", str: "text"}.get(ftype, str(ftype))
+
+
+def coerce_value(cls: type[KernelConfig], key: str, value: Any) -> Any:
+    """Turn `value` (a string from the command line or a TOML value) into the field's type, checked."""
+    specs = field_specs(cls)
+    if key not in specs:
+        close = difflib.get_close_matches(key, specs, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown setting {key!r} for the {cls.__name__} kernel config{suggestion}",
+            hint=f"allowed settings: {', '.join(sorted(specs))}",
+        )
+    f = specs[key]
+    ftype = _field_type(cls, key)
+    if isinstance(ftype, types.UnionType):
+        ftype = next(t for t in typing.get_args(ftype) if t is not type(None))
+    bad = ConfigError(f"bad value {value!r} for {key!r}: expected {_allowed(f, ftype)}", hint=f"kit build --set {key}=VALUE")
+    try:
+        if ftype is bool:
+            if isinstance(value, bool):
+                out: Any = value
+            elif str(value).strip().lower() in ("true", "1", "yes", "on"):
+                out = True
+            elif str(value).strip().lower() in ("false", "0", "no", "off"):
+                out = False
+            else:
+                raise ValueError
+        elif ftype is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            out = int(value)
+        elif ftype is float:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+        elif ftype is list:
+            out = list(value) if isinstance(value, (list, tuple)) else [v.strip() for v in str(value).split(",") if v.strip()]
+        else:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            out = str(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if "choices" in f.metadata and out not in f.metadata["choices"]:
+        raise bad
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if isinstance(out, (int, float)) and ((lo is not None and out < lo) or (hi is not None and out > hi)):
+        bounds = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ConfigError(f"bad value {value!r} for {key!r}: must be {bounds}", hint=f"kit build --set {key}=VALUE")
+    return out
+
+
+def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Parse `KEY=VALUE` strings from `--set`."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE", hint="kit build train --set learning_rate=1e-4")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def make_config(kernel: str, *layers: Mapping[str, Any]) -> KernelConfig:
+    """Build a kernel's config from layers of settings (workspace defaults, then --set), later winning."""
+    cls = config_class(kernel)
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            values[key] = coerce_value(cls, key, value)
+    config = cls(**values)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: KernelConfig) -> None:
+    if isinstance(config, (TrainConfig, InferConfig)) and config.threshold != "tune":
+        try:
+            t = float(config.threshold)
+        except ValueError:
+            raise ConfigError(f"bad value {config.threshold!r} for 'threshold': expected a number in (0, 1) or 'tune'") from None
+        if not 0.0 < t < 1.0:
+            raise ConfigError(f"bad value {config.threshold!r} for 'threshold': expected a number in (0, 1) or 'tune'")
+    for key in ("resume_from", "adapter_run"):
+        value = getattr(config, key, "")
+        if value and not _is_run_id(value):
+            raise ConfigError(f"bad value {value!r} for {key!r}: expected a run id such as run-3", hint="kit status")
+
+
+def _is_run_id(value: str) -> bool:
+    prefix, _, number = value.partition("-")
+    return prefix == "run" and number.isdigit()
+
+
+def config_dict(config: KernelConfig) -> dict[str, Any]:
+    """All settings as a plain dict, in field order."""
+    return dataclasses.asdict(config)
+
+
+def script_settings(config: KernelConfig) -> dict[str, Any]:
+    """The settings the kernel script reads (everything but kernel metadata)."""
+    return {k: v for k, v in config_dict(config).items() if k not in METADATA_KEYS}
+
+
+def source_runs(config: KernelConfig) -> list[str]:
+    """Runs whose outputs this kernel reads, so they are attached as sources."""
+    return [r for r in (getattr(config, "resume_from", ""), getattr(config, "adapter_run", "")) if r]

@@ -1,0 +1,43 @@
+"""kit's one error hierarchy: every expected failure is a KitError, printed as one line plus a hint."""
+
+from __future__ import annotations
+
+
+class KitError(Exception):
+    """A failure the user can fix; `hint` names the command or change that fixes it."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KitError):
+    """A bad kit.toml, run setting or kernel template."""
+
+
+class WorkspaceError(KitError):
+    """No workspace, or a workspace file that cannot be read."""
+
+
+class RunNotFoundError(KitError):
+    """A run id that has no record under submissions/."""
+
+
+class SubmissionError(KitError):
+    """A submission file that the competition would refuse, or a refused submission."""
+
+
+class SubmissionLimitError(SubmissionError):
+    """The day's submissions are used up."""
+
+
+class BackendError(KitError):
+    """The backend (local processes or Kaggle) failed to do what was asked."""
+
+
+class AuthError(BackendError):
+    """Missing or rejected credentials."""

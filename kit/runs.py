@@ -1,0 +1,147 @@
+"""Runs: every push is a run `run-N` with a record at submissions/run-N/run.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kit.errors import RunNotFoundError, WorkspaceError
+from kit.fileio import atomic_write_json, locked
+from kit.workspace import Workspace
+
+RUN_ID = re.compile(r"^run-(\d+)$")
+RECORD = "run.json"
+
+
+class KernelStatus(str, enum.Enum):
+    """Where a run's kernel is; `final` says whether it can still change."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (KernelStatus.COMPLETE, KernelStatus.ERROR, KernelStatus.CANCELLED)
+
+
+def now() -> str:
+    """The current UTC time as an ISO-8601 string, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class SubmissionRecord:
+    """One submission of a run's file to the competition."""
+
+    ref: str
+    date: str
+    message: str
+    file_sha256: str
+    status: str = "pending"
+    public_score: float | None = None
+    private_score: float | None = None
+    error: str = ""
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run: what was pushed, where, and what came back."""
+
+    id: str
+    kernel: str
+    backend: str
+    config: dict[str, Any]
+    status: KernelStatus = KernelStatus.QUEUED
+    remote: str = ""
+    created: str = field(default_factory=now)
+    started: str = ""
+    finished: str = ""
+    gpu: str = ""
+    message: str = ""
+    outputs: list[str] = field(default_factory=list)
+    submissions: list[SubmissionRecord] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        return int(RUN_ID.match(self.id).group(1))  # type: ignore[union-attr]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunRecord":
+        data = dict(data)
+        data["status"] = KernelStatus(data.get("status", "queued"))
+        data["submissions"] = [SubmissionRecord(**s) for s in data.get("submissions", [])]
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def run_dir(ws: Workspace, run_id: str) -> Path:
+    """The folder of a run's record and outputs."""
+    return ws.submissions_dir / run_id
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it looks like run-N; accepts a bare number too."""
+    if run_id.isdigit():
+        run_id = f"run-{run_id}"
+    if not RUN_ID.match(run_id):
+        raise RunNotFoundError(f"{run_id!r} is not a run id (expected run-N)", hint="kit status lists the runs")
+    return run_id
+
+
+def allocate(ws: Workspace, kernel: str, backend: str, config: dict[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
+    """Create the next run `run-N` (N never reused, even after a run's folder is deleted) and save its record."""
+    ws.submissions_dir.mkdir(parents=True, exist_ok=True)
+    counter = ws.submissions_dir / ".last-run"
+    with locked(counter):
+        last = int(counter.read_text().strip() or 0) if counter.exists() else 0
+        for path in ws.submissions_dir.iterdir():
+            m = RUN_ID.match(path.name)
+            if m:
+                last = max(last, int(m.group(1)))
+        record = RunRecord(id=f"run-{last + 1}", kernel=kernel, backend=backend, config=config, tags=dict(tags or {}))
+        run_dir(ws, record.id).mkdir()
+        save(ws, record)
+        from kit.fileio import atomic_write_text
+
+        atomic_write_text(counter, f"{last + 1}\n")
+    return record
+
+
+def save(ws: Workspace, record: RunRecord) -> None:
+    """Write a run's record atomically."""
+    atomic_write_json(run_dir(ws, record.id) / RECORD, record.to_json())
+
+
+def load(ws: Workspace, run_id: str) -> RunRecord:
+    """Read a run's record, or a RunNotFoundError naming the command that lists runs."""
+    run_id = check_run_id(run_id)
+    path = run_dir(ws, run_id) / RECORD
+    if not path.is_file():
+        raise RunNotFoundError(f"no run {run_id} in {ws.submissions_dir}", hint="kit status lists the runs")
+    try:
+        return RunRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise WorkspaceError(f"{path} is not a valid run record: {exc}", hint=f"restore {path} from git") from None
+
+
+def all_runs(ws: Workspace) -> list[RunRecord]:
+    """Every run with a record, oldest first."""
+    if not ws.submissions_dir.is_dir():
+        return []
+    ids = [p.name for p in ws.submissions_dir.iterdir() if RUN_ID.match(p.name) and (p / RECORD).is_file()]
+    return [load(ws, i) for i in sorted(ids, key=lambda i: int(i.split("-")[1]))]

@@ -1,0 +1,153 @@
+"""The workspace: a folder with kit.toml at its root, found from any sub-folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import ConfigError, WorkspaceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+WORKSPACE_FILE = "kit.toml"
+BACKENDS = ("local", "kaggle")
+PRACTICE_SLUG = "practice-math"
+
+KIT_TOML_TEMPLATE = """\
+# kit workspace. Run settings below are the defaults of every push; `--set KEY=VALUE` overrides them.
+# `kit build train --help-settings` lists every setting with its allowed values.
+
+[competition]
+slug = "{slug}"          # Kaggle competition slug (the practice competition's on the local backend)
+public_rows = {public_rows}        # rows in the public leaderboard split, for score intervals
+final_picks = 3           # final submissions the competition lets you select
+
+[backend]
+name = "{backend}"          # local: kernels run here as processes; kaggle: on Kaggle's GPUs
+
+[kaggle]
+username = ""             # owner of pushed kernels; credentials stay in ~/.kaggle, never here
+
+[train]
+# learning_rate = 2e-4
+# train_rows = 2000
+
+[infer]
+# batch_size = 16
+"""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A parsed kit.toml and the paths that hang off its folder."""
+
+    root: Path
+    competition: str
+    backend: str = "local"
+    public_rows: int = 0
+    final_picks: int = 3
+    kaggle_username: str = ""
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.root / "kernels"
+
+    @property
+    def submissions_dir(self) -> Path:
+        return self.root / "submissions"
+
+    @property
+    def leaderboard_path(self) -> Path:
+        return self.root / "leaderboard.csv"
+
+    @property
+    def state_dir(self) -> Path:
+        """kit's private state (local backend sessions, the practice competition); not for people."""
+        return self.root / ".kit"
+
+    @property
+    def practice_dir(self) -> Path:
+        return self.state_dir / "practice" / self.competition
+
+    def run_defaults(self, kernel: str) -> dict[str, Any]:
+        """Workspace defaults for `kernel`, with the competition filled in."""
+        return {"competition": self.competition, **self.defaults.get(kernel, {})}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd, or KIT_WORKSPACE) holding kit.toml."""
+    env = os.environ.get("KIT_WORKSPACE")
+    here = Path(env) if env else Path(start or Path.cwd())
+    here = here.resolve()
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_FILE).is_file():
+            return folder
+    raise WorkspaceError(f"no {WORKSPACE_FILE} in {here} or any folder above it", hint="kit init")
+
+
+def load(start: Path | None = None) -> Workspace:
+    """Find and parse the workspace's kit.toml."""
+    root = find_root(start)
+    path = root / WORKSPACE_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}", hint=f"fix the TOML syntax in {path}") from None
+    known = {"competition", "backend", "kaggle", "train", "infer", "sweep", "pick"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown table [{unknown[0]}]", hint=f"allowed tables: {', '.join(sorted(known))}")
+    comp = data.get("competition", {})
+    slug = comp.get("slug", "")
+    if not slug:
+        raise ConfigError(f"{path}: [competition] slug is missing", hint='add  slug = "practice-math"  under [competition]')
+    backend = data.get("backend", {}).get("name", "local")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{path}: bad backend {backend!r}; allowed: {', '.join(BACKENDS)}", hint='name = "local" under [backend]')
+    from kit.config import config_class, coerce_value
+
+    defaults: dict[str, dict[str, Any]] = {}
+    for kernel in ("train", "infer"):
+        table = data.get(kernel, {})
+        cls = config_class(kernel)
+        for key, value in table.items():
+            try:
+                coerce_value(cls, key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path} [{kernel}]: {exc.message}", hint=exc.hint) from None
+        defaults[kernel] = dict(table)
+    return Workspace(
+        root=root,
+        competition=slug,
+        backend=backend,
+        public_rows=int(comp.get("public_rows", 0)),
+        final_picks=int(comp.get("final_picks", 3)),
+        kaggle_username=data.get("kaggle", {}).get("username", ""),
+        defaults=defaults,
+        raw=data,
+    )
+
+
+def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_rows: int = 1000, force: bool = False) -> Path:
+    """Write kit.toml (and the folders a workspace has) in `root`; refuse to overwrite unless `force`."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"bad backend {backend!r}; allowed: {', '.join(BACKENDS)}", hint="kit init --backend local")
+    root = Path(root)
+    path = root / WORKSPACE_FILE
+    if path.exists() and not force:
+        raise WorkspaceError(f"{path} already exists", hint="edit it, or pass --force to replace it")
+    from kit.fileio import atomic_write_text
+    from kit.kernels import copy_templates
+
+    atomic_write_text(path, KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows))
+    (root / "submissions").mkdir(exist_ok=True)
+    copy_templates(root / "kernels")
+    return path
