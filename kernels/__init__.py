@@ -1,0 +1,1 @@
+"""Kernel templates (train.py, infer.py) and the runtime code `kit build` inlines into them."""
