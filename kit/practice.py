@@ -128,8 +128,8 @@ def _travel(rng: random.Random) -> _Problem:
 
 def _percentages(rng: random.Random) -> _Problem:
     group, sub, subsub = rng.choice(
-        [("students", "in the choir", "sopranos"), ("employees", "work remotely", "live abroad"),
-         ("members", "play tennis", "play in the league")]
+        [("students", "sing in the choir", "sopranos"), ("employees", "work remotely", "engineers"),
+         ("members", "play tennis", "beginners")]
     )
     place = {"students": "a school", "employees": "a company", "members": "a sports club"}[group]
     total = rng.choice([200, 300, 400, 500, 600, 800, 1000, 1200])
