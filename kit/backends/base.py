@@ -59,6 +59,10 @@ class Backend(abc.ABC):
         """Stop the kernel; return silently if it has already ended."""
 
     @abc.abstractmethod
+    def sample_submission(self) -> Path:
+        """A local copy of the competition's sample_submission.csv (fetched once and cached where remote)."""
+
+    @abc.abstractmethod
     def submit(self, file: Path, message: str) -> SubmissionResult:
         """Submit a validated file to the competition; return the submission as first reported."""
 

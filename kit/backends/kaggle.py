@@ -1,0 +1,900 @@
+"""The Kaggle backend: the one module that talks to Kaggle, through the official `kaggle` client.
+
+`kaggle` and `kagglesdk` are imported lazily, inside functions: importing `kaggle` authenticates and prints, so it
+happens only when a command really talks to Kaggle, with its output captured and its `SystemExit` turned into an
+AuthError. Every call gets a timeout (the client sets none), 429 and 5xx answers are retried with a backoff that
+honours Retry-After, and the client's failures (HTTPError, ValueError, SystemExit, soft `error` fields, HTML where
+JSON was expected) become kit's errors. Nothing here ever writes a credential anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from kit.backends.base import Backend, KernelState, SubmissionResult
+from kit.errors import AuthError, BackendError, ConfigError, SubmissionError
+from kit.fileio import atomic_write_json, atomic_write_text
+from kit.runs import KernelStatus, RunRecord
+from kit.workspace import Workspace
+
+T = TypeVar("T")
+
+METADATA_FILE = "kernel-metadata.json"
+# Owners the builder writes when it does not know the Kaggle username yet.
+PLACEHOLDER_OWNERS = frozenset({"", "USERNAME", "INSERT_USERNAME", "{username}", "<username>"})
+# Output files a user needs from a run; everything else only with all_files.
+DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json"})
+LOG_FILE = "kernel.log"
+RETIRED_SHAPES = {"NvidiaTeslaP100": "the P100 cannot run the current Kaggle image (its CUDA dropped sm_60); use NvidiaTeslaT4"}
+AUTH_HINT = (
+    "put your API token in ~/.kaggle/kaggle.json (kaggle.com > Settings > API > Create New Token) "
+    "or set KAGGLE_API_TOKEN"
+)
+GPU_SESSION_LIMIT = "Maximum batch GPU session count"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one call may take and how often a throttled or failed call is tried again."""
+
+    timeout: float = 60.0  # seconds per HTTP request; the client itself waits forever
+    attempts: int = 5  # tries per call, the first included
+    backoff: float = 2.0  # first wait in seconds, doubled each retry, unless Retry-After says otherwise
+    max_wait: float = 120.0  # no single wait is longer, whatever Retry-After asks
+
+    @classmethod
+    def from_env(cls) -> "RetryPolicy":
+        """The defaults, overridden by KIT_KAGGLE_TIMEOUT, KIT_KAGGLE_ATTEMPTS, KIT_KAGGLE_BACKOFF, KIT_KAGGLE_MAX_WAIT."""
+        values: dict[str, Any] = {}
+        for name, key, kind in (
+            ("KIT_KAGGLE_TIMEOUT", "timeout", float),
+            ("KIT_KAGGLE_ATTEMPTS", "attempts", int),
+            ("KIT_KAGGLE_BACKOFF", "backoff", float),
+            ("KIT_KAGGLE_MAX_WAIT", "max_wait", float),
+        ):
+            raw = os.environ.get(name)
+            if raw:
+                try:
+                    values[key] = kind(raw)
+                except ValueError:
+                    raise ConfigError(f"{name}={raw!r} is not a number", hint=f"unset {name} or give it a number") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """This week's GPU hours and today's submissions."""
+
+    gpu_hours_used: float
+    gpu_hours_total: float
+    refresh: str  # when the weekly GPU quota resets, ISO-8601, or ""
+    submissions_left_today: int | None
+
+    @property
+    def gpu_hours_left(self) -> float:
+        return max(0.0, self.gpu_hours_total - self.gpu_hours_used)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `kit doctor`: what was checked, whether it passed, and the fix if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Credentials and the client
+
+
+def config_dir() -> Path:
+    """Where the client looks for kaggle.json: KAGGLE_CONFIG_DIR, else ~/.kaggle, else the XDG folder (Linux)."""
+    env = os.environ.get("KAGGLE_CONFIG_DIR")
+    if env:
+        return Path(env)
+    home = Path(os.path.expanduser("~")) / ".kaggle"
+    if sys.platform.startswith("linux") and not home.exists():
+        xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        return Path(xdg) / "kaggle"
+    return home
+
+
+def credential_source() -> str | None:
+    """Which credentials the client will use, in Kaggle's own order, named without their secret; None if none."""
+    token = os.environ.get("KAGGLE_API_TOKEN")
+    if token:
+        return f"KAGGLE_API_TOKEN (file {token})" if os.path.isfile(token) else "KAGGLE_API_TOKEN"
+    for name in ("access_token", "access_token.txt"):
+        path = Path(os.path.expanduser("~")) / ".kaggle" / name
+        if path.is_file() and path.read_text().strip():
+            return str(path)
+    file_values: dict[str, Any] = {}
+    path = config_dir() / "kaggle.json"
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            file_values = json.loads(path.read_text()) or {}
+    user = os.environ.get("KAGGLE_USERNAME") or file_values.get("username")
+    key = os.environ.get("KAGGLE_KEY") or file_values.get("key")
+    if user and key:
+        env = "KAGGLE_USERNAME" in os.environ or "KAGGLE_KEY" in os.environ
+        return f"KAGGLE_USERNAME/KAGGLE_KEY" if env and not path.is_file() else f"{path} (user {user})"
+    oauth = Path(os.path.expanduser("~")) / ".kaggle" / "credentials.json"
+    if oauth.is_file():
+        return f"{oauth} (kaggle auth login)"
+    return None
+
+
+# The client sets no timeout on its requests; kit gives every request made inside `_timeout` one. The client builds
+# a fresh requests.Session for each call and for each blob upload, so the only single place to add a default is the
+# transport adapter. The default applies only inside kit's Kaggle calls and only where the caller gave none.
+_REQUEST_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("kit_kaggle_timeout", default=None)
+
+
+def _install_default_timeout() -> None:
+    from requests.adapters import HTTPAdapter
+
+    if getattr(HTTPAdapter.send, "_kit_default_timeout", False):
+        return
+    original = HTTPAdapter.send
+
+    def send(self, request, stream=False, timeout=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if timeout is None:
+            timeout = _REQUEST_TIMEOUT.get()
+        return original(self, request, stream, timeout, *args, **kwargs)
+
+    send._kit_default_timeout = True  # type: ignore[attr-defined]
+    HTTPAdapter.send = send  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _client_io(timeout: float) -> Iterator[io.StringIO]:
+    """Capture what the client prints (it prints from library code) and give its requests a timeout."""
+    _install_default_timeout()
+    captured = io.StringIO()
+    token = _REQUEST_TIMEOUT.set(timeout)
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            yield captured
+    finally:
+        _REQUEST_TIMEOUT.reset(token)
+
+
+def _import_client(timeout: float) -> Any:
+    """The KaggleApi class. Importing `kaggle` authenticates and prints; both are captured and ignored here."""
+    try:
+        with _client_io(timeout):
+            try:
+                from kaggle.api.kaggle_api_extended import KaggleApi
+            except SystemExit:  # pragma: no cover - kaggle/__init__ catches its own exit; older clients did not
+                from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError as exc:
+        raise BackendError(f"the kaggle client is not installed ({exc})", hint="pip install 'kit[kaggle]'") from None
+    return KaggleApi
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Turning the client's failures into kit's errors
+
+
+def _status_code(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    return None
+
+
+def _is_html(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return False
+    kind = response.headers.get("Content-Type", "")
+    with contextlib.suppress(Exception):
+        return "html" in kind or response.text.lstrip()[:1] == "<"
+    return False
+
+
+def _competition_url(slug: str) -> str:
+    return f"https://www.kaggle.com/competitions/{slug}"
+
+
+class KaggleSession:
+    """An authenticated client plus the retry, timeout and error translation every call goes through."""
+
+    def __init__(self, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.policy = policy or RetryPolicy.from_env()
+        self.sleep = sleep
+        self._api: Any = None
+        self.client_output: list[str] = []  # what the client printed, for debugging; never shown by default
+
+    @property
+    def api(self) -> Any:
+        """The authenticated KaggleApi; credentials are resolved on first use, in Kaggle's order."""
+        if self._api is None:
+            self._api = self._authenticate()
+        return self._api
+
+    @property
+    def username(self) -> str:
+        """The Kaggle user the credentials belong to."""
+        return str(self.api.config_values.get("username") or "")
+
+    def _authenticate(self) -> Any:
+        api_class = _import_client(self.policy.timeout)
+        api = api_class()
+        # KaggleApi reads these from the environment once, when `kaggle` is first imported; read them per session so
+        # that KAGGLE_CONFIG_DIR and KAGGLE_API_ENVIRONMENT set later (or changed between tests) are honoured.
+        folder = config_dir()
+        api.config_dir = str(folder)
+        api.config = str(folder / "kaggle.json")
+        api.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
+
+        def authenticate() -> Any:
+            try:
+                api.authenticate()
+            except SystemExit:
+                raise AuthError("no Kaggle credentials found", hint=AUTH_HINT) from None
+            return api
+
+        return self.call("authenticate", authenticate)
+
+    def call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        competition: str = "",
+        safe: bool = True,
+        on_ambiguous: Callable[[], T | None] | None = None,
+    ) -> T:
+        """Run `fn` (one client call) with a timeout, retries and kit's errors. `what` names it in messages.
+
+        `safe` calls are retried on 429, 5xx and network failures. Unsafe ones (they start something on Kaggle) are
+        retried only on 429, which Kaggle answers before doing anything; after a 5xx or a timeout `on_ambiguous` is
+        asked whether the call took effect anyway (its result is returned) before it is tried again.
+        """
+        import requests
+
+        attempts = max(1, self.policy.attempts)
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                with _client_io(self.policy.timeout) as captured:
+                    try:
+                        return fn()
+                    finally:
+                        if captured.getvalue():
+                            self.client_output.append(captured.getvalue())
+            except requests.HTTPError as exc:
+                code = _status_code(exc)
+                retryable = code == 429 or (code is not None and code >= 500)
+                if not retryable or last:
+                    raise self._translate(exc, what, competition) from None
+                if code != 429 and not safe and on_ambiguous is not None:
+                    done = on_ambiguous()
+                    if done is not None:
+                        return done
+                self._wait(attempt, _retry_after(exc))
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if last:
+                    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                    raise BackendError(
+                        f"{what}: Kaggle {kind} after {attempts} tries ({exc.__class__.__name__})",
+                        hint="check your network, or raise KIT_KAGGLE_TIMEOUT; https://www.kaggle.com shows outages",
+                    ) from None
+                if not safe and on_ambiguous is not None:
+                    done = on_ambiguous()
+                    if done is not None:
+                        return done
+                self._wait(attempt, None)
+            except json.JSONDecodeError:
+                raise BackendError(
+                    f"{what}: Kaggle answered with a page that is not JSON (an HTML error or login page)",
+                    hint="Kaggle may be down, or a proxy is answering instead of it: check https://www.kaggle.com and HTTP(S)_PROXY",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        wait = retry_after if retry_after is not None else self.policy.backoff * 2 ** (attempt - 1)
+        self.sleep(min(wait, self.policy.max_wait))
+
+    def _translate(self, exc: BaseException, what: str, competition: str) -> BackendError:
+        code = _status_code(exc)
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        if _is_html(exc):
+            detail = "an HTML page instead of JSON"
+        if code == 401:
+            return AuthError(f"{what}: Kaggle rejected the credentials (HTTP 401)", hint=AUTH_HINT)
+        if code == 403 and competition:
+            return AuthError(
+                f"{what}: Kaggle refused access to competition {competition!r} (HTTP 403); its rules are not accepted yet",
+                hint=f"accept the rules at {_competition_url(competition)}/rules, then try again",
+            )
+        if code == 403:
+            return AuthError(f"{what}: Kaggle refused access (HTTP 403): {detail}", hint="check that your credentials own what you asked for")
+        if code == 404:
+            return BackendError(f"{what}: not found on Kaggle (HTTP 404): {detail}", hint="check the slug; kit status lists runs and their kernels")
+        if code == 429:
+            return BackendError(f"{what}: Kaggle is rate-limiting (HTTP 429) after {self.policy.attempts} tries", hint="wait a few minutes and try again")
+        if code is not None and code >= 500:
+            return BackendError(f"{what}: Kaggle failed (HTTP {code}) after {self.policy.attempts} tries: {detail}", hint="Kaggle is having trouble; try again later")
+        return BackendError(f"{what}: Kaggle answered HTTP {code}: {detail}", hint="run again with KIT_DEBUG=1 for details")
+
+    def client(self) -> Any:
+        """A kagglesdk client for the typed calls KaggleApi does not wrap the way kit needs (paging, raw errors)."""
+        return self.api.build_kaggle_client()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The backend
+
+
+def kernel_status(value: Any) -> KernelStatus:
+    """kit's KernelStatus for one of Kaggle's KernelWorkerStatus names."""
+    name = getattr(value, "name", str(value)).upper()
+    return {
+        "QUEUED": KernelStatus.QUEUED,
+        "NEW_SCRIPT": KernelStatus.QUEUED,
+        "RUNNING": KernelStatus.RUNNING,
+        "COMPLETE": KernelStatus.COMPLETE,
+        "ERROR": KernelStatus.ERROR,
+        "CANCEL_REQUESTED": KernelStatus.CANCELLED,
+        "CANCEL_ACKNOWLEDGED": KernelStatus.CANCELLED,
+    }.get(name, KernelStatus.RUNNING)
+
+
+def log_text(raw: str) -> str:
+    """A Kaggle kernel log (a JSON array of {stream_name, time, data}) as plain text; other text as it is."""
+    if not raw.lstrip().startswith("["):
+        return raw
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    return "".join(str(e.get("data", "")) for e in entries if isinstance(e, dict))
+
+
+def _score(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _submission(sub: Any) -> SubmissionResult:
+    status = getattr(sub.status, "name", str(sub.status)).lower()
+    date = sub.date.isoformat() if getattr(sub, "date", None) else ""
+    return SubmissionResult(
+        ref=str(sub.ref),
+        status=status,
+        public_score=_score(sub.public_score),
+        private_score=_score(sub.private_score),
+        date=date,
+        description=sub.description or "",
+        error=sub.error_description or "",
+    )
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    owner, _, slug = ref.partition("/")
+    if not owner or not slug:
+        raise BackendError(f"{ref!r} is not a Kaggle kernel reference (owner/slug)", hint="push the run first: kit push")
+    return owner, slug
+
+
+def _slugify(title: str) -> str:
+    from slugify import slugify  # python-slugify, a dependency of the kaggle client; the client checks with it
+
+    return slugify(title)
+
+
+class KaggleBackend(Backend):
+    """Kernels run on Kaggle's GPUs; submissions go to the workspace's competition."""
+
+    name = "kaggle"
+
+    def __init__(self, ws: Workspace, session: KaggleSession | None = None):
+        self.ws = ws
+        self.competition = ws.competition
+        self.session = session or KaggleSession()
+        self.warnings: list[str] = []  # things the user should know that did not stop the call (the CLI prints them)
+
+    # -- kernels ------------------------------------------------------------------------------------------------
+
+    def push(self, run: RunRecord, kernel_dir: Path) -> str:
+        """Push the built kernel folder (script + kernel-metadata.json) as a new kernel; return `owner/slug`."""
+        if run.remote:
+            raise BackendError(
+                f"{run.id} was already pushed as {run.remote}; pushing again would start a second paid session",
+                hint=f"kit status {run.id}  (or push a new run)",
+            )
+        kernel_dir = Path(kernel_dir)
+        meta_path = kernel_dir / METADATA_FILE
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{meta_path}: cannot read kernel metadata ({exc})", hint="kit build the kernel again") from None
+        owner, slug = _split_ref(str(meta.get("id", "")))
+        user = self.ws.kaggle_username if owner in PLACEHOLDER_OWNERS else owner
+        if owner in PLACEHOLDER_OWNERS:
+            user = self.ws.kaggle_username or self.session.username
+            meta = self._fill_owner(meta, owner, user)
+            atomic_write_json(meta_path, meta)
+        title = meta.get("title") or slug.replace("-", " ")
+        if _slugify(title) != slug:
+            raise ConfigError(
+                f"{meta_path}: title {title!r} does not slugify to {slug!r}; Kaggle would create a different kernel",
+                hint="set the title to the slug's words, e.g. " + repr(slug.replace("-", " ")),
+            )
+        shape = meta.get("machine_shape") or ""
+        if shape in RETIRED_SHAPES:
+            self.warnings.append(f"machine_shape {shape}: {RETIRED_SHAPES[shape]}")
+        timeout = meta.get("session_timeout_seconds")
+        remote = f"{user}/{slug}"
+        api = self.session.api
+
+        def already_pushed() -> str | None:
+            # A push whose answer was lost may still have started the kernel: never start a second paid session.
+            try:
+                self._status_response(remote)
+            except BackendError:
+                return None
+            return "pushed"
+
+        response = self.session.call(
+            f"push {remote}",
+            lambda: api.kernels_push(str(kernel_dir), timeout=str(int(timeout)) if timeout else None),
+            safe=False,
+            on_ambiguous=already_pushed,
+        )
+        if response == "pushed":
+            return remote
+        if response.error:
+            hint = "check the kernel metadata and sources; run kit doctor"
+            if GPU_SESSION_LIMIT in response.error:
+                hint = "two GPU kernels are already running: wait for one (kit status) or stop it on kaggle.com/code"
+            raise BackendError(f"Kaggle refused the push of {remote}: {response.error}", hint=hint)
+        invalid = {
+            "dataset": response.invalid_dataset_sources,
+            "competition": response.invalid_competition_sources,
+            "kernel": response.invalid_kernel_sources,
+            "model": response.invalid_model_sources,
+        }
+        bad = {k: list(v) for k, v in invalid.items() if v}
+        if bad:
+            names = "; ".join(f"{k} sources {', '.join(v)}" for k, v in bad.items())
+            raise BackendError(
+                f"Kaggle pushed {remote} but refused its {names}; the kernel will not find them",
+                hint=f"check those sources exist and are yours or public, then push a new run (stop this one at {self.kernel_url(remote)})",
+            )
+        if response.ref and "/" in response.ref.strip("/"):
+            ref = response.ref.strip("/").split("/")
+            remote = f"{ref[-2]}/{ref[-1]}" if len(ref) >= 2 else remote
+        return remote
+
+    @staticmethod
+    def _fill_owner(meta: dict[str, Any], placeholder: str, user: str) -> dict[str, Any]:
+        if not user:
+            raise AuthError("no Kaggle username to own the kernel", hint="set username under [kaggle] in kit.toml")
+        meta = dict(meta)
+        meta["id"] = f"{user}/{meta['id'].partition('/')[2]}"
+        for key in ("kernel_sources", "dataset_sources", "model_sources"):
+            meta[key] = [
+                f"{user}/{s.partition('/')[2]}" if s.partition("/")[0] == placeholder else s for s in meta.get(key) or []
+            ]
+        return meta
+
+    @staticmethod
+    def kernel_url(remote: str) -> str:
+        """The kernel's page on kaggle.com."""
+        return f"https://www.kaggle.com/code/{remote}"
+
+    def _status_response(self, remote: str) -> Any:
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
+
+        owner, slug = _split_ref(remote)
+        request = ApiGetKernelSessionStatusRequest()
+        request.user_name = owner
+        request.kernel_slug = slug
+
+        def call() -> Any:
+            with self.session.client() as client:
+                return client.kernels.kernels_api_client.get_kernel_session_status(request)
+
+        return self.session.call(f"status of {remote}", call)
+
+    def status(self, run: RunRecord) -> KernelState:
+        """The kernel's state from GetKernelSessionStatus, with Kaggle's failure message on error."""
+        response = self._status_response(self._remote(run))
+        status = kernel_status(response.status)
+        message = response.failure_message or "" if status is KernelStatus.ERROR else ""
+        return KernelState(status=status, message=message, gpu=run.gpu)
+
+    def _remote(self, run: RunRecord) -> str:
+        if not run.remote:
+            raise BackendError(f"{run.id} has no Kaggle kernel yet", hint=f"kit push (or kit status {run.id})")
+        return run.remote
+
+    def _output_page(self, remote: str, page_token: str, page_size: int) -> Any:
+        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
+
+        owner, slug = _split_ref(remote)
+        request = ApiListKernelSessionOutputRequest()
+        request.user_name = owner
+        request.kernel_slug = slug
+        request.page_size = page_size
+        request.page_token = page_token
+
+        def call() -> Any:
+            with self.session.client() as client:
+                return client.kernels.kernels_api_client.list_kernel_session_output(request)
+
+        return self.session.call(f"outputs of {remote}", call)
+
+    def logs(self, run: RunRecord) -> str:
+        """The kernel's log so far, as plain text."""
+        return log_text(self._output_page(self._remote(run), "", 1).log or "")
+
+    def output_files(self, run: RunRecord, page_size: int = 100) -> tuple[list[tuple[str, str]], str]:
+        """Every output file of the kernel as (name, url), following all pages, and the log text."""
+        remote = self._remote(run)
+        files: list[tuple[str, str]] = []
+        token, seen, log = "", set(), None
+        while True:
+            page = self._output_page(remote, token, page_size)
+            if log is None:
+                log = page.log or ""
+            files += [(f.file_name, f.url) for f in page.files or [] if f.file_name and f.url]
+            token = page.next_page_token or ""
+            if not token:
+                return files, log_text(log)
+            if token in seen:
+                raise BackendError(f"outputs of {remote}: Kaggle repeated page token {token!r}", hint="try again later")
+            seen.add(token)
+
+    def download(self, run: RunRecord, dest: Path, all_files: bool = False) -> list[str]:
+        """Download the kernel's outputs into `dest`; files already there are kept, partial ones resumed."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        files, log = self.output_files(run)
+        names: list[str] = []
+        for name, url in files:
+            wanted = all_files or Path(name).name in DEFAULT_OUTPUTS or name.endswith(".log")
+            if not wanted:
+                continue
+            target = (dest / name).resolve()
+            if dest.resolve() not in target.parents:
+                raise BackendError(f"Kaggle listed an output outside the folder: {name!r}", hint="download it by hand from the kernel's page")
+            if not target.exists():
+                self._fetch(url, target, name)
+            names.append(name)
+        if log:
+            atomic_write_text(dest / LOG_FILE, log)
+            names.append(LOG_FILE)
+        return names
+
+    def _fetch(self, url: str, target: Path, name: str) -> None:
+        """Stream one output file into `target`, through `<target>.part` so an interruption leaves no half file
+        under the real name; a later call resumes the part with a Range request where the server allows it."""
+        import requests
+
+        part = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def fetch() -> None:
+            have = part.stat().st_size if part.exists() else 0
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            with requests.get(url, headers=headers, stream=True, timeout=self.session.policy.timeout) as response:
+                if response.status_code == 416:  # the part is already whole
+                    return
+                response.raise_for_status()
+                mode = "ab" if have and response.status_code == 206 else "wb"
+                with open(part, mode) as out:
+                    for chunk in response.iter_content(1 << 20):
+                        out.write(chunk)
+            expected = response.headers.get("Content-Range", "").rpartition("/")[2] or response.headers.get("Content-Length")
+            if expected and expected.isdigit() and part.stat().st_size != int(expected):
+                raise requests.ConnectionError(f"{name}: got {part.stat().st_size} of {expected} bytes")
+
+        self.session.call(f"download {name}", fetch)
+        os.replace(part, target)
+
+    def cancel(self, run: RunRecord) -> None:
+        """Kaggle's public API cannot stop a session started by a push (it needs a session id it never returns)."""
+        if not run.remote:
+            return
+        if self.status(run).status.final:
+            return
+        raise BackendError(
+            f"Kaggle's API cannot stop {run.remote}; it keeps using GPU time until it ends or times out",
+            hint=f"stop it by hand: open {self.kernel_url(run.remote)}, then Edit > Cancel run (or Stop session)",
+        )
+
+    # -- competition ------------------------------------------------------------------------------------------------
+
+    def sample_submission(self) -> Path:
+        """The competition's sample_submission.csv, downloaded once into .kit/kaggle/<competition>/."""
+        folder = self.ws.state_dir / "kaggle" / self.competition
+        path = folder / "sample_submission.csv"
+        if path.is_file():
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        api = self.session.api
+        self.session.call(
+            f"sample submission of {self.competition}",
+            lambda: api.competition_download_file(self.competition, "sample_submission.csv", path=str(folder), force=True, quiet=True),
+            competition=self.competition,
+        )
+        zipped = folder / "sample_submission.csv.zip"
+        if not path.is_file() and zipped.is_file():
+            with zipfile.ZipFile(zipped) as archive:
+                archive.extract("sample_submission.csv", folder)
+            zipped.unlink()
+        if not path.is_file():
+            raise BackendError(f"{self.competition} has no sample_submission.csv", hint=f"see the data tab at {_competition_url(self.competition)}/data")
+        return path
+
+    def submit(self, file: Path, message: str) -> SubmissionResult:
+        """Upload `file` in the client's three steps and create the submission; never creates it twice."""
+        file = Path(file)
+        api = self.session.api
+        started = datetime.now(timezone.utc) - timedelta(minutes=5)
+
+        def find_existing() -> SubmissionResult | None:
+            # After a lost answer the submission may exist: look for it before trying again.
+            for sub in self.submissions():
+                if sub.description == message and (not sub.date or sub.date >= started.isoformat()[:19]):
+                    return sub
+            return None
+
+        def submit_once() -> Any:
+            response = api.competition_submit(str(file), message, self.competition, quiet=True)
+            if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+                # The blob upload failed, so nothing was created: a 503 lets `call` retry it.
+                raise _upload_failed(file)
+            return response
+
+        response = self.session.call(
+            f"submit {file.name} to {self.competition}",
+            submit_once,
+            competition=self.competition,
+            safe=False,
+            on_ambiguous=find_existing,
+        )
+        if isinstance(response, SubmissionResult):
+            return response
+        if not response.ref:
+            raise SubmissionError(f"Kaggle did not accept {file.name}: {response.message}", hint="check the file with kit submit --dry-run")
+        return SubmissionResult(
+            ref=str(response.ref),
+            status="pending",
+            date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            description=message,
+        )
+
+    def submissions(self) -> list[SubmissionResult]:
+        """Every submission of this user to the competition, all pages, newest first."""
+        from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+
+        results: list[SubmissionResult] = []
+        token, seen = "", set()
+        while True:
+            request = ApiListSubmissionsRequest()
+            request.competition_name = self.competition
+            request.page_size = 100
+            request.page_token = token
+
+            def call() -> Any:
+                with self.session.client() as client:
+                    return client.competitions.competition_api_client.list_submissions(request)
+
+            page = self.session.call(f"submissions of {self.competition}", call, competition=self.competition)
+            results += [_submission(s) for s in page.submissions or []]
+            token = page.next_page_token or ""
+            if not token or token in seen:
+                return results
+            seen.add(token)
+
+    def submission(self, ref: str) -> SubmissionResult:
+        """One submission's current status and scores."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionRequest
+
+        request = ApiGetSubmissionRequest()
+        request.ref = int(ref)
+
+        def call() -> Any:
+            with self.session.client() as client:
+                return client.competitions.competition_api_client.get_submission(request)
+
+        return _submission(self.session.call(f"submission {ref}", call, competition=self.competition))
+
+    def submissions_left_today(self) -> int | None:
+        """Submissions still allowed today (GetSubmissionLimits)."""
+        api = self.session.api
+        limits = self.session.call(
+            f"submission limits of {self.competition}",
+            lambda: api.competition_get_submission_limits(self.competition),
+            competition=self.competition,
+        )
+        return int(limits.num_allowed_now)
+
+    def quota(self) -> Quota:
+        """GPU hours used and allowed this week, and today's submissions left."""
+        api = self.session.api
+        stats = self.session.call("GPU quota", api.quota_view)
+        gpu = stats.gpu_quota
+        used = gpu.time_used.total_seconds() / 3600 if gpu is not None and gpu.time_used else 0.0
+        total = gpu.total_time_allowed.total_seconds() / 3600 if gpu is not None and gpu.total_time_allowed else 0.0
+        refresh = stats.quota_refresh_time.isoformat() if stats.quota_refresh_time else ""
+        return Quota(gpu_hours_used=used, gpu_hours_total=total, refresh=refresh, submissions_left_today=self.submissions_left_today())
+
+
+def _upload_failed(file: Path) -> Exception:
+    """A 503-like HTTPError for a failed blob upload, so the retry loop treats it as nothing-was-submitted."""
+    import requests
+
+    response = requests.Response()
+    response.status_code = 503
+    response._content = b"blob upload failed"
+    return requests.HTTPError(f"the upload of {file.name} failed, nothing was submitted", response=response)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# kit doctor and kit quota
+
+
+def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
+    """Credentials found and accepted, the competition's rules accepted, GPU quota left; one Check per line."""
+    backend = backend or KaggleBackend(ws)
+    source = credential_source()
+    checks = [
+        Check("credentials found", source is not None, source or "none", "" if source else AUTH_HINT),
+    ]
+    if source is None:
+        return checks
+    try:
+        user = backend.session.username
+        checks.append(Check("credentials accepted", True, f"user {user}"))
+    except KitErrorTypes as exc:
+        checks.append(Check("credentials accepted", False, exc.message, exc.hint or AUTH_HINT))
+        return checks
+    try:
+        left = backend.submissions_left_today()
+        checks.append(Check("competition rules accepted", True, f"{ws.competition}: {left} submissions left today"))
+    except AuthError as exc:
+        checks.append(Check("competition rules accepted", False, exc.message, exc.hint or ""))
+    except BackendError as exc:
+        checks.append(Check("competition reachable", False, exc.message, exc.hint or ""))
+    try:
+        quota = backend.quota() if checks[-1].ok else None
+        if quota is not None:
+            checks.append(
+                Check(
+                    "GPU quota left",
+                    quota.gpu_hours_left > 0,
+                    f"{quota.gpu_hours_left:.1f} of {quota.gpu_hours_total:.1f} h left this week",
+                    "" if quota.gpu_hours_left > 0 else f"wait for the weekly reset ({quota.refresh})",
+                )
+            )
+    except BackendError as exc:
+        checks.append(Check("GPU quota left", False, exc.message, exc.hint or ""))
+    return checks
+
+
+KitErrorTypes = (AuthError, BackendError)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# kit deps push: a wheel dataset for internet-off kernels
+
+# What the Kaggle image lacks for unsloth training; downloaded without dependencies so the image's torch stays.
+DEPS_PACKAGES = ("unsloth", "unsloth_zoo", "bitsandbytes", "peft", "trl", "accelerate", "cut_cross_entropy", "tyro", "msgspec", "hf_transfer")
+DEPS_PYTHONS = ("3.11", "3.12")  # the Kaggle image's Python, now and next
+DEPS_SLUG = "kit-offline-wheels"
+
+
+@dataclass(frozen=True)
+class DepsDataset:
+    """A built wheel folder and where it went."""
+
+    folder: Path
+    ref: str
+    wheels: list[str]
+    created: bool = False  # a new dataset rather than a new version
+    url: str = ""
+
+
+def build_deps_folder(
+    folder: Path,
+    ref: str,
+    packages: tuple[str, ...] = DEPS_PACKAGES,
+    pythons: tuple[str, ...] = DEPS_PYTHONS,
+    find_links: Path | None = None,
+) -> list[str]:
+    """pip-download wheels of `packages` for the Kaggle image (CPython `pythons`, manylinux x86_64) into `folder`
+    and write its dataset-metadata.json; return the wheel names. `find_links` uses a local wheel folder, offline."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for python in pythons:
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+            "--dest", str(folder), "--python-version", python, "--implementation", "cp",
+            "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64", "--platform", "any",
+        ]
+        if find_links is not None:
+            command += ["--no-index", "--find-links", str(find_links)]
+        done = subprocess.run(command + list(packages), capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise BackendError(f"pip download for Python {python} failed: {tail[0]}", hint="check the package names given with --packages")
+    wheels = sorted(p.name for p in folder.glob("*.whl"))
+    owner, slug = _split_ref(ref)
+    atomic_write_json(
+        folder / "dataset-metadata.json",
+        {"id": ref, "title": slug.replace("-", " "), "licenses": [{"name": "other"}],
+         "description": "Wheels for internet-off Kaggle kernels, built by `kit deps push`: " + ", ".join(packages)},
+    )
+    return wheels
+
+
+def push_deps(
+    ws: Workspace,
+    folder: Path,
+    packages: tuple[str, ...] = DEPS_PACKAGES,
+    slug: str = DEPS_SLUG,
+    find_links: Path | None = None,
+    session: KaggleSession | None = None,
+) -> DepsDataset:
+    """Build the wheel folder and create the Kaggle dataset `<user>/<slug>`, or add a version if it exists."""
+    session = session or KaggleSession()
+    user = ws.kaggle_username or session.username
+    ref = f"{user}/{slug}"
+    wheels = build_deps_folder(folder, ref, packages, find_links=find_links)
+    if not wheels:
+        raise BackendError("pip downloaded no wheels", hint="check --packages")
+    api = session.api
+    exists = True
+    try:
+        session.call(f"dataset {ref}", lambda: api.dataset_status(ref))
+    except BackendError as exc:
+        if "HTTP 404" not in exc.message:
+            raise
+        exists = False
+    if exists:
+        response = session.call(
+            f"new version of {ref}",
+            lambda: api.dataset_create_version(str(folder), "kit deps push: " + ", ".join(packages), quiet=True, delete_old_versions=False),
+            safe=False,
+        )
+    else:
+        response = session.call(f"create {ref}", lambda: api.dataset_create_new(str(folder), public=False, quiet=True), safe=False)
+    if (response.status or "").lower() != "ok" and response.error:
+        raise BackendError(f"Kaggle refused dataset {ref}: {response.error}", hint="check dataset-metadata.json in " + str(folder))
+    return DepsDataset(folder=Path(folder), ref=ref, wheels=wheels, created=not exists, url=response.url or "")

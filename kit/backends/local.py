@@ -1,0 +1,194 @@
+"""The local backend: kernels run as processes on this machine in an emulated Kaggle tree; submissions go to
+the practice competition.
+
+Each run gets a session folder .kit/local/run-N/ with kaggle/input (competition data and earlier runs' outputs,
+linked), kaggle/working (the outputs), kernel/ (the built script), log.txt and state.json. A detached runner
+process (kit.backends.local_runner) starts the kernel, records its state and survives `kit` exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from kit.backends.base import Backend, KernelState, SubmissionResult
+from kit.errors import BackendError
+from kit.fileio import atomic_write_json
+from kit.runs import KernelStatus, RunRecord
+from kit.workspace import Workspace
+
+# What `kit pull` copies by default: what a person reads or submits; the adapter only with --all.
+DEFAULT_OUTPUTS = ("submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "log.txt")
+LOG_NAME = "log.txt"
+STATE_NAME = "state.json"
+
+
+def read_state(session: Path) -> dict:
+    """The runner's state file, or {} before the runner has written it."""
+    try:
+        return json.loads((session / STATE_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class LocalBackend(Backend):
+    """Runs kernels as local processes (GPU if present, else CPU) against the practice competition."""
+
+    name = "local"
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    def session_dir(self, run_id: str) -> Path:
+        return self.ws.state_dir / "local" / run_id
+
+    def working_dir(self, run_id: str) -> Path:
+        return self.session_dir(run_id) / "kaggle" / "working"
+
+    # -- kernels -------------------------------------------------------------------------------------------
+
+    def push(self, run: RunRecord, kernel_dir: Path) -> str:
+        """Lay out the Kaggle tree for the run, then start the detached runner; returns the session path."""
+        session = self.session_dir(run.id)
+        if session.exists():
+            shutil.rmtree(session)
+        inputs = session / "kaggle" / "input"
+        (inputs / "competitions").mkdir(parents=True)
+        (session / "kaggle" / "working").mkdir(parents=True)
+        shutil.copytree(kernel_dir, session / "kernel")
+        data = self._competition_data()
+        os.symlink(data.resolve(), inputs / "competitions" / self.ws.competition)
+        meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+        for source in meta.get("kernel_sources", []):
+            source_run = source.rsplit("-run-", 1)[-1]
+            source_id = f"run-{source_run}"
+            os.symlink(self._source_outputs(source_id).resolve(), inputs / source.split("/")[-1])
+        atomic_write_json(session / STATE_NAME, {"status": KernelStatus.QUEUED.value})
+        subprocess.Popen(
+            [sys.executable, "-m", "kit.backends.local_runner", str(session), meta.get("code_file", "kernel.py")],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(session / "runner.err", "wb"),
+            cwd=session,
+        )
+        return str(session.relative_to(self.ws.root))
+
+    def _competition_data(self) -> Path:
+        data = self.ws.practice_dir / "data"
+        if not (data / "train.csv").is_file():
+            raise BackendError(
+                f"the practice competition {self.ws.competition!r} has no data at {data}",
+                hint="kit practice init",
+            )
+        return data
+
+    def _source_outputs(self, run_id: str) -> Path:
+        """An earlier run's full outputs: its local session if it is still here, else what was pulled."""
+        for candidate in (self.working_dir(run_id), self.ws.submissions_dir / run_id):
+            if candidate.is_dir():
+                return candidate
+        raise BackendError(f"no outputs of {run_id} on this machine to attach as a source", hint=f"kit pull {run_id} --all")
+
+    def status(self, run: RunRecord) -> KernelState:
+        """Read the runner's state; a runner that died without a final state is reported as an error."""
+        session = self.session_dir(run.id)
+        state = read_state(session)
+        if not state:
+            if run.status.final:
+                return KernelState(run.status, run.message, run.gpu)
+            raise BackendError(f"no local session for {run.id} at {session}", hint=f"push it again: kit push-kernel {run.kernel}")
+        status = KernelStatus(state["status"])
+        if not status.final and state.get("runner_pid") and not _alive(state["runner_pid"]):
+            return KernelState(KernelStatus.ERROR, "the local runner process died before the kernel finished", state.get("gpu", ""))
+        return KernelState(status, state.get("message", ""), state.get("gpu", ""))
+
+    def logs(self, run: RunRecord) -> str:
+        path = self.session_dir(run.id) / LOG_NAME
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+    def download(self, run: RunRecord, dest: Path, all_files: bool = False) -> list[str]:
+        """Copy outputs (and the log) from the session into `dest`."""
+        working = self.working_dir(run.id)
+        if not working.is_dir():
+            raise BackendError(f"no local outputs for {run.id}", hint=f"kit status {run.id}")
+        dest.mkdir(parents=True, exist_ok=True)
+        copied: list[str] = []
+        for path in sorted(working.rglob("*")):
+            rel = path.relative_to(working)
+            if path.is_file() and (all_files or str(rel) in DEFAULT_OUTPUTS):
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                copied.append(str(rel))
+        log = self.session_dir(run.id) / LOG_NAME
+        if log.is_file():
+            shutil.copy2(log, dest / LOG_NAME)
+            copied.append(LOG_NAME)
+        return copied
+
+    def cancel(self, run: RunRecord) -> None:
+        """Ask the runner to stop the kernel: it kills the kernel's process group and records `cancelled`."""
+        session = self.session_dir(run.id)
+        state = read_state(session)
+        if not state or KernelStatus(state["status"]).final:
+            return
+        (session / "cancel").touch()
+        pid = state.get("kernel_pid")
+        if pid and _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    # -- competition ---------------------------------------------------------------------------------------
+
+    def _competition(self):
+        from kit.practice import PracticeCompetition
+
+        return PracticeCompetition(self.ws.practice_dir)
+
+    def sample_submission(self) -> Path:
+        return self._competition_data() / "sample_submission.csv"
+
+    def submit(self, file: Path, message: str) -> SubmissionResult:
+        return _result(self._competition().submit(file, message))
+
+    def submissions(self) -> list[SubmissionResult]:
+        return [_result(s) for s in self._competition().submissions()]
+
+    def submissions_left_today(self) -> int | None:
+        return self._competition().remaining_today()
+
+
+def _result(sub) -> SubmissionResult:
+    return SubmissionResult(
+        ref=str(sub.ref),
+        status=sub.status,
+        public_score=sub.public_score,
+        private_score=sub.private_score,
+        date=str(sub.date),
+        description=sub.description,
+    )

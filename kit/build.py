@@ -1,0 +1,257 @@
+"""The kernel builder: a template + a typed config -> one self-contained script and kernel-metadata.json.
+
+The script never imports kit. It starts with the template's docstring and the effective config (one setting per
+line, with its help as a comment), then the runtime modules the template imports from kernels/runtime/, inlined in
+dependency order, then the template's body.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import kit
+from kit.config import KernelConfig, config_dict, field_specs, script_settings, source_runs
+from kit.errors import ConfigError
+from kit.fileio import atomic_write_text
+from kit.kernels import template_path
+
+RUNTIME_PACKAGE = "kernels.runtime"
+CONFIG_MARKER = "# kit:config"
+SCRIPT_NAME = "kernel.py"
+
+
+@dataclass(frozen=True)
+class KernelMetadata:
+    """kernel-metadata.json, the file `kaggle kernels push` reads, as a typed object."""
+
+    id: str
+    title: str
+    code_file: str = SCRIPT_NAME
+    language: str = "python"
+    kernel_type: str = "script"
+    is_private: bool = True
+    enable_gpu: bool = True
+    enable_tpu: bool = False
+    enable_internet: bool = True
+    machine_shape: str = "NvidiaTeslaT4"
+    session_timeout_seconds: int = 43200
+    competition_sources: list[str] = field(default_factory=list)
+    dataset_sources: list[str] = field(default_factory=list)
+    kernel_sources: list[str] = field(default_factory=list)
+    model_sources: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        if self.machine_shape == "None":
+            data["machine_shape"] = None
+            data["enable_gpu"] = False
+        return data
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    """A built kernel folder."""
+
+    directory: Path
+    script: Path
+    metadata: KernelMetadata
+
+
+def kernel_slug(competition: str, run_id: str) -> str:
+    """One Kaggle kernel slug per run, so a new push never lands on a running session."""
+    base = re.sub(r"[^a-z0-9]+", "-", competition.lower()).strip("-")[:40] or "kit"
+    return f"kit-{base}-{run_id}"
+
+
+def kernel_title(slug: str) -> str:
+    """A title that Kaggle slugifies back to `slug` (lower-case words joined by dashes)."""
+    return slug.replace("-", " ")
+
+
+def build_kernel(
+    kernel: str,
+    config: KernelConfig,
+    out_dir: Path,
+    kernels: Path,
+    *,
+    run_id: str = "run-0",
+    owner: str = "USERNAME",
+    dataset_sources: tuple[str, ...] = (),
+) -> BuiltKernel:
+    """Write `out_dir/kernel.py` and `out_dir/kernel-metadata.json` for `kernel` with `config`."""
+    template = template_path(kernels, kernel)
+    script = render_script(template, kernels / "runtime", config, run_id=run_id)
+    slug = kernel_slug(config.competition, run_id)
+    metadata = KernelMetadata(
+        id=f"{owner}/{slug}",
+        title=kernel_title(slug),
+        is_private=config.is_private,
+        enable_internet=config.enable_internet,
+        machine_shape=config.machine_shape,
+        session_timeout_seconds=config.timeout_minutes * 60,
+        competition_sources=[config.competition] if config.competition else [],
+        dataset_sources=list(dataset_sources),
+        kernel_sources=[f"{owner}/{kernel_slug(config.competition, r)}" for r in source_runs(config)],
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / SCRIPT_NAME, script)
+    atomic_write_text(out_dir / "kernel-metadata.json", json.dumps(metadata.to_json(), indent=2) + "\n")
+    return BuiltKernel(directory=out_dir, script=out_dir / SCRIPT_NAME, metadata=metadata)
+
+
+def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_id: str = "run-0") -> str:
+    """The self-contained script text for `template` with `config` embedded at the top."""
+    source = template.read_text(encoding="utf-8")
+    tree = _parse(template, source)
+    docstring = ast.get_docstring(tree) or f"kit kernel {template.stem}"
+    modules = _runtime_closure(template, tree, runtime_dir)
+    parts = [
+        "#!/usr/bin/env python3",
+        '"""' + docstring.replace('"""', "'''")
+        + f"\n\nBuilt by kit {kit.__version__} for {run_id} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."
+        + " Self-contained: runs on Kaggle as it is; KIT_KAGGLE_ROOT moves /kaggle elsewhere.\n"
+        + '"""',
+        "from __future__ import annotations",
+        "",
+        "# " + "-" * 30 + " settings (the effective run config) " + "-" * 30,
+        render_config(config),
+    ]
+    for name, path in modules:
+        parts += ["", "", f"# {'-' * 30} inlined from kernels/runtime/{name}.py {'-' * 30}", _strip_module(path)]
+    parts += ["", "", f"# {'-' * 30} kernels/{template.name} {'-' * 30}", _strip_template(template, source, tree)]
+    script = "\n".join(parts).rstrip() + "\n"
+    try:
+        compile(script, str(template), "exec")
+    except SyntaxError as exc:  # a bug in a template or in the inliner, never in the user's config
+        raise ConfigError(f"built kernel does not compile: {exc}", hint=f"check {template} and kernels/runtime/") from None
+    return script
+
+
+def render_config(config: KernelConfig) -> str:
+    """`CONFIG = {...}` with one setting per line and its help as a trailing comment."""
+    specs = field_specs(type(config))
+    lines = ["CONFIG = {"]
+    for key, value in script_settings(config).items():
+        entry = f"    {key!r}: {value!r},"
+        lines.append(f"{entry:<60}# {specs[key].metadata.get('help', '')}".rstrip())
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _parse(path: Path, source: str) -> ast.Module:
+    try:
+        return ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: {exc.msg}", hint="fix the syntax error in the template") from None
+
+
+def _runtime_imports(path: Path, tree: ast.Module) -> list[str]:
+    """Runtime modules a file imports, in order; any other way of importing them is an error."""
+    names: list[str] = []
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(RUNTIME_PACKAGE + "."):
+            if id(node) not in top_level:
+                raise ConfigError(f"{path}:{node.lineno}: import runtime modules at the top level only (the builder inlines them)")
+            names.append(node.module.split(".")[2])
+        elif isinstance(node, ast.ImportFrom) and node.module in (RUNTIME_PACKAGE, "kernels"):
+            raise ConfigError(f"{path}:{node.lineno}: import runtime names as `from {RUNTIME_PACKAGE}.<module> import name`")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("kernels") or alias.name == "kit" or alias.name.startswith("kit."):
+                    raise ConfigError(f"{path}:{node.lineno}: a kernel may not `import {alias.name}`", hint="use `from kernels.runtime.<module> import name`")
+        if isinstance(node, ast.ImportFrom) and node.module and (node.module == "kit" or node.module.startswith("kit.")):
+            raise ConfigError(f"{path}:{node.lineno}: a kernel may not import kit (kit is not installed on Kaggle)")
+    return names
+
+
+def _runtime_closure(template: Path, tree: ast.Module, runtime_dir: Path) -> list[tuple[str, Path]]:
+    """Runtime modules needed by the template, dependencies first."""
+    order: list[tuple[str, Path]] = []
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str, importer: Path) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise ConfigError(f"import cycle through kernels/runtime/{name}.py", hint="move the shared code to its own module")
+        path = runtime_dir / f"{name}.py"
+        if not path.is_file():
+            raise ConfigError(f"{importer} imports missing module kernels/runtime/{name}.py")
+        visiting.add(name)
+        for dep in _runtime_imports(path, _parse(path, path.read_text(encoding="utf-8"))):
+            visit(dep, path)
+        visiting.discard(name)
+        done.add(name)
+        order.append((name, path))
+
+    for name in _runtime_imports(template, tree):
+        visit(name, template)
+    _check_unique_names(order)
+    return order
+
+
+def _check_unique_names(modules: list[tuple[str, Path]]) -> None:
+    seen: dict[str, str] = {}
+    for name, path in modules:
+        for node in _parse(path, path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if node.name in seen and seen[node.name] != name:
+                    raise ConfigError(
+                        f"kernels/runtime/{name}.py and {seen[node.name]}.py both define {node.name!r}",
+                        hint="runtime modules share one namespace once inlined: rename one",
+                    )
+                seen[node.name] = name
+
+
+def _drop_lines(source: str, tree: ast.Module, drop) -> str:
+    """`source` without the top-level statements for which `drop(node)` is true."""
+    lines = source.splitlines()
+    remove: set[int] = set()
+    for node in tree.body:
+        if drop(node):
+            remove.update(range(node.lineno - 1, node.end_lineno))  # type: ignore[arg-type]
+    return "\n".join(line for i, line in enumerate(lines) if i not in remove).strip("\n")
+
+
+def _is_docstring(node: ast.stmt, tree: ast.Module) -> bool:
+    return node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and isinstance(node.value.value, str)
+
+
+def _is_future(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+
+
+def _is_runtime_import(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and bool(node.module) and node.module.startswith(RUNTIME_PACKAGE)  # type: ignore[union-attr]
+
+
+def _strip_module(path: Path) -> str:
+    source = path.read_text(encoding="utf-8")
+    tree = _parse(path, source)
+    return _drop_lines(source, tree, lambda n: _is_docstring(n, tree) or _is_future(n) or _is_runtime_import(n))
+
+
+def _strip_template(path: Path, source: str, tree: ast.Module) -> str:
+    if CONFIG_MARKER not in source:
+        raise ConfigError(f"{path} has no `CONFIG: dict = {{}}  {CONFIG_MARKER}` line", hint="add it where the settings go")
+
+    def drop(node: ast.stmt) -> bool:
+        is_config = isinstance(node, (ast.Assign, ast.AnnAssign)) and "CONFIG" in ast.unparse(node).split("=")[0]
+        return _is_docstring(node, tree) or _is_future(node) or _is_runtime_import(node) or is_config
+
+    return _drop_lines(source, tree, drop)
+
+
+def effective_config_json(config: KernelConfig) -> str:
+    """The full effective config as JSON (what run.json and the kernel's config.json record)."""
+    return json.dumps(config_dict(config), indent=2)

@@ -1,0 +1,371 @@
+"""kit's command line: each command parses, calls one domain function, and prints the result.
+
+Data goes to stdout, progress and hints to stderr. A KitError prints one line plus a hint and exits 1; a
+traceback only with KIT_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kit.errors import KitError
+
+
+def _ws():
+    from kit import workspace
+
+    return workspace.load()
+
+
+def _backend(ws):
+    from kit.backends import get_backend
+
+    return get_backend(ws)
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class KitGroup(click.Group):
+    """Lists commands in the order they are used, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="kit", message="kit %(version)s")
+def cli() -> None:
+    """kit: fine-tune LLMs for a Kaggle competition from this repository.
+
+    \b
+    The loop:
+      kit practice init                  a practice competition on this machine
+      kit push-kernel train --wait       train, predict, pull the outputs (run-N)
+      kit submit run-1                   validate and submit run-1's submission.csv
+      kit leaderboard                    every run with its settings and scores
+    """
+
+
+# -- workspace ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--competition", default="practice-math", show_default=True, help="competition slug")
+@click.option("--backend", type=click.Choice(["local", "kaggle"]), default="local", show_default=True)
+@click.option("--force", is_flag=True, help="replace an existing kit.toml")
+def init(competition: str, backend: str, force: bool) -> None:
+    """Write kit.toml here and copy the kernel templates: `kit init --backend kaggle --competition SLUG`."""
+    from kit import workspace
+
+    path = workspace.init(Path.cwd(), slug=competition, backend=backend, force=force)
+    click.echo(str(path))
+    _err("next: kit practice init  (local backend), then kit push-kernel train --wait")
+
+
+@cli.group(cls=KitGroup)
+def practice() -> None:
+    """The practice competition on this machine: `kit practice init`, `kit practice close`."""
+
+
+@practice.command("init")
+@click.option("--seed", default=0, show_default=True, help="fixes the data and the public/private split")
+@click.option("--train-rows", default=20000, show_default=True)
+@click.option("--test-rows", default=2000, show_default=True)
+@click.option("--daily-limit", default=5, show_default=True, help="submissions a day")
+@click.option("--force", is_flag=True, help="replace an existing practice competition (its submissions are lost)")
+def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool) -> None:
+    """Create the practice competition: `kit practice init --test-rows 500`."""
+    from kit.practice import init_practice
+
+    ws = _ws()
+    comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit, force=force)
+    click.echo(str(comp.data_dir))
+    _err(f"{ws.competition}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")
+
+
+@practice.command("close")
+def practice_close() -> None:
+    """End the practice competition and reveal private scores: `kit practice close`."""
+    from kit.practice import PracticeCompetition
+    from kit.submit import refresh_scores
+
+    ws = _ws()
+    PracticeCompetition(ws.practice_dir).close()
+    refresh_scores(ws, _backend(ws))
+    _err("closed: private scores are in leaderboard.csv (kit leaderboard)")
+
+
+# -- kernels and runs --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("kernel")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a setting (repeatable)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="folder to write (default: build/KERNEL)")
+@click.option("--help-settings", is_flag=True, help="list the kernel's settings with their defaults and exit")
+def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings: bool) -> None:
+    """Build a kernel folder (one script + kernel-metadata.json): `kit build train --set r=64 -o build/train`."""
+    from kit.config import parse_assignments
+    from kit.push import build_for_workspace, resolve_config
+
+    if help_settings:
+        _print_settings(kernel)
+        return
+    ws = _ws()
+    config = resolve_config(ws, kernel, parse_assignments(sets), ws.backend)
+    built = build_for_workspace(ws, kernel, config, output or ws.root / "build" / kernel)
+    click.echo(str(built.directory))
+
+
+def _print_settings(kernel: str) -> None:
+    import dataclasses
+
+    from kit.config import config_class
+
+    for f in dataclasses.fields(config_class(kernel)):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        choices = f" [{'|'.join(f.metadata['choices'])}]" if "choices" in f.metadata else ""
+        click.echo(f"{f.name:<24} {default!r:<28} {f.metadata.get('help', '')}{choices}")
+
+
+@cli.command("push-kernel")
+@click.argument("kernel")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a setting (repeatable)")
+@click.option("--wait/--detach", default=False, help="follow the run to its end and pull its outputs, or return at once")
+def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
+    """Push a kernel as a new run and print its id: `kit push-kernel train --set learning_rate=1e-4 --wait`."""
+    from kit.config import parse_assignments
+    from kit.push import push_kernel as push
+
+    ws = _ws()
+    backend = _backend(ws)
+    record = push(ws, backend, kernel, parse_assignments(sets))
+    click.echo(record.id)
+    if not wait:
+        _err(f"follow it:  kit status {record.id}  |  kit logs {record.id} -f  |  kit pull {record.id}")
+        return
+    _wait_and_pull(ws, backend, record)
+
+
+def _wait_and_pull(ws, backend, record) -> None:
+    from kit.push import log_tail, pull, wait
+
+    tty = sys.stderr.isatty()
+    last = {"status": None}
+
+    def progress(r, elapsed: float) -> None:
+        line = f"{r.id}  {r.status.value:<9} {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}"
+        if tty:
+            click.echo("\r" + line, err=True, nl=False)
+        elif r.status != last["status"]:
+            _err(line)
+        last["status"] = r.status
+
+    record = wait(ws, backend, record, on_progress=progress)
+    if tty:
+        _err("")
+    if record.status.value == "error":
+        _err(log_tail(backend.logs(record)))
+        raise KitError(f"{record.id} failed: {record.message}", hint=f"kit logs {record.id}")
+    if record.status.value == "complete":
+        files = pull(ws, backend, record)
+        _err(f"pulled {len(files)} files into {ws.submissions_dir / record.id}")
+        _err(f"next: kit submit {record.id}")
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(run: str | None, as_json: bool) -> None:
+    """Show a run's state (all runs without RUN): `kit status run-3`."""
+    from kit import runs
+    from kit.push import log_tail, refresh
+
+    ws = _ws()
+    backend = _backend(ws)
+    records = [runs.load(ws, run)] if run else runs.all_runs(ws)
+    records = [refresh(ws, backend, r) if not r.status.final else r for r in records]
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in records], indent=2))
+        return
+    if not records:
+        _err("no runs yet: kit push-kernel train")
+        return
+    for r in records:
+        click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {r.message}".rstrip())
+    if run and records[0].status.value == "error":
+        click.echo(log_tail(backend.logs(records[0])))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the run ends")
+def logs(run: str, follow: bool) -> None:
+    """Print a run's log: `kit logs run-3 -f`."""
+    from kit import runs
+    from kit.push import refresh
+
+    ws = _ws()
+    backend = _backend(ws)
+    record = runs.load(ws, run)
+    shown = 0
+    while True:
+        text = backend.logs(record)
+        click.echo(text[shown:], nl=False)
+        shown = len(text)
+        if not follow:
+            return
+        record = refresh(ws, backend, record)
+        if record.status.final:
+            text = backend.logs(record)
+            click.echo(text[shown:], nl=False)
+            return
+        time.sleep(1.0)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--all", "all_files", is_flag=True, help="every output file (adapter, checkpoints), not just the ones you read")
+def pull(run: str, all_files: bool) -> None:
+    """Download a run's outputs into submissions/RUN/: `kit pull run-3`."""
+    from kit import runs
+    from kit.push import pull as pull_run
+
+    ws = _ws()
+    files = pull_run(ws, _backend(ws), runs.load(ws, run), all_files=all_files)
+    for name in files:
+        click.echo(str(ws.submissions_dir / run / name))
+
+
+@cli.command()
+@click.argument("run")
+def cancel(run: str) -> None:
+    """Stop a queued or running run: `kit cancel run-3`."""
+    from kit import runs
+    from kit.push import refresh
+
+    ws = _ws()
+    backend = _backend(ws)
+    record = runs.load(ws, run)
+    backend.cancel(record)
+    _err(f"{record.id}: cancel requested (now {refresh(ws, backend, record).status.value})")
+
+
+# -- competition -------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run")
+@click.option("-m", "--message", default="", help="submission description")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--again", is_flag=True, help="submit a file that was already submitted for this run")
+@click.option("--wait", "wait_score", is_flag=True, help="wait for the public score")
+def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool) -> None:
+    """Validate and submit a run's submission.csv: `kit submit run-3 -m "r=64, lr 1e-4" --yes`."""
+    from kit.submit import prepare, submit as do_submit, wait_for_score
+
+    ws = _ws()
+    backend = _backend(ws)
+    plan = prepare(ws, backend, run, allow_resubmit=again)
+    left = "unknown" if plan.left_today is None else str(plan.left_today)
+    _err(f"{plan.record.id}: {plan.valid.rows} rows, {plan.valid.true_share:.1%} True; submissions left today: {left}")
+    if not yes and not click.confirm(f"Submit {plan.valid.path} to {ws.competition}?", err=True):
+        raise KitError("not submitted", hint=f"kit submit {run} --yes skips the question")
+    sub = do_submit(ws, backend, plan, message)
+    if wait_score and sub.status not in ("complete", "error"):
+        sub = wait_for_score(ws, backend, plan.record.id, sub.ref)
+    score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
+    click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
+    if sub.status == "error":
+        raise KitError(f"submission {sub.ref} failed: {sub.error}", hint="kit scores")
+
+
+@cli.command()
+def scores() -> None:
+    """Refresh every submission's status and scores into leaderboard.csv: `kit scores`."""
+    from kit.submit import refresh_scores
+
+    ws = _ws()
+    changed = refresh_scores(ws, _backend(ws))
+    _err(f"{len(changed)} runs updated; {ws.leaderboard_path}")
+
+
+@cli.command("leaderboard")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--sort", "sort_col", default=None, help="column to sort by (best first)")
+@click.option("--all-columns", is_flag=True, help="show every column, not just the ones that differ")
+def leaderboard_cmd(as_json: bool, sort_col: str | None, all_columns: bool) -> None:
+    """Print leaderboard.csv as a table: `kit leaderboard --sort public_score`."""
+    from kit import leaderboard
+    from kit.table import render_table
+
+    ws = _ws()
+    header, rows = leaderboard.load_table(ws)
+    if sort_col:
+        if sort_col not in header:
+            raise KitError(f"no column {sort_col!r} in {ws.leaderboard_path.name}", hint=f"columns: {', '.join(header)}")
+        rows = sorted(rows, key=lambda r: _sort_value(r.get(sort_col, "")), reverse=True)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        _err("no runs yet: kit push-kernel train --wait")
+        return
+    click.echo(render_table(header, rows, all_columns=all_columns, color=sys.stdout.isatty()))
+
+
+def _sort_value(value: str) -> tuple[int, float | str]:
+    try:
+        return (1, float(value))
+    except ValueError:
+        return (0, value)
+
+
+def _register_extras() -> None:
+    """Commands of other areas (Kaggle, finals, sweeps) live in kit/commands/ and register here."""
+    import importlib
+
+    for name in ("kaggle", "finals", "sweep"):
+        try:
+            module = importlib.import_module(f"kit.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"kit.commands.{name}":
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", []):
+            if command.name not in cli.commands:
+                cli.add_command(command)
+
+
+_register_extras()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning KitError into one line plus a hint and exit code 1."""
+    try:
+        code = cli.main(args=argv, prog_name="kit", standalone_mode=False)
+    except KitError as exc:
+        if os.environ.get("KIT_DEBUG"):
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)

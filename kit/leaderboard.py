@@ -1,0 +1,188 @@
+"""leaderboard.csv: one row per run, the table a person reads to compare runs and choose finals.
+
+kit owns the columns of SCHEMA and rewrites them from the run records; any other column is a person's and
+survives every rewrite, as do rows kit does not know. Writes are atomic and locked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from kit.errors import WorkspaceError
+from kit.fileio import atomic_write_text, locked
+from kit.runs import RunRecord, all_runs, run_dir
+from kit.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column kit owns: its name and how to compute it from a run."""
+
+    name: str
+    value: Callable[["RunView"], Any]
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run with its outputs read once, for computing its leaderboard row."""
+
+    record: RunRecord
+    metrics: dict
+
+    @property
+    def latest(self):
+        return self.record.submissions[-1] if self.record.submissions else None
+
+
+def _setting(key: str) -> Callable[[RunView], Any]:
+    return lambda v: v.record.config.get(key, "")
+
+
+def _sub(attr: str) -> Callable[[RunView], Any]:
+    return lambda v: getattr(v.latest, attr) if v.latest is not None else ""
+
+
+def _metric(*keys: str) -> Callable[[RunView], Any]:
+    def get(v: RunView) -> Any:
+        for key in keys:
+            value = v.metrics.get(key)
+            if value is not None:
+                return value
+        return ""
+
+    return get
+
+
+def _gpu_minutes(v: RunView) -> Any:
+    seconds = v.metrics.get("wall_seconds") or v.metrics.get("wall_time_s")
+    return round(seconds / 60, 1) if isinstance(seconds, (int, float)) and v.record.gpu not in ("", "cpu") else ""
+
+
+SCHEMA: list[Column] = [
+    Column("run", lambda v: v.record.id),
+    Column("kernel", lambda v: v.record.kernel),
+    Column("created", lambda v: v.record.created),
+    Column("status", lambda v: v.record.status.value),
+    Column("backend", lambda v: v.record.backend),
+    Column("model", _setting("model")),
+    Column("prompt", _setting("prompt")),
+    Column("train_rows", _setting("train_rows")),
+    Column("data_offset", _setting("data_offset")),
+    Column("r", _setting("r")),
+    Column("lora_alpha", _setting("lora_alpha")),
+    Column("learning_rate", _setting("learning_rate")),
+    Column("lr_scheduler", _setting("lr_scheduler")),
+    Column("batch_size", _setting("batch_size")),
+    Column("grad_accum", _setting("grad_accum")),
+    Column("max_steps", _setting("max_steps")),
+    Column("resume_from", lambda v: v.record.config.get("resume_from") or v.record.config.get("adapter_run") or ""),
+    Column("val_accuracy", _metric("val_accuracy")),
+    Column("val_rows", _metric("val_rows")),
+    Column("submission_ref", _sub("ref")),
+    Column("submitted", _sub("date")),
+    Column("public_score", _sub("public_score")),
+    Column("private_score", _sub("private_score")),
+    Column("gpu", lambda v: v.record.gpu),
+    Column("gpu_minutes", _gpu_minutes),
+    Column("sweep", lambda v: v.record.tags.get("sweep", "")),
+]
+KIT_COLUMNS = [c.name for c in SCHEMA]
+# Columns kit writes only when asked (kit pick --mark), never from run records.
+MARK_COLUMNS = ["final"]
+
+
+def read_metrics(ws: Workspace, run_id: str) -> dict:
+    """A run's metrics.json as pulled, or {}."""
+    try:
+        return json.loads((run_dir(ws, run_id) / "metrics.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def row_for(ws: Workspace, record: RunRecord) -> dict[str, Any]:
+    """The leaderboard row kit computes for a run."""
+    view = RunView(record, read_metrics(ws, record.id))
+    return {c.name: _fmt(c.value(view)) for c in SCHEMA}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a leaderboard file ([] and [] if there is none)."""
+    if not path.is_file():
+        return [], []
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        return [], []
+    reader = csv.DictReader(io.StringIO(text))
+    header = list(reader.fieldnames or [])
+    if "run" not in header:
+        raise WorkspaceError(f"{path} has no 'run' column", hint=f"restore its header (git checkout {path.name})")
+    rows = []
+    for row in reader:
+        if None in row:  # more cells than header names: keep them rather than drop a person's data
+            extra = row.pop(None)
+            raise WorkspaceError(f"{path}: row {row.get('run')!r} has {len(extra)} more cells than the header", hint="fix the row by hand")
+        rows.append({k: (v or "") for k, v in row.items()})
+    return header, rows
+
+
+def _render(header: list[str], rows: Iterable[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in header})
+    return out.getvalue()
+
+
+def update(path: Path, changes: dict[str, dict[str, Any]], *, add_columns: Iterable[str] = ()) -> None:
+    """Merge `changes` (run id -> column -> value) into the leaderboard under a lock, atomically.
+
+    Existing columns keep their order, unknown columns and rows are kept; new kit columns are appended."""
+    with locked(path):
+        header, rows = read(path)
+        for name in [*KIT_COLUMNS, *add_columns, *(k for c in changes.values() for k in c)]:
+            if name not in header:
+                header.append(name)
+        by_run = {row["run"]: row for row in rows}
+        for run_id, values in changes.items():
+            row = by_run.get(run_id)
+            if row is None:
+                row = {"run": run_id}
+                rows.append(row)
+                by_run[run_id] = row
+            row.update({k: _fmt(v) for k, v in values.items()})
+        rows.sort(key=_run_sort_key)
+        atomic_write_text(path, _render(header, rows))
+
+
+def _run_sort_key(row: dict[str, str]) -> tuple[int, str]:
+    run = row.get("run", "")
+    number = run.split("-", 1)[-1]
+    return (int(number), run) if run.startswith("run-") and number.isdigit() else (1 << 30, run)
+
+
+def sync(ws: Workspace, records: Iterable[RunRecord] | None = None) -> None:
+    """Rewrite kit's columns for `records` (default: every run) from their run records and outputs."""
+    records = list(all_runs(ws) if records is None else records)
+    update(ws.leaderboard_path, {r.id: row_for(ws, r) for r in records})
+
+
+def load_table(ws: Workspace) -> tuple[list[str], list[dict[str, str]]]:
+    """The leaderboard as it is on disk (header, rows)."""
+    return read(ws.leaderboard_path)

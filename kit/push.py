@@ -1,0 +1,118 @@
+"""Push a kernel as a new run, follow it to a final state, and pull its outputs into submissions/run-N/."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from kit import leaderboard, runs
+from kit.backends import Backend
+from kit.build import BuiltKernel, build_kernel
+from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
+from kit.errors import BackendError, ConfigError, KitError
+from kit.kernels import kernels_dir
+from kit.runs import KernelStatus, RunRecord
+from kit.workspace import Workspace
+
+KERNEL_DIR = "kernel"
+
+
+def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], backend: str) -> KernelConfig:
+    """The effective config: workspace defaults, then overrides; model 'auto' resolved for the backend."""
+    config = make_config(kernel, ws.run_defaults(kernel), overrides)
+    if config.model == "auto":
+        config = dataclasses.replace(config, model=DEFAULT_MODELS[backend])
+    return config
+
+
+def build_for_workspace(ws: Workspace, kernel: str, config: KernelConfig, out_dir: Path, run_id: str = "run-0") -> BuiltKernel:
+    """Build `kernel` from the workspace's templates (or kit's own) into `out_dir`."""
+    return build_kernel(kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME")
+
+
+def _check_sources(ws: Workspace, config: KernelConfig) -> None:
+    for source in source_runs(config):
+        record = runs.load(ws, source)
+        if record.status is not KernelStatus.COMPLETE:
+            raise ConfigError(f"{source} is {record.status.value}, not complete: its outputs cannot be a source", hint=f"kit status {source}")
+        if record.kernel != "train":
+            raise ConfigError(f"{source} is a {record.kernel} run; resume_from/adapter_run need a train run", hint="kit status")
+
+
+def push_kernel(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
+    """Create run-N, build its kernel into submissions/run-N/kernel/, and start it on the backend."""
+    config = resolve_config(ws, kernel, overrides, backend.name)
+    _check_sources(ws, config)
+    record = runs.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
+    built = build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+    try:
+        record.remote = backend.push(record, built.directory)
+    except KitError as exc:
+        record.status, record.message, record.finished = KernelStatus.ERROR, f"push failed: {exc.message}", runs.now()
+        runs.save(ws, record)
+        leaderboard.sync(ws, [record])
+        raise
+    runs.save(ws, record)
+    leaderboard.sync(ws, [record])
+    return record
+
+
+def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
+    """Ask the backend for the run's state and save what changed; final runs are not asked again."""
+    if record.status.final:
+        return record
+    state = backend.status(record)
+    changed = (state.status, state.message, state.gpu or record.gpu) != (record.status, record.message, record.gpu)
+    if state.status is KernelStatus.RUNNING and not record.started:
+        record.started, changed = runs.now(), True
+    if state.status.final:
+        record.finished = runs.now()
+        record.started = record.started or record.finished
+    record.status, record.message, record.gpu = state.status, state.message, state.gpu or record.gpu
+    if changed:
+        runs.save(ws, record)
+        leaderboard.sync(ws, [record])
+    return record
+
+
+def wait(
+    ws: Workspace,
+    backend: Backend,
+    record: RunRecord,
+    on_progress: Callable[[RunRecord, float], None] = lambda r, e: None,
+    poll_seconds: float = 1.0,
+    max_poll_seconds: float = 30.0,
+    timeout: float | None = None,
+) -> RunRecord:
+    """Poll until the run reaches a final state, backing off up to `max_poll_seconds`; report progress."""
+    start = time.monotonic()
+    delay = poll_seconds
+    while True:
+        record = refresh(ws, backend, record)
+        elapsed = time.monotonic() - start
+        on_progress(record, elapsed)
+        if record.status.final:
+            return record
+        if timeout is not None and elapsed > timeout:
+            raise BackendError(f"{record.id} still {record.status.value} after {timeout:.0f}s", hint=f"kit status {record.id}, or kit logs {record.id} -f")
+        time.sleep(delay)
+        delay = min(delay * 1.5, max_poll_seconds)
+
+
+def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = False) -> list[str]:
+    """Download the run's outputs into submissions/run-N/ and record them."""
+    record = refresh(ws, backend, record)
+    if record.status in (KernelStatus.QUEUED, KernelStatus.RUNNING):
+        raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit push-kernel --wait, or kit status {record.id}")
+    files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files)
+    record.outputs = sorted(set(record.outputs) | set(files))
+    runs.save(ws, record)
+    leaderboard.sync(ws, [record])
+    return files
+
+
+def log_tail(text: str, lines: int = 15) -> str:
+    """The last `lines` non-empty lines of a log."""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
