@@ -20,7 +20,7 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -192,6 +192,10 @@ def _import_client(timeout: float) -> Any:
 # Turning the client's failures into kit's errors
 
 
+class _NothingDone(Exception):
+    """A call that failed before it changed anything on Kaggle, so trying again is safe."""
+
+
 def _status_code(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
@@ -314,11 +318,19 @@ class KaggleSession:
                     if done is not None:
                         return done
                 self._wait(attempt, None)
+            except _NothingDone as exc:
+                if last:
+                    raise BackendError(f"{what}: {exc} ({attempts} tries)", hint="try again later") from None
+                self._wait(attempt, None)
             except json.JSONDecodeError:
                 raise BackendError(
                     f"{what}: Kaggle answered with a page that is not JSON (an HTML error or login page)",
                     hint="Kaggle may be down, or a proxy is answering instead of it: check https://www.kaggle.com and HTTP(S)_PROXY",
                 ) from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # The client validates input with ValueError/TypeError and crashes on malformed answers with
+                # KeyError/AttributeError; both are worth one clear line.
+                raise BackendError(f"{what}: {exc}", hint="run again with KIT_DEBUG=1 for details") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
@@ -442,7 +454,7 @@ class KaggleBackend(Backend):
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{meta_path}: cannot read kernel metadata ({exc})", hint="kit build the kernel again") from None
         owner, slug = _split_ref(str(meta.get("id", "")))
-        user = self.ws.kaggle_username if owner in PLACEHOLDER_OWNERS else owner
+        user = owner
         if owner in PLACEHOLDER_OWNERS:
             user = self.ws.kaggle_username or self.session.username
             meta = self._fill_owner(meta, owner, user)
@@ -617,8 +629,11 @@ class KaggleBackend(Backend):
                 response.raise_for_status()
                 mode = "ab" if have and response.status_code == 206 else "wb"
                 with open(part, mode) as out:
-                    for chunk in response.iter_content(1 << 20):
-                        out.write(chunk)
+                    try:
+                        for chunk in response.iter_content(1 << 16):
+                            out.write(chunk)
+                    except requests.exceptions.ChunkedEncodingError as exc:  # the connection broke mid-file
+                        raise requests.ConnectionError(f"{name}: {exc}") from None
             expected = response.headers.get("Content-Range", "").rpartition("/")[2] or response.headers.get("Content-Length")
             if expected and expected.isdigit() and part.stat().st_size != int(expected):
                 raise requests.ConnectionError(f"{name}: got {part.stat().st_size} of {expected} bytes")
@@ -665,12 +680,12 @@ class KaggleBackend(Backend):
         """Upload `file` in the client's three steps and create the submission; never creates it twice."""
         file = Path(file)
         api = self.session.api
-        started = datetime.now(timezone.utc) - timedelta(minutes=5)
 
         def find_existing() -> SubmissionResult | None:
             # After a lost answer the submission may exist: look for it before trying again.
+            # kit's submission messages name the run and the file's hash, so a match is this very submission.
             for sub in self.submissions():
-                if sub.description == message and (not sub.date or sub.date >= started.isoformat()[:19]):
+                if sub.description == message and sub.status != "error":
                     return sub
             return None
 
@@ -678,7 +693,7 @@ class KaggleBackend(Backend):
             response = api.competition_submit(str(file), message, self.competition, quiet=True)
             if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
                 # The blob upload failed, so nothing was created: a 503 lets `call` retry it.
-                raise _upload_failed(file)
+                raise _NothingDone(f"the upload of {file.name} failed, nothing was submitted")
             return response
 
         response = self.session.call(
@@ -756,16 +771,6 @@ class KaggleBackend(Backend):
         return Quota(gpu_hours_used=used, gpu_hours_total=total, refresh=refresh, submissions_left_today=self.submissions_left_today())
 
 
-def _upload_failed(file: Path) -> Exception:
-    """A 503-like HTTPError for a failed blob upload, so the retry loop treats it as nothing-was-submitted."""
-    import requests
-
-    response = requests.Response()
-    response.status_code = 503
-    response._content = b"blob upload failed"
-    return requests.HTTPError(f"the upload of {file.name} failed, nothing was submitted", response=response)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # kit doctor and kit quota
 
@@ -782,7 +787,7 @@ def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
     try:
         user = backend.session.username
         checks.append(Check("credentials accepted", True, f"user {user}"))
-    except KitErrorTypes as exc:
+    except BackendError as exc:
         checks.append(Check("credentials accepted", False, exc.message, exc.hint or AUTH_HINT))
         return checks
     try:
@@ -806,9 +811,6 @@ def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
     except BackendError as exc:
         checks.append(Check("GPU quota left", False, exc.message, exc.hint or ""))
     return checks
-
-
-KitErrorTypes = (AuthError, BackendError)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,274 @@
+"""The Kaggle backend driven through the real kaggle client against the stand-in, asserting on the wire."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
+from kit.errors import AuthError, BackendError, ConfigError
+from kit.runs import KernelStatus
+from tests.kaggle_standin.fixtures import FAST, backend, build_kernel_folder, kaggle_env, make_run, standin, workspace  # noqa: F401
+
+
+# -- push ---------------------------------------------------------------------------------------------------------
+
+
+def test_push_sends_save_kernel_with_metadata_and_script(backend, standin, tmp_path):
+    folder = build_kernel_folder(tmp_path / "built")
+    remote = backend.push(make_run(), folder)
+    assert remote == "testuser/kit-math-grader-run-1"
+    [call] = standin.calls("SaveKernel")
+    body = call.json
+    assert body["slug"] == "testuser/kit-math-grader-run-1"
+    assert body["newTitle"] == "kit math grader run 1"
+    assert body["text"] == (folder / "kernel.py").read_text()
+    assert body["isPrivate"] is True and body["enableGpu"] is True and body["enableInternet"] is False
+    assert body["machineShape"] == "NvidiaTeslaT4"
+    assert body["sessionTimeoutSeconds"] == 3600
+    assert body["competitionDataSources"] == ["math-grader"]
+    assert body["datasetDataSources"] == ["testuser/kit-offline-wheels"]
+    assert body["kernelDataSources"] == ["testuser/kit-math-grader-run-0"]  # the placeholder owner filled in
+    assert call.headers["Authorization"].startswith("Basic ")
+    # The filled-in metadata is what was pushed, and holds no credential.
+    written = (folder / "kernel-metadata.json").read_text()
+    assert '"testuser/kit-math-grader-run-1"' in written and "testkey" not in written
+
+
+def test_push_refuses_a_run_that_was_already_pushed(backend, standin, tmp_path):
+    folder = build_kernel_folder(tmp_path / "built")
+    with pytest.raises(BackendError, match="second paid session"):
+        backend.push(make_run(remote="testuser/kit-math-grader-run-1"), folder)
+    assert standin.calls("SaveKernel") == []
+
+
+def test_push_refuses_a_title_that_does_not_slugify_to_the_slug(backend, standin, tmp_path):
+    folder = build_kernel_folder(tmp_path / "built", title="Something Else Entirely")
+    with pytest.raises(ConfigError, match="does not slugify"):
+        backend.push(make_run(), folder)
+    assert standin.calls("SaveKernel") == []
+
+
+def test_push_warns_about_p100(backend, standin, tmp_path):
+    backend.push(make_run(), build_kernel_folder(tmp_path / "built", machine_shape="NvidiaTeslaP100"))
+    assert any("P100" in w for w in backend.warnings)
+
+
+def test_soft_push_error_becomes_backend_error(backend, standin, tmp_path):
+    standin.push_error = "Maximum batch GPU session count of 2 reached"
+    with pytest.raises(BackendError, match="Maximum batch GPU session count") as info:
+        backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+    assert "two GPU kernels" in info.value.hint
+    assert len(standin.calls("SaveKernel")) == 1  # a soft error is not retried: it would fail the same way
+
+
+def test_invalid_sources_are_reported(backend, standin, tmp_path):
+    standin.invalid_dataset_sources = ["testuser/kit-offline-wheels"]
+    with pytest.raises(BackendError, match="dataset sources testuser/kit-offline-wheels"):
+        backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+
+
+def test_hung_push_is_not_pushed_twice(backend, standin, tmp_path):
+    # Kaggle started the kernel but the answer never came: kit must find it rather than push again.
+    standin.inject("SaveKernel", "hang", seconds=5)
+    remote = backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+    assert remote == "testuser/kit-math-grader-run-1"
+    assert len(standin.calls("SaveKernel")) == 1
+    assert len(standin.calls("GetKernelSessionStatus")) == 1
+
+
+def test_push_503_is_retried_when_nothing_was_started(backend, standin, tmp_path):
+    standin.inject("SaveKernel", "status", status=503)
+    remote = backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+    assert remote == "testuser/kit-math-grader-run-1"
+    assert len(standin.calls("SaveKernel")) == 2
+    assert len(standin.kernels) == 1
+
+
+# -- status, logs, outputs ----------------------------------------------------------------------------------------
+
+
+def pushed(backend, tmp_path, standin, **kernel):
+    remote = backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+    for key, value in kernel.items():
+        setattr(standin.kernels[remote], key, value)
+    return make_run(remote=remote)
+
+
+def test_status_walks_queued_running_complete(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin)
+    seen = [backend.status(run).status for _ in range(4)]
+    assert seen == [KernelStatus.QUEUED, KernelStatus.RUNNING, KernelStatus.COMPLETE, KernelStatus.COMPLETE]
+    body = standin.calls("GetKernelSessionStatus")[0].json
+    assert body == {"userName": "testuser", "kernelSlug": "kit-math-grader-run-1"}
+
+
+def test_status_error_carries_failure_message(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin, walk=["RUNNING", "ERROR"], failure_message="CUDA out of memory")
+    assert backend.status(run).status is KernelStatus.RUNNING
+    state = backend.status(run)
+    assert state.status is KernelStatus.ERROR and state.message == "CUDA out of memory"
+
+
+def test_kaggle_statuses_map_to_kit():
+    assert kernel_status("CANCEL_ACKNOWLEDGED") is KernelStatus.CANCELLED
+    assert kernel_status("NEW_SCRIPT") is KernelStatus.QUEUED
+
+
+def test_logs_are_plain_text(backend, standin, tmp_path):
+    log = json.dumps([{"stream_name": "stdout", "time": 1.0, "data": "step 1 loss 0.7\n"},
+                      {"stream_name": "stderr", "time": 2.0, "data": "warning\n"}])
+    run = pushed(backend, tmp_path, standin, log=log)
+    assert backend.logs(run) == "step 1 loss 0.7\nwarning\n"
+
+
+OUTPUTS = {
+    "submission.csv": b"ID,is_correct\n1,True\n",
+    "test_probs.csv": b"ID,p\n1,0.9\n",
+    "val_predictions.csv": b"ID,p,label\n",
+    "metrics.json": b'{"accuracy": 0.8}',
+    "config.json": b"{}",
+    "train.log": b"log line\n",
+    **{f"checkpoints/step-{i}/adapter.bin": bytes([i]) * 100 for i in range(30)},
+}
+
+
+def test_download_paginates_and_keeps_only_needed_files(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin, files=dict(OUTPUTS), log='[{"data": "hello\\n"}]')
+    names = backend.download(run, tmp_path / "out")
+    assert sorted(names) == sorted(["submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "train.log", "kernel.log"])
+    assert (tmp_path / "out" / "submission.csv").read_bytes() == OUTPUTS["submission.csv"]
+    assert (tmp_path / "out" / "kernel.log").read_text() == "hello\n"
+    pages = standin.calls("ListKernelSessionOutput")
+    assert len(pages) == 1 + 36 // 100 and pages[0].json["pageSize"] == 100
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_download_all_files_follows_every_page(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin, files=dict(OUTPUTS))
+    backend_small = backend
+    files, _ = backend_small.output_files(run, page_size=7)
+    assert len(files) == len(OUTPUTS)
+    tokens = [c.json.get("pageToken") for c in standin.calls("ListKernelSessionOutput")]
+    assert tokens == ["", "7", "14", "21", "28", "35"]
+    names = backend.download(run, tmp_path / "out", all_files=True)
+    assert len(names) == len(OUTPUTS)
+    assert (tmp_path / "out" / "checkpoints/step-29/adapter.bin").read_bytes() == bytes([29]) * 100
+
+
+def test_interrupted_download_resumes_and_loses_nothing(kaggle_env, workspace, standin, tmp_path):
+    once = KaggleBackend(workspace, KaggleSession(RetryPolicy(timeout=1.5, attempts=1, backoff=0.01)))
+    metrics = json.dumps({"accuracy": 0.8, "padding": "x" * 200_000}).encode()
+    run = pushed(once, tmp_path, standin, files={"submission.csv": b"x" * 1000, "metrics.json": metrics})
+    standin.inject("GET", "cut")  # metrics.json comes first: half of it arrives, then the connection drops
+    with pytest.raises(BackendError):
+        once.download(run, tmp_path / "out")
+    assert not (tmp_path / "out" / "metrics.json").exists()  # never a half file under the real name
+    part = (tmp_path / "out" / "metrics.json.part").stat().st_size
+    assert 0 < part < len(metrics)
+    names = once.download(run, tmp_path / "out")
+    assert (tmp_path / "out" / "metrics.json").read_bytes() == metrics
+    assert (tmp_path / "out" / "submission.csv").read_bytes() == b"x" * 1000
+    assert "submission.csv" in names and not (tmp_path / "out" / "metrics.json.part").exists()
+    resumed = [r for r in standin.calls("GET") if r.path.endswith("metrics.json")][-1]
+    assert resumed.headers.get("Range") == f"bytes={part}-"
+    # A third call downloads nothing again.
+    before = len(standin.calls("GET"))
+    once.download(run, tmp_path / "out")
+    assert len(standin.calls("GET")) == before
+
+
+def test_cancel_of_running_kernel_says_what_to_do(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin, walk=["RUNNING"])
+    with pytest.raises(BackendError, match="cannot stop") as info:
+        backend.cancel(run)
+    assert "https://www.kaggle.com/code/testuser/kit-math-grader-run-1" in info.value.hint
+
+
+def test_cancel_of_finished_kernel_is_silent(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin, walk=["COMPLETE"])
+    backend.cancel(run)
+
+
+# -- faults -------------------------------------------------------------------------------------------------------
+
+
+def test_429_waits_for_retry_after(kaggle_env, workspace, standin, tmp_path):
+    waits = []
+    backend = KaggleBackend(workspace, KaggleSession(FAST, sleep=waits.append))
+    run = pushed(backend, tmp_path, standin)
+    standin.inject("GetKernelSessionStatus", "status", status=429, retry_after="1", times=2)
+    assert backend.status(run).status is KernelStatus.QUEUED
+    assert waits == [1.0, 1.0]
+    assert len(standin.calls("GetKernelSessionStatus")) == 3
+
+
+def test_429_really_sleeps_retry_after(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin)
+    standin.inject("GetKernelSessionStatus", "status", status=429, retry_after="1")
+    backend.status(run)
+    first, second = standin.calls("GetKernelSessionStatus")
+    assert second.at - first.at >= 1.0  # the retry came no sooner than Retry-After asked
+
+
+def test_503_is_retried_then_gives_up(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin)
+    standin.inject("GetKernelSessionStatus", "status", status=503, times=10)
+    with pytest.raises(BackendError, match="HTTP 503"):
+        backend.status(run)
+    assert len(standin.calls("GetKernelSessionStatus")) == FAST.attempts
+
+
+def test_hung_response_times_out(backend, standin, tmp_path):
+    run = pushed(backend, tmp_path, standin)
+    standin.inject("GetKernelSessionStatus", "hang", seconds=30, times=10)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match="timed out"):
+        backend.status(run)
+    assert time.monotonic() - start < FAST.attempts * (FAST.timeout + 1)
+
+
+def test_401_is_auth_error(backend, standin, tmp_path):
+    run = make_run(remote="testuser/some-kernel")
+    standin.reject_auth = True
+    with pytest.raises(AuthError, match="401") as info:
+        backend.status(run)
+    assert "kaggle.json" in info.value.hint and "KAGGLE_API_TOKEN" in info.value.hint
+
+
+def test_html_body_is_a_clear_error(backend, standin, tmp_path):
+    run = make_run(remote="testuser/some-kernel")
+    standin.inject("GetKernelSessionStatus", "html")
+    with pytest.raises(BackendError, match="not JSON"):
+        backend.status(run)
+
+
+def test_missing_credentials_is_auth_error_naming_the_fix(backend, kaggle_env, standin):
+    (kaggle_env / "kaggle.json").unlink()
+    assert credential_source() is None
+    with pytest.raises(AuthError, match="no Kaggle credentials") as info:
+        backend.status(make_run(remote="testuser/some-kernel"))
+    assert "~/.kaggle/kaggle.json" in info.value.hint
+    assert standin.requests == []
+
+
+def test_access_token_is_introspected_and_sent_as_bearer(backend, kaggle_env, standin, monkeypatch):
+    (kaggle_env / "kaggle.json").unlink()
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_abc123")
+    standin.tokens["KGAT_abc123"] = "tokenuser"
+    assert credential_source() == "KAGGLE_API_TOKEN"
+    assert backend.session.username == "tokenuser"
+    backend.submissions_left_today()
+    assert standin.calls("IntrospectToken")[0].json == {"token": "KGAT_abc123"}
+    assert standin.calls("GetSubmissionLimits")[0].headers["Authorization"] == "Bearer KGAT_abc123"
+
+
+def test_import_kit_backend_stays_light():
+    code = "import sys, kit.backends.kaggle, kit.backends; print('kaggle' in sys.modules or 'requests' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "False", out.stderr
