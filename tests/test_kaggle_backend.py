@@ -13,7 +13,7 @@ import pytest
 from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
 from kit.errors import AuthError, BackendError, ConfigError
 from kit.runs import KernelStatus
-from tests.kaggle_standin.fixtures import FAST, backend, build_kernel_folder, kaggle_env, make_run, standin, workspace  # noqa: F401
+from tests.kaggle_standin.fixtures import FAST, backend, build_kernel_folder, kaggle_env, make_run, standin, kaggle_ws  # noqa: F401
 
 
 # -- push ---------------------------------------------------------------------------------------------------------
@@ -161,8 +161,8 @@ def test_download_all_files_follows_every_page(backend, standin, tmp_path):
     assert (tmp_path / "out" / "checkpoints/step-29/adapter.bin").read_bytes() == bytes([29]) * 100
 
 
-def test_interrupted_download_resumes_and_loses_nothing(kaggle_env, workspace, standin, tmp_path):
-    once = KaggleBackend(workspace, KaggleSession(RetryPolicy(timeout=1.5, attempts=1, backoff=0.01)))
+def test_interrupted_download_resumes_and_loses_nothing(kaggle_env, kaggle_ws, standin, tmp_path):
+    once = KaggleBackend(kaggle_ws, KaggleSession(RetryPolicy(timeout=1.5, attempts=1, backoff=0.01)))
     metrics = json.dumps({"accuracy": 0.8, "padding": "x" * 200_000}).encode()
     run = pushed(once, tmp_path, standin, files={"submission.csv": b"x" * 1000, "metrics.json": metrics})
     standin.inject("GET", "cut")  # metrics.json comes first: half of it arrives, then the connection drops
@@ -198,9 +198,9 @@ def test_cancel_of_finished_kernel_is_silent(backend, standin, tmp_path):
 # -- faults -------------------------------------------------------------------------------------------------------
 
 
-def test_429_waits_for_retry_after(kaggle_env, workspace, standin, tmp_path):
+def test_429_waits_for_retry_after(kaggle_env, kaggle_ws, standin, tmp_path):
     waits = []
-    backend = KaggleBackend(workspace, KaggleSession(FAST, sleep=waits.append))
+    backend = KaggleBackend(kaggle_ws, KaggleSession(FAST, sleep=waits.append))
     run = pushed(backend, tmp_path, standin)
     standin.inject("GetKernelSessionStatus", "status", status=429, retry_after="1", times=2)
     assert backend.status(run).status is KernelStatus.QUEUED
@@ -272,3 +272,102 @@ def test_import_kit_backend_stays_light():
     code = "import sys, kit.backends.kaggle, kit.backends; print('kaggle' in sys.modules or 'requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False", out.stderr
+
+
+# -- competition --------------------------------------------------------------------------------------------------
+
+
+def write_submission(tmp_path: Path) -> Path:
+    path = tmp_path / "submission.csv"
+    path.write_text("ID,is_correct\n1,True\n2,False\n")
+    return path
+
+
+def test_submit_runs_the_three_steps(backend, standin, tmp_path):
+    file = write_submission(tmp_path)
+    result = backend.submit(file, "kit run-1 abc123")
+    start, = standin.calls("StartSubmissionUpload")
+    assert start.json["competitionName"] == "math-grader"
+    assert start.json["fileName"] == "submission.csv" and start.json["contentLength"] == file.stat().st_size
+    put, = standin.calls("PUT")
+    assert put.body == file.read_bytes() and "Authorization" not in put.headers
+    create, = standin.calls("CreateSubmission")
+    assert create.json == {"competitionName": "math-grader", "blobFileTokens": "sub-blob-1", "submissionDescription": "kit run-1 abc123"}
+    assert result.ref == "41000001" and result.status == "pending"
+    assert [r.rpc.rpartition("/")[2] or r.method for r in standin.requests] == ["StartSubmissionUpload", "PUT", "CreateSubmission"]
+
+
+def test_failed_blob_upload_is_retried_and_submits_once(backend, standin, tmp_path):
+    standin.inject("PUT", "status", status=500)
+    result = backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert len(standin.calls("PUT")) == 2
+    assert len(standin.calls("CreateSubmission")) == 1
+    assert [s.ref for s in standin.submissions] == [int(result.ref)]
+
+
+def test_blob_upload_that_keeps_failing_submits_nothing(backend, standin, tmp_path):
+    standin.inject("PUT", "status", status=500, times=10)
+    with pytest.raises(BackendError, match="nothing was submitted"):
+        backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert standin.calls("CreateSubmission") == [] and standin.submissions == []
+
+
+def test_lost_submit_answer_is_found_not_resubmitted(backend, standin, tmp_path):
+    standin.inject("CreateSubmission", "hang", seconds=10)
+    result = backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert len(standin.submissions) == 1 and result.ref == str(standin.submissions[0].ref)
+    assert len(standin.calls("CreateSubmission")) == 1
+    assert len(standin.calls("ListSubmissions")) == 1
+
+
+def test_submit_429_before_anything_is_retried(backend, standin, tmp_path):
+    standin.inject("StartSubmissionUpload", "status", status=429, retry_after="0")
+    backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert len(standin.calls("StartSubmissionUpload")) == 2 and len(standin.submissions) == 1
+
+
+def test_rules_not_accepted_is_auth_error_with_the_url(backend, standin, tmp_path):
+    standin.rules_accepted = False
+    with pytest.raises(AuthError, match="rules") as info:
+        backend.submissions_left_today()
+    assert "https://www.kaggle.com/competitions/math-grader/rules" in info.value.hint
+    with pytest.raises(AuthError):
+        backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert standin.calls("PUT") == []
+
+
+def test_submissions_scores_and_private_reveal(backend, standin, tmp_path):
+    standin.daily_limit = 100
+    for i in range(25):  # more than one page of 20
+        backend.submit(write_submission(tmp_path), f"kit run-{i}")
+    first = standin.submissions[0]
+    standin.score(first.ref, "0.81234")
+    subs = {s.ref: s for s in backend.submissions(page_size=10)}
+    assert len(subs) == 25
+    assert [c.json.get("pageToken") for c in standin.calls("ListSubmissions")] == ["", "10", "20"]
+    assert subs[str(first.ref)].status == "complete" and subs[str(first.ref)].public_score == pytest.approx(0.81234)
+    assert subs[str(first.ref)].private_score is None
+    assert subs[str(standin.submissions[1].ref)].status == "pending"
+    standin.reveal_private(first.ref, "0.79")
+    assert backend.submission(str(first.ref)).private_score == pytest.approx(0.79)
+
+
+def test_submissions_left_today(backend, standin, tmp_path):
+    assert backend.submissions_left_today() == 5
+    backend.submit(write_submission(tmp_path), "kit run-1")
+    assert backend.submissions_left_today() == 4
+    assert standin.calls("GetSubmissionLimits")[0].json == {"competitionName": "math-grader"}
+
+
+def test_quota(backend, standin):
+    quota = backend.quota()
+    assert quota.gpu_hours_used == pytest.approx(10.0) and quota.gpu_hours_left == pytest.approx(20.0)
+    assert quota.refresh.startswith("2030-01-06") and quota.submissions_left_today == 5
+
+
+def test_sample_submission_is_downloaded_once(backend, standin):
+    path = backend.sample_submission()
+    assert path.read_bytes() == standin.competition_files["sample_submission.csv"]
+    assert backend.sample_submission() == path
+    assert len(standin.calls("DownloadDataFile")) == 1
+    assert standin.calls("DownloadDataFile")[0].json == {"competitionName": "math-grader", "fileName": "sample_submission.csv"}

@@ -714,7 +714,7 @@ class KaggleBackend(Backend):
             description=message,
         )
 
-    def submissions(self) -> list[SubmissionResult]:
+    def submissions(self, page_size: int = 100) -> list[SubmissionResult]:
         """Every submission of this user to the competition, all pages, newest first."""
         from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
 
@@ -723,7 +723,7 @@ class KaggleBackend(Backend):
         while True:
             request = ApiListSubmissionsRequest()
             request.competition_name = self.competition
-            request.page_size = 100
+            request.page_size = page_size
             request.page_token = token
 
             def call() -> Any:
@@ -775,13 +775,32 @@ class KaggleBackend(Backend):
 # kit doctor and kit quota
 
 
+def build_checks(ws: Workspace) -> list[Check]:
+    """Whether each of the workspace's kernels builds for Kaggle (into a temporary folder; nothing is kept)."""
+    import tempfile
+
+    from kit.errors import KitError
+    from kit.push import build_for_workspace, resolve_config
+
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="kit-doctor-") as tmp:
+        for kernel in ("train", "infer"):
+            try:
+                config = resolve_config(ws, kernel, {}, "kaggle")
+                built = build_for_workspace(ws, kernel, config, Path(tmp) / kernel)
+                checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
+            except KitError as exc:
+                checks.append(Check(f"{kernel} kernel builds", False, exc.message, exc.hint or ""))
+    return checks
+
+
 def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
-    """Credentials found and accepted, the competition's rules accepted, GPU quota left; one Check per line."""
+    """The workspace's kernels build, credentials are found and accepted, the competition's rules are accepted,
+    GPU quota is left; one Check per line, stopping at the first network check that fails."""
     backend = backend or KaggleBackend(ws)
     source = credential_source()
-    checks = [
-        Check("credentials found", source is not None, source or "none", "" if source else AUTH_HINT),
-    ]
+    checks = build_checks(ws)
+    checks.append(Check("credentials found", source is not None, source or "none", "" if source else AUTH_HINT))
     if source is None:
         return checks
     try:
@@ -798,7 +817,7 @@ def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
     except BackendError as exc:
         checks.append(Check("competition reachable", False, exc.message, exc.hint or ""))
     try:
-        quota = backend.quota() if checks[-1].ok else None
+        quota = backend.quota() if checks[-1].ok else None  # the quota call needs the rules accepted too
         if quota is not None:
             checks.append(
                 Check(

@@ -50,15 +50,15 @@ def kaggle_env(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
+def kaggle_ws(tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
     (root / "submissions").mkdir(parents=True)
     return Workspace(root=root, competition="math-grader", backend="kaggle")
 
 
 @pytest.fixture
-def backend(kaggle_env: Path, workspace: Workspace) -> KaggleBackend:
-    return KaggleBackend(workspace, KaggleSession(FAST))
+def backend(kaggle_env: Path, kaggle_ws: Workspace) -> KaggleBackend:
+    return KaggleBackend(kaggle_ws, KaggleSession(FAST))
 
 
 def make_run(remote: str = "", run_id: str = "run-1") -> RunRecord:

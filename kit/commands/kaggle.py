@@ -1,0 +1,82 @@
+"""Kaggle-only commands: `kit quota`, `kit doctor`, `kit deps push`. Each calls kit.backends.kaggle and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kit.errors import KitError
+
+
+def _ws():
+    from kit import workspace
+
+    return workspace.load()
+
+
+def _kaggle_backend(ws):
+    from kit.backends.kaggle import KaggleBackend
+
+    return KaggleBackend(ws)
+
+
+@click.command()
+def quota() -> None:
+    """GPU hours used and left this week, and today's submissions left: `kit quota`."""
+    ws = _ws()
+    q = _kaggle_backend(ws).quota()
+    left = "unknown" if q.submissions_left_today is None else str(q.submissions_left_today)
+    click.echo(f"gpu_hours_used\t{q.gpu_hours_used:.1f}")
+    click.echo(f"gpu_hours_left\t{q.gpu_hours_left:.1f}")
+    click.echo(f"gpu_hours_total\t{q.gpu_hours_total:.1f}")
+    click.echo(f"quota_resets\t{q.refresh}")
+    click.echo(f"submissions_left_today\t{left}")
+
+
+@click.command()
+def doctor() -> None:
+    """Check kernels build, credentials, competition rules and GPU quota; one line per check with its fix."""
+    from kit.backends.kaggle import doctor as run_checks
+
+    ws = _ws()
+    checks = run_checks(ws, _kaggle_backend(ws))
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark}  {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            click.echo(f"      fix: {check.fix}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise KitError(f"{len(failed)} of {len(checks)} checks failed", hint=failed[0].fix or "see the lines above")
+
+
+@click.group()
+def deps() -> None:
+    """Offline dependencies for internet-off kernels."""
+
+
+@deps.command("push")
+@click.option("--packages", default="", help="comma-separated packages instead of unsloth & co")
+@click.option("--slug", default="", help="dataset slug (default kit-offline-wheels)")
+@click.option("--find-links", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="take wheels from this local folder only (no index)")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where to build the wheel folder (default .kit/deps)")
+def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | None) -> None:
+    """Download wheels for the Kaggle image and create or version them as a private Kaggle dataset.
+
+    Add the printed dataset to kernels that run with the internet off (it is a dataset source)."""
+    from kit.backends.kaggle import DEPS_PACKAGES, DEPS_SLUG, push_deps
+
+    ws = _ws()
+    names = tuple(p.strip() for p in packages.split(",") if p.strip()) or DEPS_PACKAGES
+    folder = folder or ws.state_dir / "deps"
+    click.echo(f"downloading wheels for {', '.join(names)} into {folder}", err=True)
+    result = push_deps(ws, folder, names, slug=slug or DEPS_SLUG, find_links=find_links)
+    verb = "created" if result.created else "new version of"
+    click.echo(f"{verb} {result.ref}: {len(result.wheels)} wheels", err=True)
+    click.echo(result.ref)
+
+
+COMMANDS = [quota, doctor, deps]
