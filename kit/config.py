@@ -62,6 +62,7 @@ class KernelConfig:
 class TrainConfig(KernelConfig):
     """Settings of kernels/train.py: data, LoRA, optimisation, checkpoints, outputs."""
 
+    val_seed: int = setting(0, "seed of the validation split; keep it fixed so that every run is scored on the same rows")
     train_rows: int = setting(2000, "training rows sampled from train.csv (0 = all)", min=0)
     data_offset: int = setting(0, "skip this many sampled rows first, so a later phase trains on fresh rows", min=0)
     balance: bool = setting(True, "sample True and False rows 50/50")
@@ -81,6 +82,7 @@ class TrainConfig(KernelConfig):
     warmup_steps: int = setting(10, "linear warm-up steps", min=0)
     grad_accum: int = setting(1, "micro-batches per optimizer step", min=1)
     weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
+    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0 = no clipping)", min=0.0)
     optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_8bit", help="optimizer (8-bit needs bitsandbytes; falls back to adamw_torch without it)")
     max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0)
     epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
@@ -88,6 +90,7 @@ class TrainConfig(KernelConfig):
     group_by_length: bool = setting(True, "batch rows of similar length to cut padding")
     gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it")
     save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
+    logging_steps: int = setting(10, "print a progress line every N steps", min=1)
     resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues")
     predict_test: bool = setting(True, "score the test set after training and write submission.csv")
     threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
@@ -98,6 +101,7 @@ class InferConfig(KernelConfig):
     """Settings of kernels/infer.py: which adapter scores the test set, and how."""
 
     adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model")
+    val_seed: int = setting(0, "seed of the validation split (the same as the train runs', to score the same rows)")
     threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
     batch_size: int = setting(16, "rows per device per forward pass", min=1, max=4096)
 

@@ -1,0 +1,211 @@
+"""Rows in, token ids out: reading the competition files, the validation/training split, encoding and batching.
+
+The validation set depends only on the number of rows, `val_seed` and `val_rows`, so every run of a workspace is
+scored on the same rows; training rows come from the rest, ordered by `seed`, so that `data_offset` lets a later
+phase continue on rows an earlier phase with the same seed never saw.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernels.runtime.prompts import PromptTemplate
+
+
+def read_table(path: Path):
+    """A CSV file as a pandas DataFrame, every column as text (labels are parsed by parse_label)."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def parse_label(value) -> bool:
+    """A label cell (True/False, true/false, 1/0) as a bool."""
+    text = str(value).strip().lower()
+    if text in ("true", "1", "1.0", "yes"):
+        return True
+    if text in ("false", "0", "0.0", "no"):
+        return False
+    raise ValueError(f"unreadable is_correct value {value!r}: expected True or False")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into train.csv: the shared validation rows, this run's training rows, and what the sampling had."""
+
+    val: list[int]
+    train: list[int]
+    available: int  # training rows the order offered after data_offset (before train_rows cut it)
+    next_offset: int  # data_offset a later phase with the same seed uses to see only fresh rows
+
+
+def split_rows(
+    labels: list[bool],
+    *,
+    val_rows: int,
+    val_seed: int,
+    train_rows: int,
+    seed: int,
+    balance: bool,
+    offset: int = 0,
+) -> Split:
+    """Choose the validation rows first (fixed by val_seed), then training rows from the rest, never overlapping."""
+    import numpy as np
+
+    n = len(labels)
+    if val_rows >= n:
+        raise ValueError(f"val_rows={val_rows} leaves no training rows out of {n}")
+    # A permutation, not a sample: a smaller val_rows gives a subset of a larger one.
+    val = np.random.default_rng(val_seed).permutation(n)[:val_rows]
+    in_val = np.zeros(n, dtype=bool)
+    in_val[val] = True
+    rest = np.flatnonzero(~in_val)
+    order = rest[np.random.default_rng(seed).permutation(len(rest))]
+    if balance:
+        labels_arr = np.asarray(labels, dtype=bool)[order]
+        positives, negatives = order[labels_arr], order[~labels_arr]
+        pairs = min(len(positives), len(negatives))
+        # True, False, True, False, ...: any prefix (and so any offset/train_rows window) stays balanced.
+        order = np.empty(2 * pairs, dtype=order.dtype)
+        order[0::2], order[1::2] = positives[:pairs], negatives[:pairs]
+    available = max(0, len(order) - offset)
+    take = available if train_rows == 0 else min(train_rows, available)
+    train = order[offset : offset + take]
+    return Split(val=sorted(int(i) for i in val), train=[int(i) for i in train], available=available, next_offset=offset + take)
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts a BOS token in front by itself."""
+    ids = tokenizer("x").input_ids
+    return tokenizer.bos_token_id is not None and len(ids) > 0 and ids[0] == tokenizer.bos_token_id
+
+
+def label_token_ids(tokenizer, template: PromptTemplate) -> tuple[int, int]:
+    """The first token of the True and of the False label word; they must differ."""
+    true_ids = tokenizer(template.labels[0], add_special_tokens=False).input_ids
+    false_ids = tokenizer(template.labels[1], add_special_tokens=False).input_ids
+    if not true_ids or not false_ids or true_ids[0] == false_ids[0]:
+        raise ValueError(f"prompt {template.name!r}: the label words {template.labels} share their first token")
+    return true_ids[0], false_ids[0]
+
+
+def encode_prompts(tokenizer, template: PromptTemplate, questions, answers, solutions, max_seq_length: int) -> list[list[int]]:
+    """Token ids of each row's prompt, at most max_seq_length - 1 (room for the label); long solutions lose their middle."""
+    heads, tails = zip(*(template.head_and_tail(q, a) for q, a in zip(questions, answers))) if questions else ((), ())
+    bos = [tokenizer.bos_token_id] if adds_bos(tokenizer) else []
+    head_ids = tokenizer(list(heads), add_special_tokens=False).input_ids if heads else []
+    solution_ids = tokenizer(list(solutions), add_special_tokens=False).input_ids if heads else []
+    tail_ids = tokenizer(list(tails[:1]), add_special_tokens=False).input_ids[0] if tails else []
+    limit = max_seq_length - 1
+    out = []
+    for head, solution in zip(head_ids, solution_ids):
+        room = limit - len(bos) - len(head) - len(tail_ids)
+        if len(solution) > room:
+            # The start (the method) and the end (the output and the boxed answer) carry the evidence.
+            keep_head = max(room, 0) // 2
+            solution = solution[:keep_head] + solution[len(solution) - (max(room, 0) - keep_head) :]
+        ids = bos + head + solution + tail_ids
+        if len(ids) > limit:  # the question alone is too long: keep the end, where the label is asked for
+            ids = bos + ids[len(ids) - limit + len(bos) :]
+        out.append(ids)
+    return out
+
+
+def training_order(lengths: list[int], batch_size: int, group_by_length: bool, seed: int) -> list[list[int]]:
+    """Micro-batches of row positions for one epoch: shuffled, and when grouping, similar lengths share a batch."""
+    rng = random.Random(seed)
+    rows = list(range(len(lengths)))
+    rng.shuffle(rows)
+    if not group_by_length:
+        return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    # Sort within pools of 32 batches: little padding, while batches stay a mix of the data set.
+    pool = batch_size * 32
+    batches = []
+    for start in range(0, len(rows), pool):
+        chunk = sorted(rows[start : start + pool], key=lambda r: lengths[r])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def scoring_order(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Batches of row positions sorted by length, longest first, so that a batch has almost no padding."""
+    rows = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, grad_accum: int) -> int:
+    """Optimizer steps in one pass over n_rows."""
+    return math.ceil(math.ceil(n_rows / batch_size) / grad_accum)
+
+
+@dataclass
+class Batch:
+    """Model inputs of one micro-batch, and where its predictions are read.
+
+    `predict_index` are flat positions (into batch*length) whose next-token logits count, with `targets` the tokens
+    they must predict; `label_index` has one position per row: the last prompt token, where the label is read.
+    """
+
+    input_ids: object
+    position_ids: object | None
+    predict_index: object
+    targets: object
+    label_index: object
+    useful_tokens: int
+
+
+def collate(
+    sequences: list[list[int]],
+    pad_id: int,
+    *,
+    label_ids: list[int] | None = None,
+    completion_only: bool = True,
+    packed: bool = False,
+    device="cpu",
+) -> Batch:
+    """Build a micro-batch: right-padded rows (exact for a causal model without a mask), or packed into one row.
+
+    With `label_ids`, the label token follows each prompt: the loss is on it alone (completion_only) or on every
+    token after the first. Without them (scoring), `targets` is empty and only `label_index` matters.
+    """
+    import torch
+
+    rows = [list(s) + ([label_ids[i]] if label_ids is not None and not completion_only else []) for i, s in enumerate(sequences)]
+    lengths = [len(r) for r in rows]
+    prompt_lengths = [len(s) for s in sequences]
+    if packed:
+        width, starts, pos = sum(lengths), [], []
+        for n in lengths:
+            starts.append(len(pos))
+            pos.extend(range(n))
+        flat = [t for r in rows for t in r]
+        input_ids = torch.tensor([flat], dtype=torch.long)
+        position_ids = torch.tensor([pos], dtype=torch.long)
+    else:
+        width = max(lengths)
+        starts = [i * width for i in range(len(rows))]
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        position_ids = None
+    label_index = [starts[i] + prompt_lengths[i] - 1 for i in range(len(rows))]
+    if label_ids is None:
+        predict, targets = [], []
+    elif completion_only:
+        predict, targets = label_index, list(label_ids)
+    else:
+        predict = [starts[i] + j for i, r in enumerate(rows) for j in range(len(r) - 1)]
+        targets = [t for r in rows for t in r[1:]]
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+    return Batch(
+        input_ids=input_ids.to(device),
+        position_ids=None if position_ids is None else position_ids.to(device),
+        predict_index=as_tensor(predict),
+        targets=as_tensor(targets),
+        label_index=as_tensor(label_index),
+        useful_tokens=sum(lengths),
+    )

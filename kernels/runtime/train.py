@@ -1,0 +1,246 @@
+"""The train kernel: sample rows, fine-tune LoRA on the label token, validate, score the test set, write outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from kernels.runtime.data import collate, encode_prompts, label_token_ids, parse_label, read_table, split_rows, training_order
+from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
+from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring
+from kernels.runtime.paths import competition_dir, find_source, working_dir
+from kernels.runtime.prompts import get_prompt
+from kernels.runtime.scoring import finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
+from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, needs_checkpointing, phase_length, plan_phase, restore_optimizer, save_checkpoint, save_training
+
+
+def micro_batches(order_for_epoch, start: int):
+    """Endless micro-batches (lists of row positions) over epochs, skipping the first `start` (a resumed phase)."""
+    epoch, seen = 0, 0
+    while True:
+        for rows in order_for_epoch(epoch):
+            if seen >= start:
+                yield rows
+            seen += 1
+        epoch += 1
+
+
+def largest_batch_tokens(order, lengths: list[int], packed: bool) -> int:
+    """Tokens the largest micro-batch of an epoch puts through the model, padding included."""
+    sizes = [sum(lengths[r] for r in rows) if packed else len(rows) * max(lengths[r] for r in rows) for rows in order]
+    return max(sizes) if sizes else 0
+
+
+def main(config: dict) -> dict:
+    """Run the train kernel with `config` (the CONFIG dict kit build writes); returns the metrics it wrote."""
+    started = time.time()
+    out = working_dir()
+    log(f"kit train kernel: model={config['model']} prompt={config['prompt']} train_rows={config['train_rows']} "
+        f"val_rows={config['val_rows']} output={out}")
+    engine = choose_engine(config["engine"])
+    import torch
+
+    dtype = choose_dtype(config["dtype"])
+    gpu = torch.cuda.is_available()
+    device = "cuda:0" if gpu else "cpu"
+    torch.manual_seed(config["seed"])
+    log(f"engine={engine} dtype={dtype_name(dtype)} device={device} gpus={gpu_names() or 'none'}")
+
+    # ---- data
+    comp = competition_dir(config["competition"])
+    train_table = read_table(comp / "train.csv")
+    all_labels = [parse_label(v) for v in train_table["is_correct"]]
+    resume_point = None
+    previous = None
+    if config["resume_from"]:
+        source = find_source(config["resume_from"])
+        resume_point = find_resume_point(source)
+        if resume_point is None:
+            raise FileNotFoundError(f"no adapter or checkpoint in the output of {config['resume_from']} ({source})")
+        previous = TrainState.load(resume_point) if (resume_point / "train_state.json").is_file() else TrainState(complete=True)
+        log(f"resuming from {resume_point}: phase {previous.phase}, global step {previous.global_step}, "
+            f"{'finished' if previous.complete else f'interrupted at phase step {previous.phase_step}'}")
+    split = split_rows(
+        all_labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
+        seed=config["seed"], balance=config["balance"], offset=config["data_offset"],
+    )
+    if not split.train:
+        raise ValueError(f"no training rows left after data_offset={config['data_offset']} ({split.available} available)")
+    if config["train_rows"] and len(split.train) < config["train_rows"]:
+        warn(f"only {len(split.train)} training rows available (train_rows={config['train_rows']})")
+    if previous is not None and previous.complete and previous.seed == config["seed"] and config["data_offset"] < previous.next_offset:
+        warn(f"this phase trains again on rows the previous phase saw; data_offset={previous.next_offset} gives fresh rows")
+    log(f"rows: {len(split.train)} training ({sum(all_labels[i] for i in split.train)} True), {len(split.val)} validation, "
+        f"data_offset={config['data_offset']} -> next phase data_offset={split.next_offset}")
+
+    # ---- model and encoding
+    model, tokenizer = load_base_model(
+        config["model"], engine=engine, dtype=dtype, load_in_4bit=config["load_in_4bit"], max_seq_length=config["max_seq_length"]
+    )
+    template = get_prompt(config["prompt"])
+    true_id, false_id = label_token_ids(tokenizer, template)
+    column = lambda name, rows: [train_table[name].iat[i] for i in rows]  # noqa: E731
+    sequences = encode_prompts(
+        tokenizer, template, column("question", split.train), column("answer", split.train), column("solution", split.train),
+        config["max_seq_length"],
+    )
+    train_labels = [all_labels[i] for i in split.train]
+    label_ids = [true_id if y else false_id for y in train_labels]
+    lengths = [len(s) + (0 if config["completion_only"] else 1) for s in sequences]
+    log(f"prompt tokens: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}; label tokens True={true_id} False={false_id}")
+    packed = config["packing"]
+    if packed and engine == "unsloth":
+        warn("packing is not supported with engine=unsloth (its attention ignores row boundaries); using length-grouped batches")
+        packed = False
+    if engine != "unsloth":
+        for message in fast_path_warnings(config["lora_dropout"], config["lora_bias"]):
+            log(f"note: {message} (only matters with engine=unsloth)")
+
+    def order_for_epoch(epoch: int):
+        return training_order(lengths, config["batch_size"], config["group_by_length"] and not packed, config["seed"] + epoch)
+
+    checkpointing = needs_checkpointing(
+        config["gradient_checkpointing"], model.config, largest_batch_tokens(order_for_epoch(0), lengths, packed)
+    )
+    model = attach_lora(model, config, engine=engine, gradient_checkpointing=checkpointing)
+    if resume_point is not None:
+        check_adapter_matches(resume_point / "adapter", config)
+        load_adapter_weights(model, resume_point / "adapter")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    log(f"trainable parameters: {sum(p.numel() for p in trainable):,}")
+
+    # ---- steps
+    phase_steps = phase_length(len(sequences), config["batch_size"], config["grad_accum"], config["max_steps"], config["epochs"])
+    state = plan_phase(previous, phase_steps, seed=config["seed"], data_offset=config["data_offset"], next_offset=split.next_offset)
+    optimizer = make_optimizer(trainable, config["optim"], config["learning_rate"], config["weight_decay"])
+    scheduler = make_scheduler(optimizer, config["lr_scheduler"], config["warmup_steps"], phase_steps)
+    if resume_point is not None and restore_optimizer(resume_point, optimizer, scheduler, same_phase=not previous.complete):
+        log("optimizer state restored" + ("" if previous.complete else " with the schedule"))
+    if state.phase_step >= phase_steps:
+        log(f"phase already complete ({state.phase_step}/{phase_steps} steps)")
+    scaler = torch.amp.GradScaler("cuda", enabled=gpu and dtype == torch.float16)
+    autocast = lambda: torch.autocast("cuda", dtype=dtype, enabled=gpu and dtype != torch.float32)  # noqa: E731
+    stream = micro_batches(order_for_epoch, state.phase_step * config["grad_accum"])
+    steps_log: list[dict] = []
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    log(f"training: phase {state.phase}, steps {state.phase_step + 1}..{phase_steps} of this phase "
+        f"(global {state.global_step + 1}..{state.global_start + phase_steps}), batch {config['batch_size']} x {config['grad_accum']}, "
+        f"gradient checkpointing {'on' if checkpointing else 'off'}, packing {'on' if packed else 'off'}")
+    model.train()
+    train_started = time.time()
+    train_tokens = 0
+    while state.phase_step < phase_steps:
+        step_started = time.time()
+        tokens, loss_sum = 0, 0.0
+        for _ in range(config["grad_accum"]):
+            rows = next(stream)
+            batch = collate(
+                [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[label_ids[r] for r in rows],
+                completion_only=config["completion_only"], packed=packed, device=device,
+            )
+            with autocast():
+                loss = label_loss(model, batch) / config["grad_accum"]
+            scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+            tokens += batch.useful_tokens
+        scaler.unscale_(optimizer)
+        if config["max_grad_norm"] > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, config["max_grad_norm"])
+        scaler.step(optimizer)
+        scaler.update()
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(loss_sum)  # waits for the GPU: the step's time below is real
+        state.phase_step += 1
+        state.global_step += 1
+        seconds = time.time() - step_started
+        train_tokens += tokens
+        record = {"step": state.global_step, "phase_step": state.phase_step, "loss": round(loss_value, 5), "lr": lr,
+                  "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1), "elapsed_s": round(time.time() - train_started, 2)}
+        steps_log.append(record)
+        if state.phase_step == 1 or state.phase_step % config["logging_steps"] == 0 or state.phase_step == phase_steps:
+            log(f"step {state.phase_step}/{phase_steps} (global {state.global_step}) loss {loss_value:.4f} lr {lr:.2e} "
+                f"tokens/s {record['tokens_per_s']:.0f} elapsed {record['elapsed_s']:.1f}s")
+        if config["save_steps"] and state.phase_step % config["save_steps"] == 0 and state.phase_step < phase_steps:
+            save_checkpoint(out, model, optimizer, scheduler, state)
+    train_seconds = time.time() - train_started
+    state.complete = True
+    save_training(out, model, optimizer, scheduler, state)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    tokenizer.save_pretrained(str(out / "adapter"))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else None
+    log(f"trained {len(steps_log)} steps in {train_seconds:.1f}s ({train_tokens / max(train_seconds, 1e-9):.0f} tokens/s); adapter saved")
+
+    # ---- validation and test
+    models, devices = [model], [device]
+    if gpu and torch.cuda.device_count() > 1 and (split.val or config["predict_test"]):
+        for k in range(1, torch.cuda.device_count()):
+            extra, _ = load_for_scoring(
+                config["model"], out / "adapter", engine="hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
+                max_seq_length=config["max_seq_length"], device=k,
+            )
+            models.append(extra)
+            devices.append(f"cuda:{k}")
+        log(f"scoring on {len(models)} GPUs")
+    score = lambda seqs, labels=None: score_on_devices(  # noqa: E731
+        models, devices, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=labels,
+        autocast_dtype=dtype if gpu and dtype != torch.float32 else None,
+    )
+    metrics: dict = {}
+    threshold = 0.5
+    if split.val:
+        val_started = time.time()
+        val_labels = [all_labels[i] for i in split.val]
+        val_sequences = encode_prompts(
+            tokenizer, template, column("question", split.val), column("answer", split.val), column("solution", split.val),
+            config["max_seq_length"],
+        )
+        val_scores = score(val_sequences, val_labels)
+        threshold = resolve_threshold(config["threshold"], val_scores.prob_true, val_labels)
+        write_val_predictions(out, split.val, val_labels, val_scores.prob_true)
+        metrics.update(val_metrics(val_scores, val_labels, threshold))
+        metrics["val_seconds"] = round(time.time() - val_started, 2)
+        log(f"validation: accuracy {metrics['val_accuracy']:.4f} (threshold {threshold:.3f}), loss {metrics['val_loss']:.4f}, "
+            f"{len(split.val)} rows in {metrics['val_seconds']:.1f}s")
+    else:
+        threshold = resolve_threshold(config["threshold"], [], [])
+    if config["predict_test"]:
+        test_started = time.time()
+        test_table = read_table(comp / "test.csv")
+        if config["test_rows"]:
+            test_table = test_table.head(config["test_rows"])
+            warn(f"scoring only the first {len(test_table)} test rows (test_rows={config['test_rows']}): submission.csv is incomplete")
+        test_sequences = encode_prompts(
+            tokenizer, template, list(test_table["question"]), list(test_table["answer"]), list(test_table["solution"]),
+            config["max_seq_length"],
+        )
+        test_scores = score(test_sequences)
+        write_test_outputs(out, list(test_table["ID"]), test_scores.prob_true, threshold)
+        seconds = time.time() - test_started
+        metrics.update({"test_rows": len(test_table), "test_seconds": round(seconds, 2), "test_rows_per_s": round(len(test_table) / max(seconds, 1e-9), 1),
+                        "test_true_rate": sum(p >= threshold for p in test_scores.prob_true) / max(len(test_table), 1)})
+        log(f"test: {len(test_table)} rows scored in {seconds:.1f}s; submission.csv written")
+
+    # ---- records
+    metrics.update({
+        "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()),
+        "gradient_checkpointing": checkpointing, "packing": packed,
+        "train_rows": len(split.train), "train_true_rows": sum(train_labels), "data_offset": config["data_offset"],
+        "next_data_offset": split.next_offset, "phase": state.phase, "phase_steps": phase_steps, "global_step": state.global_step,
+        "steps_this_run": len(steps_log), "train_seconds": round(train_seconds, 2),
+        "train_tokens": train_tokens, "train_tokens_per_s": round(train_tokens / max(train_seconds, 1e-9), 1),
+        "train_loss_last": (sum(s["loss"] for s in steps_log[-10:]) / len(steps_log[-10:])) if steps_log else None,
+        "peak_memory_gib": None if peak is None else round(peak, 3), "wall_seconds": round(time.time() - started, 2),
+        "steps": steps_log,
+    })
+    metrics = {k: finite_or_none(v) for k, v in metrics.items()}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    effective = {**config, "engine": engine, "dtype": dtype_name(dtype), "gradient_checkpointing": "on" if checkpointing else "off",
+                 "packing": packed, "threshold_used": threshold}
+    (out / "config.json").write_text(json.dumps(effective, indent=1))
+    log(f"done in {metrics['wall_seconds']:.1f}s; outputs in {out}")
+    return metrics

@@ -1,0 +1,194 @@
+"""The training loop's parts: step arithmetic across phases, optimizer and schedule, loss at the label, checkpoints.
+
+A phase is one train run. Its `max_steps` counts its own optimizer steps; the global step (all phases together)
+is recorded next to it. A run resumed from a finished run starts a new phase (fresh schedule, the adapter and the
+optimizer state carried over); a run resumed from an interrupted one finishes that phase where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kernels.runtime.data import steps_per_epoch
+from kernels.runtime.environment import log, warn
+from kernels.runtime.modeling import causal_parts
+
+STATE_FILE = "train_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+
+
+@dataclass
+class TrainState:
+    """Where training stands: written with every checkpoint and with the final adapter."""
+
+    global_step: int = 0  # optimizer steps over all phases so far
+    phase_step: int = 0  # optimizer steps of the current phase so far
+    phase_steps: int = 0  # optimizer steps the current phase makes in total
+    global_start: int = 0  # global steps done before the current phase began
+    phase: int = 1  # 1 for a fresh run, +1 for each resume from a finished run
+    complete: bool = False  # the phase ran all its steps
+    seed: int = 0
+    data_offset: int = 0
+    next_offset: int = 0  # data_offset that gives a later phase fresh rows
+    history: list = field(default_factory=list)  # one entry per finished earlier phase
+
+    def save(self, folder: Path) -> None:
+        """Write train_state.json into folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STATE_FILE).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "TrainState":
+        """Read train_state.json from folder."""
+        data = json.loads((folder / STATE_FILE).read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def phase_length(n_rows: int, batch_size: int, grad_accum: int, max_steps: int, epochs: float) -> int:
+    """Optimizer steps of one phase: max_steps when set, else epochs over the training rows."""
+    if max_steps > 0:
+        return max_steps
+    return max(1, math.ceil(epochs * steps_per_epoch(n_rows, batch_size, grad_accum)))
+
+
+def plan_phase(previous: TrainState | None, phase_steps: int, *, seed: int, data_offset: int, next_offset: int) -> TrainState:
+    """The state this run starts from: fresh, a new phase after a finished run, or the rest of an interrupted phase."""
+    if previous is None:
+        return TrainState(phase_steps=phase_steps, seed=seed, data_offset=data_offset, next_offset=next_offset)
+    if previous.complete:
+        history = previous.history + [
+            {"phase": previous.phase, "steps": previous.phase_steps, "global_step": previous.global_step,
+             "data_offset": previous.data_offset, "next_offset": previous.next_offset, "seed": previous.seed}
+        ]
+        return TrainState(
+            global_step=previous.global_step, phase_step=0, phase_steps=phase_steps, global_start=previous.global_step,
+            phase=previous.phase + 1, seed=seed, data_offset=data_offset, next_offset=next_offset, history=history,
+        )
+    if previous.phase_steps != phase_steps:
+        warn(f"the interrupted phase was planned for {previous.phase_steps} steps; this run makes it {phase_steps}")
+    return TrainState(
+        global_step=previous.global_start + previous.phase_step, phase_step=previous.phase_step, phase_steps=phase_steps,
+        global_start=previous.global_start, phase=previous.phase, seed=seed, data_offset=data_offset,
+        next_offset=next_offset, history=previous.history,
+    )
+
+
+def find_resume_point(source: Path) -> Path | None:
+    """The folder to continue from in an earlier run's output: its final adapter, else its latest checkpoint."""
+    if (source / STATE_FILE).is_file() and (source / "adapter").is_dir():
+        return source
+    checkpoints = sorted((source / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if (source / "checkpoints").is_dir() else []
+    if checkpoints:
+        return checkpoints[-1]
+    if (source / "adapter").is_dir():
+        return source
+    return None
+
+
+def make_optimizer(params, name: str, learning_rate: float, weight_decay: float):
+    """The optimizer by name; 8-bit ones need bitsandbytes and a GPU, else AdamW (torch) takes their place."""
+    import torch
+
+    params = list(params)
+    if name in ("adamw_8bit", "paged_adamw_8bit"):
+        try:
+            if not torch.cuda.is_available():
+                raise RuntimeError("no CUDA GPU")
+            import bitsandbytes as bnb
+
+            cls = bnb.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bnb.optim.AdamW8bit
+            return cls(params, lr=learning_rate, weight_decay=weight_decay)
+        except (ImportError, RuntimeError) as exc:
+            log(f"optim={name} unavailable ({exc}); using adamw_torch")
+            name = "adamw_torch"
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=learning_rate, momentum=0.9, weight_decay=weight_decay)
+    fused = name == "adamw_torch_fused" and torch.cuda.is_available()
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=fused or None)
+
+
+def make_scheduler(optimizer, name: str, warmup_steps: int, total_steps: int):
+    """The learning-rate schedule over this phase's steps."""
+    from transformers import get_scheduler
+
+    return get_scheduler(name, optimizer, num_warmup_steps=min(warmup_steps, total_steps), num_training_steps=total_steps)
+
+
+def label_loss(model, batch):
+    """Mean cross-entropy at the batch's predicted positions; the output layer runs at those positions only."""
+    import torch
+
+    decoder, lm_head = causal_parts(model)
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
+    picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.predict_index)
+    logits = lm_head(picked).float()
+    return torch.nn.functional.cross_entropy(logits, batch.targets)
+
+
+def activation_bytes_per_token(model_config, dtype_bytes: int = 2) -> int:
+    """Activation memory a token costs in training without recomputation (calibrated on Llama-3.1-8B: ~5 MB)."""
+    hidden = model_config.hidden_size
+    inter = getattr(model_config, "intermediate_size", 4 * hidden)
+    return model_config.num_hidden_layers * (9 * hidden + 3 * inter) * dtype_bytes
+
+
+def needs_checkpointing(setting: str, model_config, largest_batch_tokens: int, device: int = 0) -> bool:
+    """Recompute activations only when the largest micro-batch would not fit in the GPU's free memory."""
+    if setting != "auto":
+        return setting == "on"
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    free, total = torch.cuda.mem_get_info(device)
+    need = largest_batch_tokens * activation_bytes_per_token(model_config)
+    budget = free - 2 * 2**30 - 0.1 * total  # optimizer state, allocator slack, the output layer at label positions
+    log(f"largest micro-batch {largest_batch_tokens} tokens needs ~{need / 2**30:.1f} GiB of activations; "
+        f"{max(budget, 0) / 2**30:.1f} GiB free -> gradient checkpointing {'on' if need > budget else 'off'}")
+    return need > budget
+
+
+def save_training(folder: Path, model, optimizer, scheduler, state: TrainState) -> None:
+    """Adapter, optimizer, schedule and train_state.json into folder (a checkpoint or the run's output)."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder / "adapter"))
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+    torch.save(scheduler.state_dict(), folder / SCHEDULER_FILE)
+    state.save(folder)
+
+
+def save_checkpoint(out_dir: Path, model, optimizer, scheduler, state: TrainState) -> Path:
+    """A checkpoint at checkpoints/step-<global step>; older ones are removed (the output disk is small)."""
+    root = out_dir / "checkpoints"
+    folder = root / f"step-{state.global_step}"
+    save_training(folder, model, optimizer, scheduler, state)
+    for old in root.glob("step-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    log(f"checkpoint saved: {folder}")
+    return folder
+
+
+def restore_optimizer(folder: Path, optimizer, scheduler, *, same_phase: bool) -> bool:
+    """Load the optimizer state (and the schedule when continuing the same phase) saved in folder, if there."""
+    import torch
+
+    if not (folder / OPTIMIZER_FILE).is_file():
+        return False
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=False))
+    if same_phase and (folder / SCHEDULER_FILE).is_file():
+        scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, map_location="cpu", weights_only=False))
+    else:
+        # A new phase keeps Adam's moments but its own settings and schedule (learning rate, weight decay).
+        for group, saved in zip(optimizer.param_groups, settings):
+            group.update(saved)
+    return True
