@@ -14,7 +14,6 @@ import contextvars
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -133,7 +132,7 @@ def credential_source() -> str | None:
     key = os.environ.get("KAGGLE_KEY") or file_values.get("key")
     if user and key:
         env = "KAGGLE_USERNAME" in os.environ or "KAGGLE_KEY" in os.environ
-        return f"KAGGLE_USERNAME/KAGGLE_KEY" if env and not path.is_file() else f"{path} (user {user})"
+        return "KAGGLE_USERNAME/KAGGLE_KEY" if env and not path.is_file() else f"{path} (user {user})"
     oauth = Path(os.path.expanduser("~")) / ".kaggle" / "credentials.json"
     if oauth.is_file():
         return f"{oauth} (kaggle auth login)"
@@ -179,10 +178,9 @@ def _import_client(timeout: float) -> Any:
     """The KaggleApi class. Importing `kaggle` authenticates and prints; both are captured and ignored here."""
     try:
         with _client_io(timeout):
-            try:
-                from kaggle.api.kaggle_api_extended import KaggleApi
-            except SystemExit:  # pragma: no cover - kaggle/__init__ catches its own exit; older clients did not
-                from kaggle.api.kaggle_api_extended import KaggleApi
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except SystemExit:  # kaggle/__init__ catches its own exit; older clients did not
+        raise AuthError("no Kaggle credentials found", hint=AUTH_HINT) from None
     except ImportError as exc:
         raise BackendError(f"the kaggle client is not installed ({exc})", hint="pip install 'kit[kaggle]'") from None
     return KaggleApi
