@@ -1,0 +1,348 @@
+"""The kernels' runtime on the CPU with a tiny in-process Llama: prompts, splits, labels, scoring, steps, outputs."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from kernels.runtime import data, prompts, scoring, training  # noqa: E402
+from kernels.runtime.modeling import attach_lora  # noqa: E402
+
+RUNTIME = Path(__file__).resolve().parents[1] / "kernels" / "runtime"
+HEAVY = {"torch", "transformers", "peft", "trl", "unsloth", "bitsandbytes", "pandas", "numpy"}
+
+
+# ------------------------------------------------------------------------------------------------ tiny model
+
+
+def make_tokenizer():
+    """A byte-level BPE tokenizer trained in-process on a few words, with BOS/EOS/PAD."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["Question: what is 12 + 30? Given answer: 42. Solution: x = 12 + 30 print(x) True False correct"] * 50
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def make_model(vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    make_model(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def lora_config(**overrides):
+    config = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "lora_bias": "none", "use_rslora": False, "seed": 0,
+              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+    return {**config, **overrides}
+
+
+# ------------------------------------------------------------------------------------------------ rules
+
+
+def test_runtime_modules_follow_the_inlining_rules():
+    """Only `from kernels.runtime.X import` between modules, no kit, heavy imports inside functions, unique names."""
+    seen: dict[str, str] = {}
+    for path in sorted(RUNTIME.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+                assert not set(names) & (HEAVY | {"kit", "kernels"}), f"{path.name}: top-level import {names}"
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert module.split(".")[0] not in HEAVY | {"kit"}, f"{path.name}: top-level import from {module}"
+                if module.startswith("kernels"):
+                    assert module.startswith("kernels.runtime.") and node.lineno == node.end_lineno, f"{path.name}: {module}"
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) or (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+                name = node.name if not isinstance(node, ast.Assign) else node.targets[0].id
+                if name != "main":  # each kernel inlines one main
+                    assert name not in seen, f"{name} defined in {seen.get(name)} and {path.name}"
+                    seen[name] = path.name
+
+
+# ------------------------------------------------------------------------------------------------ prompts and encoding
+
+
+def test_every_template_renders_the_row_and_ends_where_the_label_goes():
+    for template in prompts.PROMPTS.values():
+        text = template.render("What is 2+3?", "5", "x = 2 + 3\n5")
+        assert "What is 2+3?" in text and "x = 2 + 3\n5" in text
+        assert text.index("What is 2+3?") < text.index("x = 2 + 3")
+        assert "{" not in text.replace("{}", "")  # every field filled
+        assert not text.endswith(" ")  # the label word brings its own space
+    assert prompts.get_prompt("seed000").render("q", "a", "s").endswith("### Grading ('True' or 'False'):")
+    assert prompts.get_prompt("binarybeats").render("q", "a", "s").endswith("### Output:\n")
+    assert prompts.get_prompt("midterm").render("q", "a", "s").endswith("Answer is correct (True/False only):")
+    assert "Given answer: a" in prompts.get_prompt("grader").render("q", "a", "s")
+    with pytest.raises(ValueError, match="known prompts: binarybeats, grader, midterm, seed000"):
+        prompts.get_prompt("nope")
+
+
+def test_encoding_matches_the_rendered_prompt_and_cuts_long_solutions_in_the_middle(tokenizer):
+    template = prompts.get_prompt("grader")
+    [ids] = data.encode_prompts(tokenizer, template, ["what is 12 + 30?"], ["42"], ["x = 12 + 30"], 512)
+    assert tokenizer.decode(ids, skip_special_tokens=True) == template.render("what is 12 + 30?", "42", "x = 12 + 30")
+    long_solution = "START " + "12 + 30 " * 300 + " END"
+    [cut] = data.encode_prompts(tokenizer, template, ["q"], ["42"], [long_solution], 128)
+    text = tokenizer.decode(cut, skip_special_tokens=True)
+    assert len(cut) == 127  # room for the label
+    assert "START" in text and "END" in text and text.endswith("Answer True or False:")
+
+
+def test_label_tokens_are_the_first_token_of_each_label_word(tokenizer):
+    true_id, false_id = data.label_token_ids(tokenizer, prompts.get_prompt("grader"))
+    assert tokenizer.decode([true_id]).strip() in ("True", "T", "Tr") and true_id != false_id
+    assert tokenizer(" True", add_special_tokens=False).input_ids[0] == true_id
+
+
+# ------------------------------------------------------------------------------------------------ splits
+
+
+LABELS = [i % 5 < 2 for i in range(1000)]  # 40% True, like the competition
+
+
+def test_validation_rows_are_the_same_for_every_run_and_never_trained_on():
+    runs = [
+        data.split_rows(LABELS, val_rows=100, val_seed=0, train_rows=rows, seed=seed, balance=balance, offset=offset)
+        for seed in (1, 2, 3407) for rows in (0, 50, 300) for balance in (True, False) for offset in (0, 100)
+    ]
+    assert all(r.val == runs[0].val for r in runs)
+    assert len(runs[0].val) == 100
+    for r in runs:
+        assert not set(r.val) & set(r.train)
+    other = data.split_rows(LABELS, val_rows=100, val_seed=1, train_rows=0, seed=1, balance=False)
+    assert other.val != runs[0].val
+    smaller = data.split_rows(LABELS, val_rows=40, val_seed=0, train_rows=0, seed=1, balance=False)
+    assert set(smaller.val) < set(runs[0].val)
+
+
+def test_balanced_sampling_is_half_true_in_every_window_and_phases_see_fresh_rows():
+    first = data.split_rows(LABELS, val_rows=100, val_seed=0, train_rows=200, seed=7, balance=True)
+    assert sum(LABELS[i] for i in first.train) == 100
+    second = data.split_rows(LABELS, val_rows=100, val_seed=0, train_rows=200, seed=7, balance=True, offset=first.next_offset)
+    assert sum(LABELS[i] for i in second.train) == 100 and first.next_offset == 200
+    assert not set(first.train) & set(second.train)
+    everything = data.split_rows(LABELS, val_rows=100, val_seed=0, train_rows=0, seed=7, balance=True)
+    # 360 True rows outside validation at most: the balanced pool has as many False, and no more
+    assert sum(LABELS[i] for i in everything.train) * 2 == len(everything.train)
+    unbalanced = data.split_rows(LABELS, val_rows=100, val_seed=0, train_rows=0, seed=7, balance=False)
+    assert len(unbalanced.train) == 900
+
+
+# ------------------------------------------------------------------------------------------------ batches and labels
+
+
+def test_completion_only_puts_the_loss_on_the_label_token_alone():
+    sequences, label_ids = [[5, 6, 7], [8, 9]], [100, 101]
+    batch = data.collate(sequences, 0, label_ids=label_ids)
+    assert batch.input_ids.tolist() == [[5, 6, 7], [8, 9, 0]]
+    assert batch.label_index.tolist() == [2, 4]  # the last prompt token of each row, flat
+    assert batch.predict_index.tolist() == [2, 4] and batch.targets.tolist() == [100, 101]
+    full = data.collate(sequences, 0, label_ids=label_ids, completion_only=False)
+    assert full.input_ids.tolist() == [[5, 6, 7, 100], [8, 9, 101, 0]]
+    assert full.targets.tolist() == [6, 7, 100, 9, 101]
+    assert full.predict_index.tolist() == [0, 1, 2, 4, 5]
+    packed = data.collate(sequences, 0, label_ids=label_ids, packed=True)
+    assert packed.input_ids.tolist() == [[5, 6, 7, 8, 9]] and packed.position_ids.tolist() == [[0, 1, 2, 0, 1]]
+    assert packed.label_index.tolist() == [2, 4] and packed.useful_tokens == 5
+
+
+def test_length_grouping_cuts_padding_and_keeps_every_row_once():
+    import random
+
+    lengths = [random.Random(i).randint(10, 500) for i in range(512)]
+    grouped = data.training_order(lengths, 8, True, seed=1)
+    plain = data.training_order(lengths, 8, False, seed=1)
+    assert sorted(r for b in grouped for r in b) == list(range(512))
+    padding = lambda order: sum(len(b) * max(lengths[r] for r in b) - sum(lengths[r] for r in b) for b in order)  # noqa: E731
+    assert padding(grouped) * 5 < padding(plain)
+
+
+def test_packed_and_padded_batches_give_the_same_loss(tokenizer):
+    model = make_model(len(tokenizer))
+    sequences = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]]
+    losses = [
+        training.label_loss(model, data.collate(sequences, 0, label_ids=[20, 21, 22], packed=packed)).item()
+        for packed in (False, True)
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+def test_label_token_scoring_equals_a_direct_forward_pass(tokenizer):
+    model = make_model(len(tokenizer))
+    sequences = [[1, 5, 6, 7, 8, 9, 10], [1, 11, 12], [1, 13, 14, 15, 16]]
+    true_id, false_id = 40, 41
+    scores = scoring.score_sequences(model, sequences, true_id, false_id, 2, batch_size=2, labels=[True, False, True])
+    for seq, p, nll, label in zip(sequences, scores.prob_true, scores.nll, [True, False, True]):
+        with torch.no_grad():
+            logits = model(torch.tensor([seq])).logits[0, -1]
+        pair = torch.softmax(torch.stack([logits[true_id], logits[false_id]]), 0)
+        assert p == pytest.approx(pair[0].item(), abs=1e-5)
+        assert nll == pytest.approx(-torch.log_softmax(logits, 0)[true_id if label else false_id].item(), abs=1e-4)
+
+
+def test_threshold_tuning_and_the_output_files(tmp_path):
+    probs, labels = [0.1, 0.3, 0.35, 0.6, 0.9], [False, False, True, True, True]
+    assert scoring.accuracy(probs, labels, 0.5) == 0.8
+    t = scoring.tune_threshold(probs, labels)
+    assert 0.3 < t < 0.35 and scoring.accuracy(probs, labels, t) == 1.0
+    assert scoring.resolve_threshold("0.7", probs, labels) == 0.7
+    scoring.write_test_outputs(tmp_path, [0, 1, 2], [0.2, 0.5, 0.8], 0.5)
+    assert (tmp_path / "submission.csv").read_text() == "ID,is_correct\n0,False\n1,True\n2,True\n"
+    assert (tmp_path / "test_probs.csv").read_text().splitlines() == ["ID,prob_true", "0,0.200000", "1,0.500000", "2,0.800000"]
+
+
+# ------------------------------------------------------------------------------------------------ steps across phases
+
+
+def test_phase_arithmetic_counts_each_phase_and_the_global_steps():
+    assert training.phase_length(100, 8, 2, 0, 1.0) == 7  # 13 micro-batches -> 7 optimizer steps
+    assert training.phase_length(100, 8, 2, 0, 2.5) == 18
+    assert training.phase_length(100, 8, 2, 5, 1.0) == 5
+    fresh = training.plan_phase(None, 10, seed=1, data_offset=0, next_offset=80)
+    assert (fresh.global_step, fresh.phase_step, fresh.phase_steps, fresh.phase) == (0, 0, 10, 1)
+    finished = training.TrainState(global_step=10, phase_step=10, phase_steps=10, complete=True, next_offset=80)
+    second = training.plan_phase(finished, 4, seed=1, data_offset=80, next_offset=112)
+    # a new phase makes its own 4 steps (not 4 - 10, not one step): global 11..14
+    assert (second.global_step, second.phase_step, second.phase_steps, second.global_start, second.phase) == (10, 0, 4, 10, 2)
+    assert second.history[0]["steps"] == 10
+    interrupted = training.TrainState(global_step=13, phase_step=3, phase_steps=4, global_start=10, phase=2)
+    rest = training.plan_phase(interrupted, 4, seed=1, data_offset=80, next_offset=112)
+    assert (rest.global_step, rest.phase_step, rest.phase_steps, rest.global_start, rest.phase) == (13, 3, 4, 10, 2)
+
+
+def test_attach_lora_trains_only_the_adapter_in_fp32(tokenizer):
+    model = attach_lora(make_model(len(tokenizer)).to(torch.bfloat16), lora_config(), engine="hf", gradient_checkpointing=False)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------------------ the kernels end to end
+
+
+def write_competition(folder: Path, n_train: int = 64, n_test: int = 10) -> None:
+    folder.mkdir(parents=True)
+    with open(folder / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["question", "answer", "solution", "is_correct"])
+        for i in range(n_train):
+            ok = i % 5 < 2
+            w.writerow([f"what is 12 + {i}?", str(12 + i if ok else 13 + i), f"x = 12 + {i}\nprint(x)\n{12 + i}", str(ok)])
+    with open(folder / "test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ID", "question", "answer", "solution"])
+        for i in range(n_test):
+            w.writerow([i, f"what is 30 + {i}?", str(30 + i), f"x = 30 + {i}\nprint(x)\n{30 + i}"])
+
+
+def kernel_config(kernel: str, **settings):
+    from kit.config import make_config, script_settings
+
+    return script_settings(make_config(kernel, {"competition": "tiny-comp", **settings}))
+
+
+def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, tiny_model_dir, capsys):
+    from kernels.runtime.infer import main as infer_main
+    from kernels.runtime.train import main as train_main
+
+    monkeypatch.setenv("KIT_KAGGLE_ROOT", str(tmp_path / "kaggle"))
+    inputs, working = tmp_path / "kaggle" / "input", tmp_path / "kaggle" / "working"
+    write_competition(inputs / "competitions" / "tiny-comp")
+    common = dict(model=str(tiny_model_dir), train_rows=24, val_rows=12, batch_size=4, max_steps=4, r=4, lora_alpha=8,
+                  learning_rate=1e-3, warmup_steps=1, logging_steps=1)
+
+    # phase 1: 4 steps, a checkpoint at step 2
+    metrics = train_main(kernel_config("train", **common, save_steps=2))
+    out = capsys.readouterr().out
+    assert "step 1/4 (global 1) loss" in out and "tokens/s" in out and "checkpoint saved" in out
+    for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "config.json", "metrics.json",
+                 "val_predictions.csv", "submission.csv", "test_probs.csv", "train_state.json", "optimizer.pt"):
+        assert (working / name).is_file(), name
+    assert not (working / "checkpoints").exists()  # the final state supersedes them
+    saved = json.loads((working / "metrics.json").read_text())
+    assert [s["step"] for s in saved["steps"]] == [1, 2, 3, 4]
+    assert all({"loss", "lr", "tokens_per_s"} <= set(s) for s in saved["steps"])
+    for key in ("val_accuracy", "val_loss", "train_tokens_per_s", "wall_seconds", "gpu", "peak_memory_gib", "engine"):
+        assert key in saved
+    assert saved["val_rows"] == 12 and 0 <= saved["val_accuracy"] <= 1 and saved == json.loads(json.dumps(metrics))
+    effective = json.loads((working / "config.json").read_text())
+    assert effective["engine"] == "hf" and effective["dtype"] == "fp32" and effective["learning_rate"] == 1e-3
+    val = list(csv.DictReader(open(working / "val_predictions.csv")))
+    assert len(val) == 12 and {"row", "is_correct", "prob_true"} == set(val[0])
+    assert all(0.0 <= float(r["prob_true"]) <= 1.0 for r in val)
+    submission = (working / "submission.csv").read_text().splitlines()
+    assert submission[0] == "ID,is_correct" and len(submission) == 11
+    assert {line.split(",")[1] for line in submission[1:]} <= {"True", "False"}
+    probs = list(csv.DictReader(open(working / "test_probs.csv")))
+    assert [r["ID"] for r in probs] == [str(i) for i in range(10)]
+
+    # phase 2: resume the finished run for 3 steps of its own on fresh rows -> global steps 5..7
+    shutil.copytree(working, inputs / "kit-run-1")
+    shutil.rmtree(working)
+    train_main(kernel_config("train", **{**common, "max_steps": 3}, resume_from="run-1", data_offset=saved["next_data_offset"], predict_test=False))
+    second = json.loads((working / "metrics.json").read_text())
+    assert [s["step"] for s in second["steps"]] == [5, 6, 7] and [s["phase_step"] for s in second["steps"]] == [1, 2, 3]
+    assert second["phase"] == 2 and second["global_step"] == 7
+    assert not (working / "submission.csv").exists()
+
+    # an interrupted phase: only its checkpoint at global step 6 (phase step 2) exists -> 1 more step, to global 7
+    interrupted = inputs / "kit-run-3"
+    (interrupted / "checkpoints").mkdir(parents=True)
+    state = training.TrainState.load(working)
+    state.global_step, state.phase_step, state.complete = 6, 2, False
+    shutil.copytree(working / "adapter", interrupted / "checkpoints" / "step-6" / "adapter")
+    for name in ("optimizer.pt", "scheduler.pt"):
+        shutil.copy(working / name, interrupted / "checkpoints" / "step-6" / name)
+    state.save(interrupted / "checkpoints" / "step-6")
+    shutil.rmtree(working)
+    train_main(kernel_config("train", **{**common, "max_steps": 3}, resume_from="run-3", predict_test=False))
+    third = json.loads((working / "metrics.json").read_text())
+    assert [s["step"] for s in third["steps"]] == [7] and third["phase"] == 2 and third["global_step"] == 7
+
+    # the inference kernel with run-1's adapter: the same validation rows, a full submission
+    shutil.rmtree(working)
+    infer_metrics = infer_main(kernel_config("infer", model=str(tiny_model_dir), adapter_run="run-1", val_rows=12, threshold="tune"))
+    assert infer_metrics["val_rows"] == 12
+    infer_val = list(csv.DictReader(open(working / "val_predictions.csv")))
+    assert [r["row"] for r in infer_val] == [r["row"] for r in val]
+    # same adapter, same rows: the same probabilities as the train kernel computed
+    assert [float(r["prob_true"]) for r in infer_val] == pytest.approx([float(r["prob_true"]) for r in val], abs=1e-5)
+    assert len((working / "submission.csv").read_text().splitlines()) == 11
