@@ -50,7 +50,8 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
 def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str) -> SubmissionRecord:
     """Submit the planned file and record the submission in the run record and leaderboard.csv."""
     record = runs.load(ws, plan.record.id)  # re-read: another kit may have written it since prepare()
-    result = backend.submit(plan.valid.path, message or f"kit {record.id}")
+    # The default description is unique per file, so a lost answer can be matched to its submission.
+    result = backend.submit(plan.valid.path, message or f"kit {record.id} {plan.valid.sha256[:8]}")
     sub = SubmissionRecord(
         ref=result.ref,
         date=result.date or runs.now(),
