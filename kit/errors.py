@@ -41,3 +41,7 @@ class BackendError(KitError):
 
 class AuthError(BackendError):
     """Missing or rejected credentials."""
+
+
+class SessionLimitError(BackendError):
+    """The backend refused to start a kernel because the account's concurrent sessions are in use; retry later."""

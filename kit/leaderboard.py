@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kit.errors import WorkspaceError
+from kit.errors import KitError, WorkspaceError
 from kit.fileio import atomic_write_text, locked
-from kit.runs import RunRecord, all_runs, run_dir
+from kit.runs import RunRecord, all_runs, load, run_dir
 from kit.workspace import Workspace
 
 
@@ -34,6 +34,7 @@ class RunView:
 
     record: RunRecord
     metrics: dict
+    lineage: str = ""
 
     @property
     def latest(self):
@@ -91,6 +92,7 @@ SCHEMA: list[Column] = [
     Column("gpu", lambda v: v.record.gpu),
     Column("gpu_minutes", _gpu_minutes),
     Column("sweep", lambda v: v.record.tags.get("sweep", "")),
+    Column("lineage", lambda v: v.lineage, "the runs whose adapter this run continues, oldest first: run-3>run-7>run-9"),
 ]
 KIT_COLUMNS = [c.name for c in SCHEMA]
 # Columns kit writes only when asked (kit pick --mark), never from run records.
@@ -107,8 +109,22 @@ def read_metrics(ws: Workspace, run_id: str) -> dict:
 
 def row_for(ws: Workspace, record: RunRecord) -> dict[str, Any]:
     """The leaderboard row kit computes for a run."""
-    view = RunView(record, read_metrics(ws, record.id))
+    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(ws, record))
     return {c.name: _fmt(c.value(view)) for c in SCHEMA}
+
+
+def lineage(ws: Workspace, record: RunRecord) -> str:
+    """`run-3>run-7>run-9` for a run that continues run-7, which continued run-3; "" for a run of one phase."""
+    chain = [record.id]
+    parent = record.config.get("resume_from") or record.config.get("adapter_run") or ""
+    while parent and parent not in chain:
+        chain.append(parent)
+        try:
+            source = load(ws, parent)
+        except KitError:  # a deleted or unreadable ancestor still shows by name, and ends the chain
+            break
+        parent = source.config.get("resume_from") or source.config.get("adapter_run") or ""
+    return ">".join(reversed(chain)) if len(chain) > 1 else ""
 
 
 def _fmt(value: Any) -> str:

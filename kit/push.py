@@ -41,27 +41,44 @@ def _check_sources(ws: Workspace, config: KernelConfig) -> None:
             raise ConfigError(f"{source} is a {record.kernel} run; resume_from/adapter_run need a train run", hint="kit status")
 
 
-def push_kernel(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
-    """Create run-N, build its kernel into submissions/run-N/kernel/, and start it on the backend."""
+def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
+    """Create run-N and build its kernel into submissions/run-N/kernel/; nothing is started yet."""
     config = resolve_config(ws, kernel, overrides, backend.name)
     _check_sources(ws, config)
     record = runs.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
-    built = build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+    build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+    return record
+
+
+def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: tuple[type[KitError], ...] = ()) -> RunRecord:
+    """Start a created run's kernel on the backend. A refusal marks the run failed, except `retry_later` errors:
+    those leave it queued and unstarted (no remote), so that the same run can be started again later."""
     try:
-        record.remote = backend.push(record, built.directory)
+        record.remote = backend.push(record, runs.run_dir(ws, record.id) / KERNEL_DIR)
+    except retry_later as exc:
+        record.message = f"not started yet: {exc.message}"
+        runs.save(ws, record)
+        leaderboard.sync(ws, [record])
+        raise
     except KitError as exc:
         record.status, record.message, record.finished = KernelStatus.ERROR, f"push failed: {exc.message}", runs.now()
         runs.save(ws, record)
         leaderboard.sync(ws, [record])
         raise
+    record.message = ""
     runs.save(ws, record)
     leaderboard.sync(ws, [record])
     return record
 
 
+def push_kernel(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
+    """Create run-N, build its kernel into submissions/run-N/kernel/, and start it on the backend."""
+    return start_run(ws, backend, create_run(ws, backend, kernel, overrides, tags=tags))
+
+
 def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
     """Ask the backend for the run's state and save what changed; final runs are not asked again."""
-    if record.status.final:
+    if record.status.final or not record.remote:  # no remote: created but not started, nothing to ask
         return record
     state = backend.status(record)
     changed = (state.status, state.message, state.gpu or record.gpu) != (record.status, record.message, record.gpu)

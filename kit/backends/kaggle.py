@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from kit.backends.base import Backend, KernelState, SubmissionResult
-from kit.errors import AuthError, BackendError, ConfigError, SubmissionError
+from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace
@@ -487,10 +487,12 @@ class KaggleBackend(Backend):
         if response == "pushed":
             return remote
         if response.error:
-            hint = "check the kernel metadata and sources; run kit doctor"
             if GPU_SESSION_LIMIT in response.error:
-                hint = "two GPU kernels are already running: wait for one (kit status) or stop it on kaggle.com/code"
-            raise BackendError(f"Kaggle refused the push of {remote}: {response.error}", hint=hint)
+                raise SessionLimitError(
+                    f"Kaggle refused the push of {remote}: {response.error}",
+                    hint="two GPU kernels are already running: wait for one (kit status) or stop it on kaggle.com/code",
+                )
+            raise BackendError(f"Kaggle refused the push of {remote}: {response.error}", hint="check the kernel metadata and sources; run kit doctor")
         invalid = {
             "dataset": response.invalid_dataset_sources,
             "competition": response.invalid_competition_sources,
