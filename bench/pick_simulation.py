@@ -1,0 +1,158 @@
+"""Does `kit pick` choose better finals than the top public scores? A simulation with known true accuracies.
+
+Each trial makes `runs` classifiers with true accuracies spread over a few points, in families of similar runs
+(a family shares part of its per-row errors, as runs of one recipe do). Every run is scored on the same rows: a
+validation split, a public split and a private split; its correctness on each row is drawn so that its accuracy
+is its true accuracy and runs of one family err together. Then three ways of choosing three finals are scored by
+the private score Kaggle keeps, the best of the three:
+
+    kit pick        kit.pick.choose: validation and public combined by size, shrunk, diverse picks
+    top-3 public    the three highest public scores
+    top-3 estimates kit pick's estimates without the diversity step (its three best estimates)
+    top-3 true      the three highest true accuracies
+
+    python bench/pick_simulation.py                 # the scenarios of bench/RESULTS.md
+    python bench/pick_simulation.py --trials 500 --val-rows 5000 --public-rows 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kit.pick import Candidate, TestPredictions, choose  # noqa: E402
+
+# How a run's per-row errors split: shared by every run (hard rows), by its family, and its own.
+SHARED, FAMILY = 0.45, 0.35
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The sizes and spread of one simulated competition."""
+
+    val_rows: int
+    public_rows: int
+    private_rows: int
+    runs: int = 12
+    families: int = 4
+    low: float = 0.80  # true accuracies are uniform in [low, high]
+    high: float = 0.84
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Mean private score (best of the picks) per strategy, and the paired difference kit - top-3 public."""
+
+    scenario: Scenario
+    trials: int
+    kit_best_of_picks: float
+    kit_first_pick: float
+    top3_estimates: float
+    top3_public: float
+    top1_public: float
+    top3_true: float
+    diff_mean: float
+    diff_se: float
+
+
+def _bits(correct_row: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(correct_row.astype(np.uint8), bitorder="little").tobytes(), "little")
+
+
+def trial(s: Scenario, rng: np.random.Generator) -> tuple[float, ...]:
+    """One simulated competition: the private score each strategy keeps (see Outcome for the order)."""
+    truth = rng.uniform(s.low, s.high, size=s.runs)
+    family = np.arange(s.runs) % s.families
+    rows = s.val_rows + s.public_rows + s.private_rows
+    own = math.sqrt(1 - SHARED**2 - FAMILY**2)
+    latent = (
+        SHARED * rng.standard_normal(rows)[None, :]
+        + FAMILY * rng.standard_normal((s.families, rows))[family]
+        + own * rng.standard_normal((s.runs, rows))
+    )
+    cut = np.array([NormalDist().inv_cdf(t) for t in truth])
+    correct = latent < cut[:, None]  # P(correct) = truth for each run; errors correlate through the shared parts
+    val = correct[:, : s.val_rows].mean(axis=1)
+    public = correct[:, s.val_rows : s.val_rows + s.public_rows].mean(axis=1)
+    private = correct[:, s.val_rows + s.public_rows :].mean(axis=1)
+    # Disagreement between predicted labels equals disagreement in correctness: the bits stand in for the labels.
+    test_ids = tuple(str(i) for i in range(s.public_rows + s.private_rows))
+    candidates = [
+        Candidate(
+            run=f"run-{k + 1}", val_accuracy=float(val[k]), val_rows=s.val_rows, public_score=float(public[k]),
+            predictions=TestPredictions(test_ids, _bits(correct[k, s.val_rows :])),
+        )
+        for k in range(s.runs)
+    ]
+    result = choose(candidates, s.public_rows, s.private_rows, n=3)
+    kit_picks = [int(p.candidate.run.split("-")[1]) - 1 for p in result.picks]
+    top_estimates = [int(e.run.split("-")[1]) - 1 for e in result.estimates[:3]]
+    by_public = np.argsort(-public, kind="stable")
+    return (
+        float(private[kit_picks].max()),
+        float(private[kit_picks[0]]),
+        float(private[top_estimates].max()),
+        float(private[by_public[:3]].max()),
+        float(private[by_public[0]]),
+        float(private[np.argsort(-truth)[:3]].max()),
+    )
+
+
+def simulate(s: Scenario, trials: int, seed: int = 0) -> Outcome:
+    """Run `trials` simulated competitions of scenario `s` and average what each strategy keeps."""
+    rng = np.random.default_rng(seed)
+    results = np.array([trial(s, rng) for _ in range(trials)])
+    diff = results[:, 0] - results[:, 3]
+    means = results.mean(axis=0)
+    return Outcome(s, trials, *map(float, means), float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(trials)))
+
+
+SCENARIOS = [
+    Scenario(val_rows=300, public_rows=1000, private_rows=1000),
+    Scenario(val_rows=1000, public_rows=1000, private_rows=1000),
+    Scenario(val_rows=5000, public_rows=1000, private_rows=1000),
+    Scenario(val_rows=5000, public_rows=500, private_rows=1500),
+    Scenario(val_rows=20000, public_rows=2500, private_rows=7500),
+]
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """The outcomes as a markdown table, scores in percent."""
+    lines = [
+        "| val rows | public rows | private rows | kit pick (best of 3) | top-3 public (best of 3) | kit - top-3 (± 1 s.e.) | top-3 estimates, no diversity | kit first pick | top-1 public | top-3 true |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes:
+        s = o.scenario
+        lines.append(
+            f"| {s.val_rows} | {s.public_rows} | {s.private_rows} | {100 * o.kit_best_of_picks:.3f} | {100 * o.top3_public:.3f} "
+            f"| {100 * o.diff_mean:+.3f} ± {100 * o.diff_se:.3f} | {100 * o.top3_estimates:.3f} | {100 * o.kit_first_pick:.3f} | {100 * o.top1_public:.3f} | {100 * o.top3_true:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-rows", type=int)
+    parser.add_argument("--public-rows", type=int)
+    parser.add_argument("--private-rows", type=int)
+    args = parser.parse_args()
+    scenarios = SCENARIOS
+    if args.val_rows or args.public_rows or args.private_rows:
+        public = args.public_rows or 1000
+        scenarios = [Scenario(args.val_rows or 1000, public, args.private_rows or public)]
+    print(table([simulate(s, args.trials, args.seed) for s in scenarios]))
+
+
+if __name__ == "__main__":
+    main()
