@@ -24,15 +24,20 @@ KIT_TOML_TEMPLATE = """\
 # `kit build train --help-settings` lists every setting with its allowed values.
 
 [competition]
-slug = "{slug}"          # Kaggle competition slug (the practice competition's on the local backend)
-public_rows = {public_rows}        # rows in the public leaderboard split, for score intervals
-final_picks = 3           # final submissions the competition lets you select
+# Kaggle competition slug (the practice competition's on the local backend)
+slug = "{slug}"
+# rows in the public leaderboard split, for score intervals
+public_rows = {public_rows}
+# final submissions the competition lets you select
+final_picks = 3
 
 [backend]
-name = "{backend}"          # local: kernels run here as processes; kaggle: on Kaggle's GPUs
+# local: kernels run here as processes against the practice competition; kaggle: on Kaggle's GPUs
+name = "{backend}"
 
 [kaggle]
-username = ""             # owner of pushed kernels; credentials stay in ~/.kaggle, never here
+# owner of pushed kernels; credentials stay in ~/.kaggle or KAGGLE_API_TOKEN, never here
+username = ""
 
 [train]
 # learning_rate = 2e-4
