@@ -149,6 +149,8 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
     backend = _backend(ws)
     record = push(ws, backend, kernel, parse_assignments(sets))
     click.echo(record.id)
+    for warning in backend.warnings:
+        _err(f"warning: {warning}")
     if not wait:
         _err(f"follow it:  kit status {record.id}  |  kit logs {record.id} -f  |  kit pull {record.id}")
         return

@@ -35,6 +35,8 @@ class Backend(abc.ABC):
     """Where kernels run and where submissions go."""
 
     name: str = ""
+    # Things the user should know that did not stop a call (the CLI prints them after each command).
+    warnings: list[str]
 
     @abc.abstractmethod
     def push(self, run: RunRecord, kernel_dir: Path) -> str:

@@ -60,6 +60,7 @@ class LocalBackend(Backend):
 
     def __init__(self, ws: Workspace):
         self.ws = ws
+        self.warnings: list[str] = []
 
     def session_dir(self, run_id: str) -> Path:
         return self.ws.state_dir / "local" / run_id
