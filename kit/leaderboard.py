@@ -35,6 +35,7 @@ class RunView:
     record: RunRecord
     metrics: dict
     lineage: str = ""
+    public_rows: int = 0  # the competition's public split, for the public score's interval
 
     @property
     def latest(self):
@@ -58,6 +59,25 @@ def _metric(*keys: str) -> Callable[[RunView], Any]:
         return ""
 
     return get
+
+
+def _interval(score: Any, rows: Any) -> str:
+    """A score's 95% interval as "low-high" (Wilson), or "" without a score or a row count."""
+    if not isinstance(score, (int, float)) or not isinstance(rows, int) or rows <= 0:
+        return ""
+    from kit.pick import wilson_interval
+
+    low, high = wilson_interval(float(score), rows)
+    return f"{low:.4f}-{high:.4f}"
+
+
+def _val_interval(v: RunView) -> str:
+    rows = v.metrics.get("val_rows")
+    return _interval(v.metrics.get("val_accuracy"), int(rows) if isinstance(rows, (int, float)) else None)
+
+
+def _public_interval(v: RunView) -> str:
+    return _interval(v.latest.public_score if v.latest is not None else None, v.public_rows)
 
 
 def _gpu_minutes(v: RunView) -> Any:
@@ -85,9 +105,11 @@ SCHEMA: list[Column] = [
     Column("resume_from", lambda v: v.record.config.get("resume_from") or v.record.config.get("adapter_run") or ""),
     Column("val_accuracy", _metric("val_accuracy")),
     Column("val_rows", _metric("val_rows")),
+    Column("val_ci95", _val_interval, "95% interval of val_accuracy"),
     Column("submission_ref", _sub("ref")),
     Column("submitted", _sub("date")),
     Column("public_score", _sub("public_score")),
+    Column("public_ci95", _public_interval, "95% interval of public_score from the public split's size"),
     Column("private_score", _sub("private_score")),
     Column("gpu", lambda v: v.record.gpu),
     Column("gpu_minutes", _gpu_minutes),
@@ -109,7 +131,9 @@ def read_metrics(ws: Workspace, run_id: str) -> dict:
 
 def row_for(ws: Workspace, record: RunRecord) -> dict[str, Any]:
     """The leaderboard row kit computes for a run."""
-    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(ws, record))
+    from kit.pick import split_sizes
+
+    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(ws, record), public_rows=split_sizes(ws)[0])
     return {c.name: _fmt(c.value(view)) for c in SCHEMA}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Always shown; other kit columns only when their values differ between rows.
-ALWAYS = ("run", "kernel", "status", "val_accuracy", "public_score", "private_score")
+ALWAYS = ("run", "kernel", "status", "val_accuracy", "public_score", "private_score", "final")
 # Higher is better in these; the best value is highlighted.
 SCORE_COLUMNS = ("val_accuracy", "public_score", "private_score")
 
