@@ -95,3 +95,27 @@ def test_source_must_be_a_complete_run(workspace, kit_cli):
     result = kit_cli("push-kernel", "train", "--set", "resume_from=run-9")
     assert result.exit_code == 1 and "no run run-9" in result.stderr
     assert not (workspace / "submissions" / "run-1").exists()
+
+
+def test_real_train_kernel_with_a_tiny_model_end_to_end(workspace, kit_cli, tmp_path_factory):
+    """The real kernels/train.py, built and run on the local backend with a tiny Llama, then submitted."""
+    from tests.test_kernel_runtime import make_model, make_tokenizer
+
+    model_dir = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = make_tokenizer()
+    make_model(len(tokenizer)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    result = kit_cli(
+        "push-kernel", "train", "--wait",
+        "--set", f"model={model_dir}", "--set", "train_rows=32", "--set", "val_rows=16",
+        "--set", "max_seq_length=256", "--set", "batch_size=8",
+    )
+    assert result.exit_code == 0, result.stderr + kit_cli("logs", "run-1").stdout
+    run_dir = workspace / "submissions" / "run-1"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val_rows"] == 16 and 0.0 <= metrics["val_accuracy"] <= 1.0
+    assert (run_dir / "submission.csv").read_text().startswith("ID,is_correct\n")
+    assert json.loads((run_dir / "run.json").read_text())["gpu"]
+    submitted = kit_cli("submit", "run-1", "--yes")
+    assert submitted.exit_code == 0, submitted.stderr
+    assert "public 0." in submitted.stdout or "public 1." in submitted.stdout
