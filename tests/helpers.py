@@ -44,3 +44,54 @@ raise RuntimeError("CUDA out of memory while loading the model")
 def install_template(workspace: Path, text: str, kernel: str = "train") -> None:
     """Replace the workspace's template of `kernel` with `text`."""
     (workspace / "kernels" / f"{kernel}.py").write_text(text)
+
+# Writes what the real train kernel writes, with made-up but deterministic numbers: per-step loss and learning
+# rate in metrics.json, val_predictions.csv on the shared validation rows (fixed by val_seed), test_probs.csv and
+# submission.csv. Its `seed` setting changes its predictions, so that runs differ.
+PROBS_TEMPLATE = '''"""Test kernel: deterministic probabilities, realistic outputs."""
+
+CONFIG: dict = {}  # kit:config
+
+import csv
+import json
+import math
+import random
+
+from kernels.runtime.paths import competition_dir, working_dir
+
+def main(config):
+    comp = competition_dir(config["competition"])
+    with open(comp / "train.csv", newline="") as fh:
+        labels = [row["is_correct"] == "True" for row in csv.DictReader(fh)]
+    val = sorted(random.Random(config["val_seed"]).sample(range(len(labels)), min(config["val_rows"], len(labels) // 2)))
+    rng = random.Random(config["seed"])
+    out = working_dir()
+    with open(out / "val_predictions.csv", "w") as fh:
+        fh.write("row,is_correct,prob_true\\n")
+        right = 0
+        for r in val:
+            p = rng.uniform(0.55, 0.95) if rng.random() < 0.7 else rng.uniform(0.05, 0.45)
+            p = p if labels[r] else 1 - p
+            right += (p >= 0.5) == labels[r]
+            fh.write(f"{r},{labels[r]},{p:.6f}\\n")
+    with open(comp / "test.csv", newline="") as fh:
+        ids = [row["ID"] for row in csv.DictReader(fh)]
+    probs = [rng.random() for _ in ids]
+    with open(out / "test_probs.csv", "w") as fh:
+        fh.write("ID,prob_true\\n" + "".join(f"{i},{p:.6f}\\n" for i, p in zip(ids, probs)))
+    with open(out / "submission.csv", "w") as fh:
+        fh.write("ID,is_correct\\n" + "".join(f"{i},{p >= 0.5}\\n" for i, p in zip(ids, probs)))
+    n, peak, warmup = 120, config["learning_rate"], config["warmup_steps"]
+    steps = []
+    for s in range(1, n + 1):
+        lr = peak * s / warmup if s <= warmup else peak * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (n - warmup)))
+        loss = 0.3 + 0.45 * math.exp(-s / 30) + rng.gauss(0, 0.08)
+        steps.append({"step": s, "phase_step": s, "loss": round(loss, 5), "lr": lr, "tokens": 4000, "tokens_per_s": 900.0, "elapsed_s": s * 4.4})
+    metrics = {"val_rows": len(val), "val_accuracy": right / len(val), "val_loss": 0.5, "threshold": 0.5, "test_rows": len(ids),
+               "wall_seconds": 600.0, "train_loss_last": steps[-1]["loss"], "steps": steps}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print("done", flush=True)
+
+if __name__ == "__main__":
+    main(CONFIG)
+'''

@@ -1,0 +1,104 @@
+"""Choosing the finals: `kit pick`, `kit ensemble`, `kit plot loss|scores`. Each calls one function and prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kit.errors import KitError
+
+
+def _ws():
+    from kit import workspace
+
+    return workspace.load()
+
+
+@click.command()
+@click.option("-n", "count", type=click.IntRange(min=1), default=None, help="how many finals (default: kit.toml's final_picks)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--mark", is_flag=True, help="write the picks into leaderboard.csv's final column")
+@click.option("--include-unsubmitted", is_flag=True, help="consider runs with a validation score but no scored submission")
+def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool) -> None:
+    """Propose the final submissions, with the reasoning per pick: `kit pick -n 3 --mark`.
+
+    Each run's true accuracy is estimated from its validation and public scores weighted by their sizes, shrunk
+    toward the mean of the runs to undo the luck of the best of many; then picks are added that raise the
+    expected best private score, keeping near-duplicate runs apart."""
+    from kit.pick import mark as mark_finals, pick as propose, submissions_url
+
+    ws = _ws()
+    result = propose(ws, count, include_unsubmitted)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for p in result.picks:
+            c = p.candidate
+            ref = f"  submission {c.submission_ref}" if c.submission_ref else ""
+            click.echo(f"{p.rank}. {c.run}  estimate {100 * p.estimate.mean:.2f}% ± {100 * 1.96 * p.estimate.sd:.2f}{ref}")
+            for reason in p.reasons:
+                click.echo(f"   - {reason}")
+        click.echo(f"expected best private score of these picks: {100 * result.picks[-1].expected_best:.2f}%")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        if result.skipped:
+            click.echo(f"not considered: {', '.join(f'{s.run} ({s.why})' for s in result.skipped)}", err=True)
+    if mark:
+        marked = mark_finals(ws, result)
+        click.echo(f"marked {', '.join(marked)} as final in {ws.leaderboard_path.name}", err=True)
+        refs = ", ".join(f"{p.candidate.run} = submission {p.candidate.submission_ref}" for p in result.picks if p.candidate.submission_ref)
+        if ws.backend == "kaggle":
+            click.echo(f"the Kaggle API cannot select final submissions: select them on {submissions_url(ws)} ({refs})", err=True)
+        else:
+            click.echo(f"the practice competition has no final selection; on Kaggle you would select them by hand on {submissions_url(ws)}", err=True)
+
+
+@click.command("ensemble")
+@click.argument("members", nargs=-1, required=True)
+@click.option("--weights", default="", help="comma-separated weights, one per run (default: equal)")
+@click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
+def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str) -> None:
+    """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit."""
+    from kit.ensemble import ensemble
+
+    try:
+        parsed = [float(w) for w in weights.split(",")] if weights.strip() else None
+    except ValueError:
+        raise KitError(f"bad --weights {weights!r}", hint="--weights 2,1,1 (one number per run)") from None
+    ws = _ws()
+    result = ensemble(ws, list(members), parsed, threshold)
+    click.echo(result.record.id)
+    for run, acc in result.member_val_accuracy.items():
+        click.echo(f"  {run}: validation {'-' if acc is None else f'{100 * acc:.2f}%'} (threshold 0.5)", err=True)
+    val = "no shared validation rows" if result.val_accuracy is None else f"validation {100 * result.val_accuracy:.2f}% on {result.val_rows} rows"
+    click.echo(f"{result.record.id}: {val} (threshold {result.threshold:.3f}); next: kit submit {result.record.id}", err=True)
+
+
+@click.group()
+def plot() -> None:
+    """PNG plots under plots/: `kit plot loss run-3 run-5`, `kit plot scores`."""
+
+
+@plot.command("loss")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG file to write")
+@click.option("--window", type=click.IntRange(min=1), default=None, help="rolling-mean window in steps (default: about 5% of the steps)")
+def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None) -> None:
+    """Training loss per step, smoothed, with the learning rate beneath: `kit plot loss run-3 run-5`."""
+    from kit.plots import plot_loss as draw
+
+    click.echo(str(draw(_ws(), list(run_ids), output, window)))
+
+
+@plot.command("scores")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG file to write")
+def plot_scores(output: Path | None) -> None:
+    """Validation vs public score per run with 95% intervals, private where known: `kit plot scores`."""
+    from kit.plots import plot_scores as draw
+
+    click.echo(str(draw(_ws(), output)))
+
+
+COMMANDS = [pick, ensemble_cmd, plot]
