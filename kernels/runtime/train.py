@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_pa
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
-from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, needs_checkpointing, phase_length, plan_phase, restore_optimizer, save_checkpoint, save_training
+from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, needs_checkpointing, phase_length, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss
 
 
 def micro_batches(order_for_epoch, start: int):
@@ -157,6 +158,8 @@ def main(config: dict) -> dict:
         loss_value = float(loss_sum)  # waits for the GPU: the step's time below is real
         state.phase_step += 1
         state.global_step += 1
+        if not math.isfinite(loss_value):
+            stop_on_bad_loss(out, loss_value, state, steps_log, time.time() - started)
         seconds = time.time() - step_started
         train_tokens += tokens
         record = {"step": state.global_step, "phase_step": state.phase_step, "loss": round(loss_value, 5), "lr": lr,
