@@ -10,7 +10,8 @@ The model, stated once (the reasoning `kit pick` prints refers to it):
   its noise variance is s^2 = x(1 - x) / (n_v + n_p).
 - The highest of many noisy scores is partly luck (the winner's curse). Empirical Bayes takes that back: the runs'
   true accuracies are taken as drawn from N(mu, tau^2), mu the mean of x and tau^2 the spread of x beyond its noise,
-  so a run's estimate is mu + B (x - mu) with B = tau^2 / (tau^2 + s^2), and its variance B s^2.
+  so a run's estimate is mu + B (x - mu) with B = tau^2 / (tau^2 + s^2), and its variance B s^2 plus
+  (1 - B)^2 times the variance of mu itself.
 - Kaggle keeps the best private score of the final picks. The first pick is the best estimate; each further pick is
   the run that most raises the expected best private score. Two runs that predict the same test labels get nearly
   the same private score, so their correlation comes from how often their test predictions disagree, and the
@@ -216,10 +217,12 @@ def estimate(candidates: list[Candidate], public_rows: int) -> tuple[list[Estima
         independent_noise = sum(noise) / k * (1 - mean_rho)
         tau2 = max(spread - independent_noise, MIN_TAU**2)
         info.update(tau=math.sqrt(tau2), spread=math.sqrt(spread), noise=math.sqrt(max(independent_noise, 0.0)))
+        # The mean itself is measured: its noise is shared by the runs as far as they err together.
+        mu_var = sum(noise) / k * (mean_rho + (1 - mean_rho) / k) + tau2 / k
         estimates = []
         for c, (x, rows), s2 in zip(candidates, combined, noise):
             b = tau2 / (tau2 + s2)
-            estimates.append(Estimate(c.run, x, rows, mu + b * (x - mu), math.sqrt(b * s2), 1 - b))
+            estimates.append(Estimate(c.run, x, rows, mu + b * (x - mu), math.sqrt(b * s2 + (1 - b) ** 2 * mu_var), 1 - b))
     return estimates, rho, info
 
 

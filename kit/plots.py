@@ -138,7 +138,7 @@ def plot_scores(ws: Workspace, out: Path | None = None) -> Path:
     ax.set_yticks(y)
     ax.set_yticklabels([f"{s.run}  [final {s.final}]" if s.final else s.run for s in scores])
     ax.set_xlabel("accuracy")
-    ax.set_title("scores per run: overlapping intervals are not a real difference")
+    ax.set_title("scores per run with 95% intervals (private where known)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     return _save(fig, plt, out or ws.root / PLOTS_DIR / "scores.png")
