@@ -78,6 +78,7 @@ class Range:
     log: bool = False
 
     def sample(self, rng: random.Random) -> float | int:
+        """One value drawn from the range with `rng`."""
         if self.log:
             value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         else:
