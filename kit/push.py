@@ -123,6 +123,8 @@ def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = F
     record = refresh(ws, backend, record)
     if record.status in (KernelStatus.QUEUED, KernelStatus.RUNNING):
         raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit push-kernel --wait, or kit status {record.id}")
+    if not record.remote:  # made here (an ensemble): its files are already in submissions/run-N/
+        return list(record.outputs)
     files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files)
     record.outputs = sorted(set(record.outputs) | set(files))
     runs.save(ws, record)
