@@ -26,7 +26,8 @@ KIT_TOML_TEMPLATE = """\
 [competition]
 # Kaggle competition slug (the practice competition's on the local backend)
 slug = "{slug}"
-# rows in the public leaderboard split, for score intervals
+# rows in the public leaderboard split, for score intervals and kit pick (0: unknown; the practice
+# competition knows its own)
 public_rows = {public_rows}
 # final submissions the competition lets you select
 final_picks = 3
@@ -141,7 +142,7 @@ def load(start: Path | None = None) -> Workspace:
     )
 
 
-def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_rows: int = 1000, force: bool = False) -> Path:
+def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_rows: int = 0, force: bool = False) -> Path:
     """Write kit.toml (and the folders a workspace has) in `root`; refuse to overwrite unless `force`."""
     if backend not in BACKENDS:
         raise ConfigError(f"bad backend {backend!r}; allowed: {', '.join(BACKENDS)}", hint="kit init --backend local")
