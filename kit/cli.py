@@ -39,6 +39,26 @@ class KitGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with what it does and, beneath it, an example (the `...` part of its first line)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            first = (command.help or "").strip().splitlines()[0] if command.help else ""
+            what, _, example = first.partition(": `")
+            rows.append((name, what.rstrip("."), example.split("`")[0]))
+        if not rows:
+            return
+        width = max(len(name) for name, _, _ in rows)
+        with formatter.section("Commands"):
+            pad = " " * formatter.current_indent
+            for name, what, example in rows:
+                formatter.write(f"{pad}{name:<{width}}  {what}\n")
+                if example:
+                    formatter.write(f"{pad}{'':<{width}}    $ {example}\n")
+
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="kit", message="kit %(version)s")

@@ -36,7 +36,7 @@ def quota() -> None:
 
 @click.command()
 def doctor() -> None:
-    """Check kernels build, credentials, competition rules and GPU quota; one line per check with its fix."""
+    """Check kernels build, credentials, competition rules and GPU quota, one line each with its fix: `kit doctor`."""
     from kit.backends.kaggle import doctor as run_checks
 
     ws = _ws()
@@ -53,7 +53,7 @@ def doctor() -> None:
 
 @click.group()
 def deps() -> None:
-    """Offline dependencies for internet-off kernels."""
+    """Offline dependencies (a wheel dataset) for internet-off kernels: `kit deps push`."""
 
 
 @deps.command("push")
