@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -186,12 +187,15 @@ def _wait_and_pull(ws, backend, record) -> None:
     def progress(r, elapsed: float) -> None:
         line = f"{r.id}  {r.status.value:<9} {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}"
         if tty:
-            click.echo("\r" + line, err=True, nl=False)
+            if backend.live_logs:
+                last_line = log_tail(backend.logs(r), 1).split("\r")[-1]
+                line = f"{line}  {last_line}"[: shutil.get_terminal_size().columns - 1]
+            click.echo("\r\033[K" + line, err=True, nl=False)
         elif r.status != last["status"]:
             _err(line)
         last["status"] = r.status
 
-    record = wait(ws, backend, record, on_progress=progress)
+    record = wait(ws, backend, record, on_progress=progress, max_poll_seconds=backend.max_poll_seconds)
     if tty:
         _err("")
     if record.status.value == "error":

@@ -35,6 +35,10 @@ class Backend(abc.ABC):
     """Where kernels run and where submissions go."""
 
     name: str = ""
+    # How long `wait` may sleep between polls at most, and whether reading the log is cheap enough to show
+    # its last line while waiting.
+    max_poll_seconds: float = 30.0
+    live_logs: bool = False
     # Things the user should know that did not stop a call (the CLI prints them after each command).
     warnings: list[str]
 

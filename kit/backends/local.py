@@ -57,6 +57,8 @@ class LocalBackend(Backend):
     """Runs kernels as local processes (GPU if present, else CPU) against the practice competition."""
 
     name = "local"
+    max_poll_seconds = 2.0
+    live_logs = True
 
     def __init__(self, ws: Workspace):
         self.ws = ws
