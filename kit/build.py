@@ -97,7 +97,7 @@ def build_kernel(
         machine_shape=config.machine_shape,
         session_timeout_seconds=config.timeout_minutes * 60,
         competition_sources=[config.competition] if config.competition else [],
-        dataset_sources=list(dataset_sources),
+        dataset_sources=[*dataset_sources, *([config.wheels_dataset] if config.wheels_dataset else [])],
         kernel_sources=[f"{owner}/{kernel_slug(config.competition, r)}" for r in source_runs(config)],
     )
     out_dir = Path(out_dir)

@@ -56,6 +56,7 @@ class KernelConfig:
     enable_internet: bool = setting(True, "internet on inside the Kaggle session (off for code competitions)")
     is_private: bool = setting(True, "keep the kernel private")
     timeout_minutes: int = setting(720, "Kaggle session timeout in minutes", min=1, max=720)
+    wheels_dataset: str = setting("", "Kaggle dataset (owner/slug) of wheels for internet-off kernels, from `kit deps push`")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class InferConfig(KernelConfig):
 KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": InferConfig}
 
 # Keys that go to kernel-metadata.json rather than into the script.
-METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes"})
+METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes", "wheels_dataset"})
 
 
 def config_class(kernel: str) -> type[KernelConfig]:

@@ -119,3 +119,11 @@ def test_real_templates_build_into_one_compiling_file(workspace, kit_cli, kernel
     assert "import kit" not in text and "from kit" not in text and "kernels.runtime" not in text
     assert "'model': 'HuggingFaceTB/SmolLM2-135M-Instruct'," in text
     assert "'/kaggle'" in text or '"/kaggle"' in text
+
+
+def test_wheel_dataset_is_attached_as_a_dataset_source(tmp_path):
+    kernels = _kernels(tmp_path, TEMPLATE, {"main_mod": "def main(config):\n    pass\n"})
+    config = make_config("train", {"competition": "c", "enable_internet": "false", "wheels_dataset": "me/kit-wheels"})
+    meta = json.loads((build_kernel("train", config, tmp_path / "o", kernels).directory / "kernel-metadata.json").read_text())
+    assert meta["dataset_sources"] == ["me/kit-wheels"] and meta["enable_internet"] is False
+    assert "wheels_dataset" not in (tmp_path / "o" / "kernel.py").read_text()

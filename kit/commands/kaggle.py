@@ -76,6 +76,7 @@ def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | 
     result = push_deps(ws, folder, names, slug=slug or DEPS_SLUG, find_links=find_links)
     verb = "created" if result.created else "new version of"
     click.echo(f"{verb} {result.ref}: {len(result.wheels)} wheels", err=True)
+    click.echo(f'attach it to internet-off kernels: wheels_dataset = "{result.ref}" under [train] and [infer] in kit.toml', err=True)
     click.echo(result.ref)
 
 
