@@ -131,10 +131,49 @@ def training_order(lengths: list[int], batch_size: int, group_by_length: bool, s
     return batches
 
 
-def scoring_order(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Batches of row positions sorted by length, longest first, so that a batch has almost no padding."""
+def pad_multiple(engine: str) -> int:
+    """Batch widths are rounded up to this: unsloth compiles per new shape, so 64 bounds its recompilations."""
+    return 64 if engine == "unsloth" else 8
+
+
+def padded_width(longest: int, multiple: int) -> int:
+    """The width a batch whose longest row has `longest` tokens is padded to (a multiple of `multiple`)."""
+    return -(-longest // multiple) * multiple
+
+
+def scoring_order(lengths: list[int], batch_size: int, max_tokens: int = 0, multiple: int = 1) -> list[list[int]]:
+    """Batches of row positions sorted by length, longest first, so that a batch has almost no padding.
+
+    With `max_tokens`, a batch holds as many rows as fit in that many padded tokens (at least `batch_size`):
+    short rows go through in large batches, where the GPU's matrix units are busy.
+    """
     rows = sorted(range(len(lengths)), key=lambda r: -lengths[r])
-    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if max_tokens <= 0:
+        return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    batches, i = [], 0
+    while i < len(rows):
+        take = max(batch_size, max_tokens // padded_width(lengths[rows[i]], multiple))
+        batches.append(rows[i : i + take])
+        i += take
+    return batches
+
+
+def split_by_tokens(rows: list[int], lengths: list[int], max_tokens: int, multiple: int = 1) -> list[list[int]]:
+    """A micro-batch cut into chunks of at most `max_tokens` padded tokens (one row at least), longest rows together.
+
+    The chunks' losses, weighted by their share of the targets, give the micro-batch's gradient exactly: activation
+    memory is bounded by `max_tokens` whatever the batch size, so recomputation is needed only for rows too long
+    to fit alone.
+    """
+    ordered = sorted(rows, key=lambda r: -lengths[r])
+    if max_tokens <= 0 or len(ordered) * padded_width(lengths[ordered[0]], multiple) <= max_tokens:
+        return [ordered]
+    chunks, i = [], 0
+    while i < len(ordered):
+        take = max(1, max_tokens // padded_width(lengths[ordered[i]], multiple))
+        chunks.append(ordered[i : i + take])
+        i += take
+    return chunks
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, grad_accum: int) -> int:
@@ -165,12 +204,14 @@ def collate(
     label_ids: list[int] | None = None,
     completion_only: bool = True,
     packed: bool = False,
+    pad_to_multiple: int = 1,
     device="cpu",
 ) -> Batch:
     """Build a micro-batch: right-padded rows (exact for a causal model without a mask), or packed into one row.
 
     With `label_ids`, the label token follows each prompt: the loss is on it alone (completion_only) or on every
     token after the first. Without them (scoring), `targets` is empty and only `label_index` matters.
+    `pad_to_multiple` rounds the padded width up: a compiled model (unsloth) then sees few distinct shapes.
     """
     import torch
 
@@ -186,7 +227,7 @@ def collate(
         input_ids = torch.tensor([flat], dtype=torch.long)
         position_ids = torch.tensor([pos], dtype=torch.long)
     else:
-        width = max(lengths)
+        width = padded_width(max(lengths), pad_to_multiple)
         starts = [i * width for i in range(len(rows))]
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         for i, r in enumerate(rows):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import time
 
-from kernels.runtime.data import encode_prompts, label_token_ids, parse_label, read_table, split_rows
+from kernels.runtime.data import encode_prompts, label_token_ids, pad_multiple, parse_label, read_table, split_rows
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
 from kernels.runtime.modeling import load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
-from kernels.runtime.scoring import finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
+from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
 
 
 def adapter_settings(config: dict):
@@ -58,7 +58,8 @@ def main(config: dict) -> dict:
     true_id, false_id = label_token_ids(tokenizer, template)
     score = lambda seqs, labels=None: score_on_devices(  # noqa: E731
         models, devices, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=labels,
-        autocast_dtype=dtype if gpu and dtype != torch.float32 else None,
+        autocast_dtype=dtype if gpu and dtype != torch.float32 else None, max_tokens=SCORE_TOKENS if gpu else 0,
+        multiple=pad_multiple(engine),
     )
     comp = competition_dir(config["competition"])
     metrics: dict = {}

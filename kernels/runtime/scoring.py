@@ -15,6 +15,8 @@ from pathlib import Path
 from kernels.runtime.data import collate, scoring_order
 from kernels.runtime.modeling import causal_parts
 
+SCORE_TOKENS = 16384  # padded tokens per scoring batch on a GPU: large enough to keep an H100 busy, ~2 GiB transient
+
 
 def hidden_at(model, batch):
     """Final hidden states at the batch's `label_index` and `predict_index` positions (flattened), from one pass."""
@@ -40,8 +42,13 @@ class Scores:
     nll: list[float | None]
 
 
-def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None, device="cpu", autocast_dtype=None) -> Scores:
-    """Score prompts (token id lists) on one model: P(True) = softmax over the two label tokens' logits."""
+def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None, device="cpu",
+                    autocast_dtype=None, max_tokens: int = 0, multiple: int = 1) -> Scores:
+    """Score prompts (token id lists) on one model: P(True) = softmax over the two label tokens' logits.
+
+    Batches hold `batch_size` rows, or with `max_tokens` as many as fit in that many padded tokens; widths are
+    rounded up to `multiple`.
+    """
     import torch
 
     prob = [0.0] * len(sequences)
@@ -49,8 +56,8 @@ def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, 
     device_type = "cuda" if str(device).startswith("cuda") else "cpu"
     model.eval()
     with torch.inference_mode(), torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None and device_type == "cuda"):
-        for rows in scoring_order([len(s) for s in sequences], batch_size):
-            batch = collate([sequences[r] for r in rows], pad_id, device=device)
+        for rows in scoring_order([len(s) for s in sequences], batch_size, max_tokens, multiple):
+            batch = collate([sequences[r] for r in rows], pad_id, pad_to_multiple=multiple, device=device)
             logits = label_logits(model, batch)
             pair = torch.stack([logits[:, true_id], logits[:, false_id]], dim=1)
             p_true = torch.softmax(pair, dim=1)[:, 0].tolist()
@@ -64,10 +71,12 @@ def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, 
     return Scores(prob, nll)
 
 
-def score_on_devices(models: list, devices: list, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None, autocast_dtype=None) -> Scores:
+def score_on_devices(models: list, devices: list, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None,
+                     autocast_dtype=None, max_tokens: int = 0, multiple: int = 1) -> Scores:
     """Split the rows across one model per device (a thread each) and gather the scores in the original order."""
+    sizes = {"batch_size": batch_size, "max_tokens": max_tokens, "multiple": multiple}
     if len(models) == 1:
-        return score_sequences(models[0], sequences, true_id, false_id, pad_id, batch_size=batch_size, labels=labels, device=devices[0], autocast_dtype=autocast_dtype)
+        return score_sequences(models[0], sequences, true_id, false_id, pad_id, labels=labels, device=devices[0], autocast_dtype=autocast_dtype, **sizes)
     # Deal rows by length so that every device gets the same mix of long and short rows.
     order = sorted(range(len(sequences)), key=lambda r: -len(sequences[r]))
     shares = [order[k :: len(models)] for k in range(len(models))]
@@ -81,8 +90,8 @@ def score_on_devices(models: list, devices: list, sequences, true_id: int, false
             torch.cuda.set_device(devices[k])
             share = shares[k]
             results[k] = score_sequences(
-                models[k], [sequences[r] for r in share], true_id, false_id, pad_id, batch_size=batch_size,
-                labels=None if labels is None else [labels[r] for r in share], device=devices[k], autocast_dtype=autocast_dtype,
+                models[k], [sequences[r] for r in share], true_id, false_id, pad_id,
+                labels=None if labels is None else [labels[r] for r in share], device=devices[k], autocast_dtype=autocast_dtype, **sizes,
             )
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)

@@ -8,13 +8,13 @@ import shutil
 import time
 from pathlib import Path
 
-from kernels.runtime.data import collate, encode_prompts, label_token_ids, parse_label, read_table, split_rows, training_order
+from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
 from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
-from kernels.runtime.scoring import finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
-from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, needs_checkpointing, phase_length, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss
+from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
+from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
 
 def micro_batches(order_for_epoch, start: int):
@@ -26,12 +26,6 @@ def micro_batches(order_for_epoch, start: int):
                 yield rows
             seen += 1
         epoch += 1
-
-
-def largest_batch_tokens(order, lengths: list[int], packed: bool) -> int:
-    """Tokens the largest micro-batch of an epoch puts through the model, padding included."""
-    sizes = [sum(lengths[r] for r in rows) if packed else len(rows) * max(lengths[r] for r in rows) for rows in order]
-    return max(sizes) if sizes else 0
 
 
 def main(config: dict) -> dict:
@@ -102,8 +96,9 @@ def main(config: dict) -> dict:
     def order_for_epoch(epoch: int):
         return training_order(lengths, config["batch_size"], config["group_by_length"] and not packed, config["seed"] + epoch)
 
-    checkpointing = needs_checkpointing(
-        config["gradient_checkpointing"], model.config, largest_batch_tokens(order_for_epoch(0), lengths, packed)
+    multiple = 1 if packed else pad_multiple(engine)
+    checkpointing, chunk_tokens = plan_memory(
+        config["gradient_checkpointing"], model.config, config["r"], padded_width(max(lengths), multiple)
     )
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=checkpointing)
     if resume_point is not None:
@@ -124,6 +119,10 @@ def main(config: dict) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=gpu and dtype == torch.float16)
     autocast = lambda: torch.autocast("cuda", dtype=dtype, enabled=gpu and dtype != torch.float32)  # noqa: E731
     stream = micro_batches(order_for_epoch, state.phase_step * config["grad_accum"])
+    make_batch = lambda rows: collate(  # noqa: E731
+        [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[label_ids[r] for r in rows],
+        completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device=device,
+    )
     steps_log: list[dict] = []
     if gpu:
         torch.cuda.reset_peak_memory_stats()
@@ -135,26 +134,13 @@ def main(config: dict) -> dict:
     train_tokens = 0
     while state.phase_step < phase_steps:
         step_started = time.time()
-        tokens, loss_sum = 0, 0.0
-        for _ in range(config["grad_accum"]):
-            rows = next(stream)
-            batch = collate(
-                [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[label_ids[r] for r in rows],
-                completion_only=config["completion_only"], packed=packed, device=device,
-            )
-            with autocast():
-                loss = label_loss(model, batch) / config["grad_accum"]
-            scaler.scale(loss).backward()
-            loss_sum += loss.detach()
-            tokens += batch.useful_tokens
-        scaler.unscale_(optimizer)
-        if config["max_grad_norm"] > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, config["max_grad_norm"])
-        scaler.step(optimizer)
-        scaler.update()
+        loss_sum, tokens = train_step(
+            model, [next(stream) for _ in range(config["grad_accum"])], make_batch,
+            lambda rows: split_by_tokens(rows, lengths, chunk_tokens, multiple), optimizer=optimizer, scaler=scaler,
+            trainable=trainable, max_grad_norm=config["max_grad_norm"], autocast=autocast,
+        )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss_sum)  # waits for the GPU: the step's time below is real
         state.phase_step += 1
         state.global_step += 1
@@ -191,7 +177,8 @@ def main(config: dict) -> dict:
         log(f"scoring on {len(models)} GPUs")
     score = lambda seqs, labels=None: score_on_devices(  # noqa: E731
         models, devices, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=labels,
-        autocast_dtype=dtype if gpu and dtype != torch.float32 else None,
+        autocast_dtype=dtype if gpu and dtype != torch.float32 else None, max_tokens=SCORE_TOKENS if gpu else 0,
+        multiple=pad_multiple(engine),
     )
     metrics: dict = {}
     threshold = 0.5

@@ -142,27 +142,83 @@ def label_loss(model, batch):
     return torch.nn.functional.cross_entropy(logits, batch.targets)
 
 
-def activation_bytes_per_token(model_config, dtype_bytes: int = 2) -> int:
-    """Activation memory a token costs in training without recomputation (calibrated on Llama-3.1-8B: ~5 MB)."""
+def activation_bytes_per_token(model_config, checkpointing: bool = False, dtype_bytes: int = 2) -> int:
+    """Activation memory a token costs in training (calibrated on Llama-3.1-8B: ~5 MB without recomputation;
+    with it, each layer's input plus one layer's activations at a time)."""
     hidden = model_config.hidden_size
     inter = getattr(model_config, "intermediate_size", 4 * hidden)
-    return model_config.num_hidden_layers * (9 * hidden + 3 * inter) * dtype_bytes
+    one_layer = (9 * hidden + 3 * inter) * dtype_bytes
+    if checkpointing:
+        return model_config.num_hidden_layers * hidden * dtype_bytes + one_layer
+    return model_config.num_hidden_layers * one_layer
 
 
-def needs_checkpointing(setting: str, model_config, largest_batch_tokens: int, device: int = 0) -> bool:
-    """Recompute activations only when the largest micro-batch would not fit in the GPU's free memory."""
-    if setting != "auto":
-        return setting == "on"
+def lora_state_bytes(model_config, rank: int) -> int:
+    """GPU memory of LoRA weights, gradients and 8-bit Adam state at this rank (an upper bound, all 7 modules)."""
+    hidden = model_config.hidden_size
+    inter = getattr(model_config, "intermediate_size", 4 * hidden)
+    params = rank * model_config.num_hidden_layers * (10 * hidden + 3 * inter)
+    return params * 14  # fp32 weight + fp32 gradient + 2 bytes of 8-bit moments + allocator slack
+
+
+def activation_budget(model_config, rank: int, device: int = 0) -> int:
+    """Bytes left for activations on the GPU: free memory, or what a per-process memory fraction leaves (an
+    emulated smaller GPU), less LoRA and optimizer state, allocator slack and the output layer."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    free += torch.cuda.memory_reserved(device) - allocated  # cached by this process: reusable
+    fraction = torch.cuda.get_per_process_memory_fraction(device) if hasattr(torch.cuda, "get_per_process_memory_fraction") else 1.0
+    usable = fraction * total
+    free = min(free, int(usable) - allocated)
+    return int(free - 2**30 - 0.1 * usable - lora_state_bytes(model_config, rank))
+
+
+MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; recomputation is then the better trade
+
+
+def plan_memory(setting: str, model_config, rank: int, longest_row: int, device: int = 0) -> tuple[bool, int]:
+    """(gradient checkpointing on?, largest chunk in tokens): recompute activations only when a chunk of the longest
+    row (and at least MIN_CHUNK_TOKENS) would not fit in memory without it; 0 tokens = no limit (CPU)."""
     import torch
 
     if not torch.cuda.is_available():
-        return False
-    free, total = torch.cuda.mem_get_info(device)
-    need = largest_batch_tokens * activation_bytes_per_token(model_config)
-    budget = free - 2 * 2**30 - 0.1 * total  # optimizer state, allocator slack, the output layer at label positions
-    log(f"largest micro-batch {largest_batch_tokens} tokens needs ~{need / 2**30:.1f} GiB of activations; "
-        f"{max(budget, 0) / 2**30:.1f} GiB free -> gradient checkpointing {'on' if need > budget else 'off'}")
-    return need > budget
+        return setting == "on", 0
+    budget = activation_budget(model_config, rank, device)
+    without = max(budget, 0) // activation_bytes_per_token(model_config, False)
+    checkpointing = setting == "on" or (setting == "auto" and without < max(longest_row, MIN_CHUNK_TOKENS))
+    chunk = max(budget, 0) // activation_bytes_per_token(model_config, checkpointing)
+    log(f"{max(budget, 0) / 2**30:.1f} GiB for activations: {without} tokens a chunk without recomputation, longest row "
+        f"{longest_row} -> gradient checkpointing {'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
+    return checkpointing, max(int(chunk), longest_row)
+
+
+def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast):
+    """One optimizer step over `micro_batches` (lists of row positions); each runs as chunks that fit in memory.
+
+    A chunk's loss is weighted by its share of the micro-batch's targets, so the gradient equals the whole
+    micro-batch's. Returns (summed loss as a GPU tensor, useful tokens); the caller reads the loss when it must.
+    """
+    import torch
+
+    loss_sum, tokens = 0.0, 0
+    for rows in micro_batches:
+        batches = [make_batch(chunk) for chunk in chunks_of(rows)]
+        targets = sum(int(b.targets.numel()) for b in batches)
+        for batch in batches:
+            with autocast():
+                loss = label_loss(model, batch) * (batch.targets.numel() / targets / len(micro_batches))
+            scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+            tokens += batch.useful_tokens
+    scaler.unscale_(optimizer)
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum, tokens
 
 
 def save_training(folder: Path, model, optimizer, scheduler, state: TrainState) -> None:
