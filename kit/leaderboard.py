@@ -217,10 +217,29 @@ def _run_sort_key(row: dict[str, str]) -> tuple[int, str]:
     return (int(number), run) if run.startswith("run-") and number.isdigit() else (1 << 30, run)
 
 
+def differing_settings(records: Iterable[RunRecord]) -> list[str]:
+    """Settings (beyond kit's fixed columns) whose values differ between runs: the ones that tell runs apart."""
+    values: dict[str, set[str]] = {}
+    order: list[str] = []
+    for record in records:
+        for key, value in record.config.items():
+            if key not in values:
+                values[key] = set()
+                order.append(key)
+            values[key].add(_fmt(value))
+    return [k for k in order if len(values[k]) > 1 and k not in KIT_COLUMNS]
+
+
 def sync(ws: Workspace, records: Iterable[RunRecord] | None = None) -> None:
-    """Rewrite kit's columns for `records` (default: every run) from their run records and outputs."""
-    records = list(all_runs(ws) if records is None else records)
-    update(ws.leaderboard_path, {r.id: row_for(ws, r) for r in records})
+    """Rewrite kit's columns for `records` (default: every run) from their run records and outputs, plus a column
+    for every other setting that differs between runs (filled in for every run)."""
+    everyone = all_runs(ws)
+    records = list(everyone if records is None else records)
+    extra = differing_settings(everyone)
+    changes: dict[str, dict[str, Any]] = {r.id: {k: r.config.get(k, "") for k in extra} for r in everyone}
+    for r in records:
+        changes.setdefault(r.id, {}).update(row_for(ws, r))
+    update(ws.leaderboard_path, changes)
 
 
 def load_table(ws: Workspace) -> tuple[list[str], list[dict[str, str]]]:

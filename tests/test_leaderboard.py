@@ -63,3 +63,13 @@ def test_leaderboard_command_prints_table_and_json(workspace, kit_cli):
     assert [r["r"] for r in rows] == ["32", "64"]
     bad = kit_cli("leaderboard", "--sort", "nope")
     assert bad.exit_code == 1 and "no column 'nope'" in bad.stderr
+
+
+def test_settings_that_differ_between_runs_get_their_own_column(workspace, kit_cli):
+    install_template(workspace, CONSTANT_TEMPLATE)
+    assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
+    header, _ = leaderboard.read(workspace / "leaderboard.csv")
+    assert "weight_decay" not in header
+    assert kit_cli("push-kernel", "train", "--set", "weight_decay=0.1", "--wait").exit_code == 0
+    header, rows = leaderboard.read(workspace / "leaderboard.csv")
+    assert [r["weight_decay"] for r in rows] == ["0.01", "0.1"]
