@@ -1,0 +1,382 @@
+"""Issue 6: kit's kernel code against the seeds' recipe on the Llama-3.1-8B architecture, in one process on one GPU.
+
+    python bench/speed.py prep       # the random-weight 8B model in /tmp/llama8b (as bench/gpu_verify.py prep)
+    python bench/speed.py run        # peer and kit on the same rows; prints the table, writes $OUT/speed.json
+    python bench/speed.py accuracy   # SmolLM2-135M on the practice competition: kit's default vs the seeds' recipe
+
+Rows are random token ids with the competition's length mix (log-normal, mean ~385 tokens, max 1,929), as in
+shared/tools/gpu-anchors. The peer is the seeds' recipe (unsloth QLoRA nf4, r=128, micro-batch 2 x grad-accum 4,
+padded, loss on every token; prediction = generate 64 new tokens, then a regex). kit runs the functions its train
+and infer kernels call (kernels/runtime): plan_memory, attach_lora, training_order, split_by_tokens, train_step,
+score_sequences.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = Path(os.environ.get("OUT", "/tmp/out"))
+MODEL_DIR = "/tmp/llama8b"
+TRAIN_BOUND = 24900  # useful tokens/s at 4N FLOPs per token and ~800 TFLOP/s (shared/reference/gpu-baselines.md)
+SCORE_BOUND = 49800  # 2N
+T4_BYTES = 15 * 2**30
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+results: dict = {}
+RESULT_FILE = {"name": "speed.json"}
+
+
+def save() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / RESULT_FILE["name"]).write_text(json.dumps(results, indent=1))
+
+
+def section(name: str, fn) -> None:
+    """Run one part; an error is recorded and the next part still runs."""
+    started = time.time()
+    try:
+        fn()
+    except Exception:
+        results[name + "_error"] = traceback.format_exc()[-3000:]
+        print(results[name + "_error"], flush=True)
+    results.setdefault("section_seconds", {})[name] = round(time.time() - started, 1)
+    save()
+
+
+def length_mix(n: int, seed: int) -> list[int]:
+    """Row lengths as the peers' anchors drew them: log-normal around 348 tokens, clipped to 96..1929."""
+    rng = random.Random(seed)
+    return [int(min(1929, max(96, rng.lognormvariate(math.log(348), 0.45)))) for _ in range(n)]
+
+
+def random_rows(lengths: list[int], seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(1000, 120000) for _ in range(n)] for n in lengths]
+
+
+def free_gpu() -> None:
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
+def peer_train(model, lengths: list[int], micro_steps: int, warm: int) -> dict:
+    """The seeds' loop: micro-batch 2 in data order, padded to the longest, attention mask, loss on every token."""
+    import bitsandbytes as bnb
+    import torch
+
+    opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
+    model.train()
+    rows = iter(lengths)
+
+    def micro_step(k: int) -> int:
+        ls = [next(rows), next(rows)]
+        width = max(ls)
+        ids = torch.randint(1000, 120000, (2, width), device="cuda")
+        mask = torch.zeros(2, width, dtype=torch.long, device="cuda")
+        for i, n in enumerate(ls):
+            mask[i, :n] = 1
+        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+        (out.loss / 4).backward()
+        if k % 4 == 3:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return sum(ls)
+
+    for k in range(warm):
+        micro_step(k)
+    torch.cuda.synchronize()
+    free_gpu()
+    started, useful = time.perf_counter(), 0
+    for k in range(micro_steps):
+        useful += micro_step(k)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return {"useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(2 * micro_steps / seconds, 2),
+            "rows": 2 * micro_steps, "seconds": round(seconds, 1), "peak_gib": peak_gib()}
+
+
+def peer_predict(model, tokenizer, lengths: list[int], batch: int = 16) -> dict:
+    """The seeds' prediction: left-padded batches of 16, generate 64 new tokens, decode, regex True/False."""
+    import torch
+    from unsloth import FastLanguageModel
+
+    FastLanguageModel.for_inference(model)
+
+    def one(ls: list[int]) -> None:
+        width = max(ls)
+        ids = torch.randint(1000, 120000, (len(ls), width), device="cuda")
+        mask = torch.zeros(len(ls), width, dtype=torch.long, device="cuda")
+        for i, n in enumerate(ls):
+            mask[i, width - n :] = 1
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, min_new_tokens=64, do_sample=False,
+                                 use_cache=True, pad_token_id=0)
+        for text in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True):
+            re.search(r"\b(True|False)\b", text)
+
+    one(lengths[:batch])
+    torch.cuda.synchronize()
+    free_gpu()
+    started = time.perf_counter()
+    for i in range(batch, len(lengths), batch):
+        one(lengths[i : i + batch])
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    rows = len(lengths) - batch
+    return {"rows": rows, "rows_per_s": round(rows / seconds, 2), "useful_tokens_per_s": round(sum(lengths[batch:]) / seconds),
+            "seconds_for_10k_rows": round(10000 / (rows / seconds)), "peak_gib": peak_gib()}
+
+
+def kit_config(settings: dict) -> dict:
+    from kit.config import make_config, script_settings
+
+    return script_settings(make_config("train", {"competition": "speed", "model": MODEL_DIR, "max_seq_length": 2048, **settings}))
+
+
+def kit_model(config: dict):
+    """The base model as the train kernel loads it, the memory plan it makes, and LoRA attached."""
+    import torch
+
+    from kernels.runtime.data import pad_multiple, padded_width
+    from kernels.runtime.modeling import attach_lora, load_base_model
+    from kernels.runtime.training import plan_memory
+
+    started = time.time()
+    model, tokenizer = load_base_model(config["model"], engine="unsloth", dtype=torch.bfloat16, load_in_4bit=True,
+                                       max_seq_length=config["max_seq_length"])
+    load_seconds = time.time() - started
+    longest = padded_width(1929, pad_multiple("unsloth"))
+    checkpointing, chunk_tokens = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest)
+    model = attach_lora(model, config, engine="unsloth", gradient_checkpointing=checkpointing)
+    plan = {"load_seconds": round(load_seconds, 1), "gradient_checkpointing": checkpointing, "chunk_tokens": chunk_tokens}
+    print("kit plan", plan, flush=True)
+    return model, tokenizer, plan
+
+
+def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[int]], batch_size: int, timed_tokens: int, warm: int) -> dict:
+    """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size."""
+    import torch
+
+    from kernels.runtime.data import collate, pad_multiple, split_by_tokens, training_order
+    from kernels.runtime.training import make_optimizer, train_step
+
+    multiple = pad_multiple("unsloth")
+    lengths = [len(s) for s in sequences]
+    labels = [500 + (i % 2) for i in range(len(sequences))]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(trainable, config["optim"], config["learning_rate"], config["weight_decay"])
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    make_batch = lambda rows: collate(  # noqa: E731
+        [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows],
+        completion_only=config["completion_only"], pad_to_multiple=multiple, device="cuda",
+    )
+    chunks_of = lambda rows: split_by_tokens(rows, lengths, plan["chunk_tokens"], multiple)  # noqa: E731
+    order = iter(training_order(lengths, batch_size, config["group_by_length"], seed=batch_size))
+    model.train()
+
+    def step() -> tuple[int, int]:
+        micro = [next(order) for _ in range(config["grad_accum"])]
+        loss, tokens = train_step(model, micro, make_batch, chunks_of, optimizer=optimizer, scaler=scaler, trainable=trainable,
+                                  max_grad_norm=config["max_grad_norm"], autocast=autocast)
+        float(loss)  # the kernel reads each step's loss (the non-finite check)
+        return tokens, sum(len(m) for m in micro)
+
+    started = time.perf_counter()
+    for _ in range(warm):
+        step()
+    warm_seconds = time.perf_counter() - started
+    free_gpu()
+    started, useful, rows, steps = time.perf_counter(), 0, 0, 0
+    while useful < timed_tokens:
+        tokens, n = step()
+        useful, rows, steps = useful + tokens, rows + n, steps + 1
+    seconds = time.perf_counter() - started
+    del optimizer
+    return {"batch_size": batch_size, "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
+            "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
+            "peak_gib": peak_gib(), **plan}
+
+
+def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int) -> dict:
+    """score_sequences as the kernels call it (rows sorted by length, token-budget batches, widths to 64)."""
+    import torch
+
+    from kernels.runtime.data import pad_multiple
+    from kernels.runtime.scoring import score_sequences
+
+    def run(seqs):
+        return score_sequences(model, seqs, 500, 501, tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
+                               autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=pad_multiple("unsloth"))
+
+    run(sequences[:300])
+    torch.cuda.synchronize()
+    free_gpu()
+    started = time.perf_counter()
+    scores = run(sequences)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    assert all(0.0 <= p <= 1.0 for p in scores.prob_true)
+    return {"rows": len(sequences), "seconds": round(seconds, 1), "rows_per_s": round(len(sequences) / seconds, 1),
+            "useful_tokens_per_s": round(sum(map(len, sequences)) / seconds), "batch_size": batch_size, "max_tokens": max_tokens,
+            "peak_gib": peak_gib()}
+
+
+def run(batch_sizes: list[int]) -> None:
+    import unsloth  # noqa: F401  (first, as unsloth asks)
+    import torch
+    from unsloth import FastLanguageModel
+
+    from kernels.runtime.scoring import SCORE_TOKENS
+
+    results["device"] = torch.cuda.get_device_name(0)
+    results["versions"] = {"torch": torch.__version__, "unsloth": unsloth.__version__}
+    train_lengths = length_mix(6000, 0)
+    test_lengths = length_mix(10000, 1)
+    results["length_mix"] = {"train_mean": round(sum(train_lengths) / len(train_lengths), 1), "train_max": max(train_lengths),
+                             "test_mean": round(sum(test_lengths) / len(test_lengths), 1), "test_max": max(test_lengths)}
+    defaults = kit_config({})
+    results["kit_defaults"] = {k: defaults[k] for k in ("batch_size", "grad_accum", "r", "lora_alpha", "completion_only", "group_by_length",
+                                                        "gradient_checkpointing", "optim", "packing")}
+    state: dict = {}
+
+    def peer():
+        model, tokenizer = FastLanguageModel.from_pretrained(MODEL_DIR, max_seq_length=2048, load_in_4bit=True, dtype=torch.bfloat16)
+        model = FastLanguageModel.get_peft_model(
+            model, r=128, lora_alpha=128, lora_dropout=0, bias="none",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            use_gradient_checkpointing="unsloth", random_state=3407)
+        state["peer"] = (model, tokenizer)
+        results["peer_train"] = peer_train(model, train_lengths, micro_steps=48, warm=8)
+        print("peer_train", results["peer_train"], flush=True)
+
+    def peer_infer():
+        model, tokenizer = state["peer"]
+        results["peer_predict"] = peer_predict(model, tokenizer, test_lengths[: 16 + int(os.environ.get("PEER_PREDICT_ROWS", "128"))])
+        print("peer_predict", results["peer_predict"], flush=True)
+
+    section("peer_train", peer)
+    section("peer_predict", peer_infer)
+    state.clear()
+    free_gpu()
+
+    train_rows = random_rows(train_lengths, 0)
+    test_rows = random_rows(test_lengths, 1)
+
+    def kit():
+        model, tokenizer, plan = kit_model(defaults)
+        state["kit"] = (model, tokenizer, plan)
+        results["kit_train"] = []
+        for bs in batch_sizes:
+            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=160000, warm=max(4, 48 // bs))
+            results["kit_train"].append(record)
+            print("kit_train", record, flush=True)
+            save()
+
+    def kit_predict():
+        model, tokenizer, _ = state["kit"]
+        results["kit_predict"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
+        print("kit_predict", results["kit_predict"], flush=True)
+        save()
+        results["kit_predict_fixed_batch"] = kit_score(model, tokenizer, test_rows[::10], batch_size=16, max_tokens=0)
+        print("kit_predict_fixed_batch", results["kit_predict_fixed_batch"], flush=True)
+
+    section("kit_train", kit)
+    section("kit_predict", kit_predict)
+    state.clear()
+    free_gpu()
+
+    def t4():
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(T4_BYTES / total, 0)
+        model, tokenizer, plan = kit_model(defaults)
+        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=60000, warm=4)
+        record["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+        results["kit_train_15gib"] = record
+        print("kit_train_15gib", record, flush=True)
+        save()
+        results["kit_predict_15gib"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
+        print("kit_predict_15gib", results["kit_predict_15gib"], flush=True)
+
+    section("kit_15gib", t4)
+    table()
+
+
+def table() -> None:
+    """The comparison table (markdown) from results."""
+    peer_t, peer_p = results.get("peer_train", {}), results.get("peer_predict", {})
+    lines = ["| what | useful tokens/s | rows/s | peak GiB | share of bound | vs peer |", "|---|---:|---:|---:|---:|---:|"]
+
+    def row(name, r, bound, peer):
+        if not r:
+            return
+        tok = r["useful_tokens_per_s"]
+        ratio = f"{tok / peer['useful_tokens_per_s']:.1f}x" if peer and peer is not r else "1.0x"
+        lines.append(f"| {name} | {tok:,} | {r['rows_per_s']} | {r['peak_gib']} | {100 * tok / bound:.0f}% | {ratio} |")
+
+    row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
+    for r in results.get("kit_train", []):
+        row(f"kit train, batch {r['batch_size']} (checkpointing {'on' if r['gradient_checkpointing'] else 'off'})", r, TRAIN_BOUND, peer_t)
+    row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
+    row(f"peer predict (generate 64 + regex, {peer_p.get('rows')} rows)", peer_p, SCORE_BOUND, peer_p)
+    row("kit predict, 10,000 rows", results.get("kit_predict"), SCORE_BOUND, peer_p)
+    row("kit predict, fixed batch 16 (1,000 rows)", results.get("kit_predict_fixed_batch"), SCORE_BOUND, peer_p)
+    row("kit predict, 15 GiB cap (2,000 rows)", results.get("kit_predict_15gib"), SCORE_BOUND, peer_p)
+    results["table"] = "\n".join(lines)
+    print(results["table"], flush=True)
+    save()
+
+
+def accuracy(settings_items: list[str]) -> None:
+    """Validation accuracy of kit's default and the seeds' recipe, trained on the same rows (SmolLM2-135M)."""
+    from gpu_verify import SMOLLM2, kaggle_tree, run_kernel
+
+    root = kaggle_tree("learn", 20000, 2000, seed=0)
+    base = {"competition": "practice-math", "model": SMOLLM2, "predict_test": False}
+    seeds = {"r": 128, "lora_alpha": 128, "learning_rate": 1e-4, "lr_scheduler": "linear", "warmup_steps": 10, "batch_size": 2,
+             "grad_accum": 4, "completion_only": False, "group_by_length": False, "weight_decay": 0.01, "optim": "adamw_8bit", "seed": 0}
+    variants = [(item.split("=", 1)[0], json.loads(item.split("=", 1)[1])) for item in settings_items]
+    records = []
+    for name, settings in variants:
+        settings = {**(seeds if name.startswith("seeds") else {}), **settings}
+        record = run_kernel("train", {**base, **settings}, root, f"accuracy-{name}")
+        record["settings"] = settings
+        records.append(record)
+        results["accuracy"] = records
+        save()
+    for r in records:
+        print(r["label"], "rc", r["rc"], "val", r.get("val_accuracy"), "val_loss", r.get("val_loss"), "train_s", r.get("train_seconds"),
+              "tok/s", r.get("train_tokens_per_s"), flush=True)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    OUT.mkdir(parents=True, exist_ok=True)
+    if mode == "prep":
+        from gpu_verify import prep
+
+        prep()
+    elif mode == "run":
+        run([int(b) for b in (sys.argv[2:] or ["8", "16", "32"])])
+    elif mode == "accuracy":
+        RESULT_FILE["name"] = "accuracy.json"
+        accuracy(sys.argv[2:])
