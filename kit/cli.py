@@ -15,23 +15,8 @@ from pathlib import Path
 
 import click
 
+from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err
 from kit.errors import KitError
-
-
-def _ws():
-    from kit import workspace
-
-    return workspace.load()
-
-
-def _backend(ws):
-    from kit.backends import get_backend
-
-    return get_backend(ws)
-
-
-def _err(message: str) -> None:
-    click.echo(message, err=True)
 
 
 class KitGroup(click.Group):

@@ -39,7 +39,7 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     if earlier and not allow_resubmit:
         raise SubmissionError(
             f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
-            hint=f"pass --again to spend another submission on the same file, or kit scores to refresh its score",
+            hint="pass --again to spend another submission on the same file, or kit scores to refresh its score",
         )
     left = backend.submissions_left_today()
     if left is not None and left <= 0:

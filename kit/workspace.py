@@ -142,6 +142,17 @@ def load(start: Path | None = None) -> Workspace:
     )
 
 
+def _ignore(gitignore: Path, patterns: list[str]) -> None:
+    """Add kit's private state to .gitignore, keeping what is there."""
+    existing = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []
+    missing = [p for p in patterns if p not in existing]
+    if missing:
+        text = "\n".join(existing + ["# kit's private state (local sessions, practice competition, locks)", *missing]) + "\n"
+        from kit.fileio import atomic_write_text
+
+        atomic_write_text(gitignore, text.lstrip("\n"))
+
+
 def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_rows: int = 0, force: bool = False) -> Path:
     """Write kit.toml (and the folders a workspace has) in `root`; refuse to overwrite unless `force`."""
     if backend not in BACKENDS:
@@ -155,5 +166,6 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
 
     atomic_write_text(path, KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows))
     (root / "submissions").mkdir(exist_ok=True)
+    _ignore(root / ".gitignore", [".kit/", ".*.lock", "build/"])
     copy_templates(root / "kernels")
     return path

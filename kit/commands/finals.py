@@ -7,13 +7,8 @@ from pathlib import Path
 
 import click
 
+from kit.commands.common import load_workspace as _ws
 from kit.errors import KitError
-
-
-def _ws():
-    from kit import workspace
-
-    return workspace.load()
 
 
 @click.command()

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
+from kit.commands.common import load_workspace as _ws
 from kit.errors import KitError
-
-
-def _ws():
-    from kit import workspace
-
-    return workspace.load()
 
 
 def _kaggle_backend(ws):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err
 from kit.errors import KitError
 
 EXAMPLE = """\b
@@ -25,22 +26,6 @@ or, instead of [grid]:
   learning_rate = { min = 1e-5, max = 1e-3, log = true }
   r = [8, 16, 32]
 """
-
-
-def _ws():
-    from kit import workspace
-
-    return workspace.load()
-
-
-def _backend(ws):
-    from kit.backends import get_backend
-
-    return get_backend(ws)
-
-
-def _err(message: str) -> None:
-    click.echo(message, err=True)
 
 
 class SweepGroup(click.Group):

@@ -1,0 +1,24 @@
+"""What every command module shares: the workspace and backend, loaded lazily, and stderr output."""
+
+from __future__ import annotations
+
+import click
+
+
+def load_workspace():
+    """The workspace around the current folder (kit.toml found upwards)."""
+    from kit import workspace
+
+    return workspace.load()
+
+
+def backend_for(ws):
+    """The workspace's backend, constructed only when a command needs it."""
+    from kit.backends import get_backend
+
+    return get_backend(ws)
+
+
+def echo_err(message: str) -> None:
+    """Progress, hints and notes go to stderr; data goes to stdout."""
+    click.echo(message, err=True)
