@@ -102,6 +102,18 @@ class Check:
 # Credentials and the client
 
 
+
+# What each machine shape runs on (Kaggle's status answer names no GPU).
+SHAPE_GPUS = {
+    "NvidiaTeslaT4": "Tesla T4 x2",
+    "NvidiaTeslaP100": "Tesla P100",
+    "NvidiaL4": "L4 x4",
+    "NvidiaL4X1": "L4",
+    "NvidiaTeslaA100": "A100",
+    "NvidiaH100": "H100",
+    "None": "cpu",
+}
+
 def config_dir() -> Path:
     """Where the client looks for kaggle.json: KAGGLE_CONFIG_DIR, else ~/.kaggle, else the XDG folder (Linux)."""
     env = os.environ.get("KAGGLE_CONFIG_DIR")
@@ -547,7 +559,7 @@ class KaggleBackend(Backend):
         response = self._status_response(self._remote(run))
         status = kernel_status(response.status)
         message = response.failure_message or "" if status is KernelStatus.ERROR else ""
-        return KernelState(status=status, message=message, gpu=run.gpu)
+        return KernelState(status=status, message=message, gpu=run.gpu or SHAPE_GPUS.get(run.config.get("machine_shape", ""), ""))
 
     def _remote(self, run: RunRecord) -> str:
         if not run.remote:
