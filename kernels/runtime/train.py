@@ -6,7 +6,6 @@ import json
 import math
 import shutil
 import time
-from pathlib import Path
 
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
@@ -14,7 +13,7 @@ from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_pa
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
-from kernels.runtime.training import TrainState, find_resume_point, label_loss, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
+from kernels.runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
 
 def micro_batches(order_for_epoch, start: int):
