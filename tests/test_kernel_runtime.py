@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -227,6 +228,196 @@ def test_threshold_tuning_and_the_output_files(tmp_path):
     scoring.write_test_outputs(tmp_path, [0, 1, 2], [0.2, 0.5, 0.8], 0.5)
     assert (tmp_path / "submission.csv").read_text() == "ID,is_correct\n0,False\n1,True\n2,True\n"
     assert (tmp_path / "test_probs.csv").read_text().splitlines() == ["ID,prob_true", "0,0.200000", "1,0.500000", "2,0.800000"]
+
+
+# ------------------------------------------------------------------------------------------------ speed: widths, chunks, memory
+
+
+def test_widths_are_rounded_up_to_the_engines_multiple():
+    assert data.pad_multiple("unsloth") == 64 and data.pad_multiple("hf") == 8
+    assert [data.padded_width(n, 64) for n in (1, 63, 64, 65, 128, 129)] == [64, 64, 64, 128, 128, 192]
+    assert [data.padded_width(n, 8) for n in (1, 8, 9, 17)] == [8, 8, 16, 24]
+    assert data.padded_width(37, 1) == 37
+    batch = data.collate([[5] * 9, [6] * 3], 0, pad_to_multiple=8)
+    assert tuple(batch.input_ids.shape) == (2, 16) and batch.label_index.tolist() == [8, 16 + 2]
+
+
+def random_lengths(n: int, seed: int, low: int = 3, high: int = 300) -> list[int]:
+    import random
+
+    rng = random.Random(seed)
+    return [rng.randint(low, high) for _ in range(n)]
+
+
+@pytest.mark.parametrize("max_tokens,multiple", [(512, 1), (512, 8), (1000, 64), (4096, 64), (200, 64)])
+def test_split_by_tokens_keeps_every_row_once_longest_first_and_within_the_budget(max_tokens, multiple):
+    lengths = random_lengths(400, seed=max_tokens + multiple)
+    rows = list(range(3, 400, 7))  # a micro-batch: positions into lengths, not 0..n
+    chunks = data.split_by_tokens(rows, lengths, max_tokens, multiple)
+    flat = [r for c in chunks for r in c]
+    assert sorted(flat) == sorted(rows) and len(flat) == len(rows)
+    assert all(lengths[a] >= lengths[b] for a, b in itertools.pairwise(flat))  # longest rows together
+    cost = lambda chunk: len(chunk) * data.padded_width(max(lengths[r] for r in chunk), multiple)  # noqa: E731
+    for chunk in chunks:
+        assert chunk and (cost(chunk) <= max_tokens or len(chunk) == 1), (chunk, cost(chunk))
+    for chunk, following in itertools.pairwise(chunks):
+        assert cost(chunk + following[:1]) > max_tokens  # greedy: no chunk could have taken one more row
+    assert len(chunks) > 1
+
+
+def test_split_by_tokens_keeps_a_micro_batch_whole_when_it_fits_and_isolates_a_row_over_the_budget():
+    lengths = [10, 700, 20, 30, 5]
+    assert data.split_by_tokens([0, 2, 3, 4], lengths, 0, 8) == [[3, 2, 0, 4]]  # 0 = no limit
+    assert data.split_by_tokens([0, 2, 3, 4], lengths, 4 * 32, 8) == [[3, 2, 0, 4]]  # 4 rows x width 32 fit exactly
+    assert data.split_by_tokens([0, 2, 3, 4], lengths, 4 * 32 - 1, 8) == [[3, 2, 0], [4]]
+    chunks = data.split_by_tokens([0, 1, 2, 3, 4], lengths, 256, 64)
+    assert chunks[0] == [1]  # 704 padded tokens alone: over the budget, but a row is never cut
+    assert chunks[1:] == [[3, 2, 0, 4]]
+
+
+def tiny_rows(n: int, seed: int, vocab: int) -> list[list[int]]:
+    import random
+
+    rng = random.Random(seed)
+    return [[1] + [rng.randrange(3, vocab) for _ in range(rng.randint(2, 24))] for _ in range(n)]
+
+
+def step_gradients(model, micro_batches, make_batch, chunks_of, max_grad_norm: float = 0.0):
+    """Run training.train_step and return (the gradient the optimizer stepped with, summed loss, tokens)."""
+    import contextlib
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            self.seen = [p.grad.detach().clone() for group in self.param_groups for p in group["params"]]
+            return super().step(closure)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = RecordingSGD(trainable, lr=0.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    loss, tokens = training.train_step(model, micro_batches, make_batch, chunks_of, optimizer=optimizer, scaler=scaler,
+                                       trainable=trainable, max_grad_norm=max_grad_norm, autocast=contextlib.nullcontext)
+    assert all(p.grad is None for p in trainable)  # the step leaves no gradient behind for the next one
+    return optimizer.seen, float(loss), tokens
+
+
+@pytest.mark.parametrize("completion_only", [True, False])
+def test_a_micro_batch_run_as_chunks_has_exactly_the_gradient_of_one_pass(tokenizer, completion_only):
+    model = make_model(len(tokenizer)).float().train()
+    sequences = tiny_rows(20, seed=3, vocab=250)
+    label_ids = [40 if i % 3 else 41 for i in range(len(sequences))]
+    lengths = [len(s) + (0 if completion_only else 1) for s in sequences]
+    make_batch = lambda rows: data.collate(  # noqa: E731
+        [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[label_ids[r] for r in rows],
+        completion_only=completion_only, pad_to_multiple=8,
+    )
+    micro_batches = [list(range(12)), list(range(12, 20))]  # grad_accum = 2, batches of unequal size
+    chunks_of = lambda rows: data.split_by_tokens(rows, lengths, 64, 8)  # noqa: E731
+    chunk_sizes = [len(c) for c in chunks_of(micro_batches[0])]
+    assert len(chunk_sizes) >= 3 and len(set(chunk_sizes)) > 1  # unequal chunks: a plain mean of chunk losses would differ
+
+    whole_grads, whole_loss, whole_tokens = step_gradients(model, micro_batches, make_batch, lambda rows: [rows])
+    chunk_grads, chunk_loss, chunk_tokens = step_gradients(model, micro_batches, make_batch, chunks_of)
+    assert chunk_loss == pytest.approx(whole_loss, rel=1e-5) and chunk_tokens == whole_tokens
+    expected = sum(training.label_loss(model, make_batch(rows)).item() for rows in micro_batches) / len(micro_batches)
+    assert whole_loss == pytest.approx(expected, rel=1e-5)
+    assert any(g.abs().sum() > 0 for g in whole_grads)
+    for whole, chunked in zip(whole_grads, chunk_grads, strict=True):
+        assert torch.allclose(chunked, whole, rtol=1e-4, atol=1e-7), (chunked - whole).abs().max()
+    clipped_whole, _, _ = step_gradients(model, micro_batches, make_batch, lambda rows: [rows], max_grad_norm=0.01)
+    clipped_chunks, _, _ = step_gradients(model, micro_batches, make_batch, chunks_of, max_grad_norm=0.01)
+    for whole, chunked in zip(clipped_whole, clipped_chunks, strict=True):
+        assert torch.allclose(chunked, whole, rtol=1e-4, atol=1e-8)
+
+
+LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32}
+GIB = 2**30
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """torch.cuda's memory queries answering for one GPU of `total` bytes with `free` free (set by the test)."""
+    gpu = {"free": 70 * GIB, "total": 80 * GIB, "fraction": 1.0}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gpu["free"], gpu["total"]))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: gpu["fraction"], raising=False)
+    return gpu
+
+
+def test_memory_plan_recomputes_activations_only_when_the_longest_row_cannot_fit(fake_gpu):
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(**LLAMA_8B)
+    per_token = training.activation_bytes_per_token(config, False)
+    per_token_recomputed = training.activation_bytes_per_token(config, True)
+    assert 4.5e6 < per_token < 5.5e6 and per_token_recomputed * 10 < per_token  # ~5 MB a token on Llama-3.1-8B
+
+    # an 80 GiB GPU with 70 GiB free: ~12k tokens a chunk without recomputation
+    ample, chunk = training.plan_memory("auto", config, 16, 2048)
+    assert not ample and 8000 < chunk < 70 * GIB // per_token and chunk * per_token < 70 * GIB
+
+    fake_gpu.update(free=30 * GIB, total=40 * GIB)  # room for ~5k tokens without recomputation
+    fits, chunk = training.plan_memory("auto", config, 16, 4096)
+    assert not fits and 4096 <= chunk < 30 * GIB // per_token
+    too_long, chunk = training.plan_memory("auto", config, 16, 8192)
+    assert too_long and chunk >= 8192 and chunk * per_token_recomputed < 30 * GIB
+    assert training.plan_memory("on", config, 16, 512)[0] is True
+    off, chunk = training.plan_memory("off", config, 16, 8192)
+    assert off is False and chunk == 8192  # forced off: one row at a time at least, never less than the longest row
+
+    fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=0.25)  # a process held to 20 GiB: an emulated smaller GPU
+    squeezed, chunk = training.plan_memory("auto", config, 16, 4096)
+    assert squeezed and chunk * per_token_recomputed < 20 * GIB
+
+
+def test_memory_plan_on_the_cpu_sets_no_chunk_limit(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = SimpleNamespace(**LLAMA_8B)
+    assert training.plan_memory("auto", config, 16, 100_000) == (False, 0)
+    assert training.plan_memory("on", config, 16, 10) == (True, 0)
+
+
+# ------------------------------------------------------------------------------------------------ speed: scoring batches
+
+
+def test_scoring_order_fills_a_token_budget_and_keeps_every_row_once():
+    lengths = random_lengths(300, seed=11, low=5, high=400)
+    for max_tokens, multiple, batch_size in ((4096, 64, 4), (2048, 8, 2), (1024, 64, 8)):
+        batches = data.scoring_order(lengths, batch_size, max_tokens, multiple)
+        flat = [r for b in batches for r in b]
+        assert sorted(flat) == list(range(300))
+        assert all(lengths[a] >= lengths[b] for a, b in itertools.pairwise(flat))
+        for b in batches:
+            width = data.padded_width(max(lengths[r] for r in b), multiple)
+            assert len(b) * width <= max_tokens or len(b) <= batch_size, (len(b), width)
+        for b in batches[:-1]:  # as many rows as fit: one more would go over the budget
+            assert (len(b) + 1) * data.padded_width(lengths[b[0]], multiple) > max_tokens or len(b) == batch_size
+        assert max(len(b) for b in batches) > batch_size  # short rows go through in large batches
+    plain = data.scoring_order(lengths, 4)
+    assert [len(b) for b in plain] == [4] * 75 and sorted(r for b in plain for r in b) == list(range(300))
+
+
+def test_token_budget_scoring_gives_the_probabilities_of_fixed_batches(tokenizer):
+    model = make_model(len(tokenizer))
+    sequences = tiny_rows(40, seed=5, vocab=250)
+    labels = [i % 3 == 0 for i in range(40)]
+    shapes = []
+    hook = model.model.register_forward_pre_hook(lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        fixed = scoring.score_sequences(model, sequences, 40, 41, tokenizer.pad_token_id, batch_size=3, labels=labels)
+        shapes.clear()
+        budget = scoring.score_sequences(model, sequences, 40, 41, tokenizer.pad_token_id, batch_size=3, labels=labels,
+                                         max_tokens=256, multiple=8)
+    finally:
+        hook.remove()
+    assert budget.prob_true == pytest.approx(fixed.prob_true, abs=1e-5)
+    assert budget.nll == pytest.approx(fixed.nll, abs=1e-4)
+    assert sum(rows for rows, _ in shapes) == 40  # each row scored once
+    assert all(width % 8 == 0 and (rows * width <= 256 or rows <= 3) for rows, width in shapes), shapes
+    assert len(shapes) < 40 / 3  # fewer, larger batches than batch_size alone gives
 
 
 # ------------------------------------------------------------------------------------------------ steps across phases
