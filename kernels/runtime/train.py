@@ -41,6 +41,10 @@ def main(config: dict) -> dict:
     device = "cuda:0" if gpu else "cpu"
     torch.manual_seed(config["seed"])
     log(f"engine={engine} dtype={dtype_name(dtype)} device={device} gpus={gpu_names() or 'none'}")
+    if gpu and torch.cuda.device_count() > 1:
+        # Data-parallel LoRA on a 4-bit base needs one process per GPU (torchrun), which a Kaggle script kernel
+        # does not start, and unsloth's open-source release trains on one GPU; the others score rows afterwards.
+        log(f"training on cuda:0 only; the other {torch.cuda.device_count() - 1} GPU(s) share validation and test scoring")
 
     # ---- data
     comp = competition_dir(config["competition"])
