@@ -92,6 +92,11 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
     from kit.practice import init_practice
 
     ws = _ws()
+    if ws.backend != "local":
+        raise KitError(
+            f"this workspace uses the {ws.backend} backend; the practice competition is the local backend's",
+            hint='set name = "local" under [backend] in kit.toml, or kit init in another folder',
+        )
     comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit, force=force)
     click.echo(str(comp.data_dir))
     _err(f"{ws.competition}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")

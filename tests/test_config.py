@@ -74,3 +74,11 @@ def test_no_workspace_error(tmp_path, kit_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = kit_cli("status")
     assert result.exit_code == 1 and "no kit.toml" in result.stderr and "kit init" in result.stderr
+
+
+def test_practice_competition_belongs_to_the_local_backend(tmp_path, kit_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert kit_cli("init", "--backend", "kaggle", "--competition", "nyu-dl-fall-24-competition").exit_code == 0
+    result = kit_cli("practice", "init")
+    assert result.exit_code == 1 and "local backend" in result.stderr
+    assert not (tmp_path / ".kit" / "practice").exists()
