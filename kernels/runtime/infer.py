@@ -10,7 +10,7 @@ from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name,
 from kernels.runtime.modeling import load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
-from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
+from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
 
 
 def adapter_settings(config: dict):
@@ -80,22 +80,10 @@ def main(config: dict) -> dict:
     if val_labels:
         metrics.update(val_metrics(val_scores, val_labels, threshold))
         log(f"validation: accuracy {metrics['val_accuracy']:.4f} (threshold {threshold:.3f}), loss {metrics['val_loss']:.4f}")
-    test_started = time.time()
-    test_table = read_table(comp / "test.csv")
-    if config["test_rows"]:
-        test_table = test_table.head(config["test_rows"])
-        warn(f"scoring only the first {len(test_table)} test rows (test_rows={config['test_rows']}): submission.csv is incomplete")
-    sequences = encode_prompts(
-        tokenizer, template, list(test_table["question"]), list(test_table["answer"]), list(test_table["solution"]), config["max_seq_length"]
-    )
-    test_scores = score(sequences)
-    write_test_outputs(out, list(test_table["ID"]), test_scores.prob_true, threshold)
-    seconds = time.time() - test_started
-    log(f"test: {len(test_table)} rows scored in {seconds:.1f}s ({len(test_table) / max(seconds, 1e-9):.1f} rows/s); submission.csv written")
+    metrics.update(predict_test_set(comp, tokenizer, template, config, score, out, threshold))
     metrics.update({
         "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()), "prompt": prompt,
-        "adapter_run": config["adapter_run"], "threshold": threshold, "test_rows": len(test_table),
-        "test_seconds": round(seconds, 2), "test_rows_per_s": round(len(test_table) / max(seconds, 1e-9), 1),
+        "adapter_run": config["adapter_run"], "threshold": threshold,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if gpu else None,
         "wall_seconds": round(time.time() - started, 2),
     })

@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.runtime.data import collate, scoring_order
+from kernels.runtime.data import collate, encode_prompts, read_table, scoring_order
+from kernels.runtime.environment import log, warn
 from kernels.runtime.modeling import causal_parts
 
 SCORE_TOKENS = 16384  # padded tokens per scoring batch on a GPU: large enough to keep an H100 busy, ~2 GiB transient
@@ -169,3 +171,23 @@ def val_metrics(scores: Scores, labels: list[bool], threshold: float) -> dict:
 def finite_or_none(value):
     """NaN and infinities as None, so that metrics.json stays valid JSON."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def predict_test_set(competition: Path, tokenizer, template, config: dict, score, out_dir: Path, threshold: float) -> dict:
+    """Score test.csv (only its first `test_rows` rows when set) with `score`, write submission.csv and
+    test_probs.csv into out_dir, and return the test metrics."""
+    started = time.time()
+    table = read_table(competition / "test.csv")
+    if config["test_rows"]:
+        table = table.head(config["test_rows"])
+        warn(f"scoring only the first {len(table)} test rows (test_rows={config['test_rows']}): submission.csv is incomplete")
+    sequences = encode_prompts(
+        tokenizer, template, list(table["question"]), list(table["answer"]), list(table["solution"]), config["max_seq_length"]
+    )
+    prob_true = score(sequences).prob_true
+    write_test_outputs(out_dir, list(table["ID"]), prob_true, threshold)
+    seconds = time.time() - started
+    rows_per_s = round(len(table) / max(seconds, 1e-9), 1)
+    log(f"test: {len(table)} rows scored in {seconds:.1f}s ({rows_per_s} rows/s); submission.csv written")
+    return {"test_rows": len(table), "test_seconds": round(seconds, 2), "test_rows_per_s": rows_per_s,
+            "test_true_rate": sum(p >= threshold for p in prob_true) / max(len(table), 1)}

@@ -12,7 +12,7 @@ from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name,
 from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
-from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, resolve_threshold, score_on_devices, val_metrics, write_test_outputs, write_val_predictions
+from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
 from kernels.runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
 
@@ -202,21 +202,7 @@ def main(config: dict) -> dict:
     else:
         threshold = resolve_threshold(config["threshold"], [], [])
     if config["predict_test"]:
-        test_started = time.time()
-        test_table = read_table(comp / "test.csv")
-        if config["test_rows"]:
-            test_table = test_table.head(config["test_rows"])
-            warn(f"scoring only the first {len(test_table)} test rows (test_rows={config['test_rows']}): submission.csv is incomplete")
-        test_sequences = encode_prompts(
-            tokenizer, template, list(test_table["question"]), list(test_table["answer"]), list(test_table["solution"]),
-            config["max_seq_length"],
-        )
-        test_scores = score(test_sequences)
-        write_test_outputs(out, list(test_table["ID"]), test_scores.prob_true, threshold)
-        seconds = time.time() - test_started
-        metrics.update({"test_rows": len(test_table), "test_seconds": round(seconds, 2), "test_rows_per_s": round(len(test_table) / max(seconds, 1e-9), 1),
-                        "test_true_rate": sum(p >= threshold for p in test_scores.prob_true) / max(len(test_table), 1)})
-        log(f"test: {len(test_table)} rows scored in {seconds:.1f}s; submission.csv written")
+        metrics.update(predict_test_set(comp, tokenizer, template, config, score, out, threshold))
 
     # ---- records
     metrics.update({
