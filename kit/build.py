@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import kit
-from kit.config import KernelConfig, config_dict, field_specs, script_settings, source_runs
+from kit.config import KernelConfig, field_specs, script_settings, source_runs
 from kit.errors import ConfigError
 from kit.fileio import atomic_write_text
 from kit.kernels import template_path
@@ -251,7 +251,3 @@ def _strip_template(path: Path, source: str, tree: ast.Module) -> str:
 
     return _drop_lines(source, tree, drop)
 
-
-def effective_config_json(config: KernelConfig) -> str:
-    """The full effective config as JSON (what run.json and the kernel's config.json record)."""
-    return json.dumps(config_dict(config), indent=2)

@@ -208,7 +208,7 @@ def status(run: str | None, as_json: bool) -> None:
     ws = _ws()
     backend = _backend(ws)
     records = [runs.load(ws, run)] if run else runs.all_runs(ws)
-    records = [refresh(ws, backend, r) if not r.status.final else r for r in records]
+    records = [refresh(ws, backend, r) for r in records]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in records], indent=2))
         return

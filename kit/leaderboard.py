@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kit.errors import KitError, WorkspaceError
+from kit.errors import WorkspaceError
 from kit.fileio import atomic_write_text, locked
-from kit.runs import RunRecord, all_runs, load, run_dir
+from kit.runs import RunRecord, all_runs, run_dir
 from kit.workspace import Workspace
 
 
@@ -129,23 +129,20 @@ def read_metrics(ws: Workspace, run_id: str) -> dict:
         return {}
 
 
-def row_for(ws: Workspace, record: RunRecord) -> dict[str, Any]:
-    """The leaderboard row kit computes for a run."""
-    from kit.pick import split_sizes
-
-    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(ws, record), public_rows=split_sizes(ws)[0])
+def row_for(ws: Workspace, record: RunRecord, public_rows: int, records: dict[str, RunRecord]) -> dict[str, Any]:
+    """The leaderboard row kit computes for a run (`records`: every run by id, for its lineage)."""
+    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(record, records), public_rows=public_rows)
     return {c.name: _fmt(c.value(view)) for c in SCHEMA}
 
 
-def lineage(ws: Workspace, record: RunRecord) -> str:
+def lineage(record: RunRecord, records: dict[str, RunRecord]) -> str:
     """`run-3>run-7>run-9` for a run that continues run-7, which continued run-3; "" for a run of one phase."""
     chain = [record.id]
     parent = record.config.get("resume_from") or record.config.get("adapter_run") or ""
     while parent and parent not in chain:
         chain.append(parent)
-        try:
-            source = load(ws, parent)
-        except KitError:  # a deleted or unreadable ancestor still shows by name, and ends the chain
+        source = records.get(parent)
+        if source is None:  # a deleted or unreadable ancestor still shows by name, and ends the chain
             break
         parent = source.config.get("resume_from") or source.config.get("adapter_run") or ""
     return ">".join(reversed(chain)) if len(chain) > 1 else ""
@@ -234,11 +231,14 @@ def sync(ws: Workspace, records: Iterable[RunRecord] | None = None) -> None:
     """Rewrite kit's columns for `records` (default: every run) from their run records and outputs, plus a column
     for every other setting that differs between runs (filled in for every run)."""
     everyone = all_runs(ws)
+    by_id = {r.id: r for r in everyone}
     records = list(everyone if records is None else records)
-    extra = differing_settings(everyone)
-    changes: dict[str, dict[str, Any]] = {r.id: {k: r.config.get(k, "") for k in extra} for r in everyone}
+    by_id.update({r.id: r for r in records})  # the caller's copies are the newest
+    extra = differing_settings(by_id.values())
+    public_rows = ws.split_sizes()[0]
+    changes: dict[str, dict[str, Any]] = {r.id: {k: r.config.get(k, "") for k in extra} for r in by_id.values()}
     for r in records:
-        changes.setdefault(r.id, {}).update(row_for(ws, r))
+        changes[r.id].update(row_for(ws, r, public_rows, by_id))
     update(ws.leaderboard_path, changes)
 
 

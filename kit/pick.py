@@ -379,21 +379,6 @@ def _notes(candidates, info, public_rows) -> list[str]:
 # -- the workspace -----------------------------------------------------------------------------------------
 
 
-def split_sizes(ws: Workspace) -> tuple[int, int | None]:
-    """Rows of the public split and of the private split (None when unknown) of the workspace's competition.
-
-    The local backend's practice competition knows its own split; on Kaggle it is kit.toml's public_rows."""
-    if ws.backend == "local":
-        import json
-
-        try:
-            meta = json.loads((ws.practice_dir / "competition.json").read_text(encoding="utf-8"))
-            return int(meta["public_rows"]), int(meta["n_test"]) - int(meta["public_rows"])
-        except (FileNotFoundError, KeyError, ValueError):
-            pass
-    return ws.public_rows, None
-
-
 def read_predictions(folder: Path) -> TestPredictions | None:
     """A run's predicted test labels: submission.csv (what is scored), else test_probs.csv at 0.5; None if neither."""
     for name, column, is_true in (
@@ -450,7 +435,7 @@ def pick(ws: Workspace, n: int | None = None, include_unsubmitted: bool = False)
     candidates, skipped = load_candidates(ws, include_unsubmitted)
     if not candidates:
         raise KitError("no run has a scored submission to pick", hint="kit submit RUN, then kit scores; or kit pick --include-unsubmitted")
-    public_rows, private_rows = split_sizes(ws)
+    public_rows, private_rows = ws.split_sizes()
     if private_rows is None:
         test_rows = next((len(c.predictions.ids) for c in candidates if c.predictions is not None), 0)
         private_rows = max(test_rows - public_rows, 0) or public_rows

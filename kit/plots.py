@@ -90,9 +90,9 @@ def plot_loss(ws: Workspace, run_ids: list[str], out: Path | None = None, window
 def run_scores(ws: Workspace) -> list[RunScores]:
     """Every run with a validation or public score, with 95% intervals (public from the public split's size)."""
     from kit.leaderboard import load_table, read_metrics
-    from kit.pick import split_sizes, wilson_interval
+    from kit.pick import wilson_interval
 
-    public_rows = split_sizes(ws)[0]
+    public_rows = ws.split_sizes()[0]
     _, rows = load_table(ws)
     finals = {r["run"]: r.get("final", "") for r in rows}
     out = []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import RunNotFoundError, WorkspaceError
-from kit.fileio import atomic_write_json, locked
+from kit.fileio import atomic_write_json, atomic_write_text, locked
 from kit.workspace import Workspace
 
 RUN_ID = re.compile(r"^run-(\d+)$")
@@ -116,8 +116,6 @@ def allocate(ws: Workspace, kernel: str, backend: str, config: dict[str, Any], t
         record = RunRecord(id=f"run-{last + 1}", kernel=kernel, backend=backend, config=config, tags=dict(tags or {}))
         run_dir(ws, record.id).mkdir()
         save(ws, record)
-        from kit.fileio import atomic_write_text
-
         atomic_write_text(counter, f"{last + 1}\n")
     return record
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -82,6 +83,18 @@ class Workspace:
     @property
     def practice_dir(self) -> Path:
         return self.state_dir / "practice" / self.competition
+
+    def split_sizes(self) -> tuple[int, int | None]:
+        """Rows of the public split and of the private split (None when unknown) of the competition.
+
+        The local backend's practice competition knows its own split; on Kaggle it is kit.toml's public_rows."""
+        if self.backend == "local":
+            try:
+                meta = json.loads((self.practice_dir / "competition.json").read_text(encoding="utf-8"))
+                return int(meta["public_rows"]), int(meta["n_test"]) - int(meta["public_rows"])
+            except (FileNotFoundError, KeyError, ValueError):
+                pass
+        return self.public_rows, None
 
     def run_defaults(self, kernel: str) -> dict[str, Any]:
         """Workspace defaults for `kernel`, with the competition filled in."""

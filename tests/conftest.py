@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# The Kaggle stand-in's fixtures (standin, kaggle_env, kaggle_ws, backend) for every test module that asks for them.
+pytest_plugins = ["tests.kaggle_standin.fixtures"]
+
 
 @dataclass
 class Result:

@@ -13,7 +13,7 @@ import pytest
 from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
 from kit.errors import AuthError, BackendError, ConfigError
 from kit.runs import KernelStatus
-from tests.kaggle_standin.fixtures import FAST, backend, build_kernel_folder, kaggle_env, make_run, standin, kaggle_ws  # noqa: F401
+from tests.kaggle_standin.fixtures import FAST, build_kernel_folder, make_run
 
 
 # -- push ---------------------------------------------------------------------------------------------------------

@@ -10,21 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_kit
-from tests.kaggle_standin.fixtures import kaggle_env, standin  # noqa: F401
+from tests.kaggle_standin.fixtures import init_kaggle_workspace
 
 SUBMISSION = b"ID,is_correct\n1,True\n2,False\n"
 
 
 @pytest.fixture
 def kaggle_workspace(kaggle_env, standin, tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
-    monkeypatch.chdir(root)
-    for key, value in {"KIT_KAGGLE_TIMEOUT": "1.5", "KIT_KAGGLE_ATTEMPTS": "3", "KIT_KAGGLE_BACKOFF": "0.01"}.items():
-        monkeypatch.setenv(key, value)
-    result = run_kit("init", "--backend", "kaggle", "--competition", "math-grader")
-    assert result.exit_code == 0, result.stderr
+    root = init_kaggle_workspace(tmp_path, monkeypatch)
     standin.default_files = {"submission.csv": SUBMISSION, "metrics.json": b'{"val_accuracy": 0.8}', "adapter/adapter_model.bin": b"\0" * 64}
     return root
 

@@ -160,7 +160,7 @@ def test_init_writes_a_kaggle_shaped_competition(tmp_path):
     assert [r["is_correct"] == "True" for r in hidden] == [e.is_correct for e in expected_test]
     assert sum(r["Usage"] == "Public" for r in hidden) == comp.public_rows == 3
     assert (comp.slug, comp.daily_limit, comp.closed, comp.data_dir) == ("practice-math", 4, False, data)
-    again = init_practice(tmp_path / "again", seed=5, n_train=30, n_test=10, public_fraction=0.3)
+    init_practice(tmp_path / "again", seed=5, n_train=30, n_test=10, public_fraction=0.3)
     assert read_csv(tmp_path / "again" / "hidden" / "solution.csv") == hidden  # the split is fixed by the seed
 
 

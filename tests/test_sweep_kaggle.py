@@ -11,7 +11,7 @@ import pytest
 
 from kit import runs, workspace as workspace_mod
 from tests.conftest import run_kit
-from tests.kaggle_standin.fixtures import kaggle_env  # noqa: F401
+from tests.kaggle_standin.fixtures import init_kaggle_workspace
 from tests.kaggle_standin.server import StandIn
 
 LIMIT = "Maximum batch GPU session count of 2 reached"
@@ -55,14 +55,8 @@ def standin() -> Iterator[CappedStandIn]:
 
 
 @pytest.fixture
-def kaggle_workspace(kaggle_env, standin, tmp_path, monkeypatch) -> Path:  # noqa: F811
-    root = tmp_path / "ws"
-    root.mkdir()
-    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
-    monkeypatch.chdir(root)
-    for key, value in {"KIT_KAGGLE_TIMEOUT": "1.5", "KIT_KAGGLE_ATTEMPTS": "3", "KIT_KAGGLE_BACKOFF": "0.01"}.items():
-        monkeypatch.setenv(key, value)
-    assert run_kit("init", "--backend", "kaggle", "--competition", "math-grader").exit_code == 0
+def kaggle_workspace(kaggle_env, standin, tmp_path, monkeypatch) -> Path:
+    root = init_kaggle_workspace(tmp_path, monkeypatch)
     standin.default_walk = ["QUEUED", "RUNNING", "RUNNING", "RUNNING", "COMPLETE"]
     standin.default_files = {"submission.csv": b"ID,is_correct\n1,True\n2,False\n", "metrics.json": b'{"val_accuracy": 0.8}'}
     (root / "sweep.toml").write_text('name = "cap"\n[base]\ntrain_rows = 100\n[grid]\nlearning_rate = [1e-4, 2e-4, 3e-4, 4e-4]\n')

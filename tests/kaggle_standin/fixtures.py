@@ -49,6 +49,21 @@ def kaggle_env(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return config
 
 
+def init_kaggle_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A new Kaggle-backend workspace (kit init) as the cwd, with short timeouts and retries for fault tests."""
+    from tests.conftest import run_kit
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
+    monkeypatch.chdir(root)
+    for key, value in {"KIT_KAGGLE_TIMEOUT": "1.5", "KIT_KAGGLE_ATTEMPTS": "3", "KIT_KAGGLE_BACKOFF": "0.01"}.items():
+        monkeypatch.setenv(key, value)
+    result = run_kit("init", "--backend", "kaggle", "--competition", "math-grader")
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
 @pytest.fixture
 def kaggle_ws(tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
