@@ -244,7 +244,8 @@ def logs(run: str, follow: bool) -> None:
             text = backend.logs(record)
             click.echo(text[shown:], nl=False)
             return
-        time.sleep(1.0)
+        # A remote log is an API call: follow it gently rather than every second.
+        time.sleep(1.0 if backend.live_logs else backend.max_poll_seconds / 2)
 
 
 @cli.command()

@@ -9,6 +9,11 @@ from pathlib import Path
 from kit.runs import KernelStatus, RunRecord
 
 
+# What `kit pull` fetches by default on every backend: what a person reads or submits (plus the log);
+# the adapter and checkpoints only with --all.
+DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json"})
+
+
 @dataclass(frozen=True)
 class KernelState:
     """A kernel's state as the backend reports it."""

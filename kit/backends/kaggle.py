@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from kit.backends.base import Backend, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, KernelState, SubmissionResult
 from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
@@ -35,8 +35,6 @@ T = TypeVar("T")
 METADATA_FILE = "kernel-metadata.json"
 # Owners the builder writes when it does not know the Kaggle username yet.
 PLACEHOLDER_OWNERS = frozenset({"", "USERNAME", "INSERT_USERNAME", "{username}", "<username>"})
-# Output files a user needs from a run; everything else only with all_files.
-DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json"})
 LOG_FILE = "kernel.log"
 RETIRED_SHAPES = {"NvidiaTeslaP100": "the P100 cannot run the current Kaggle image (its CUDA dropped sm_60); use NvidiaTeslaT4"}
 AUTH_HINT = (

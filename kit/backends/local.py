@@ -16,14 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kit.backends.base import Backend, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, KernelState, SubmissionResult
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace
 
-# What `kit pull` copies by default: what a person reads or submits; the adapter only with --all.
-DEFAULT_OUTPUTS = ("submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "log.txt")
 LOG_NAME = "log.txt"
 STATE_NAME = "state.json"
 
