@@ -88,3 +88,21 @@ def test_tuned_threshold_maximises_accuracy():
     assert 0.2 < cut <= 0.3
     assert sum((p >= cut) == y for p, y in zip(probs, labels)) == 6
     assert tune_threshold([0.9, 0.8], [True, True]) == 0.5  # ties go to the cut nearest 0.5
+
+
+def test_threshold_tuning_agrees_with_the_kernels():
+    """kit's ensemble and the kernels tune the same cut, so an ensemble's validation is comparable to a run's."""
+    import random
+
+    from kernels.runtime.scoring import accuracy
+    from kernels.runtime.scoring import tune_threshold as kernel_tune
+    from kit.ensemble import tune_threshold
+
+    rng = random.Random(0)
+    for n in (1, 2, 7, 50, 400):
+        probs = [round(rng.random(), 2) for _ in range(n)]
+        labels = [rng.random() < p for p in probs]
+        cut = tune_threshold(probs, labels)
+        assert kernel_tune(probs, labels) == cut
+        best = max(accuracy(probs, labels, t / 100) for t in range(101))
+        assert accuracy(probs, labels, cut) >= best
