@@ -2,6 +2,7 @@
 
     python bench/speed.py prep       # the random-weight 8B model in /tmp/llama8b (as bench/gpu_verify.py prep)
     python bench/speed.py run        # peer and kit on the same rows; prints the table, writes $OUT/speed.json
+    python bench/speed.py probe      # where kit's time goes; 4-bit vs dequantized base, merged adapter, width rounding
     python bench/speed.py accuracy   # SmolLM2-135M on the practice competition: kit's default vs the seeds' recipe
 
 Rows are random token ids with the competition's length mix (log-normal, mean ~385 tokens, max 1,929), as in
@@ -153,11 +154,12 @@ def kit_config(settings: dict) -> dict:
 
 
 def kit_model(config: dict):
-    """The base model as the train kernel loads it, the memory plan it makes, and LoRA attached."""
+    """The base model as the train kernel loads it, the memory plan it makes, LoRA attached, the base dequantized
+    where the plan says so."""
     import torch
 
     from kernels.runtime.data import pad_multiple, padded_width
-    from kernels.runtime.modeling import attach_lora, load_base_model
+    from kernels.runtime.modeling import attach_lora, dequantize_base, dequantize_bytes, load_base_model
     from kernels.runtime.training import plan_memory
 
     started = time.time()
@@ -165,21 +167,26 @@ def kit_model(config: dict):
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
     longest = padded_width(1929, pad_multiple("unsloth"))
-    checkpointing, chunk_tokens = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest)
-    model = attach_lora(model, config, engine="unsloth", gradient_checkpointing=checkpointing)
-    plan = {"load_seconds": round(load_seconds, 1), "gradient_checkpointing": checkpointing, "chunk_tokens": chunk_tokens}
+    memory = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest,
+                         dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model))
+    model = attach_lora(model, config, engine="unsloth", gradient_checkpointing=memory.checkpointing)
+    if memory.dequantize:
+        dequantize_base(model, torch.bfloat16)
+    plan = {"load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing, "chunk_tokens": memory.chunk_tokens,
+            "dequantized_base": memory.dequantize}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
 
-def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[int]], batch_size: int, timed_tokens: int, warm: int) -> dict:
+def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[int]], batch_size: int, timed_tokens: int, warm: int,
+              multiple: int = 0, profile: bool = False) -> dict:
     """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size."""
     import torch
 
     from kernels.runtime.data import collate, pad_multiple, split_by_tokens, training_order
     from kernels.runtime.training import make_optimizer, train_step
 
-    multiple = pad_multiple("unsloth")
+    multiple = multiple or pad_multiple("unsloth")
     lengths = [len(s) for s in sequences]
     labels = [500 + (i % 2) for i in range(len(sequences))]
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -211,14 +218,15 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
         tokens, n = step()
         useful, rows, steps = useful + tokens, rows + n, steps + 1
     seconds = time.perf_counter() - started
+    kernels = cuda_profile(step, 3) if profile else None
     del optimizer
-    return {"batch_size": batch_size, "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
+    return {"batch_size": batch_size, "multiple": multiple, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
             "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
             "peak_gib": peak_gib(), **plan}
 
 
-def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int) -> dict:
-    """score_sequences as the kernels call it (rows sorted by length, token-budget batches, widths to 64)."""
+def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int, multiple: int = 0, keep: dict | None = None) -> dict:
+    """score_sequences as the kernels call it (rows sorted by length, token-budget batches, rounded widths)."""
     import torch
 
     from kernels.runtime.data import pad_multiple
@@ -226,7 +234,7 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
 
     def run(seqs):
         return score_sequences(model, seqs, 500, 501, tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
-                               autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=pad_multiple("unsloth"))
+                               autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=multiple or pad_multiple("unsloth"))
 
     run(sequences[:300])
     torch.cuda.synchronize()
@@ -236,9 +244,91 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     assert all(0.0 <= p <= 1.0 for p in scores.prob_true)
-    return {"rows": len(sequences), "seconds": round(seconds, 1), "rows_per_s": round(len(sequences) / seconds, 1),
+    if keep is not None:
+        keep["prob_true"] = scores.prob_true
+    return {"rows": len(sequences), "multiple": multiple or pad_multiple("unsloth"), "seconds": round(seconds, 1), "rows_per_s": round(len(sequences) / seconds, 1),
             "useful_tokens_per_s": round(sum(map(len, sequences)) / seconds), "batch_size": batch_size, "max_tokens": max_tokens,
             "peak_gib": peak_gib()}
+
+
+def cuda_profile(step, steps: int) -> list[dict]:
+    """GPU time by kernel over `steps` calls of step(), largest first (torch.profiler), grouped into families."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total, e.count) for e in prof.key_averages() if e.device_time_total > 0]
+    total = sum(t for _, t, _ in rows)
+    rows.sort(key=lambda r: -r[1])
+    return [{"kernel": k[:90], "ms_per_step": round(t / 1000 / steps, 2), "share": round(t / total, 3), "calls": c} for k, t, c in rows[:30]]
+
+
+def agreement(a: list[float], b: list[float]) -> dict:
+    """How far two lists of P(True) are apart: largest difference, and the share of rows on the same side of 0.5."""
+    return {"max_abs_diff": round(max(abs(x - y) for x, y in zip(a, b)), 5),
+            "same_side_of_0.5": round(sum((x >= 0.5) == (y >= 0.5) for x, y in zip(a, b)) / len(a), 4)}
+
+
+def probe() -> None:
+    """Where the time goes, and what a dequantized base, a merged adapter and narrower width rounding change
+    (one process: the 4-bit variants first, then the same model dequantized in place)."""
+    import unsloth  # noqa: F401
+    import torch
+
+    from kernels.runtime.modeling import dequantize_base, merge_adapters
+    from kernels.runtime.training import plan_memory
+
+    results["device"] = torch.cuda.get_device_name(0)
+    config = kit_config({"dequantize_base": "off"})
+    train_rows = random_rows(length_mix(4000, 0), 0)
+    test_rows = random_rows(length_mix(2000, 1), 1)
+    model, tokenizer, plan = kit_model(config)
+    results["probe_train"], results["probe_score"] = [], []
+
+    def train(label, bs, multiple, profile=False):
+        record = kit_train(model, tokenizer, config, plan, train_rows, bs, timed_tokens=100000, warm=6, multiple=multiple, profile=profile)
+        record["variant"] = label
+        results["probe_train"].append(record)
+        print("probe_train", label, {k: v for k, v in record.items() if k != "profile"}, flush=True)
+        save()
+
+    def score(label, multiple, max_tokens=16384):
+        kept: dict = {}
+        record = kit_score(model, tokenizer, test_rows, batch_size=8, max_tokens=max_tokens, multiple=multiple, keep=kept)
+        record["variant"] = label
+        results["probe_score"].append(record)
+        print("probe_score", label, record, flush=True)
+        save()
+        return kept["prob_true"]
+
+    section("probe_4bit", lambda: (train("4-bit, widths to 64", 8, 64, profile=True), train("4-bit, widths to 8", 8, 8)))
+    four_bit = {}
+    section("probe_score_4bit", lambda: four_bit.update(p=score("4-bit + LoRA, widths to 64", 64)))
+    started = time.time()
+    dequantize_base(model, torch.bfloat16)
+    results["dequantize_seconds"] = round(time.time() - started, 1)
+    from kernels.runtime.data import padded_width
+
+    memory = plan_memory("auto", model.config, config["r"], padded_width(1929, 64))
+    plan.update(chunk_tokens=memory.chunk_tokens, gradient_checkpointing=memory.checkpointing, dequantized_base=True)
+    section("probe_bf16", lambda: (train("dequantized, widths to 64", 8, 64), train("dequantized, widths to 8", 8, 8, profile=True),
+                                   train("dequantized, widths to 8", 16, 8)))
+
+    def merged():
+        unmerged = score("dequantized + LoRA, widths to 64", 64)
+        results["merged_layers"] = merge_adapters(model)
+        merged_64 = score("dequantized, adapter merged, widths to 64", 64)
+        score("dequantized, adapter merged, widths to 8", 8)
+        score("dequantized, adapter merged, widths to 8, 32k tokens a batch", 8, 32768)
+        results["scores_4bit_vs_dequantized"] = agreement(four_bit["p"], unmerged)
+        results["scores_unmerged_vs_merged"] = agreement(unmerged, merged_64)
+        print("agreement", results["scores_4bit_vs_dequantized"], results["scores_unmerged_vs_merged"], flush=True)
+
+    section("probe_score_bf16", merged)
+    save()
 
 
 def run(batch_sizes: list[int]) -> None:
@@ -377,6 +467,9 @@ if __name__ == "__main__":
         prep()
     elif mode == "run":
         run([int(b) for b in (sys.argv[2:] or ["8", "16", "32"])])
+    elif mode == "probe":
+        RESULT_FILE["name"] = "probe.json"
+        probe()
     elif mode == "accuracy":
         RESULT_FILE["name"] = "accuracy.json"
         accuracy(sys.argv[2:])

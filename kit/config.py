@@ -45,6 +45,10 @@ class KernelConfig:
     engine: str = choice("auto", "unsloth", "hf", default="auto", help="auto = unsloth where a CUDA GPU and unsloth are present, else hf")
     dtype: str = choice("auto", "bf16", "fp16", "fp32", default="auto", help="compute dtype; auto = bf16 where supported, fp16 on T4, fp32 on CPU")
     load_in_4bit: bool = setting(True, "load the base model in 4-bit (bitsandbytes NF4) on a GPU; ignored on the CPU")
+    dequantize_base: str = choice(
+        "auto", "on", "off", default="auto",
+        help="keep the 4-bit base's weights dequantized where GPU memory allows (same values, no dequantizing in every pass); scoring also merges the adapter in",
+    )
     max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072)
     prompt: str = setting("grader", "prompt template name (see kernels/runtime/prompts.py)")
     batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096)

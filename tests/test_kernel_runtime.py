@@ -39,12 +39,12 @@ def make_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def make_model(vocab_size: int):
+def make_model(vocab_size: int, hidden_size: int = 32):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config).eval()
@@ -354,21 +354,47 @@ def test_memory_plan_recomputes_activations_only_when_the_longest_row_cannot_fit
     assert 4.5e6 < per_token < 5.5e6 and per_token_recomputed * 10 < per_token  # ~5 MB a token on Llama-3.1-8B
 
     # an 80 GiB GPU with 70 GiB free: ~12k tokens a chunk without recomputation
-    ample, chunk = training.plan_memory("auto", config, 16, 2048)
+    ample, chunk, _ = training.plan_memory("auto", config, 16, 2048)
     assert not ample and 8000 < chunk < 70 * GIB // per_token and chunk * per_token < 70 * GIB
 
     fake_gpu.update(free=30 * GIB, total=40 * GIB)  # room for ~5k tokens without recomputation
-    fits, chunk = training.plan_memory("auto", config, 16, 4096)
+    fits, chunk, _ = training.plan_memory("auto", config, 16, 4096)
     assert not fits and 4096 <= chunk < 30 * GIB // per_token
-    too_long, chunk = training.plan_memory("auto", config, 16, 8192)
+    too_long, chunk, _ = training.plan_memory("auto", config, 16, 8192)
     assert too_long and chunk >= 8192 and chunk * per_token_recomputed < 30 * GIB
-    assert training.plan_memory("on", config, 16, 512)[0] is True
-    off, chunk = training.plan_memory("off", config, 16, 8192)
+    assert training.plan_memory("on", config, 16, 512).checkpointing is True
+    off, chunk, _ = training.plan_memory("off", config, 16, 8192)
     assert off is False and chunk == 8192  # forced off: one row at a time at least, never less than the longest row
 
     fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=0.25)  # a process held to 20 GiB: an emulated smaller GPU
-    squeezed, chunk = training.plan_memory("auto", config, 16, 4096)
+    squeezed, chunk, _ = training.plan_memory("auto", config, 16, 4096)
     assert squeezed and chunk * per_token_recomputed < 20 * GIB
+
+
+COPY = int(10.5 * GIB)  # what dequantizing Llama-3.1-8B's 4-bit linear layers adds
+
+
+def test_memory_plan_keeps_a_dequantized_base_only_where_it_costs_no_recomputation(fake_gpu):
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(**LLAMA_8B)
+    per_token = training.activation_bytes_per_token(config, False)
+    plain = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    assert plain.dequantize and not plain.checkpointing  # an H100: room for the copy and ~10k tokens a chunk
+    alone = training.plan_memory("auto", config, 32, 2048)
+    assert plain.chunk_tokens < alone.chunk_tokens and (alone.chunk_tokens - plain.chunk_tokens) * per_token <= COPY + per_token
+    assert not training.plan_memory("auto", config, 32, 2048, dequantize="off", dequantize_bytes=COPY).dequantize
+    assert not training.plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=0).dequantize  # nothing 4-bit
+
+    fake_gpu.update(free=30 * GIB, total=40 * GIB)  # an A100 40GB: the copy would leave under 4k tokens a chunk
+    roomy = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    assert not roomy.dequantize and not roomy.checkpointing
+    forced = training.plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=COPY)
+    assert forced.dequantize  # asked for: taken, at the price the plan then pays
+
+    fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=9 / 80)  # a T4: 15 GiB less the 4-bit model's ~6 GiB
+    t4 = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    assert not t4.dequantize and t4.checkpointing
 
 
 def test_memory_plan_on_the_cpu_sets_no_chunk_limit(monkeypatch):
@@ -376,8 +402,8 @@ def test_memory_plan_on_the_cpu_sets_no_chunk_limit(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = SimpleNamespace(**LLAMA_8B)
-    assert training.plan_memory("auto", config, 16, 100_000) == (False, 0)
-    assert training.plan_memory("on", config, 16, 10) == (True, 0)
+    assert training.plan_memory("auto", config, 16, 100_000) == (False, 0, False)
+    assert training.plan_memory("on", config, 16, 10, dequantize="on", dequantize_bytes=COPY) == (True, 0, False)
 
 
 # ------------------------------------------------------------------------------------------------ speed: scoring batches
@@ -444,6 +470,73 @@ def test_attach_lora_trains_only_the_adapter_in_fp32(tokenizer):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+
+
+def quantize_linears(model) -> None:
+    """Make every decoder linear layer 4-bit NF4 with double-quantized scales (bitsandbytes on the CPU), as a GPU
+    load with BitsAndBytesConfig does (its CPU kernels want rows of at least 64 weights: hidden_size 64)."""
+    import bitsandbytes as bnb
+
+    for parent in list(model.model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Linear:
+                packed = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+                packed.weight = bnb.nn.Params4bit(child.weight.data.clone(), requires_grad=False, quant_type="nf4", compress_statistics=True).to("cpu")
+                setattr(parent, name, packed)
+
+
+def test_a_dequantized_base_scores_as_the_4bit_one_and_a_merged_adapter_too(tokenizer):
+    import copy
+
+    from kernels.runtime import modeling
+
+    model = make_model(len(tokenizer), hidden_size=64)
+    original = model.model.layers[0].mlp.up_proj.weight.detach().clone()
+    quantize_linears(model)
+    layers = 7 * model.config.num_hidden_layers
+    assert len(modeling.quantized_linears(model)) == layers
+    model = attach_lora(model, lora_config(), engine="hf", gradient_checkpointing=False)
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)  # a trained adapter: B is no longer zero
+    rows = tiny_rows(12, 5, len(tokenizer))
+
+    def probs(m):
+        return scoring.score_sequences(m, rows, 5, 6, tokenizer.pad_token_id, batch_size=4).prob_true
+
+    # bitsandbytes repacks a 4-bit weight for its CPU kernel on the first forward; the copy keeps the GPU layout
+    on_4bit = probs(copy.deepcopy(model))
+    extra = modeling.dequantize_bytes(model, dtype_bytes=4)
+    assert extra == sum(4 * m.in_features * m.out_features - m.weight.numel() for m in (getattr(p, n) for p, n in modeling.quantized_linears(model)))
+    assert modeling.dequantize_base(model, torch.float32) == layers
+    assert modeling.quantized_linears(model) == [] and modeling.dequantize_bytes(model) == 0
+    weight = model.get_base_model().model.layers[0].mlp.up_proj.base_layer.weight
+    assert type(model.get_base_model().model.layers[0].mlp.up_proj.base_layer) is torch.nn.Linear and not weight.requires_grad
+    blocks = weight.detach().reshape(-1, 64)
+    assert max(len(set(b.tolist())) for b in blocks) <= 16  # NF4: 16 codes times each block's scale, not the original weights
+    assert 0 < (weight - original).abs().max() < 0.2 * original.abs().max()
+    dequantized = probs(model)
+    # the CPU kernel rounds its scales to bf16; on a GPU the 4-bit matmul dequantizes to these very values
+    assert dequantized == pytest.approx(on_4bit, abs=5e-3)
+    assert modeling.merge_adapters(model) == layers
+    assert not [n for n, _ in model.named_parameters() if "lora_" in n]
+    assert probs(model) == pytest.approx(dequantized, abs=1e-5)
+    assert max(abs(p - 0.5) for p in on_4bit) > 0.02  # the adapter moves the scores, so the matches above mean something
+
+
+def test_scoring_preparation_keeps_a_4bit_base_without_room_and_merges_where_it_can(tokenizer):
+    from kernels.runtime import modeling
+
+    model = make_model(len(tokenizer), hidden_size=64)
+    quantize_linears(model)
+    model = attach_lora(model, lora_config(), engine="hf", gradient_checkpointing=False)
+    # no GPU here, so "auto" finds no room for a copy: the adapter stays unmerged on the 4-bit base
+    assert modeling.prepare_for_scoring(model, dtype=torch.float32, setting="auto") == "base kept in 4-bit (no room for a dequantized copy)"
+    assert len(modeling.quantized_linears(model)) == 14
+    assert modeling.prepare_for_scoring(model, dtype=torch.float32, setting="on") == "dequantized 14 4-bit layers (+0.0 GiB); adapter merged into 14 layers"
+    plain = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False)
+    assert modeling.prepare_for_scoring(plain, dtype=torch.float32, setting="off") == "adapter merged into 14 layers"
 
 
 # ------------------------------------------------------------------------------------------------ the kernels end to end

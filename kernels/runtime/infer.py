@@ -49,7 +49,7 @@ def main(config: dict) -> dict:
         # Extra GPUs load through transformers: unsloth's patched model assumes the first GPU.
         model, tok = load_for_scoring(
             config["model"], adapter_dir, engine=engine if k == 0 else "hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
-            max_seq_length=config["max_seq_length"], device=k,
+            max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"],
         )
         models.append(model)
         devices.append(f"cuda:{k}" if gpu else "cpu")

@@ -195,8 +195,103 @@ def load_adapter_weights(model, adapter_dir: Path) -> None:
         raise ValueError(f"{len(unexpected)} weights of {adapter_dir} did not fit the model, e.g. {unexpected[0]}")
 
 
-def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0):
-    """Base model plus (optionally) a saved adapter, in eval mode, for scoring."""
+def quantized_linears(model) -> list[tuple]:
+    """(parent module, attribute name) of every 4-bit linear layer (bitsandbytes) in `model`, LoRA base layers included."""
+    import sys
+
+    bnb = sys.modules.get("bitsandbytes")  # a model holds 4-bit layers only if bitsandbytes was imported to load it
+    if bnb is None:
+        return []
+    return [(parent, name) for parent in model.modules() for name, child in parent.named_children() if isinstance(child, bnb.nn.Linear4bit)]
+
+
+def dequantize_bytes(model, dtype_bytes: int = 2) -> int:
+    """GPU memory that `dequantize_base` adds: each 4-bit weight becomes a full one, and its packed form is freed."""
+    layers = (getattr(parent, name) for parent, name in quantized_linears(model))
+    return sum(m.in_features * m.out_features * dtype_bytes - m.weight.numel() * m.weight.element_size() for m in layers)
+
+
+def dequantize_base(model, dtype) -> int:
+    """Swap every 4-bit linear layer for a plain one that holds its dequantized weight; returns how many.
+
+    The values are exactly the ones a 4-bit matmul computes with (NF4 codes times their scales, in `dtype`), so
+    training and scoring give the same numbers; what goes is dequantizing every layer in every forward and
+    backward pass. It costs ~1.5 bytes more per weight, so the kernels only do it where the memory plan has room.
+    """
+    import torch
+    from bitsandbytes.functional import dequantize_4bit
+
+    layers = quantized_linears(model)
+    for parent, name in layers:
+        packed = getattr(parent, name)
+        plain = torch.nn.Linear(packed.in_features, packed.out_features, bias=packed.bias is not None, device="meta")
+        plain.weight = torch.nn.Parameter(dequantize_4bit(packed.weight.data, packed.weight.quant_state).to(dtype), requires_grad=False)
+        if packed.bias is not None:
+            plain.bias = packed.bias
+        setattr(parent, name, plain)
+        del packed
+    torch.cuda.empty_cache()
+    return len(layers)
+
+
+def merge_adapters(model) -> int:
+    """Fold each LoRA layer's update into its (unquantized) base weight and put the plain layer in its place, so
+    that scoring runs one matmul per layer; returns how many. Layers whose base is still 4-bit stay as they are:
+    merging into NF4 would re-quantize the weight and lose the update's precision."""
+    import torch
+
+    merged = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            base = getattr(child, "base_layer", None)
+            if type(base) is not torch.nn.Linear or not hasattr(child, "get_delta_weight"):
+                continue  # not a LoRA layer, or its base is still 4-bit
+            with torch.no_grad():
+                for adapter in child.active_adapters:
+                    if adapter in child.lora_A:
+                        base.weight += child.get_delta_weight(adapter).to(base.weight.dtype)
+            setattr(parent, name, base)
+            merged += 1
+    return merged
+
+
+def gpu_room(device=0) -> tuple[int, int]:
+    """(bytes this process can still take on `device`, the most it may hold): free memory plus what its own cache
+    holds, limited by a per-process memory fraction (an emulated smaller GPU)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    free += torch.cuda.memory_reserved(device) - allocated  # cached by this process: reusable
+    fraction = torch.cuda.get_per_process_memory_fraction(device) if hasattr(torch.cuda, "get_per_process_memory_fraction") else 1.0
+    usable = int(fraction * total)
+    return min(free, usable - allocated), usable
+
+
+SCORING_RESERVE = 6 * 2**30  # activations of a SCORE_TOKENS batch, the logits at the label positions, allocator slack
+
+
+def prepare_for_scoring(model, *, dtype, setting: str, device=0) -> str:
+    """Make a model (a trained or loaded adapter on its base) as fast to score as memory allows: dequantize a 4-bit
+    base when `setting` is on, or auto and the copy fits next to SCORING_RESERVE; then merge the adapter into any
+    base that is not 4-bit. Returns a line saying what it did."""
+    import torch
+
+    extra = dequantize_bytes(model)
+    done = []
+    if extra and (setting == "on" or (setting == "auto" and torch.cuda.is_available() and gpu_room(device)[0] - SCORING_RESERVE >= extra)):
+        done.append(f"dequantized {dequantize_base(model, dtype)} 4-bit layers (+{extra / 2**30:.1f} GiB)")
+    elif extra:
+        done.append("base kept in 4-bit (no room for a dequantized copy)")
+    merged = merge_adapters(model)
+    if merged:
+        done.append(f"adapter merged into {merged} layers")
+    return "; ".join(done) or "nothing to prepare"
+
+
+def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0,
+                     dequantize: str = "auto"):
+    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring)."""
     model, tokenizer = load_base_model(
         model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
     )
@@ -204,6 +299,7 @@ def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, 
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    log(f"scoring model on {device}: {prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device)}")
     model.eval()
     return model, tokenizer
 

@@ -9,7 +9,7 @@ import time
 
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
-from kernels.runtime.modeling import attach_lora, check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring
+from kernels.runtime.modeling import attach_lora, check_adapter_matches, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
@@ -100,10 +100,14 @@ def main(config: dict) -> dict:
         return training_order(lengths, config["batch_size"], config["group_by_length"] and not packed, config["seed"] + epoch)
 
     multiple = 1 if packed else pad_multiple(engine)
-    checkpointing, chunk_tokens = plan_memory(
-        config["gradient_checkpointing"], model.config, config["r"], padded_width(max(lengths), multiple)
+    plan = plan_memory(
+        config["gradient_checkpointing"], model.config, config["r"], padded_width(max(lengths), multiple),
+        dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
     )
+    checkpointing, chunk_tokens = plan.checkpointing, plan.chunk_tokens
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=checkpointing)
+    if plan.dequantize:
+        log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
     if resume_point is not None:
         check_adapter_matches(resume_point / "adapter", config)
         load_adapter_weights(model, resume_point / "adapter")
@@ -168,12 +172,16 @@ def main(config: dict) -> dict:
     log(f"trained {len(steps_log)} steps in {train_seconds:.1f}s ({train_tokens / max(train_seconds, 1e-9):.0f} tokens/s); adapter saved")
 
     # ---- validation and test
+    del optimizer, scheduler
+    if gpu:
+        torch.cuda.empty_cache()
+    log(f"scoring model: {prepare_for_scoring(model, dtype=dtype, setting=config['dequantize_base'])}")
     models, devices = [model], [device]
     if gpu and torch.cuda.device_count() > 1 and (split.val or config["predict_test"]):
         for k in range(1, torch.cuda.device_count()):
             extra, _ = load_for_scoring(
                 config["model"], out / "adapter", engine="hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
-                max_seq_length=config["max_seq_length"], device=k,
+                max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"],
             )
             models.append(extra)
             devices.append(f"cuda:{k}")
@@ -207,7 +215,7 @@ def main(config: dict) -> dict:
     # ---- records
     metrics.update({
         "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()),
-        "gradient_checkpointing": checkpointing, "packing": packed,
+        "gradient_checkpointing": checkpointing, "dequantized_base": plan.dequantize, "packing": packed,
         "train_rows": len(split.train), "train_true_rows": sum(train_labels), "data_offset": config["data_offset"],
         "next_data_offset": split.next_offset, "phase": state.phase, "phase_steps": phase_steps, "global_step": state.global_step,
         "steps_this_run": len(steps_log), "train_seconds": round(train_seconds, 2),

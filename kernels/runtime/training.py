@@ -12,10 +12,11 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from kernels.runtime.data import steps_per_epoch
 from kernels.runtime.environment import log, warn
-from kernels.runtime.modeling import causal_parts
+from kernels.runtime.modeling import causal_parts, gpu_room
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -162,36 +163,48 @@ def lora_state_bytes(model_config, rank: int) -> int:
 
 
 def activation_budget(model_config, rank: int, device: int = 0) -> int:
-    """Bytes left for activations on the GPU: free memory, or what a per-process memory fraction leaves (an
-    emulated smaller GPU), less LoRA and optimizer state, allocator slack and the output layer."""
-    import torch
-
-    free, total = torch.cuda.mem_get_info(device)
-    allocated = torch.cuda.memory_allocated(device)
-    free += torch.cuda.memory_reserved(device) - allocated  # cached by this process: reusable
-    fraction = torch.cuda.get_per_process_memory_fraction(device) if hasattr(torch.cuda, "get_per_process_memory_fraction") else 1.0
-    usable = fraction * total
-    free = min(free, int(usable) - allocated)
+    """Bytes left for activations on the GPU (what this process can still take, see gpu_room), less LoRA and
+    optimizer state, allocator slack and the output layer."""
+    free, usable = gpu_room(device)
     return int(free - 2**30 - 0.1 * usable - lora_state_bytes(model_config, rank))
 
 
 MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; recomputation is then the better trade
+DEQUANTIZED_MIN_TOKENS = 4096  # a dequantized copy saves ~15-25% of a step; recomputation costs ~33%, so never trade one for it
 
 
-def plan_memory(setting: str, model_config, rank: int, longest_row: int, device: int = 0) -> tuple[bool, int]:
-    """(gradient checkpointing on?, largest chunk in tokens): recompute activations only when a chunk of the longest
-    row (and at least MIN_CHUNK_TOKENS) would not fit in memory without it; 0 tokens = no limit (CPU)."""
+class MemoryPlan(NamedTuple):
+    """How a train run uses the GPU's memory."""
+
+    checkpointing: bool  # recompute activations in the backward pass
+    chunk_tokens: int  # most padded tokens in one forward pass (0 = no limit)
+    dequantize: bool  # keep the 4-bit base's weights dequantized (dequantize_base)
+
+
+def plan_memory(setting: str, model_config, rank: int, longest_row: int, device: int = 0, *, dequantize: str = "off",
+                dequantize_bytes: int = 0) -> MemoryPlan:
+    """Recompute activations only when a chunk of the longest row (and at least MIN_CHUNK_TOKENS) would not fit in
+    memory without it; keep a dequantized copy of a 4-bit base (`dequantize_bytes` more) when `dequantize` is on, or
+    auto and chunks of DEQUANTIZED_MIN_TOKENS (and the longest row) still fit without recomputation next to it."""
     import torch
 
     if not torch.cuda.is_available():
-        return setting == "on", 0
-    budget = activation_budget(model_config, rank, device)
-    without = max(budget, 0) // activation_bytes_per_token(model_config, False)
+        return MemoryPlan(setting == "on", 0, False)
+    budget = max(activation_budget(model_config, rank, device), 0)
+    per_token = activation_bytes_per_token(model_config, False)
+    copy = dequantize_bytes > 0 and (
+        dequantize == "on"
+        or (dequantize == "auto" and (budget - dequantize_bytes) // per_token >= max(longest_row, DEQUANTIZED_MIN_TOKENS))
+    )
+    if copy:
+        budget = max(budget - dequantize_bytes, 0)
+    without = budget // per_token
     checkpointing = setting == "on" or (setting == "auto" and without < max(longest_row, MIN_CHUNK_TOKENS))
-    chunk = max(budget, 0) // activation_bytes_per_token(model_config, checkpointing)
-    log(f"{max(budget, 0) / 2**30:.1f} GiB for activations: {without} tokens a chunk without recomputation, longest row "
-        f"{longest_row} -> gradient checkpointing {'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
-    return checkpointing, max(int(chunk), longest_row)
+    chunk = budget // activation_bytes_per_token(model_config, checkpointing)
+    log(f"{budget / 2**30:.1f} GiB for activations{' next to a dequantized base (+%.1f GiB)' % (dequantize_bytes / 2**30) if copy else ''}: "
+        f"{without} tokens a chunk without recomputation, longest row {longest_row} -> gradient checkpointing "
+        f"{'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
+    return MemoryPlan(checkpointing, max(int(chunk), longest_row), copy)
 
 
 def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast):
