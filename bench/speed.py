@@ -179,7 +179,7 @@ def kit_model(config: dict):
 
 
 def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[int]], batch_size: int, timed_tokens: int, warm: int,
-              multiple: int = 0, profile: bool = False) -> dict:
+              multiple: int = 0, profile: bool = False, sync_every_step: bool = False) -> dict:
     """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size."""
     import torch
 
@@ -201,11 +201,19 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     order = iter(training_order(lengths, batch_size, config["group_by_length"], seed=batch_size))
     model.train()
 
+    unread: list = []
+
     def step() -> tuple[int, int]:
         micro = [next(order) for _ in range(config["grad_accum"])]
         loss, tokens = train_step(model, micro, make_batch, chunks_of, optimizer=optimizer, scaler=scaler, trainable=trainable,
                                   max_grad_norm=config["max_grad_norm"], autocast=autocast)
-        float(loss)  # the kernel reads each step's loss (the non-finite check)
+        # The kernel reads each step's loss (the non-finite check) once the next step is queued; sync_every_step
+        # is the old way, reading it at once.
+        if unread:
+            float(unread.pop())
+        unread.append(loss)
+        if sync_every_step:
+            float(unread.pop())
         return tokens, sum(len(m) for m in micro)
 
     started = time.perf_counter()
@@ -217,6 +225,8 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     while useful < timed_tokens:
         tokens, n = step()
         useful, rows, steps = useful + tokens, rows + n, steps + 1
+    if unread:
+        float(unread.pop())
     seconds = time.perf_counter() - started
     kernels = cuda_profile(step, 3) if profile else None
     del optimizer
@@ -273,61 +283,61 @@ def agreement(a: list[float], b: list[float]) -> dict:
 
 
 def probe() -> None:
-    """Where the time goes, and what a dequantized base, a merged adapter and narrower width rounding change
-    (one process: the 4-bit variants first, then the same model dequantized in place)."""
+    """Where the time goes, and what each lever changes, on one model in one process: the base dequantized or not
+    (`dequantize_base`), copies to the GPU pageable or pinned, the loss read every step or one step later, the
+    optimizer, the micro-batch; scoring with the adapter merged or not, and larger scoring batches."""
     import unsloth  # noqa: F401
     import torch
 
-    from kernels.runtime.modeling import dequantize_base, merge_adapters
-    from kernels.runtime.training import plan_memory
+    from kernels.runtime import data
+    from kernels.runtime.modeling import merge_adapters
 
     results["device"] = torch.cuda.get_device_name(0)
-    config = kit_config({"dequantize_base": "off"})
+    config = kit_config({})
     train_rows = random_rows(length_mix(4000, 0), 0)
-    test_rows = random_rows(length_mix(2000, 1), 1)
+    test_rows = random_rows(length_mix(10000, 1), 1)
     model, tokenizer, plan = kit_model(config)
     results["probe_train"], results["probe_score"] = [], []
+    pinned = data.to_device
 
-    def train(label, bs, multiple, profile=False):
-        record = kit_train(model, tokenizer, config, plan, train_rows, bs, timed_tokens=100000, warm=6, multiple=multiple, profile=profile)
+    def pageable(tensor, device):
+        return tensor.to(device)
+
+    def train(label, bs=8, settings=None, copies=pinned, **options):
+        data.to_device = copies
+        record = kit_train(model, tokenizer, {**config, **(settings or {})}, plan, train_rows, bs, timed_tokens=150000, warm=8, **options)
+        data.to_device = pinned
         record["variant"] = label
         results["probe_train"].append(record)
         print("probe_train", label, {k: v for k, v in record.items() if k != "profile"}, flush=True)
         save()
 
-    def score(label, multiple, max_tokens=16384):
+    def score(label, rows, max_tokens=16384):
         kept: dict = {}
-        record = kit_score(model, tokenizer, test_rows, batch_size=8, max_tokens=max_tokens, multiple=multiple, keep=kept)
+        record = kit_score(model, tokenizer, rows, batch_size=8, max_tokens=max_tokens, keep=kept)
         record["variant"] = label
         results["probe_score"].append(record)
         print("probe_score", label, record, flush=True)
         save()
         return kept["prob_true"]
 
-    section("probe_4bit", lambda: (train("4-bit, widths to 64", 8, 64, profile=True), train("4-bit, widths to 8", 8, 8)))
-    four_bit = {}
-    section("probe_score_4bit", lambda: four_bit.update(p=score("4-bit + LoRA, widths to 64", 64)))
-    started = time.time()
-    dequantize_base(model, torch.bfloat16)
-    results["dequantize_seconds"] = round(time.time() - started, 1)
-    from kernels.runtime.data import padded_width
+    section("probe_train", lambda: (
+        train("pageable copies, loss read every step (before)", copies=pageable, sync_every_step=True),
+        train("pinned copies, loss read a step later (the kernel now)", profile=True),
+        train("the kernel now, optim=adamw_torch_fused", settings={"optim": "adamw_torch_fused"}),
+        train("the kernel now, batch 16", bs=16),
+    ))
 
-    memory = plan_memory("auto", model.config, config["r"], padded_width(1929, 64))
-    plan.update(chunk_tokens=memory.chunk_tokens, gradient_checkpointing=memory.checkpointing, dequantized_base=True)
-    section("probe_bf16", lambda: (train("dequantized, widths to 64", 8, 64), train("dequantized, widths to 8", 8, 8, profile=True),
-                                   train("dequantized, widths to 8", 16, 8)))
-
-    def merged():
-        unmerged = score("dequantized + LoRA, widths to 64", 64)
+    def scoring():
+        unmerged = score("LoRA unmerged, 2,000 rows", test_rows[:2000])
         results["merged_layers"] = merge_adapters(model)
-        merged_64 = score("dequantized, adapter merged, widths to 64", 64)
-        score("dequantized, adapter merged, widths to 8", 8)
-        score("dequantized, adapter merged, widths to 8, 32k tokens a batch", 8, 32768)
-        results["scores_4bit_vs_dequantized"] = agreement(four_bit["p"], unmerged)
-        results["scores_unmerged_vs_merged"] = agreement(unmerged, merged_64)
-        print("agreement", results["scores_4bit_vs_dequantized"], results["scores_unmerged_vs_merged"], flush=True)
+        merged = score("adapter merged, 2,000 rows", test_rows[:2000])
+        results["scores_unmerged_vs_merged"] = agreement(unmerged, merged)
+        print("agreement", results["scores_unmerged_vs_merged"], flush=True)
+        score("adapter merged, 10,000 rows", test_rows)
+        score("adapter merged, 10,000 rows, 32k tokens a batch", test_rows, 32768)
 
-    section("probe_score_bf16", merged)
+    section("probe_score", scoring)
     save()
 
 

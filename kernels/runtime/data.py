@@ -241,12 +241,20 @@ def collate(
     else:
         predict = [starts[i] + j for i, r in enumerate(rows) for j in range(len(r) - 1)]
         targets = [t for r in rows for t in r[1:]]
-    as_tensor = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+    move = lambda t: to_device(t, device)  # noqa: E731
     return Batch(
-        input_ids=input_ids.to(device),
-        position_ids=None if position_ids is None else position_ids.to(device),
-        predict_index=as_tensor(predict),
-        targets=as_tensor(targets),
-        label_index=as_tensor(label_index),
+        input_ids=move(input_ids),
+        position_ids=None if position_ids is None else move(position_ids),
+        predict_index=move(torch.tensor(predict, dtype=torch.long)),
+        targets=move(torch.tensor(targets, dtype=torch.long)),
+        label_index=move(torch.tensor(label_index, dtype=torch.long)),
         useful_tokens=sum(lengths),
     )
+
+
+def to_device(tensor, device):
+    """A CPU tensor on `device`. To a GPU it goes through pinned memory without blocking: a plain copy from pageable
+    memory waits for all the work queued before it, so the GPU would idle while Python builds the next batch."""
+    if str(device).startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

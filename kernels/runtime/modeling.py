@@ -247,9 +247,12 @@ def merge_adapters(model) -> int:
             if type(base) is not torch.nn.Linear or not hasattr(child, "get_delta_weight"):
                 continue  # not a LoRA layer, or its base is still 4-bit
             with torch.no_grad():
+                # summed in float32 and rounded once, so that a bf16 weight loses no more than its own rounding
+                weight = base.weight.float()
                 for adapter in child.active_adapters:
                     if adapter in child.lora_A:
-                        base.weight += child.get_delta_weight(adapter).to(base.weight.dtype)
+                        weight += child.get_delta_weight(adapter).float()
+                base.weight.copy_(weight)
             setattr(parent, name, base)
             merged += 1
     return merged

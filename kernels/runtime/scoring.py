@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.runtime.data import collate, encode_prompts, read_table, scoring_order
+from kernels.runtime.data import collate, encode_prompts, read_table, scoring_order, to_device
 from kernels.runtime.environment import log, warn
 from kernels.runtime.modeling import causal_parts
 
@@ -57,19 +57,23 @@ def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, 
     nll: list[float | None] = [None] * len(sequences)
     device_type = "cuda" if str(device).startswith("cuda") else "cpu"
     model.eval()
+    pending = []  # (rows, P(True), label-token loss) still on the device: read once at the end, so the GPU never waits
     with torch.inference_mode(), torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None and device_type == "cuda"):
         for rows in scoring_order([len(s) for s in sequences], batch_size, max_tokens, multiple):
             batch = collate([sequences[r] for r in rows], pad_id, pad_to_multiple=multiple, device=device)
             logits = label_logits(model, batch)
             pair = torch.stack([logits[:, true_id], logits[:, false_id]], dim=1)
-            p_true = torch.softmax(pair, dim=1)[:, 0].tolist()
+            row_nll = None
             if labels is not None:
-                targets = torch.tensor([true_id if labels[r] else false_id for r in rows], device=logits.device)
-                row_nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none").tolist()
-            for j, r in enumerate(rows):
-                prob[r] = p_true[j]
-                if labels is not None:
-                    nll[r] = row_nll[j]
+                targets = to_device(torch.tensor([true_id if labels[r] else false_id for r in rows]), logits.device)
+                row_nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+            pending.append((rows, torch.softmax(pair, dim=1)[:, 0], row_nll))
+    for rows, p_true, row_nll in pending:
+        for r, p in zip(rows, p_true.tolist()):
+            prob[r] = p
+        if row_nll is not None:
+            for r, x in zip(rows, row_nll.tolist()):
+                nll[r] = x
     return Scores(prob, nll)
 
 

@@ -139,8 +139,26 @@ def main(config: dict) -> dict:
     model.train()
     train_started = time.time()
     train_tokens = 0
+    clock = {"last": train_started}
+    unread: list = []  # the last step: its loss still on the GPU, read only once the next step is queued
+
+    def settle() -> None:
+        """Read the unread step's loss (waiting for that step alone: the GPU has the next one queued, so it never
+        idles while Python logs), log it, and stop on a loss that is not finite."""
+        loss_sum, record = unread.pop()
+        loss_value = float(loss_sum)
+        now = time.time()
+        if not math.isfinite(loss_value):
+            stop_on_bad_loss(out, loss_value, record, state.phase, steps_log, now - started)
+        record.update(loss=round(loss_value, 5), tokens_per_s=round(record["tokens"] / max(now - clock["last"], 1e-9), 1),
+                      elapsed_s=round(now - train_started, 2))
+        clock["last"] = now
+        steps_log.append(record)
+        if record["phase_step"] == 1 or record["phase_step"] % config["logging_steps"] == 0 or record["phase_step"] == phase_steps:
+            log(f"step {record['phase_step']}/{phase_steps} (global {record['step']}) loss {loss_value:.4f} lr {record['lr']:.2e} "
+                f"tokens/s {record['tokens_per_s']:.0f} elapsed {record['elapsed_s']:.1f}s")
+
     while state.phase_step < phase_steps:
-        step_started = time.time()
         loss_sum, tokens = train_step(
             model, [next(stream) for _ in range(config["grad_accum"])], make_batch,
             lambda rows: split_by_tokens(rows, lengths, chunk_tokens, multiple), optimizer=optimizer, scaler=scaler,
@@ -148,21 +166,17 @@ def main(config: dict) -> dict:
         )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
-        loss_value = float(loss_sum)  # waits for the GPU: the step's time below is real
         state.phase_step += 1
         state.global_step += 1
-        if not math.isfinite(loss_value):
-            stop_on_bad_loss(out, loss_value, state, steps_log, time.time() - started)
-        seconds = time.time() - step_started
         train_tokens += tokens
-        record = {"step": state.global_step, "phase_step": state.phase_step, "loss": round(loss_value, 5), "lr": lr,
-                  "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1), "elapsed_s": round(time.time() - train_started, 2)}
-        steps_log.append(record)
-        if state.phase_step == 1 or state.phase_step % config["logging_steps"] == 0 or state.phase_step == phase_steps:
-            log(f"step {state.phase_step}/{phase_steps} (global {state.global_step}) loss {loss_value:.4f} lr {lr:.2e} "
-                f"tokens/s {record['tokens_per_s']:.0f} elapsed {record['elapsed_s']:.1f}s")
+        if unread:
+            settle()
+        unread.append((loss_sum, {"step": state.global_step, "phase_step": state.phase_step, "lr": lr, "tokens": tokens}))
         if config["save_steps"] and state.phase_step % config["save_steps"] == 0 and state.phase_step < phase_steps:
+            settle()  # a checkpoint holds only steps whose loss was finite
             save_checkpoint(out, model, optimizer, scheduler, state)
+    if unread:
+        settle()
     train_seconds = time.time() - train_started
     state.complete = True
     save_training(out, model, optimizer, scheduler, state)

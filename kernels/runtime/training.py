@@ -79,11 +79,11 @@ def plan_phase(previous: TrainState | None, phase_steps: int, *, seed: int, data
     )
 
 
-def stop_on_bad_loss(out_dir: Path, loss: float, state: TrainState, steps_log: list, wall_seconds: float) -> None:
-    """End a run whose loss is NaN or infinite: say so in metrics.json, then raise, so the run ends in error
-    without spending more GPU time on a diverged adapter."""
-    reason = f"loss is {loss} at global step {state.global_step} (phase {state.phase}, step {state.phase_step})"
-    metrics = {"stopped_early": True, "stop_reason": reason, "phase": state.phase, "global_step": state.global_step,
+def stop_on_bad_loss(out_dir: Path, loss: float, step: dict, phase: int, steps_log: list, wall_seconds: float) -> None:
+    """End a run whose loss is NaN or infinite at `step` (its record): say so in metrics.json, then raise, so the run
+    ends in error without spending more GPU time on a diverged adapter."""
+    reason = f"loss is {loss} at global step {step['step']} (phase {phase}, step {step['phase_step']})"
+    metrics = {"stopped_early": True, "stop_reason": reason, "phase": phase, "global_step": step["step"],
                "steps_this_run": len(steps_log), "wall_seconds": round(wall_seconds, 2), "steps": steps_log}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     warn(f"stopping early: {reason}")
