@@ -341,6 +341,63 @@ def probe() -> None:
     save()
 
 
+def probe_cpu() -> None:
+    """Is a step bound by the GPU or by Python? Time spent queueing a step against time spent waiting for it, the
+    Python functions that take the CPU time (cProfile), and the allocator's retries at batch 16."""
+    import cProfile
+    import pstats
+
+    import unsloth  # noqa: F401
+    import torch
+
+    from kernels.runtime import training
+
+    results["device"] = torch.cuda.get_device_name(0)
+    config = kit_config({})
+    train_rows = random_rows(length_mix(4000, 0), 0)
+    model, tokenizer, plan = kit_model(config)
+    timing = {"queue": 0.0, "wait": 0.0}
+    real_step = training.train_step
+
+    def timed_step(*args, **kwargs):
+        started = time.perf_counter()
+        out = real_step(*args, **kwargs)
+        timing["queue"] += time.perf_counter() - started
+        started = time.perf_counter()
+        float(out[0])
+        timing["wait"] += time.perf_counter() - started
+        return out
+
+    training.train_step = timed_step  # kit_train imports it when called, so it gets this one
+    record = kit_train(model, tokenizer, config, plan, train_rows, 8, timed_tokens=60000, warm=8, sync_every_step=True)
+    training.train_step = real_step
+    record.update({k + "_ms_per_step": round(1000 * v / (record["steps"] + record["warm_steps"]), 1) for k, v in timing.items()})
+    results["queue_vs_wait"] = record
+    print("queue_vs_wait", record, flush=True)
+    save()
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    kit_train(model, tokenizer, config, plan, train_rows, 8, timed_tokens=15000, warm=0)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:40]  # by own time
+    results["cprofile_tottime"] = [{"function": f"{Path(f[0]).name}:{f[1]}:{f[2]}", "calls": v[1], "tottime_s": round(v[2], 3),
+                                    "cumtime_s": round(v[3], 3)} for f, v in rows]
+    for r in results["cprofile_tottime"][:40]:
+        print("cprofile", r, flush=True)
+    save()
+
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_stats().get("num_alloc_retries", 0)
+    record = kit_train(model, tokenizer, config, plan, train_rows, 16, timed_tokens=100000, warm=8)
+    record["alloc_retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0) - before
+    record["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+    results["batch16"] = record
+    print("batch16", {k: v for k, v in record.items() if k != "profile"}, flush=True)
+    save()
+
+
 def run(batch_sizes: list[int]) -> None:
     import unsloth  # noqa: F401  (first, as unsloth asks)
     import torch
@@ -477,6 +534,9 @@ if __name__ == "__main__":
         prep()
     elif mode == "run":
         run([int(b) for b in (sys.argv[2:] or ["8", "16", "32"])])
+    elif mode == "probe-cpu":
+        RESULT_FILE["name"] = "probe-cpu.json"
+        probe_cpu()
     elif mode == "probe":
         RESULT_FILE["name"] = "probe.json"
         probe()
