@@ -398,6 +398,29 @@ def probe_cpu() -> None:
     save()
 
 
+def probe_steady(label: str) -> None:
+    """Training after a long warm-up (every width seen once), at batch 8 and 16: run it once plainly and once with
+    UNSLOTH_BLOCK_CUDAGRAPHS=1 (CUDA graphs inside unsloth's compiled decoder blocks), in separate processes."""
+    import unsloth  # noqa: F401
+    import torch
+
+    RESULT_FILE["name"] = f"steady-{label}.json"
+    results["device"] = torch.cuda.get_device_name(0)
+    results["env"] = {k: v for k, v in os.environ.items() if k.startswith("UNSLOTH_")}
+    config = kit_config({})
+    train_rows = random_rows(length_mix(6000, 0), 0)
+    model, tokenizer, plan = kit_model(config)
+    results["steady"] = []
+    for bs, warm in ((8, 60), (16, 30)):
+        started = time.time()
+        record = kit_train(model, tokenizer, config, plan, train_rows, bs, timed_tokens=200000, warm=warm)
+        record["wall_with_warm_s"] = round(time.time() - started, 1)
+        record["label"] = label
+        results["steady"].append(record)
+        print("steady", label, record, flush=True)
+        save()
+
+
 def run(batch_sizes: list[int]) -> None:
     import unsloth  # noqa: F401  (first, as unsloth asks)
     import torch
@@ -537,6 +560,8 @@ if __name__ == "__main__":
     elif mode == "probe-cpu":
         RESULT_FILE["name"] = "probe-cpu.json"
         probe_cpu()
+    elif mode == "probe-steady":
+        probe_steady(sys.argv[2])
     elif mode == "probe":
         RESULT_FILE["name"] = "probe.json"
         probe()
