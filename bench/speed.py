@@ -222,9 +222,12 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     warm_seconds = time.perf_counter() - started
     free_gpu()
     started, useful, rows, steps = time.perf_counter(), 0, 0, 0
+    marks, step_tokens = [started], []
     while useful < timed_tokens:
         tokens, n = step()
         useful, rows, steps = useful + tokens, rows + n, steps + 1
+        marks.append(time.perf_counter())
+        step_tokens.append(tokens)
     if unread:
         float(unread.pop())
     seconds = time.perf_counter() - started
@@ -232,7 +235,18 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     del optimizer
     return {"batch_size": batch_size, "multiple": multiple, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
             "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
-            "peak_gib": peak_gib(), **plan}
+            **steady_rate(marks, step_tokens), "peak_gib": peak_gib(), **plan}
+
+
+def steady_rate(marks: list[float], step_tokens: list[int]) -> dict:
+    """Tokens/s over the steps that took at most twice the median step time per token: the rate once unsloth has
+    compiled the shapes it meets (a new shape can cost seconds of compilation, once per run)."""
+    per_token = sorted((b - a) / max(t, 1) for a, b, t in zip(marks, marks[1:], step_tokens))
+    median = per_token[len(per_token) // 2]
+    kept = [(b - a, t) for a, b, t in zip(marks, marks[1:], step_tokens) if (b - a) / max(t, 1) <= 2 * median]
+    slow = [(b - a) for a, b, t in zip(marks, marks[1:], step_tokens) if (b - a) / max(t, 1) > 2 * median]
+    return {"steady_tokens_per_s": round(sum(t for _, t in kept) / sum(d for d, _ in kept)), "slow_steps": len(slow),
+            "slow_steps_seconds": round(sum(slow), 1)}
 
 
 def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int, multiple: int = 0, keep: dict | None = None) -> dict:
@@ -451,7 +465,7 @@ def run(batch_sizes: list[int]) -> None:
 
     def peer_infer():
         model, tokenizer = state["peer"]
-        results["peer_predict"] = peer_predict(model, tokenizer, test_lengths[: 16 + int(os.environ.get("PEER_PREDICT_ROWS", "128"))])
+        results["peer_predict"] = peer_predict(model, tokenizer, test_lengths[: 16 + int(os.environ.get("PEER_PREDICT_ROWS", "96"))])
         print("peer_predict", results["peer_predict"], flush=True)
 
     section("peer_train", peer)
@@ -467,13 +481,17 @@ def run(batch_sizes: list[int]) -> None:
         state["kit"] = (model, tokenizer, plan)
         results["kit_train"] = []
         for bs in batch_sizes:
-            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=160000, warm=max(4, 48 // bs))
+            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=500000, warm=8)
             results["kit_train"].append(record)
             print("kit_train", record, flush=True)
             save()
 
     def kit_predict():
+        from kernels.runtime.modeling import prepare_for_scoring
+
         model, tokenizer, _ = state["kit"]
+        results["kit_scoring_model"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
+        print("kit scoring model:", results["kit_scoring_model"], flush=True)
         results["kit_predict"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
         print("kit_predict", results["kit_predict"], flush=True)
         save()
@@ -489,11 +507,15 @@ def run(batch_sizes: list[int]) -> None:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(T4_BYTES / total, 0)
         model, tokenizer, plan = kit_model(defaults)
-        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=60000, warm=4)
+        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=120000, warm=4)
         record["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
         results["kit_train_15gib"] = record
         print("kit_train_15gib", record, flush=True)
         save()
+        from kernels.runtime.modeling import prepare_for_scoring
+
+        results["kit_scoring_model_15gib"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
+        print("kit scoring model (15 GiB):", results["kit_scoring_model_15gib"], flush=True)
         results["kit_predict_15gib"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
         print("kit_predict_15gib", results["kit_predict_15gib"], flush=True)
 
@@ -504,23 +526,26 @@ def run(batch_sizes: list[int]) -> None:
 def table() -> None:
     """The comparison table (markdown) from results."""
     peer_t, peer_p = results.get("peer_train", {}), results.get("peer_predict", {})
-    lines = ["| what | useful tokens/s | rows/s | peak GiB | share of bound | vs peer |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| what | useful tokens/s | steady tokens/s | rows/s | peak GiB | share of bound | vs peer |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
 
     def row(name, r, bound, peer):
         if not r:
             return
         tok = r["useful_tokens_per_s"]
+        steady = f"{r['steady_tokens_per_s']:,}" if "steady_tokens_per_s" in r else ""
         ratio = f"{tok / peer['useful_tokens_per_s']:.1f}x" if peer and peer is not r else "1.0x"
-        lines.append(f"| {name} | {tok:,} | {r['rows_per_s']} | {r['peak_gib']} | {100 * tok / bound:.0f}% | {ratio} |")
+        lines.append(f"| {name} | {tok:,} | {steady} | {r['rows_per_s']} | {r['peak_gib']} | {100 * tok / bound:.0f}% | {ratio} |")
 
     row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
     for r in results.get("kit_train", []):
-        row(f"kit train, batch {r['batch_size']} (checkpointing {'on' if r['gradient_checkpointing'] else 'off'})", r, TRAIN_BOUND, peer_t)
+        row(f"kit train, batch {r['batch_size']} (checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, "
+            f"base {'dequantized' if r.get('dequantized_base') else '4-bit'})", r, TRAIN_BOUND, peer_t)
     row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
     row(f"peer predict (generate 64 + regex, {peer_p.get('rows')} rows)", peer_p, SCORE_BOUND, peer_p)
-    row("kit predict, 10,000 rows", results.get("kit_predict"), SCORE_BOUND, peer_p)
+    row(f"kit predict, 10,000 rows ({results.get('kit_scoring_model', '')})", results.get("kit_predict"), SCORE_BOUND, peer_p)
     row("kit predict, fixed batch 16 (1,000 rows)", results.get("kit_predict_fixed_batch"), SCORE_BOUND, peer_p)
-    row("kit predict, 15 GiB cap (2,000 rows)", results.get("kit_predict_15gib"), SCORE_BOUND, peer_p)
+    row(f"kit predict, 15 GiB cap, 2,000 rows ({results.get('kit_scoring_model_15gib', '')})", results.get("kit_predict_15gib"), SCORE_BOUND, peer_p)
     results["table"] = "\n".join(lines)
     print(results["table"], flush=True)
     save()
