@@ -42,9 +42,10 @@ def main(config: dict) -> dict:
     torch.manual_seed(config["seed"])
     log(f"engine={engine} dtype={dtype_name(dtype)} device={device} gpus={gpu_names() or 'none'}")
     if gpu and torch.cuda.device_count() > 1:
-        # Data-parallel LoRA on a 4-bit base needs one process per GPU (torchrun), which a Kaggle script kernel
-        # does not start, and unsloth's open-source release trains on one GPU; the others score rows afterwards.
-        log(f"training on cuda:0 only; the other {torch.cuda.device_count() - 1} GPU(s) share validation and test scoring")
+        # Data-parallel training needs one process per GPU (as torchrun starts them; DataParallel cannot split a
+        # 4-bit model); this kernel's loop runs in one process, so the other GPUs join in for scoring instead.
+        log(f"training on cuda:0 only (one process; data-parallel training would need one per GPU); "
+            f"the other {torch.cuda.device_count() - 1} GPU(s) share validation and test scoring")
 
     # ---- data
     comp = competition_dir(config["competition"])

@@ -201,7 +201,8 @@ def plan_memory(setting: str, model_config, rank: int, longest_row: int, device:
     without = budget // per_token
     checkpointing = setting == "on" or (setting == "auto" and without < max(longest_row, MIN_CHUNK_TOKENS))
     chunk = budget // activation_bytes_per_token(model_config, checkpointing)
-    log(f"{budget / 2**30:.1f} GiB for activations{' next to a dequantized base (+%.1f GiB)' % (dequantize_bytes / 2**30) if copy else ''}: "
+    beside = f" next to a dequantized base (+{dequantize_bytes / 2**30:.1f} GiB)" if copy else ""
+    log(f"{budget / 2**30:.1f} GiB for activations{beside}: "
         f"{without} tokens a chunk without recomputation, longest row {longest_row} -> gradient checkpointing "
         f"{'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
     return MemoryPlan(checkpointing, max(int(chunk), longest_row), copy)
