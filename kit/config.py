@@ -93,6 +93,10 @@ class TrainConfig(KernelConfig):
     epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
     packing: bool = setting(False, "padding-free batching of several rows per sequence, without cross-row attention")
     group_by_length: bool = setting(True, "batch rows of similar length to cut padding")
+    train_processes: int = setting(
+        1, "processes that train together, one per GPU, each step's rows split between them (the same update as one "
+        "process); 0 = one per GPU. Runs as CPU processes where there is no GPU", min=0, max=64,
+    )
     gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it")
     save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
     logging_steps: int = setting(10, "print a progress line every N steps", min=1)

@@ -630,3 +630,65 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
     # same adapter, same rows: the same probabilities as the train kernel computed
     assert [float(r["prob_true"]) for r in infer_val] == pytest.approx([float(r["prob_true"]) for r in val], abs=1e-5)
     assert len((working / "submission.csv").read_text().splitlines()) == 11
+
+
+WORKER = (
+    "import json, os, sys; sys.path.insert(0, {repo!r}); from kernels.runtime.train import main; "
+    "main(json.loads(os.environ['KIT_CONFIG_JSON']))"
+)
+
+
+def test_two_training_processes_make_the_updates_of_one(tmp_path, monkeypatch, tiny_model_dir):
+    import sys
+
+    from safetensors.torch import load_file
+
+    from kernels.runtime.train import main as train_main
+
+    settings = dict(model=str(tiny_model_dir), train_rows=40, val_rows=8, test_rows=4, batch_size=8, max_steps=4, r=4, lora_alpha=8,
+                    warmup_steps=1, optim="sgd", learning_rate=0.05, logging_steps=1, seed=1, completion_only=False)
+    runs = {}
+    for processes in (1, 2):
+        root = tmp_path / f"processes-{processes}"
+        monkeypatch.setenv("KIT_KAGGLE_ROOT", str(root))
+        write_competition(root / "input" / "competitions" / "tiny-comp")
+        worker = [sys.executable, "-c", WORKER.format(repo=str(RUNTIME.parents[1]))]
+        metrics = train_main(kernel_config("train", train_processes=processes, **settings), worker_command=worker)
+        adapter = load_file(str(root / "working" / "adapter" / "adapter_model.safetensors"))
+        runs[processes] = (metrics, adapter, sorted(p.name for p in (root / "working").iterdir()))
+    (one, one_adapter, one_files), (two, two_adapter, two_files) = runs[1], runs[2]
+    assert one["train_processes"] == 1 and two["train_processes"] == 2
+    assert two_files == one_files  # the same outputs, written once
+    assert two["train_tokens"] == one["train_tokens"] and two["global_step"] == one["global_step"] == 4
+    assert [s["loss"] for s in two["steps"]] == pytest.approx([s["loss"] for s in one["steps"]], rel=1e-4)
+    assert one_adapter.keys() == two_adapter.keys()
+    moved = max(float((one_adapter[k]).abs().max()) for k in one_adapter if "lora_B" in k)
+    assert moved > 1e-3  # B starts at zero: the steps changed the adapter, so matching adapters mean matching updates
+    for key in one_adapter:
+        assert torch.allclose(one_adapter[key], two_adapter[key], atol=1e-5), key
+    assert two["val_accuracy"] == pytest.approx(one["val_accuracy"])
+
+
+def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
+    """The single-file kernel, run as `python kernel.py`, starts copies of itself for train_processes=2."""
+    import os
+    import subprocess
+    import sys
+
+    from kit.build import build_kernel
+    from kit.config import make_config
+    from kit.kernels import packaged_kernels_dir
+
+    config = make_config("train", {"competition": "tiny-comp", "model": str(tiny_model_dir), "train_rows": 24, "val_rows": 8,
+                                   "test_rows": 4, "batch_size": 4, "max_steps": 2, "r": 4, "lora_alpha": 8, "warmup_steps": 1,
+                                   "optim": "adamw_torch", "train_processes": 2})
+    built = build_kernel("train", config, tmp_path / "built", packaged_kernels_dir(), run_id="run-1")
+    write_competition(tmp_path / "kaggle" / "input" / "competitions" / "tiny-comp")
+    env = {**os.environ, "KIT_KAGGLE_ROOT": str(tmp_path / "kaggle")}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, str(built.script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 training processes (gloo) joined" in result.stdout and result.stdout.count("kit train kernel:") == 1
+    metrics = json.loads((tmp_path / "kaggle" / "working" / "metrics.json").read_text())
+    assert metrics["train_processes"] == 2 and metrics["global_step"] == 2
+    assert (tmp_path / "kaggle" / "working" / "submission.csv").is_file()

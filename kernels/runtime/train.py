@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
-from kernels.runtime.modeling import attach_lora, check_adapter_matches, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring
+from kernels.runtime.modeling import attach_lora, check_adapter_matches, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model
+from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
@@ -27,10 +29,18 @@ def micro_batches(order_for_epoch, start: int):
         epoch += 1
 
 
-def main(config: dict) -> dict:
-    """Run the train kernel with `config` (the CONFIG dict kit build writes); returns the metrics it wrote."""
+def main(config: dict, worker_command: list[str] | None = None) -> dict:
+    """Run the train kernel with `config` (the CONFIG dict kit build writes); returns the metrics it wrote.
+
+    With several training processes (train_processes), this is also what each worker runs (started by the first
+    with `worker_command`, default: this script again): the same steps on its share of the rows, and no outputs.
+    """
     started = time.time()
     out = working_dir()
+    processes = training_processes(config["train_processes"])
+    if processes > 1 and RANK_ENV not in os.environ:
+        resolve_model(config["model"])  # converted once, by this process, before the workers read it
+    group = join_group(processes, config, worker_command)
     log(f"kit train kernel: model={config['model']} prompt={config['prompt']} train_rows={config['train_rows']} "
         f"val_rows={config['val_rows']} output={out}")
     engine = choose_engine(config["engine"])
@@ -41,11 +51,10 @@ def main(config: dict) -> dict:
     device = "cuda:0" if gpu else "cpu"
     torch.manual_seed(config["seed"])
     log(f"engine={engine} dtype={dtype_name(dtype)} device={device} gpus={gpu_names() or 'none'}")
-    if gpu and torch.cuda.device_count() > 1:
-        # Data-parallel training needs one process per GPU (as torchrun starts them; DataParallel cannot split a
-        # 4-bit model); this kernel's loop runs in one process, so the other GPUs join in for scoring instead.
-        log(f"training on cuda:0 only (one process; data-parallel training would need one per GPU); "
-            f"the other {torch.cuda.device_count() - 1} GPU(s) share validation and test scoring")
+    if gpu and torch.cuda.device_count() > group.world:
+        # Training on every GPU (train_processes=0) is not the default yet: it has run on the CPU only (gloo).
+        log(f"training on {group.world} of {torch.cuda.device_count()} GPUs (train_processes=0 trains on all, one process each); "
+            f"all of them share validation and test scoring")
 
     # ---- data
     comp = competition_dir(config["competition"])
@@ -113,6 +122,8 @@ def main(config: dict) -> dict:
         check_adapter_matches(resume_point / "adapter", config)
         load_adapter_weights(model, resume_point / "adapter")
     trainable = [p for p in model.parameters() if p.requires_grad]
+    broadcast_trainable(trainable, group)
+    share = StepShare(group, lengths, [1 if config["completion_only"] else len(s) for s in sequences]) if group.world > 1 else None
     log(f"trainable parameters: {sum(p.numel() for p in trainable):,}")
 
     # ---- steps
@@ -150,12 +161,14 @@ def main(config: dict) -> dict:
         loss_value = float(loss_sum)
         now = time.time()
         if not math.isfinite(loss_value):
+            if not group.leader:
+                raise FloatingPointError(f"loss is {loss_value} at global step {record['step']}")
             stop_on_bad_loss(out, loss_value, record, state.phase, steps_log, now - started)
         record.update(loss=round(loss_value, 5), tokens_per_s=round(record["tokens"] / max(now - clock["last"], 1e-9), 1),
                       elapsed_s=round(now - train_started, 2))
         clock["last"] = now
         steps_log.append(record)
-        if record["phase_step"] == 1 or record["phase_step"] % config["logging_steps"] == 0 or record["phase_step"] == phase_steps:
+        if group.leader and (record["phase_step"] == 1 or record["phase_step"] % config["logging_steps"] == 0 or record["phase_step"] == phase_steps):
             log(f"step {record['phase_step']}/{phase_steps} (global {record['step']}) loss {loss_value:.4f} lr {record['lr']:.2e} "
                 f"tokens/s {record['tokens_per_s']:.0f} elapsed {record['elapsed_s']:.1f}s")
 
@@ -163,7 +176,7 @@ def main(config: dict) -> dict:
         loss_sum, tokens = train_step(
             model, [next(stream) for _ in range(config["grad_accum"])], make_batch,
             lambda rows: split_by_tokens(rows, lengths, chunk_tokens, multiple), optimizer=optimizer, scaler=scaler,
-            trainable=trainable, max_grad_norm=config["max_grad_norm"], autocast=autocast,
+            trainable=trainable, max_grad_norm=config["max_grad_norm"], autocast=autocast, share=share,
         )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
@@ -175,16 +188,22 @@ def main(config: dict) -> dict:
         unread.append((loss_sum, {"step": state.global_step, "phase_step": state.phase_step, "lr": lr, "tokens": tokens}))
         if config["save_steps"] and state.phase_step % config["save_steps"] == 0 and state.phase_step < phase_steps:
             settle()  # a checkpoint holds only steps whose loss was finite
-            save_checkpoint(out, model, optimizer, scheduler, state)
+            if group.leader:
+                save_checkpoint(out, model, optimizer, scheduler, state)
     if unread:
         settle()
     train_seconds = time.time() - train_started
+    if not group.leader:
+        group.finish()
+        return {}
     state.complete = True
     save_training(out, model, optimizer, scheduler, state)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     tokenizer.save_pretrained(str(out / "adapter"))
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else None
     log(f"trained {len(steps_log)} steps in {train_seconds:.1f}s ({train_tokens / max(train_seconds, 1e-9):.0f} tokens/s); adapter saved")
+
+    group.finish()
 
     # ---- validation and test
     del optimizer, scheduler
@@ -230,7 +249,7 @@ def main(config: dict) -> dict:
     # ---- records
     metrics.update({
         "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()),
-        "gradient_checkpointing": checkpointing, "dequantized_base": plan.dequantize, "packing": packed,
+        "gradient_checkpointing": checkpointing, "dequantized_base": plan.dequantize, "packing": packed, "train_processes": group.world,
         "train_rows": len(split.train), "train_true_rows": sum(train_labels), "data_offset": config["data_offset"],
         "next_data_offset": split.next_offset, "phase": state.phase, "phase_steps": phase_steps, "global_step": state.global_step,
         "steps_this_run": len(steps_log), "train_seconds": round(train_seconds, 2),

@@ -208,24 +208,30 @@ def plan_memory(setting: str, model_config, rank: int, longest_row: int, device:
     return MemoryPlan(checkpointing, max(int(chunk), longest_row), copy)
 
 
-def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast):
+def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast,
+               share=None):
     """One optimizer step over `micro_batches` (lists of row positions); each runs as chunks that fit in memory.
 
     A chunk's loss is weighted by its share of the micro-batch's targets, so the gradient equals the whole
-    micro-batch's. Returns (summed loss as a GPU tensor, useful tokens); the caller reads the loss when it must.
+    micro-batch's. With `share` (a StepShare: data-parallel), this process runs only its rows of each micro-batch,
+    weighted by the whole micro-batch's targets, and the gradients are summed across processes. Returns (summed
+    loss as a GPU tensor, useful tokens); the caller reads the loss when it must.
     """
     import torch
 
     loss_sum, tokens = 0.0, 0
     for rows in micro_batches:
-        batches = [make_batch(chunk) for chunk in chunks_of(rows)]
-        targets = sum(int(b.targets.numel()) for b in batches)
+        mine = share.rows(rows) if share else rows
+        batches = [make_batch(chunk) for chunk in chunks_of(mine)] if mine else []
+        targets = share.targets(rows) if share else sum(int(b.targets.numel()) for b in batches)
         for batch in batches:
             with autocast():
                 loss = label_loss(model, batch) * (batch.targets.numel() / targets / len(micro_batches))
             scaler.scale(loss).backward()
             loss_sum += loss.detach()
             tokens += batch.useful_tokens
+    if share:
+        loss_sum, tokens = share.sum(trainable, loss_sum, tokens)
     scaler.unscale_(optimizer)
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
