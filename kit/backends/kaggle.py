@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -371,6 +372,15 @@ class KaggleSession:
         """A kagglesdk client for the typed calls KaggleApi does not wrap the way kit needs (paging, raw errors)."""
         return self.api.build_kaggle_client()
 
+    def send(self, what: str, request: Any, service: str, method: str, *, competition: str = "") -> Any:
+        """One typed kagglesdk call, `client.<service>.<method>(request)`, through `call` (retries, kit's errors)."""
+
+        def fn() -> Any:
+            with self.client() as client:
+                return getattr(attrgetter(service)(client), method)(request)
+
+        return self.call(what, fn, competition=competition)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # The backend
@@ -541,16 +551,9 @@ class KaggleBackend(Backend):
     def _status_response(self, remote: str) -> Any:
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
 
-        owner, slug = _split_ref(remote)
         request = ApiGetKernelSessionStatusRequest()
-        request.user_name = owner
-        request.kernel_slug = slug
-
-        def call() -> Any:
-            with self.session.client() as client:
-                return client.kernels.kernels_api_client.get_kernel_session_status(request)
-
-        return self.session.call(f"status of {remote}", call)
+        request.user_name, request.kernel_slug = _split_ref(remote)
+        return self.session.send(f"status of {remote}", request, "kernels.kernels_api_client", "get_kernel_session_status")
 
     def status(self, run: RunRecord) -> KernelState:
         """The kernel's state from GetKernelSessionStatus, with Kaggle's failure message on error."""
@@ -567,18 +570,11 @@ class KaggleBackend(Backend):
     def _output_page(self, remote: str, page_token: str, page_size: int) -> Any:
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
-        owner, slug = _split_ref(remote)
         request = ApiListKernelSessionOutputRequest()
-        request.user_name = owner
-        request.kernel_slug = slug
+        request.user_name, request.kernel_slug = _split_ref(remote)
         request.page_size = page_size
         request.page_token = page_token
-
-        def call() -> Any:
-            with self.session.client() as client:
-                return client.kernels.kernels_api_client.list_kernel_session_output(request)
-
-        return self.session.call(f"outputs of {remote}", call)
+        return self.session.send(f"outputs of {remote}", request, "kernels.kernels_api_client", "list_kernel_session_output")
 
     def logs(self, run: RunRecord) -> str:
         """The kernel's log so far, as plain text."""
@@ -735,12 +731,8 @@ class KaggleBackend(Backend):
             request.competition_name = self.competition
             request.page_size = page_size
             request.page_token = token
-
-            def call() -> Any:
-                with self.session.client() as client:
-                    return client.competitions.competition_api_client.list_submissions(request)
-
-            page = self.session.call(f"submissions of {self.competition}", call, competition=self.competition)
+            page = self.session.send(f"submissions of {self.competition}", request, "competitions.competition_api_client",
+                                     "list_submissions", competition=self.competition)
             results += [_submission(s) for s in page.submissions or []]
             token = page.next_page_token or ""
             if not token or token in seen:
@@ -753,12 +745,8 @@ class KaggleBackend(Backend):
 
         request = ApiGetSubmissionRequest()
         request.ref = int(ref)
-
-        def call() -> Any:
-            with self.session.client() as client:
-                return client.competitions.competition_api_client.get_submission(request)
-
-        return _submission(self.session.call(f"submission {ref}", call, competition=self.competition))
+        return _submission(self.session.send(f"submission {ref}", request, "competitions.competition_api_client", "get_submission",
+                                             competition=self.competition))
 
     def submissions_left_today(self) -> int | None:
         """Submissions still allowed today (GetSubmissionLimits)."""
