@@ -2,7 +2,9 @@
 
     python bench/speed.py prep       # the random-weight 8B model in /tmp/llama8b (as bench/gpu_verify.py prep)
     python bench/speed.py run        # peer and kit on the same rows; prints the table, writes $OUT/speed.json
-    python bench/speed.py probe      # where kit's time goes; 4-bit vs dequantized base, merged adapter, width rounding
+    python bench/speed.py probe      # what each lever changes (copies, loss read, optimizer, batch, merged adapter)
+    python bench/speed.py probe-cpu  # is a step bound by the host? queueing vs waiting, cProfile, batch 16
+    python bench/speed.py probe-steady LABEL   # long warm-up; run with and without UNSLOTH_BLOCK_CUDAGRAPHS=1
     python bench/speed.py accuracy   # SmolLM2-135M on the practice competition: kit's default vs the seeds' recipe
 
 Rows are random token ids with the competition's length mix (log-normal, mean ~385 tokens, max 1,929), as in

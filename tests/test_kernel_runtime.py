@@ -446,6 +446,23 @@ def test_token_budget_scoring_gives_the_probabilities_of_fixed_batches(tokenizer
     assert len(shapes) < 40 / 3  # fewer, larger batches than batch_size alone gives
 
 
+def test_rows_split_across_devices_score_as_on_one(tokenizer):
+    import copy
+
+    first = make_model(len(tokenizer))
+    second = copy.deepcopy(first)
+    sequences = tiny_rows(30, seed=7, vocab=250)
+    labels = [i % 4 == 0 for i in range(30)]
+    seen = []
+    hook = second.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    alone = scoring.score_on_devices([first], ["cpu"], sequences, 40, 41, tokenizer.pad_token_id, batch_size=4, labels=labels)
+    split = scoring.score_on_devices([first, second], ["cpu", "cpu"], sequences, 40, 41, tokenizer.pad_token_id, batch_size=4, labels=labels)
+    hook.remove()
+    assert split.prob_true == pytest.approx(alone.prob_true, abs=1e-6)  # every row back in its own place
+    assert split.nll == pytest.approx(alone.nll, abs=1e-5)
+    assert sum(seen) == 15  # the second device scored half of the rows
+
+
 # ------------------------------------------------------------------------------------------------ steps across phases
 
 

@@ -151,24 +151,22 @@ def broadcast_trainable(trainable: list, group: ProcessGroup) -> None:
         dist.broadcast(p.data, 0)
 
 
-def sum_across(trainable: list, extras: list, group: ProcessGroup) -> list:
-    """Sum every process's gradients of `trainable`, and the `extras` (numbers), with one all-reduce; returns the
-    summed extras. A process that had no rows this step adds zeros."""
+def sum_across(trainable: list, loss, group: ProcessGroup):
+    """Sum every process's gradients of `trainable`, and its `loss`, with one all-reduce; returns the summed loss (on
+    the device: reading it is the caller's choice). A process that had no rows this step adds zeros."""
     if group.world == 1:
-        return extras
+        return loss
     import torch
     import torch.distributed as dist
 
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in trainable]
-    device = grads[0].device
-    numbers = [torch.as_tensor(e, dtype=torch.float32).to(device).reshape(1) for e in extras]
-    flat = torch.cat([g.reshape(-1).float() for g in grads] + numbers)
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [torch.as_tensor(loss, dtype=torch.float32).to(grads[0].device).reshape(1)])
     dist.all_reduce(flat)
     offset = 0
     for p, g in zip(trainable, grads):
         p.grad = flat[offset : offset + g.numel()].view_as(p).to(p.dtype)
         offset += g.numel()
-    return list(flat[offset:])
+    return flat[offset]
 
 
 @dataclass
@@ -176,7 +174,7 @@ class StepShare:
     """What one process of several does with each micro-batch: its rows, weighted by the whole micro-batch's targets."""
 
     group: ProcessGroup
-    lengths: list  # padded-width tokens of each training row (for the split by length)
+    lengths: list  # tokens of each training row as collated (its useful tokens)
     row_targets: list  # tokens each row's loss is taken on (1 with completion_only)
 
     def rows(self, rows: list[int]) -> list[int]:
@@ -187,7 +185,10 @@ class StepShare:
         """The targets of the whole micro-batch, over every process."""
         return sum(self.row_targets[r] for r in rows)
 
-    def sum(self, trainable: list, loss, tokens: int):
-        """(loss, tokens) of the whole step, the gradients summed across the processes."""
-        loss, tokens = sum_across(trainable, [loss, tokens], self.group)
-        return loss, int(tokens)
+    def tokens(self, micro_batches: list) -> int:
+        """Useful tokens of the whole step, over every process (known to each: no communication)."""
+        return sum(self.lengths[r] for rows in micro_batches for r in rows)
+
+    def sum(self, trainable: list, loss):
+        """The whole step's loss, the gradients summed across the processes."""
+        return sum_across(trainable, loss, self.group)

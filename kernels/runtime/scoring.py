@@ -93,7 +93,8 @@ def score_on_devices(models: list, devices: list, sequences, true_id: int, false
         try:
             import torch
 
-            torch.cuda.set_device(devices[k])
+            if str(devices[k]).startswith("cuda"):
+                torch.cuda.set_device(devices[k])
             share = shares[k]
             results[k] = score_sequences(
                 models[k], [sequences[r] for r in share], true_id, false_id, pad_id,

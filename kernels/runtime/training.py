@@ -231,7 +231,7 @@ def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler
             loss_sum += loss.detach()
             tokens += batch.useful_tokens
     if share:
-        loss_sum, tokens = share.sum(trainable, loss_sum, tokens)
+        loss_sum, tokens = share.sum(trainable, loss_sum), share.tokens(micro_batches)
     scaler.unscale_(optimizer)
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
