@@ -11,7 +11,7 @@ import pytest
 
 from kit import runs, workspace as workspace_mod
 from tests.conftest import run_kit
-from tests.kaggle_standin.fixtures import init_kaggle_workspace
+from tests.kaggle_standin.fixtures import init_kaggle_workspace, serve
 from tests.kaggle_standin.server import StandIn
 
 LIMIT = "Maximum batch GPU session count of 2 reached"
@@ -47,11 +47,7 @@ class CappedStandIn(StandIn):
 
 @pytest.fixture
 def standin() -> Iterator[CappedStandIn]:
-    server = CappedStandIn().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(CappedStandIn())
 
 
 @pytest.fixture

@@ -19,13 +19,18 @@ from tests.kaggle_standin.server import StandIn
 FAST = RetryPolicy(timeout=1.5, attempts=3, backoff=0.01, max_wait=2.0)
 
 
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    server = StandIn().start()
+def serve(server: StandIn) -> Iterator[StandIn]:
+    """Run `server` (a StandIn or a subclass with its own faults) for one test."""
+    server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    yield from serve(StandIn())
 
 
 @pytest.fixture
