@@ -151,12 +151,13 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     model.train()
     train_started = time.time()
     train_tokens = 0
-    clock = {"last": train_started}
+    last_read = train_started
     unread: list = []  # the last step: its loss still on the GPU, read only once the next step is queued
 
     def settle() -> None:
         """Read the unread step's loss (waiting for that step alone: the GPU has the next one queued, so it never
         idles while Python logs), log it, and stop on a loss that is not finite."""
+        nonlocal last_read
         loss_sum, record = unread.pop()
         loss_value = float(loss_sum)
         now = time.time()
@@ -164,9 +165,9 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
             if not group.leader:
                 raise FloatingPointError(f"loss is {loss_value} at global step {record['step']}")
             stop_on_bad_loss(out, loss_value, record, state.phase, steps_log, now - started)
-        record.update(loss=round(loss_value, 5), tokens_per_s=round(record["tokens"] / max(now - clock["last"], 1e-9), 1),
+        record.update(loss=round(loss_value, 5), tokens_per_s=round(record["tokens"] / max(now - last_read, 1e-9), 1),
                       elapsed_s=round(now - train_started, 2))
-        clock["last"] = now
+        last_read = now
         steps_log.append(record)
         if group.leader and (record["phase_step"] == 1 or record["phase_step"] % config["logging_steps"] == 0 or record["phase_step"] == phase_steps):
             log(f"step {record['phase_step']}/{phase_steps} (global {record['step']}) loss {loss_value:.4f} lr {record['lr']:.2e} "
