@@ -30,9 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 MODEL_DIR = "/tmp/llama8b"
+KIT_ADAPTER = "/tmp/kit-adapter"
 TRAIN_BOUND = 24900  # useful tokens/s at 4N FLOPs per token and ~800 TFLOP/s (shared/reference/gpu-baselines.md)
 SCORE_BOUND = 49800  # 2N
 T4_BYTES = 15 * 2**30
+UNSLOTH_8BIT = {"engine": "unsloth", "optim": "adamw_8bit"}  # the kernel's defaults before issue 6's third round (probe modes)
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 results: dict = {}
@@ -155,27 +157,34 @@ def kit_config(settings: dict) -> dict:
     return script_settings(make_config("train", {"competition": "speed", "model": MODEL_DIR, "max_seq_length": 2048, **settings}))
 
 
-def kit_model(config: dict):
+def kit_model(config: dict, engine: str = ""):
     """The base model as the train kernel loads it, the memory plan it makes, LoRA attached, the base dequantized
-    where the plan says so."""
+    and the layers compiled where the kernel would (engine and compile from the config unless `engine` is given)."""
     import torch
 
     from kernels.runtime.data import pad_multiple, padded_width
-    from kernels.runtime.modeling import attach_lora, dequantize_base, dequantize_bytes, load_base_model
-    from kernels.runtime.training import plan_memory
+    from kernels.runtime.environment import choose_compile, choose_engine
+    from kernels.runtime.modeling import attach_lora, compile_layers, dequantize_base, dequantize_bytes, load_base_model
+    from kernels.runtime.training import EAGER_HF_ACTIVATIONS, plan_memory, room_for_dequantized
 
+    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
+    engine = engine or choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
+    compiled = choose_compile(config["compile"], engine)
     started = time.time()
-    model, tokenizer = load_base_model(config["model"], engine="unsloth", dtype=torch.bfloat16, load_in_4bit=True,
+    model, tokenizer = load_base_model(config["model"], engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
-    longest = padded_width(1929, pad_multiple("unsloth"))
+    longest = padded_width(1929, pad_multiple(engine))
     memory = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest,
-                         dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model))
-    model = attach_lora(model, config, engine="unsloth", gradient_checkpointing=memory.checkpointing)
+                         dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
+                         activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0)
+    model = attach_lora(model, config, engine=engine, gradient_checkpointing=memory.checkpointing)
     if memory.dequantize:
         dequantize_base(model, torch.bfloat16)
-    plan = {"load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing, "chunk_tokens": memory.chunk_tokens,
-            "dequantized_base": memory.dequantize}
+    if compiled:
+        compile_layers(model)
+    plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
+            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
@@ -188,7 +197,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     from kernels.runtime.data import collate, pad_multiple, split_by_tokens, training_order
     from kernels.runtime.training import make_optimizer, train_step
 
-    multiple = multiple or pad_multiple("unsloth")
+    multiple = multiple or pad_multiple(plan.get("engine", "unsloth"))
     lengths = [len(s) for s in sequences]
     labels = [500 + (i % 2) for i in range(len(sequences))]
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -237,7 +246,15 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     del optimizer
     return {"batch_size": batch_size, "multiple": multiple, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
             "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
-            **steady_rate(marks, step_tokens), "peak_gib": peak_gib(), **plan}
+            **steady_rate(marks, step_tokens), "step_ms": [round(1000 * (b - a)) for a, b in zip(marks, marks[1:])],
+            "step_tokens": step_tokens, "peak_gib": peak_gib(), **plan}
+
+
+def dynamo_counters() -> dict:
+    """torch.compile's counts so far: graphs compiled, recompilations and their reasons, graph breaks."""
+    from torch._dynamo.utils import counters
+
+    return {k: {str(r)[:200]: n for r, n in v.items()} for k, v in counters.items() if k in ("stats", "recompiles", "graph_break")}
 
 
 def steady_rate(marks: list[float], step_tokens: list[int]) -> dict:
@@ -277,6 +294,42 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
             "peak_gib": peak_gib()}
 
 
+def probe_hf(label: str) -> None:
+    """The transformers engine (peft LoRA) at batch 8 and 16: eager, then with every decoder layer compiled
+    (compile_layers), widths rounded to 8; a fresh process without unsloth's patches."""
+    import torch
+
+    from kernels.runtime.modeling import compile_layers
+
+    RESULT_FILE["name"] = f"probe-hf-{label}.json"
+    results["device"] = torch.cuda.get_device_name(0)
+    results["versions"] = {"torch": torch.__version__}
+    config = kit_config({"engine": "hf", "compile": "off", "optim": "adamw_8bit"})
+    train_rows = random_rows(length_mix(6000, 0), 0)
+    model, tokenizer, plan = kit_model(config, engine="hf")
+    results["hf"] = []
+
+    def train(name, bs, warm, timed, profile=False, settings=None):
+        started = time.time()
+        record = kit_train(model, tokenizer, {**config, **(settings or {})}, plan, train_rows, bs, timed_tokens=timed, warm=warm,
+                           multiple=8, profile=profile)
+        record.update(variant=name, wall_with_warm_s=round(time.time() - started, 1))
+        if profile:
+            record["gpu_ms_per_step_top30"] = round(sum(k["ms_per_step"] for k in record["profile"]), 1)
+        results["hf"].append(record)
+        print("hf", {k: v for k, v in record.items() if k != "profile"}, flush=True)
+        save()
+
+    section("eager", lambda: train("eager, batch 8", 8, 4, 100000, profile=True))
+    results["compiled_layers"] = compile_layers(model)
+    section("compiled8", lambda: train("compiled layers, batch 8", 8, 12, 300000, profile=True))
+    section("compiled8_fused", lambda: train("compiled layers, batch 8, adamw_torch_fused", 8, 4, 200000,
+                                             settings={"optim": "adamw_torch_fused"}))
+    section("compiled16", lambda: train("compiled layers, batch 16", 16, 6, 300000))
+    results["dynamo_counters"] = dynamo_counters()
+    save()
+
+
 def cuda_profile(step, steps: int) -> list[dict]:
     """GPU time by kernel over `steps` calls of step(), largest first (torch.profiler), grouped into families."""
     import torch
@@ -309,7 +362,7 @@ def probe() -> None:
     from kernels.runtime.modeling import merge_adapters
 
     results["device"] = torch.cuda.get_device_name(0)
-    config = kit_config({})
+    config = kit_config(UNSLOTH_8BIT)
     train_rows = random_rows(length_mix(4000, 0), 0)
     test_rows = random_rows(length_mix(10000, 1), 1)
     model, tokenizer, plan = kit_model(config)
@@ -369,7 +422,7 @@ def probe_cpu() -> None:
     from kernels.runtime import training
 
     results["device"] = torch.cuda.get_device_name(0)
-    config = kit_config({})
+    config = kit_config(UNSLOTH_8BIT)
     train_rows = random_rows(length_mix(4000, 0), 0)
     model, tokenizer, plan = kit_model(config)
     timing = {"queue": 0.0, "wait": 0.0}
@@ -423,7 +476,7 @@ def probe_steady(label: str) -> None:
     RESULT_FILE["name"] = f"steady-{label}.json"
     results["device"] = torch.cuda.get_device_name(0)
     results["env"] = {k: v for k, v in os.environ.items() if k.startswith("UNSLOTH_")}
-    config = kit_config({})
+    config = kit_config(UNSLOTH_8BIT)
     train_rows = random_rows(length_mix(6000, 0), 0)
     model, tokenizer, plan = kit_model(config)
     results["steady"] = []
@@ -438,24 +491,94 @@ def probe_steady(label: str) -> None:
 
 
 def run(batch_sizes: list[int]) -> None:
-    import unsloth  # noqa: F401  (first, as unsloth asks)
+    """kit (the kernel's defaults: engine hf, layers compiled) first, then the peer (unsloth, imported only then, so
+    that its patches to transformers cannot touch kit's part), then kit under a 15 GiB cap (last: the cap stays).
+    PARTS=kit,infer,peer,t4 picks parts (all by default; infer loads the adapter kit's part saved)."""
     import torch
-    from unsloth import FastLanguageModel
 
+    from kernels.runtime.data import pad_multiple
     from kernels.runtime.scoring import SCORE_TOKENS
 
+    parts = os.environ.get("PARTS", "kit,infer,peer,t4").split(",")
     results["device"] = torch.cuda.get_device_name(0)
-    results["versions"] = {"torch": torch.__version__, "unsloth": unsloth.__version__}
+    results["versions"] = {"torch": torch.__version__}
     train_lengths = length_mix(6000, 0)
     test_lengths = length_mix(10000, 1)
     results["length_mix"] = {"train_mean": round(sum(train_lengths) / len(train_lengths), 1), "train_max": max(train_lengths),
                              "test_mean": round(sum(test_lengths) / len(test_lengths), 1), "test_max": max(test_lengths)}
     defaults = kit_config({})
-    results["kit_defaults"] = {k: defaults[k] for k in ("batch_size", "grad_accum", "r", "lora_alpha", "completion_only", "group_by_length",
-                                                        "gradient_checkpointing", "optim", "packing")}
+    results["kit_defaults"] = {k: defaults[k] for k in ("engine", "compile", "batch_size", "grad_accum", "r", "lora_alpha", "completion_only",
+                                                        "group_by_length", "gradient_checkpointing", "optim", "packing")}
     state: dict = {}
+    train_rows = random_rows(train_lengths, 0)
+    test_rows = random_rows(test_lengths, 1)
+
+    def kit():
+        model, tokenizer, plan = kit_model(defaults)
+        state["kit"] = (model, tokenizer, plan)
+        results["kit_train"] = []
+        for bs, multiple in [(bs, int(m)) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",")]:
+            started = time.time()
+            # warm-up: the first step waits for the layers' compilation (once a run), and the allocator grows for the
+            # first widths; then 400k tokens are timed
+            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=400000, warm=40, multiple=multiple)
+            record["wall_with_warm_s"] = round(time.time() - started, 1)
+            record["dynamo_counters"] = dynamo_counters()
+            results["kit_train"].append(record)
+            print("kit_train", record, flush=True)
+            save()
+        model.save_pretrained(KIT_ADAPTER)
+
+    def kit_scores_in_train_kernel():
+        """The train kernel's own scoring (val and test after training): the trained model, layers run eagerly."""
+        from kernels.runtime.modeling import prepare_for_scoring, uncompile_layers
+
+        model, tokenizer, plan = state["kit"]
+        if plan["compiled"]:
+            uncompile_layers(model)
+        results["kit_train_kernel_scoring_model"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
+        results["kit_train_kernel_predict"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"],
+                                                        max_tokens=SCORE_TOKENS, multiple=pad_multiple(plan["engine"]))
+        print("kit_train_kernel_predict", results["kit_train_kernel_predict"], flush=True)
+
+    def kit_predict():
+        """The infer kernel: its engine (auto), the base loaded, the trained adapter on it, made fast to score."""
+        from kernels.runtime.environment import choose_engine
+        from kernels.runtime.modeling import load_for_scoring
+
+        if not Path(KIT_ADAPTER).is_dir():  # PARTS=infer alone: an untrained adapter (same shapes, same speed)
+            from kernels.runtime.modeling import attach_lora, load_base_model
+
+            base, _ = load_base_model(MODEL_DIR, engine="hf", dtype=torch.bfloat16, load_in_4bit=True, max_seq_length=2048)
+            attach_lora(base, defaults, engine="hf", gradient_checkpointing=False).save_pretrained(KIT_ADAPTER)
+            del base
+            free_gpu()
+        engine = choose_engine(defaults["engine"], prefer="unsloth")
+        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
+                                            max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"])
+        results["kit_scoring_engine"] = engine
+        multiple = pad_multiple(engine)
+        results["kit_predict"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
+                                           multiple=multiple)
+        print("kit_predict", engine, results["kit_predict"], flush=True)
+        save()
+        results["kit_predict_fixed_batch"] = kit_score(model, tokenizer, test_rows[::10], batch_size=16, max_tokens=0, multiple=multiple)
+        print("kit_predict_fixed_batch", results["kit_predict_fixed_batch"], flush=True)
+
+    if "kit" in parts:
+        section("kit_train", kit)
+        section("kit_train_kernel_predict", kit_scores_in_train_kernel)
+    state.clear()
+    free_gpu()
+    if "infer" in parts:
+        section("kit_predict", kit_predict)
+    free_gpu()
 
     def peer():
+        import unsloth  # noqa: F401
+        from unsloth import FastLanguageModel
+
+        results["versions"]["unsloth"] = unsloth.__version__
         model, tokenizer = FastLanguageModel.from_pretrained(MODEL_DIR, max_seq_length=2048, load_in_4bit=True, dtype=torch.bfloat16)
         model = FastLanguageModel.get_peft_model(
             model, r=128, lora_alpha=128, lora_dropout=0, bias="none",
@@ -470,58 +593,35 @@ def run(batch_sizes: list[int]) -> None:
         results["peer_predict"] = peer_predict(model, tokenizer, test_lengths[: 16 + int(os.environ.get("PEER_PREDICT_ROWS", "96"))])
         print("peer_predict", results["peer_predict"], flush=True)
 
-    section("peer_train", peer)
-    section("peer_predict", peer_infer)
-    state.clear()
-    free_gpu()
-
-    train_rows = random_rows(train_lengths, 0)
-    test_rows = random_rows(test_lengths, 1)
-
-    def kit():
-        model, tokenizer, plan = kit_model(defaults)
-        state["kit"] = (model, tokenizer, plan)
-        results["kit_train"] = []
-        for bs in batch_sizes:
-            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=500000, warm=8)
-            results["kit_train"].append(record)
-            print("kit_train", record, flush=True)
-            save()
-
-    def kit_predict():
-        from kernels.runtime.modeling import prepare_for_scoring
-
-        model, tokenizer, _ = state["kit"]
-        results["kit_scoring_model"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
-        print("kit scoring model:", results["kit_scoring_model"], flush=True)
-        results["kit_predict"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
-        print("kit_predict", results["kit_predict"], flush=True)
-        save()
-        results["kit_predict_fixed_batch"] = kit_score(model, tokenizer, test_rows[::10], batch_size=16, max_tokens=0)
-        print("kit_predict_fixed_batch", results["kit_predict_fixed_batch"], flush=True)
-
-    section("kit_train", kit)
-    section("kit_predict", kit_predict)
+    if "peer" in parts:
+        section("peer_train", peer)
+        section("peer_predict", peer_infer)
     state.clear()
     free_gpu()
 
     def t4():
+        from kernels.runtime.modeling import prepare_for_scoring, uncompile_layers
+
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(T4_BYTES / total, 0)
         model, tokenizer, plan = kit_model(defaults)
-        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=120000, warm=4)
+        started = time.time()
+        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=120000, warm=8)
+        record["wall_with_warm_s"] = round(time.time() - started, 1)
         record["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
         results["kit_train_15gib"] = record
         print("kit_train_15gib", record, flush=True)
         save()
-        from kernels.runtime.modeling import prepare_for_scoring
-
+        if plan["compiled"]:
+            uncompile_layers(model)
         results["kit_scoring_model_15gib"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
         print("kit scoring model (15 GiB):", results["kit_scoring_model_15gib"], flush=True)
-        results["kit_predict_15gib"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS)
+        results["kit_predict_15gib"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
+                                                 multiple=pad_multiple(plan["engine"]))
         print("kit_predict_15gib", results["kit_predict_15gib"], flush=True)
 
-    section("kit_15gib", t4)
+    if "t4" in parts:
+        section("kit_15gib", t4)
     table()
 
 
@@ -541,11 +641,14 @@ def table() -> None:
 
     row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
     for r in results.get("kit_train", []):
-        row(f"kit train, batch {r['batch_size']} (checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, "
-            f"base {'dequantized' if r.get('dequantized_base') else '4-bit'})", r, TRAIN_BOUND, peer_t)
+        row(f"kit train, batch {r['batch_size']}, widths x{r['multiple']} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
+            f"checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, base {'dequantized' if r.get('dequantized_base') else '4-bit'})",
+            r, TRAIN_BOUND, peer_t)
     row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
     row(f"peer predict (generate 64 + regex, {peer_p.get('rows')} rows)", peer_p, SCORE_BOUND, peer_p)
-    row(f"kit predict, 10,000 rows ({results.get('kit_scoring_model', '')})", results.get("kit_predict"), SCORE_BOUND, peer_p)
+    row(f"kit predict (infer kernel, engine {results.get('kit_scoring_engine')}), 10,000 rows", results.get("kit_predict"), SCORE_BOUND, peer_p)
+    row(f"kit predict in the train kernel after training (engine hf, {results.get('kit_train_kernel_scoring_model', '')}), 2,000 rows",
+        results.get("kit_train_kernel_predict"), SCORE_BOUND, peer_p)
     row("kit predict, fixed batch 16 (1,000 rows)", results.get("kit_predict_fixed_batch"), SCORE_BOUND, peer_p)
     row(f"kit predict, 15 GiB cap, 2,000 rows ({results.get('kit_scoring_model_15gib', '')})", results.get("kit_predict_15gib"), SCORE_BOUND, peer_p)
     results["table"] = "\n".join(lines)
@@ -589,6 +692,8 @@ if __name__ == "__main__":
         probe_cpu()
     elif mode == "probe-steady":
         probe_steady(sys.argv[2])
+    elif mode == "probe-hf":
+        probe_hf(sys.argv[2])
     elif mode == "probe":
         RESULT_FILE["name"] = "probe.json"
         probe()

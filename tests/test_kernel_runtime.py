@@ -396,6 +396,10 @@ def test_memory_plan_keeps_a_dequantized_base_only_where_it_costs_no_recomputati
     t4 = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
     assert not t4.dequantize and t4.checkpointing
 
+    fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=1.0)  # layers run eagerly by transformers keep ~20% more
+    eager = training.plan_memory("auto", config, 32, 2048, activation_scale=training.EAGER_HF_ACTIVATIONS)
+    assert eager.chunk_tokens < alone.chunk_tokens / 1.15
+
 
 def test_memory_plan_on_the_cpu_sets_no_chunk_limit(monkeypatch):
     from types import SimpleNamespace
@@ -709,3 +713,77 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
     metrics = json.loads((tmp_path / "kaggle" / "working" / "metrics.json").read_text())
     assert metrics["train_processes"] == 2 and metrics["global_step"] == 2
     assert (tmp_path / "kaggle" / "working" / "submission.csv").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ speed: engine and compiled layers
+
+
+def test_compiled_layers_train_as_the_eager_ones_at_every_width(tokenizer):
+    from kernels.runtime.modeling import compile_layers, uncompile_layers
+
+    eager = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
+    compiled = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
+    compiled.load_state_dict(eager.state_dict())
+    from torch._dynamo.utils import counters
+
+    graphs_before = counters["stats"]["unique_graphs"]
+    assert compile_layers(compiled) == 2
+    for width in (9, 23, 16):  # new widths: one compiled graph (dynamic shapes) serves them all
+        rows = [[5 + (i * 7 + k) % 50 for i in range(width - k)] for k in range(3)]
+        batch = data.collate(rows, 0, label_ids=[7, 8, 7], completion_only=True, pad_to_multiple=1)
+        losses, grads = [], []
+        for model in (eager, compiled):
+            model.zero_grad(set_to_none=True)
+            loss = training.label_loss(model, batch)
+            loss.backward()
+            losses.append(float(loss.detach()))
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+        assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
+    assert 1 <= counters["stats"]["unique_graphs"] - graphs_before <= 2  # compiled, and not again for each width
+    uncompile_layers(compiled)
+    assert all(layer._compiled_call_impl is None for layer in compiled.get_base_model().model.layers)
+
+
+def test_compiling_and_unsloth_ask_for_a_gpu(monkeypatch, capsys):
+    from kernels.runtime import environment
+
+    monkeypatch.setattr(environment, "cuda_available", lambda: False)
+    assert environment.choose_compile("auto", "hf") is False
+    assert environment.choose_compile("on", "hf") is False and "compile=on needs engine=hf on a CUDA GPU" in capsys.readouterr().out
+    assert environment.choose_engine("auto", prefer="unsloth") == "hf"  # the CPU: hf whatever the kernel prefers
+    with pytest.raises(RuntimeError, match="engine=unsloth needs a CUDA GPU"):
+        environment.choose_engine("unsloth")
+
+
+LLAMA_31_8B_CONFIG = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                      "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False}
+
+
+def test_engine_auto_trains_with_compiled_layers_only_where_the_base_fits_dequantized(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from kernels.runtime.modeling import read_model_config
+
+    # Llama-3.1-8B has 8,030,261,248 parameters, 266,240 of them in the norms (not counted)
+    assert training.bf16_weight_bytes(SimpleNamespace(**LLAMA_31_8B_CONFIG)) == 2 * (8_030_261_248 - 266_240)
+    fits = lambda gib: training.dequantized_base_fits(LLAMA_31_8B_CONFIG, 32, gib * GIB)  # noqa: E731
+    assert not fits(15) and not fits(24) and not fits(40) and fits(80)  # T4, L4, A100 40GB: unsloth; H100: hf compiled
+    smol = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "tie_word_embeddings": True}
+    assert training.dequantized_base_fits(smol, 32, 15 * GIB)
+    assert training.dequantized_base_fits(None, 32, 80 * GIB) and not training.dequantized_base_fits(None, 32, 15 * GIB)
+
+    # the config is read without loading the model: from a folder, from kit's cache; None where nothing answers
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(smol))
+    assert read_model_config(str(folder)) == smol
+    monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cached = tmp_path / "cache" / "models" / "someone--model"
+    cached.mkdir(parents=True)
+    (cached / "config.json").write_text(json.dumps(LLAMA_31_8B_CONFIG))
+    assert read_model_config("someone/model") == LLAMA_31_8B_CONFIG
+    assert read_model_config("nobody/nothing") is None
+    assert training.room_for_dequantized("someone/model", 32, "auto") is True  # no GPU here: nothing is quantized

@@ -121,8 +121,9 @@ def training_order(lengths: list[int], batch_size: int, group_by_length: bool, s
     rng.shuffle(rows)
     if not group_by_length:
         return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-    # Sort within pools of 32 batches: little padding, while batches stay a mix of the data set.
-    pool = batch_size * 32
+    # Sort within pools of 64 batches: ~3% padding on the competition's length mix (32: ~5%), while a batch's rows
+    # still come from a random sample of the data set.
+    pool = batch_size * 64
     batches = []
     for start in range(0, len(rows), pool):
         chunk = sorted(rows[start : start + pool], key=lambda r: lengths[r])
@@ -132,7 +133,8 @@ def training_order(lengths: list[int], batch_size: int, group_by_length: bool, s
 
 
 def pad_multiple(engine: str) -> int:
-    """Batch widths are rounded up to this: unsloth compiles per new shape, so 64 bounds its recompilations."""
+    """Batch widths are rounded up to this: unsloth compiles per new shape, so 64 bounds its recompilations; kit's
+    compiled layers take any width (dynamic shapes), and 8 measured faster than 1 (H100: 14,405 vs 14,116 tokens/s)."""
     return 64 if engine == "unsloth" else 8
 
 

@@ -85,16 +85,16 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def choose_engine(requested: str) -> str:
-    """unsloth or hf: auto picks unsloth where a CUDA GPU and unsloth are present (installing it on Kaggle)."""
+def choose_engine(requested: str, prefer: str = "hf") -> str:
+    """unsloth or hf. auto takes the engine the kernel `prefer`s for its job and GPU (train: hf with its layers
+    compiled where the base fits dequantized, else unsloth; infer: unsloth, whose fused kernels score faster), falling
+    back to hf where unsloth is not installed (or installable on Kaggle). Figures: bench/RESULTS.md, issue 6."""
     gpu = cuda_available()
-    if requested == "hf":
-        if on_kaggle() and gpu:
-            install_missing(ENGINE_PACKAGES["hf"])
-        return "hf"
     if requested == "unsloth" and not gpu:
         raise RuntimeError("engine=unsloth needs a CUDA GPU; use engine=hf (or auto) on the CPU")
-    if not gpu:
+    if requested == "hf" or not gpu or (requested == "auto" and prefer == "hf"):
+        if on_kaggle() and gpu:
+            install_missing(ENGINE_PACKAGES["hf"])
         return "hf"
     if on_kaggle():
         install_missing(ENGINE_PACKAGES["unsloth"])
@@ -111,6 +111,23 @@ def choose_engine(requested: str) -> str:
         raise RuntimeError("engine=unsloth but unsloth is not installed; attach a wheel dataset or use engine=hf")
     warn("unsloth is not installed; using engine=hf")
     return "hf"
+
+
+def choose_compile(requested: str, engine: str) -> bool:
+    """Whether to torch.compile the decoder layers for training: auto = with engine hf on a CUDA GPU that Triton
+    compiles for (compute capability 7.0 or newer: T4, A100, H100; not the P100)."""
+    if requested == "off" or engine != "hf" or not cuda_available():
+        if requested == "on":
+            warn(f"compile=on needs engine=hf on a CUDA GPU (engine={engine}); training eagerly")
+        return False
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(0)
+    if major < 7:
+        if requested == "on":
+            warn(f"compile=on: Triton does not compile for this GPU (compute capability {major}.{minor}); training eagerly")
+        return False
+    return True
 
 
 def choose_dtype(requested: str):

@@ -35,7 +35,7 @@ def main(config: dict) -> dict:
     """Run the inference kernel with `config`; returns the metrics it wrote."""
     started = time.time()
     out = working_dir()
-    engine = choose_engine(config["engine"])
+    engine = choose_engine(config["engine"], prefer="unsloth")
     import torch
 
     dtype = choose_dtype(config["dtype"])

@@ -9,13 +9,13 @@ import shutil
 import time
 
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
-from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
-from kernels.runtime.modeling import attach_lora, check_adapter_matches, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model
+from kernels.runtime.environment import choose_compile, choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
+from kernels.runtime.modeling import attach_lora, check_adapter_matches, compile_layers, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
 from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
-from kernels.runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
+from kernels.runtime.training import EAGER_HF_ACTIVATIONS, TrainState, room_for_dequantized, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
 
 def micro_batches(order_for_epoch, start: int):
@@ -43,7 +43,8 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     group = join_group(processes, config, worker_command)
     log(f"kit train kernel: model={config['model']} prompt={config['prompt']} train_rows={config['train_rows']} "
         f"val_rows={config['val_rows']} output={out}")
-    engine = choose_engine(config["engine"])
+    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
+    engine = choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
     import torch
 
     dtype = choose_dtype(config["dtype"])
@@ -110,14 +111,18 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
         return training_order(lengths, config["batch_size"], config["group_by_length"] and not packed, config["seed"] + epoch)
 
     multiple = 1 if packed else pad_multiple(engine)
+    compiled = choose_compile(config["compile"], engine)
     plan = plan_memory(
         config["gradient_checkpointing"], model.config, config["r"], padded_width(max(lengths), multiple),
         dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
+        activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0,
     )
     checkpointing, chunk_tokens = plan.checkpointing, plan.chunk_tokens
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=checkpointing)
     if plan.dequantize:
         log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
+    if compiled:
+        log(f"compiling {compile_layers(model)} decoder layers (torch.compile; the first steps wait for it, once)")
     if resume_point is not None:
         check_adapter_matches(resume_point / "adapter", config)
         load_adapter_weights(model, resume_point / "adapter")
@@ -208,6 +213,8 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
 
     # ---- validation and test
     del optimizer, scheduler
+    if compiled:
+        uncompile_layers(model)
     if gpu:
         torch.cuda.empty_cache()
     log(f"scoring model: {prepare_for_scoring(model, dtype=dtype, setting=config['dequantize_base'])}")
@@ -250,7 +257,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     # ---- records
     metrics.update({
         "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()),
-        "gradient_checkpointing": checkpointing, "dequantized_base": plan.dequantize, "packing": packed, "train_processes": group.world,
+        "gradient_checkpointing": checkpointing, "dequantized_base": plan.dequantize, "compiled": compiled, "packing": packed, "train_processes": group.world,
         "train_rows": len(split.train), "train_true_rows": sum(train_labels), "data_offset": config["data_offset"],
         "next_data_offset": split.next_offset, "phase": state.phase, "phase_steps": phase_steps, "global_step": state.global_step,
         "steps_this_run": len(steps_log), "train_seconds": round(train_seconds, 2),
@@ -262,6 +269,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     metrics = {k: finite_or_none(v) for k, v in metrics.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     effective = {**config, "engine": engine, "dtype": dtype_name(dtype), "gradient_checkpointing": "on" if checkpointing else "off",
+                 "compile": "on" if compiled else "off",
                  "packing": packed, "threshold_used": threshold}
     (out / "config.json").write_text(json.dumps(effective, indent=1))
     log(f"done in {metrics['wall_seconds']:.1f}s; outputs in {out}")

@@ -12,11 +12,12 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from kernels.runtime.data import steps_per_epoch
 from kernels.runtime.environment import log, warn
-from kernels.runtime.modeling import causal_parts, gpu_room
+from kernels.runtime.modeling import causal_parts, gpu_room, read_model_config
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -155,11 +156,14 @@ def activation_bytes_per_token(model_config, checkpointing: bool = False, dtype_
 
 
 def lora_state_bytes(model_config, rank: int) -> int:
-    """GPU memory of LoRA weights, gradients and 8-bit Adam state at this rank (an upper bound, all 7 modules)."""
+    """GPU memory of LoRA weights, gradients and fp32 Adam state at this rank (an upper bound, all 7 modules)."""
     hidden = model_config.hidden_size
     inter = getattr(model_config, "intermediate_size", 4 * hidden)
     params = rank * model_config.num_hidden_layers * (10 * hidden + 3 * inter)
-    return params * 14  # fp32 weight + fp32 gradient + 2 bytes of 8-bit moments + allocator slack
+    return params * 18  # fp32 weight, gradient and two moments + allocator slack
+
+
+EAGER_HF_ACTIVATIONS = 1.2  # transformers run eagerly keeps ~20% more per token than unsloth's or compiled layers (H100, 8B)
 
 
 def activation_budget(model_config, rank: int, device: int = 0) -> int:
@@ -167,6 +171,39 @@ def activation_budget(model_config, rank: int, device: int = 0) -> int:
     optimizer state, allocator slack and the output layer."""
     free, usable = gpu_room(device)
     return int(free - 2**30 - 0.1 * usable - lora_state_bytes(model_config, rank))
+
+
+def bf16_weight_bytes(model_config) -> int:
+    """Bytes of a decoder-only model's weights in 16 bits (embeddings, attention with grouped keys, gated MLP)."""
+    hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
+    inter = getattr(model_config, "intermediate_size", 4 * hidden)
+    heads = model_config.num_attention_heads
+    head_dim = getattr(model_config, "head_dim", None) or hidden // heads
+    kv_width = (getattr(model_config, "num_key_value_heads", None) or heads) * head_dim
+    embeddings = model_config.vocab_size * hidden * (1 if getattr(model_config, "tie_word_embeddings", False) else 2)
+    return 2 * (embeddings + layers * (2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * inter))
+
+
+def dequantized_base_fits(model_config: dict | None, rank: int, usable: int) -> bool:
+    """Whether a GPU that lets this process hold `usable` bytes has room for the base model dequantized (16-bit
+    weights), LoRA state and DEQUANTIZED_MIN_TOKENS tokens of activations: the test engine=auto makes before
+    loading. Without the model's config, a GPU of 40 GiB or more (an 8B model's need) counts as roomy."""
+    if model_config is None:
+        return usable >= 40 * 2**30
+    config = SimpleNamespace(**model_config)
+    need = (bf16_weight_bytes(config) + activation_bytes_per_token(config) * DEQUANTIZED_MIN_TOKENS
+            + lora_state_bytes(config, rank) + 2**30)
+    return need <= 0.9 * usable
+
+
+def room_for_dequantized(model_name: str, rank: int, dequantize: str) -> bool:
+    """Whether the first GPU has room for this model with its base dequantized (dequantized_base_fits), as
+    engine=auto asks before anything is loaded; True without a GPU (where nothing is quantized)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return True
+    return dequantize != "off" and dequantized_base_fits(read_model_config(model_name), rank, gpu_room(0)[1])
 
 
 MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; recomputation is then the better trade
@@ -182,16 +219,17 @@ class MemoryPlan(NamedTuple):
 
 
 def plan_memory(setting: str, model_config, rank: int, longest_row: int, device: int = 0, *, dequantize: str = "off",
-                dequantize_bytes: int = 0) -> MemoryPlan:
+                dequantize_bytes: int = 0, activation_scale: float = 1.0) -> MemoryPlan:
     """Recompute activations only when a chunk of the longest row (and at least MIN_CHUNK_TOKENS) would not fit in
     memory without it; keep a dequantized copy of a 4-bit base (`dequantize_bytes` more) when `dequantize` is on, or
-    auto and chunks of DEQUANTIZED_MIN_TOKENS (and the longest row) still fit without recomputation next to it."""
+    auto and chunks of DEQUANTIZED_MIN_TOKENS (and the longest row) still fit without recomputation next to it.
+    `activation_scale` corrects the per-token estimate for a way of running that keeps more (EAGER_HF_ACTIVATIONS)."""
     import torch
 
     if not torch.cuda.is_available():
         return MemoryPlan(setting == "on", 0, False)
     budget = max(activation_budget(model_config, rank, device), 0)
-    per_token = activation_bytes_per_token(model_config, False)
+    per_token = int(activation_bytes_per_token(model_config, False) * activation_scale)
     copy = dequantize_bytes > 0 and (
         dequantize == "on"
         or (dequantize == "auto" and (budget - dequantize_bytes) // per_token >= max(longest_row, DEQUANTIZED_MIN_TOKENS))
@@ -200,7 +238,7 @@ def plan_memory(setting: str, model_config, rank: int, longest_row: int, device:
         budget = max(budget - dequantize_bytes, 0)
     without = budget // per_token
     checkpointing = setting == "on" or (setting == "auto" and without < max(longest_row, MIN_CHUNK_TOKENS))
-    chunk = budget // activation_bytes_per_token(model_config, checkpointing)
+    chunk = budget // int(activation_bytes_per_token(model_config, checkpointing) * activation_scale)
     beside = f" next to a dequantized base (+{dequantize_bytes / 2**30:.1f} GiB)" if copy else ""
     log(f"{budget / 2**30:.1f} GiB for activations{beside}: "
         f"{without} tokens a chunk without recomputation, longest row {longest_row} -> gradient checkpointing "
