@@ -46,6 +46,9 @@ class ProcessGroup:
             return
         import torch.distributed as dist
 
+        # All arrive before any leaves: a worker tearing down its gloo connections while the leader still saves the
+        # adapter was seen to abort (SIGABRT, "terminate called without an active exception") on a loaded CPU.
+        dist.barrier()
         dist.destroy_process_group()
         self.done.set()
         for worker in self.workers:
