@@ -3,7 +3,8 @@
 # A call carries at most 64 MiB: the wheels (/work/shared/tools/gpu-wheels.sh: .whl-a, .whl-b) and the SmolLM2 GGUF
 # in parts (.gguf/p00..p03) travel over calls 1-4 and stay in /tmp while the machine is warm.
 #   1: carry .whl-a          install, build the random 8B model (prep)
-#   2: carry .whl-b .gguf/p00  install unsloth, then `speed.py run` (peer and kit, one process)
+#   2: carry .whl-b .gguf/p00  install unsloth, then `speed.py run` (kit, then the peer, one process;
+#      PARTS=kit,infer,peer,t4 and MULTIPLES=8,1 pick parts and widths, see speed.py)
 #   3: carry .gguf/p01 .gguf/p02
 #   4: carry .gguf/p03       SmolLM2 accuracy: kit's default vs the seeds' recipe on the same rows
 set -uo pipefail

@@ -47,10 +47,6 @@ class KernelConfig:
         help="auto = the engine measured fastest for the job, where installed: training on a GPU with room for the base "
         "dequantized (A100 80GB, H100) = hf with compiled layers, else unsloth; scoring (infer) = unsloth; the CPU = hf",
     )
-    compile: str = choice(
-        "auto", "on", "off", default="auto",
-        help="torch.compile the decoder layers for training (engine hf); auto = on a CUDA GPU that Triton supports",
-    )
     dtype: str = choice("auto", "bf16", "fp16", "fp32", default="auto", help="compute dtype; auto = bf16 where supported, fp16 on T4, fp32 on CPU")
     load_in_4bit: bool = setting(True, "load the base model in 4-bit (bitsandbytes NF4) on a GPU; ignored on the CPU")
     dequantize_base: str = choice(
@@ -106,6 +102,10 @@ class TrainConfig(KernelConfig):
         "process); 0 = one per GPU. Runs as CPU processes where there is no GPU", min=0, max=64,
     )
     gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it")
+    compile: str = choice(
+        "auto", "on", "off", default="auto",
+        help="torch.compile the decoder layers (engine hf); auto = on a CUDA GPU that Triton supports",
+    )
     save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
     logging_steps: int = setting(10, "print a progress line every N steps", min=1)
     resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues")
