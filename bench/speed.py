@@ -163,26 +163,16 @@ def kit_model(config: dict, engine: str = ""):
     import torch
 
     from kernels.runtime.data import pad_multiple, padded_width
-    from kernels.runtime.environment import choose_compile, choose_engine
-    from kernels.runtime.modeling import attach_lora, compile_layers, dequantize_base, dequantize_bytes, load_base_model
-    from kernels.runtime.training import EAGER_HF_ACTIVATIONS, plan_memory, room_for_dequantized
+    from kernels.runtime.modeling import load_base_model
+    from kernels.runtime.training import prepare_for_training, training_engine
 
-    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
-    engine = engine or choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
-    compiled = choose_compile(config["compile"], engine)
+    engine = engine or training_engine(config)
     started = time.time()
     model, tokenizer = load_base_model(config["model"], engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
-    longest = padded_width(1929, pad_multiple(engine))
-    memory = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest,
-                         dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
-                         activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0)
-    model = attach_lora(model, config, engine=engine, gradient_checkpointing=memory.checkpointing)
-    if memory.dequantize:
-        dequantize_base(model, torch.bfloat16)
-    if compiled:
-        compile_layers(model)
+    model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=torch.bfloat16,
+                                                   longest_row=padded_width(1929, pad_multiple(engine)))
     plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
             "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize}
     print("kit plan", plan, flush=True)

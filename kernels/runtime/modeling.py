@@ -59,15 +59,20 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def cached_model_dir(name: str) -> Path:
+    """Where kit keeps a model it converted: a GGUF file under its stem, a hub name with "/" as "--"."""
+    path = Path(name).expanduser()
+    return kit_cache_dir() / "models" / (path.stem if path.suffix == ".gguf" else name.replace("/", "--"))
+
+
 def resolve_model(name: str) -> str:
     """A loadable folder or hub name for `name`: a local path, kit's cache, the HF cache, the bundled GGUF, else the hub."""
     path = Path(name).expanduser()
+    cached = cached_model_dir(name)
     if path.is_file() and path.suffix == ".gguf":
-        cached = kit_cache_dir() / "models" / path.stem
         return str(cached if (cached / "config.json").is_file() else convert_gguf(path, cached))
     if path.is_dir():
         return str(path)
-    cached = kit_cache_dir() / "models" / name.replace("/", "--")
     if (cached / "config.json").is_file():
         return str(cached)
     snapshot = hf_cache_snapshot(name)
@@ -84,8 +89,8 @@ def read_model_config(name: str) -> dict | None:
     """A model's config.json without loading the model or transformers (unsloth must come first): a local folder,
     kit's cache, the Hugging Face cache or the hub; None where none answers."""
     path = Path(name).expanduser()
-    for folder in (path, kit_cache_dir() / "models" / name.replace("/", "--"), kit_cache_dir() / "models" / path.stem):
-        if (folder / "config.json").is_file():
+    for folder in (path, cached_model_dir(name), hf_cache_snapshot(name)):
+        if folder is not None and (folder / "config.json").is_file():
             return json.loads((folder / "config.json").read_text())
     if path.suffix == ".gguf" or path.exists():
         return None

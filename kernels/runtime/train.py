@@ -9,13 +9,13 @@ import shutil
 import time
 
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
-from kernels.runtime.environment import choose_compile, choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
-from kernels.runtime.modeling import attach_lora, check_adapter_matches, compile_layers, dequantize_base, dequantize_bytes, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
+from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, warn
+from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
 from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
-from kernels.runtime.training import EAGER_HF_ACTIVATIONS, TrainState, room_for_dequantized, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_memory, plan_phase, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
+from kernels.runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_phase, prepare_for_training, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, training_engine, train_step
 
 
 def micro_batches(order_for_epoch, start: int):
@@ -43,8 +43,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     group = join_group(processes, config, worker_command)
     log(f"kit train kernel: model={config['model']} prompt={config['prompt']} train_rows={config['train_rows']} "
         f"val_rows={config['val_rows']} output={out}")
-    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
-    engine = choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
+    engine = training_engine(config)
     import torch
 
     dtype = choose_dtype(config["dtype"])
@@ -111,18 +110,8 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
         return training_order(lengths, config["batch_size"], config["group_by_length"] and not packed, config["seed"] + epoch)
 
     multiple = 1 if packed else pad_multiple(engine)
-    compiled = choose_compile(config["compile"], engine)
-    plan = plan_memory(
-        config["gradient_checkpointing"], model.config, config["r"], padded_width(max(lengths), multiple),
-        dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
-        activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0,
-    )
+    model, plan, compiled = prepare_for_training(model, config, engine=engine, dtype=dtype, longest_row=padded_width(max(lengths), multiple))
     checkpointing, chunk_tokens = plan.checkpointing, plan.chunk_tokens
-    model = attach_lora(model, config, engine=engine, gradient_checkpointing=checkpointing)
-    if plan.dequantize:
-        log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
-    if compiled:
-        log(f"compiling {compile_layers(model)} decoder layers (torch.compile; the first steps wait for it, once)")
     if resume_point is not None:
         check_adapter_matches(resume_point / "adapter", config)
         load_adapter_weights(model, resume_point / "adapter")

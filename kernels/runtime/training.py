@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from typing import NamedTuple
 
 from kernels.runtime.data import steps_per_epoch
-from kernels.runtime.environment import log, warn
-from kernels.runtime.modeling import causal_parts, gpu_room, read_model_config
+from kernels.runtime.environment import choose_compile, choose_engine, log, warn
+from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room, read_model_config
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -206,6 +206,13 @@ def room_for_dequantized(model_name: str, rank: int, dequantize: str) -> bool:
     return dequantize != "off" and dequantized_base_fits(read_model_config(model_name), rank, gpu_room(0)[1])
 
 
+def training_engine(config: dict) -> str:
+    """The engine a train run uses: engine=auto prefers hf (its layers compiled) where the base fits dequantized,
+    else unsloth (choose_engine)."""
+    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
+    return choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
+
+
 MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; recomputation is then the better trade
 DEQUANTIZED_MIN_TOKENS = 4096  # a dequantized copy saves ~15-25% of a step; recomputation costs ~33%, so never trade one for it
 
@@ -244,6 +251,23 @@ def plan_memory(setting: str, model_config, rank: int, longest_row: int, device:
         f"{without} tokens a chunk without recomputation, longest row {longest_row} -> gradient checkpointing "
         f"{'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
     return MemoryPlan(checkpointing, max(int(chunk), longest_row), copy)
+
+
+def prepare_for_training(model, config: dict, *, engine: str, dtype, longest_row: int):
+    """The run's memory plan (plan_memory), LoRA attached as it says, the 4-bit base dequantized where it has room
+    and the decoder layers compiled where `compile` allows; returns (model, plan, compiled)."""
+    compiled = choose_compile(config["compile"], engine)
+    plan = plan_memory(
+        config["gradient_checkpointing"], model.config, config["r"], longest_row,
+        dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
+        activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0,
+    )
+    model = attach_lora(model, config, engine=engine, gradient_checkpointing=plan.checkpointing)
+    if plan.dequantize:
+        log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
+    if compiled:
+        log(f"compiling {compile_layers(model)} decoder layers (torch.compile; the first steps wait for it, once)")
+    return model, plan, compiled
 
 
 def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast,
