@@ -162,6 +162,7 @@ def kit_model(config: dict, engine: str = ""):
     and the layers compiled where the kernel would (engine and compile from the config unless `engine` is given)."""
     import torch
 
+    from kernels.runtime.attention import choose_packing, use_packed_attention
     from kernels.runtime.data import pad_multiple, padded_width
     from kernels.runtime.modeling import load_base_model
     from kernels.runtime.training import prepare_for_training, training_engine
@@ -171,10 +172,12 @@ def kit_model(config: dict, engine: str = ""):
     model, tokenizer = load_base_model(config["model"], engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
+    packed = choose_packing(config["packing"], engine)
+    attention = use_packed_attention(model, 0) if packed else "sdpa, padded rows"
     model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=torch.bfloat16,
-                                                   longest_row=padded_width(1929, pad_multiple(engine)))
+                                                   longest_row=padded_width(1929, 1 if packed else pad_multiple(engine)))
     plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
-            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize}
+            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize, "packed": packed, "attention": attention}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
@@ -187,7 +190,8 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     from kernels.runtime.data import collate, pad_multiple, split_by_tokens, training_order
     from kernels.runtime.training import make_optimizer, train_step
 
-    multiple = multiple or pad_multiple(plan.get("engine", "unsloth"))
+    packed = plan.get("packed", False)
+    multiple = 1 if packed else multiple or pad_multiple(plan.get("engine", "unsloth"))
     lengths = [len(s) for s in sequences]
     labels = [500 + (i % 2) for i in range(len(sequences))]
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -196,10 +200,10 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
     make_batch = lambda rows: collate(  # noqa: E731
         [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows],
-        completion_only=config["completion_only"], pad_to_multiple=multiple, device="cuda",
+        completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device="cuda",
     )
-    chunks_of = lambda rows: split_by_tokens(rows, lengths, plan["chunk_tokens"], multiple)  # noqa: E731
-    order = iter(training_order(lengths, batch_size, config["group_by_length"], seed=batch_size))
+    chunks_of = lambda rows: split_by_tokens(rows, lengths, plan["chunk_tokens"], multiple, packed)  # noqa: E731
+    order = iter(training_order(lengths, batch_size, config["group_by_length"] and not packed, seed=batch_size))
     model.train()
 
     unread: list = []
@@ -234,7 +238,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     seconds = time.perf_counter() - started
     kernels = cuda_profile(step, 3) if profile else None
     del optimizer
-    return {"batch_size": batch_size, "multiple": multiple, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
+    return {"batch_size": batch_size, "multiple": multiple, "packed": packed, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
             "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
             **steady_rate(marks, step_tokens), "step_ms": [round(1000 * (b - a)) for a, b in zip(marks, marks[1:])],
             "step_tokens": step_tokens, "peak_gib": peak_gib(), **plan}
@@ -258,7 +262,8 @@ def steady_rate(marks: list[float], step_tokens: list[int]) -> dict:
             "slow_steps_seconds": round(sum(slow), 1)}
 
 
-def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int, multiple: int = 0, keep: dict | None = None) -> dict:
+def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int, multiple: int = 0, keep: dict | None = None,
+              packed: bool = False) -> dict:
     """score_sequences as the kernels call it (rows sorted by length, token-budget batches, rounded widths)."""
     import torch
 
@@ -267,7 +272,7 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
 
     def run(seqs):
         return score_sequences(model, seqs, 500, 501, tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
-                               autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=multiple or pad_multiple("unsloth"))
+                               autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=multiple or pad_multiple("unsloth"), packed=packed)
 
     run(sequences[:300])
     torch.cuda.synchronize()
@@ -279,7 +284,7 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
     assert all(0.0 <= p <= 1.0 for p in scores.prob_true)
     if keep is not None:
         keep["prob_true"] = scores.prob_true
-    return {"rows": len(sequences), "multiple": multiple or pad_multiple("unsloth"), "seconds": round(seconds, 1), "rows_per_s": round(len(sequences) / seconds, 1),
+    return {"rows": len(sequences), "packed": packed, "multiple": multiple or pad_multiple("unsloth"), "seconds": round(seconds, 1), "rows_per_s": round(len(sequences) / seconds, 1),
             "useful_tokens_per_s": round(sum(map(len, sequences)) / seconds), "batch_size": batch_size, "max_tokens": max_tokens,
             "peak_gib": peak_gib()}
 
@@ -480,16 +485,64 @@ def probe_steady(label: str) -> None:
         save()
 
 
+def ensure_adapter(config: dict) -> None:
+    """The adapter kit's training part saved, or (PARTS without kit) an untrained one: same shapes, same speed."""
+    import torch
+
+    from kernels.runtime.modeling import attach_lora, load_base_model
+
+    if Path(KIT_ADAPTER).is_dir():
+        return
+    base, _ = load_base_model(MODEL_DIR, engine="hf", dtype=torch.bfloat16, load_in_4bit=True, max_seq_length=2048)
+    attach_lora(base, config, engine="hf", gradient_checkpointing=False).save_pretrained(KIT_ADAPTER)
+    del base
+    free_gpu()
+
+
+def attention_check() -> None:
+    """Flash attention over packed rows (attention.flash_packed_attention) against each row on its own through
+    scaled_dot_product_attention: outputs and gradients, Llama-3.1-8B's heads (32 query, 8 key/value, dim 128)."""
+    import torch
+
+    from kernels.runtime.attention import causal_attention, flash_packed_attention, varlen_attention
+
+    lengths = length_mix(8, 5)
+    total, bounds = sum(lengths), [0]
+    for n in lengths:
+        bounds.append(bounds[-1] + n)
+    torch.manual_seed(0)
+    q = torch.randn(1, 32, total, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(1, 8, total, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(1, 8, total, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    cu = torch.tensor(bounds, dtype=torch.int32, device="cuda")
+    attend = flash_packed_attention(varlen_attention())
+    packed, _ = attend(None, q, k, v, scaling=128**-0.5, cu_seq_lens_q=cu, max_length_q=max(lengths))
+    grads = torch.autograd.grad(packed.float().square().sum(), (q, k, v))
+    rows = torch.cat([causal_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], 128**-0.5)[0] for a, b in zip(bounds, bounds[1:])], dim=1)
+    row_grads = torch.autograd.grad(rows.float().square().sum(), (q, k, v))
+    import inspect
+
+    results["attention_check"] = {
+        "varlen_signature": str(inspect.signature(varlen_attention())), "lengths": lengths,
+        "max_abs_diff_out": (packed.float() - rows.float()).abs().max().item(),
+        "max_abs_diff_grads": [(a.float() - b.float()).abs().max().item() for a, b in zip(grads, row_grads)],
+        "max_abs_out": rows.float().abs().max().item(),
+    }
+    print("attention_check", results["attention_check"], flush=True)
+    save()
+
+
 def run(batch_sizes: list[int]) -> None:
     """kit (the kernel's defaults: engine hf, layers compiled) first, then the peer (unsloth, imported only then, so
     that its patches to transformers cannot touch kit's part), then kit under a 15 GiB cap (last: the cap stays).
-    PARTS=kit,infer,peer,t4 picks parts (all by default; infer loads the adapter kit's part saved)."""
+    PARTS=attn,kit,infer,infer-hf,peer,t4 picks parts (all by default; infer loads the adapter kit's part saved);
+    PACKING=off,on times kit's training with padded and packed rows (default: as the config's packing=auto decides)."""
     import torch
 
     from kernels.runtime.data import pad_multiple
     from kernels.runtime.scoring import SCORE_TOKENS
 
-    parts = os.environ.get("PARTS", "kit,infer,peer,t4").split(",")
+    parts = os.environ.get("PARTS", "attn,kit,infer,infer-hf,peer,t4").split(",")
     results["device"] = torch.cuda.get_device_name(0)
     results["versions"] = {"torch": torch.__version__}
     train_lengths = length_mix(6000, 0)
@@ -507,11 +560,14 @@ def run(batch_sizes: list[int]) -> None:
         model, tokenizer, plan = kit_model(defaults)
         state["kit"] = (model, tokenizer, plan)
         results["kit_train"] = []
-        for bs, multiple in [(bs, int(m)) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",")]:
+        # PACKING=off,on times padded rows too, on the same model (its packed attention takes padded batches as well)
+        packings = [{"on": True, "off": False}.get(v, plan["packed"]) for v in os.environ.get("PACKING", "default").split(",")]
+        for bs, multiple, packed in [(bs, int(m), pk) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",") for pk in packings]:
             started = time.time()
             # warm-up: the first step waits for the layers' compilation (once a run), and the allocator grows for the
             # first widths; then 400k tokens are timed
-            record = kit_train(model, tokenizer, defaults, plan, train_rows, bs, timed_tokens=400000, warm=40, multiple=multiple)
+            record = kit_train(model, tokenizer, defaults, {**plan, "packed": packed}, train_rows, bs, timed_tokens=400000, warm=40,
+                               multiple=multiple)
             record["wall_with_warm_s"] = round(time.time() - started, 1)
             record["dynamo_counters"] = dynamo_counters()
             results["kit_train"].append(record)
@@ -528,7 +584,7 @@ def run(batch_sizes: list[int]) -> None:
             uncompile_layers(model)
         results["kit_train_kernel_scoring_model"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
         results["kit_train_kernel_predict"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"],
-                                                        max_tokens=SCORE_TOKENS, multiple=pad_multiple(plan["engine"]))
+                                                        max_tokens=SCORE_TOKENS, multiple=pad_multiple(plan["engine"]), packed=plan["packed"])
         print("kit_train_kernel_predict", results["kit_train_kernel_predict"], flush=True)
 
     def kit_predict():
@@ -536,13 +592,7 @@ def run(batch_sizes: list[int]) -> None:
         from kernels.runtime.environment import choose_engine
         from kernels.runtime.modeling import load_for_scoring
 
-        if not Path(KIT_ADAPTER).is_dir():  # PARTS=infer alone: an untrained adapter (same shapes, same speed)
-            from kernels.runtime.modeling import attach_lora, load_base_model
-
-            base, _ = load_base_model(MODEL_DIR, engine="hf", dtype=torch.bfloat16, load_in_4bit=True, max_seq_length=2048)
-            attach_lora(base, defaults, engine="hf", gradient_checkpointing=False).save_pretrained(KIT_ADAPTER)
-            del base
-            free_gpu()
+        ensure_adapter(defaults)
         engine = choose_engine(defaults["engine"], prefer="unsloth")
         model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
                                             max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"])
@@ -555,6 +605,8 @@ def run(batch_sizes: list[int]) -> None:
         results["kit_predict_fixed_batch"] = kit_score(model, tokenizer, test_rows[::10], batch_size=16, max_tokens=0, multiple=multiple)
         print("kit_predict_fixed_batch", results["kit_predict_fixed_batch"], flush=True)
 
+    if "attn" in parts:
+        section("attention_check", attention_check)
     if "kit" in parts:
         section("kit_train", kit)
         section("kit_train_kernel_predict", kit_scores_in_train_kernel)
@@ -562,6 +614,24 @@ def run(batch_sizes: list[int]) -> None:
     free_gpu()
     if "infer" in parts:
         section("kit_predict", kit_predict)
+    free_gpu()
+
+    def kit_predict_hf_packed():
+        """The infer kernel with engine=hf: rows packed (flash attention, no padding), adapter merged, 10,000 rows."""
+        from kernels.runtime.attention import choose_packing
+        from kernels.runtime.modeling import load_for_scoring
+
+        ensure_adapter(defaults)
+        packed = choose_packing(defaults["packing"], "hf")
+        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, load_in_4bit=True,
+                                            max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"], packed=packed)
+        results["kit_predict_hf"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
+                                              multiple=pad_multiple("hf"), packed=packed)
+        print("kit_predict_hf", results["kit_predict_hf"], flush=True)
+        save()
+
+    if "infer-hf" in parts:
+        section("kit_predict_hf", kit_predict_hf_packed)
     free_gpu()
 
     def peer():
@@ -631,12 +701,14 @@ def table() -> None:
 
     row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
     for r in results.get("kit_train", []):
-        row(f"kit train, batch {r['batch_size']}, widths x{r['multiple']} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
+        rows_are = "rows packed" if r.get("packed") else f"widths x{r['multiple']}"
+        row(f"kit train, batch {r['batch_size']}, {rows_are} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
             f"checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, base {'dequantized' if r.get('dequantized_base') else '4-bit'})",
             r, TRAIN_BOUND, peer_t)
     row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
     row(f"peer predict (generate 64 + regex, {peer_p.get('rows')} rows)", peer_p, SCORE_BOUND, peer_p)
     row(f"kit predict (infer kernel, engine {results.get('kit_scoring_engine')}), 10,000 rows", results.get("kit_predict"), SCORE_BOUND, peer_p)
+    row("kit predict (infer kernel, engine hf, rows packed), 10,000 rows", results.get("kit_predict_hf"), SCORE_BOUND, peer_p)
     row(f"kit predict in the train kernel after training (engine hf, {results.get('kit_train_kernel_scoring_model', '')}), 2,000 rows",
         results.get("kit_train_kernel_predict"), SCORE_BOUND, peer_p)
     row("kit predict, fixed batch 16 (1,000 rows)", results.get("kit_predict_fixed_batch"), SCORE_BOUND, peer_p)

@@ -2,7 +2,7 @@
 # The device calls of issue 6 (bench/speed.py), in order, on one warm machine; see bench/RESULTS.md.
 # A call carries at most 64 MiB: the wheels (/work/shared/tools/gpu-wheels.sh: .whl-a, .whl-b) and the SmolLM2 GGUF
 # in parts (.gguf/p00..p03) travel over calls 1-4 and stay in /tmp while the machine is warm.
-#   1: carry .whl-a          install, build the random 8B model (prep)
+#   1: carry .whl-a          install, build the random 8B model (prep); with arguments, then `speed.py run ARGS`
 #   2: carry .whl-b .gguf/p00  install unsloth, then `speed.py run` (kit, then the peer, one process;
 #      PARTS=kit,infer,peer,t4 and MULTIPLES=8,1 pick parts and widths, see speed.py)
 #   3: carry .gguf/p01 .gguf/p02
@@ -17,7 +17,8 @@ pipinstall() { python3 -m pip install -q --no-index --no-deps --no-compile --no-
 case $step in
   1) pipinstall .whl-a/*.whl || exit 1
      nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-     python3 bench/speed.py prep ;;
+     python3 bench/speed.py prep
+     [ $# -gt 0 ] && python3 bench/speed.py run "$@" 2>&1 | tee "$OUT/run.log" ;;
   2) pipinstall .whl-b/*.whl || exit 1
      python3 bench/speed.py run "$@" 2>&1 | tee "$OUT/run.log" ;;
   3) ls -la /tmp/gguf ;;

@@ -53,6 +53,11 @@ class KernelConfig:
         "auto", "on", "off", default="auto",
         help="keep the 4-bit base's weights dequantized where GPU memory allows (same values, no dequantizing in every pass); scoring also merges the adapter in",
     )
+    packing: str = choice(
+        "auto", "on", "off", default="auto",
+        help="put a batch's rows back to back in one sequence (no padding; each row attends only to itself); auto = with "
+        "engine hf on a GPU with flash attention (A100, L4, H100), never with unsloth",
+    )
     max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072)
     prompt: str = setting("grader", "prompt template name (see kernels/runtime/prompts.py)")
     batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096)
@@ -95,7 +100,6 @@ class TrainConfig(KernelConfig):
     optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_torch_fused", help="optimizer; fused = one kernel for all LoRA tensors (8-bit saves only ~0.5 GB on 8B at r=32, and its per-tensor loop costs ~60 ms a step)")
     max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0)
     epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
-    packing: bool = setting(False, "padding-free batching of several rows per sequence, without cross-row attention")
     group_by_length: bool = setting(True, "batch rows of similar length to cut padding")
     train_processes: int = setting(
         1, "processes that train together, one per GPU, each step's rows split between them (the same update as one "

@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from kernels.runtime import data, prompts, scoring, training  # noqa: E402
+from kernels.runtime.fusion import fuse_projections  # noqa: E402
 from kernels.runtime.modeling import attach_lora  # noqa: E402
 
 RUNTIME = Path(__file__).resolve().parents[1] / "kernels" / "runtime"
@@ -201,6 +202,81 @@ def test_packed_and_padded_batches_give_the_same_loss(tokenizer):
         for packed in (False, True)
     ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def lora_model(tokenizer, seed: int = 1):
+    """The tiny Llama with LoRA on every projection, its adapters random (peft starts B at zero: no update at all)."""
+    model = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False)
+    torch.manual_seed(seed)
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+def loss_and_grads(model, batch):
+    model.zero_grad(set_to_none=True)
+    loss = training.label_loss(model, batch)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+
+def test_packed_attention_trains_and_scores_rows_as_if_each_were_alone(tokenizer):
+    from kernels.runtime.attention import use_packed_attention
+
+    padded_model, packed_model = lora_model(tokenizer), lora_model(tokenizer)
+    assert use_packed_attention(packed_model, "cpu") == "attention row by row"  # flash attention needs a CUDA GPU
+    sequences, labels = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13, 14, 15, 16]], [20, 21, 22]
+    padded = loss_and_grads(padded_model, data.collate(sequences, 0, label_ids=labels))
+    packed = loss_and_grads(packed_model, data.collate(sequences, 0, label_ids=labels, packed=True))
+    assert packed[0] == pytest.approx(padded[0], rel=1e-6) and torch.allclose(packed[1], padded[1], atol=1e-6)
+    # the packed model still takes padded batches (plain causal attention)
+    assert loss_and_grads(packed_model, data.collate(sequences, 0, label_ids=labels))[0] == pytest.approx(padded[0], rel=1e-6)
+    plain = scoring.score_sequences(padded_model, sequences, 20, 21, 0, batch_size=2).prob_true
+    assert scoring.score_sequences(packed_model, sequences, 20, 21, 0, batch_size=2, max_tokens=10, packed=True).prob_true == pytest.approx(plain, abs=1e-6)
+
+
+def test_fused_projections_share_the_weights_and_give_the_same_loss_gradients_and_merged_scores(tokenizer):
+    from kernels.runtime.modeling import merge_adapters
+
+    plain, fused = lora_model(tokenizer), lora_model(tokenizer)
+    layers = fused.get_base_model().model.layers
+    assert fuse_projections(layers) == 4 and fuse_projections(layers) == 0  # 2 layers x (q/k/v, gate/up), once
+    attention = layers[0].self_attn
+    assert attention.k_proj.base_layer.weight.data_ptr() == attention._kit_qkv_weight[attention.q_proj.out_features :].data_ptr()
+    sequences, labels = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13, 14, 15, 16]], [20, 21, 22]
+    batch = data.collate(sequences, 0, label_ids=labels)
+    (loss_a, grads_a), (loss_b, grads_b) = loss_and_grads(plain, batch), loss_and_grads(fused, batch)
+    assert loss_b == pytest.approx(loss_a, rel=1e-6) and torch.allclose(grads_b, grads_a, atol=1e-6)
+    assert merge_adapters(plain) == merge_adapters(fused) == 14  # merging writes into the shared matrices
+    assert scoring.score_sequences(fused, sequences, 20, 21, 0, batch_size=2).prob_true == pytest.approx(
+        scoring.score_sequences(plain, sequences, 20, 21, 0, batch_size=2).prob_true, abs=1e-6)
+
+
+def test_projections_stay_apart_where_a_base_is_not_a_plain_linear_layer(tokenizer):
+    class Quantized(torch.nn.Linear):  # stands for a 4-bit layer: not a plain nn.Linear
+        pass
+
+    model = lora_model(tokenizer)
+    for layer in model.get_base_model().model.layers:
+        old = layer.self_attn.k_proj.base_layer
+        layer.self_attn.k_proj.base_layer = Quantized(old.in_features, old.out_features, bias=False)
+    assert fuse_projections(model.get_base_model().model.layers) == 2  # gate/up only
+
+
+def test_packing_is_automatic_only_with_flash_attention_and_never_with_unsloth():
+    from kernels.runtime.attention import choose_packing
+
+    assert choose_packing("auto", "hf") is False  # no CUDA GPU here
+    assert choose_packing("on", "hf") is True and choose_packing("on", "unsloth") is False
+    assert choose_packing("off", "hf") is False
+
+
+def test_split_by_tokens_counts_a_packed_chunk_by_its_rows_own_tokens():
+    lengths = [10, 100, 30, 60]
+    assert data.split_by_tokens([0, 1, 2, 3], lengths, 200, 8, packed=True) == [[1, 3, 2, 0]]  # 200 tokens; padded: 4 x 104
+    assert data.split_by_tokens([0, 1, 2, 3], lengths, 200, 8) == [[1], [3, 2, 0]]
+    assert data.split_by_tokens([0, 1, 2, 3], lengths, 150, 1, packed=True) == [[1], [3, 2, 0]]
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -644,8 +720,10 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
 
     # the inference kernel with run-1's adapter: the same validation rows, a full submission
     shutil.rmtree(working)
-    infer_metrics = infer_main(kernel_config("infer", model=str(tiny_model_dir), adapter_run="run-1", val_rows=12, threshold="tune"))
-    assert infer_metrics["val_rows"] == 12
+    # packed rows (each attending only to itself), as on a GPU with flash attention: the train kernel's numbers
+    infer_metrics = infer_main(kernel_config("infer", model=str(tiny_model_dir), adapter_run="run-1", val_rows=12, threshold="tune",
+                                             packing="on"))
+    assert infer_metrics["val_rows"] == 12 and infer_metrics["packing"] is True
     infer_val = list(csv.DictReader(open(working / "val_predictions.csv")))
     assert [r["row"] for r in infer_val] == [r["row"] for r in val]
     # same adapter, same rows: the same probabilities as the train kernel computed
@@ -716,6 +794,33 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
 
 
 # ------------------------------------------------------------------------------------------------ speed: engine and compiled layers
+
+
+def test_compiled_fused_layers_on_packed_rows_train_as_eager_padded_ones(tokenizer):
+    from kernels.runtime.attention import use_packed_attention
+    from kernels.runtime.modeling import compile_layers
+
+    eager = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
+    fast = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
+    for p in eager.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.05)
+    fast.load_state_dict(eager.state_dict())
+    use_packed_attention(fast, "cpu")
+    assert fuse_projections(fast.get_base_model().model.layers) == 4
+    compile_layers(fast)
+    for size in (3, 5):
+        rows = [[5 + (i * 7 + k) % 50 for i in range(4 + 3 * k)] for k in range(size)]
+        labels = [7 + k % 2 for k in range(size)]
+        losses, grads = [], []
+        for model, packed in ((eager, False), (fast, True)):
+            model.zero_grad(set_to_none=True)
+            loss = training.label_loss(model, data.collate(rows, 0, label_ids=labels, packed=packed))
+            loss.backward()
+            losses.append(float(loss.detach()))
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+        assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
 
 
 def test_compiled_layers_train_as_the_eager_ones_at_every_width(tokenizer):

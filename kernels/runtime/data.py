@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernels.runtime.prompts import PromptTemplate
@@ -160,22 +160,28 @@ def scoring_order(lengths: list[int], batch_size: int, max_tokens: int = 0, mult
     return batches
 
 
-def split_by_tokens(rows: list[int], lengths: list[int], max_tokens: int, multiple: int = 1) -> list[list[int]]:
-    """A micro-batch cut into chunks of at most `max_tokens` padded tokens (one row at least), longest rows together.
+def split_by_tokens(rows: list[int], lengths: list[int], max_tokens: int, multiple: int = 1, packed: bool = False) -> list[list[int]]:
+    """A micro-batch cut into chunks of at most `max_tokens` tokens (one row at least), longest rows together: padded
+    tokens (rows times the longest, rounded up to `multiple`), or with `packed` the rows' own tokens.
 
     The chunks' losses, weighted by their share of the targets, give the micro-batch's gradient exactly: activation
     memory is bounded by `max_tokens` whatever the batch size, so recomputation is needed only for rows too long
     to fit alone.
     """
     ordered = sorted(rows, key=lambda r: -lengths[r])
-    if max_tokens <= 0 or len(ordered) * padded_width(lengths[ordered[0]], multiple) <= max_tokens:
+    if max_tokens <= 0:
         return [ordered]
-    chunks, i = [], 0
-    while i < len(ordered):
-        take = max(1, max_tokens // padded_width(lengths[ordered[i]], multiple))
-        chunks.append(ordered[i : i + take])
-        i += take
-    return chunks
+    chunks, current, tokens = [], [], 0
+    for r in ordered:
+        # rows come longest first, so a padded chunk's width is its first row's
+        cost = lengths[r] if packed else padded_width(lengths[current[0] if current else r], multiple)
+        if current and tokens + cost > max_tokens:
+            chunks.append(current)
+            current, tokens = [], 0
+            cost = lengths[r] if packed else padded_width(lengths[r], multiple)
+        current.append(r)
+        tokens += cost
+    return chunks + [current] if current else chunks
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, grad_accum: int) -> int:
@@ -197,6 +203,7 @@ class Batch:
     targets: object
     label_index: object
     useful_tokens: int
+    attention: dict = field(default_factory=dict)  # extra decoder arguments: a packed batch's row boundaries
 
 
 def collate(
@@ -228,13 +235,14 @@ def collate(
         flat = [t for r in rows for t in r]
         input_ids = torch.tensor([flat], dtype=torch.long)
         position_ids = torch.tensor([pos], dtype=torch.long)
+        bounds = torch.tensor(starts + [width], dtype=torch.int32)
     else:
         width = padded_width(max(lengths), pad_to_multiple)
         starts = [i * width for i in range(len(rows))]
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         for i, r in enumerate(rows):
             input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        position_ids = None
+        position_ids = bounds = None
     label_index = [starts[i] + prompt_lengths[i] - 1 for i in range(len(rows))]
     if label_ids is None:
         predict, targets = [], []
@@ -251,6 +259,8 @@ def collate(
         targets=move(torch.tensor(targets, dtype=torch.long)),
         label_index=move(torch.tensor(label_index, dtype=torch.long)),
         useful_tokens=sum(lengths),
+        # the names transformers passes on to attention functions (attention.packed_attention reads them)
+        attention={} if bounds is None else {"cu_seq_lens_q": move(bounds), "max_length_q": max(lengths)},
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from kernels.runtime.attention import choose_packing
 from kernels.runtime.data import encode_prompts, label_token_ids, pad_multiple, parse_label, read_table, split_rows
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
 from kernels.runtime.modeling import load_for_scoring
@@ -44,12 +45,13 @@ def main(config: dict) -> dict:
     log(f"kit infer kernel: model={config['model']} adapter={adapter_dir or 'none (base model)'} prompt={prompt} "
         f"engine={engine} dtype={dtype_name(dtype)} gpus={gpu_names() or 'none'}")
     count = torch.cuda.device_count() if gpu else 1
+    packed = choose_packing(config["packing"], engine)
     models, devices, tokenizer = [], [], None
     for k in range(count):
         # Extra GPUs load through transformers: unsloth's patched model assumes the first GPU.
         model, tok = load_for_scoring(
             config["model"], adapter_dir, engine=engine if k == 0 else "hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
-            max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"],
+            max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"], packed=packed,
         )
         models.append(model)
         devices.append(f"cuda:{k}" if gpu else "cpu")
@@ -59,7 +61,7 @@ def main(config: dict) -> dict:
     score = lambda seqs, labels=None: score_on_devices(  # noqa: E731
         models, devices, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=labels,
         autocast_dtype=dtype if gpu and dtype != torch.float32 else None, max_tokens=SCORE_TOKENS if gpu else 0,
-        multiple=pad_multiple(engine),
+        multiple=pad_multiple(engine), packed=packed,
     )
     comp = competition_dir(config["competition"])
     metrics: dict = {}
@@ -82,7 +84,7 @@ def main(config: dict) -> dict:
         log(f"validation: accuracy {metrics['val_accuracy']:.4f} (threshold {threshold:.3f}), loss {metrics['val_loss']:.4f}")
     metrics.update(predict_test_set(comp, tokenizer, template, config, score, out, threshold))
     metrics.update({
-        "engine": engine, "dtype": dtype_name(dtype), "gpu": gpu_names(), "gpu_count": len(gpu_names()), "prompt": prompt,
+        "engine": engine, "dtype": dtype_name(dtype), "packing": packed, "gpu": gpu_names(), "gpu_count": len(gpu_names()), "prompt": prompt,
         "adapter_run": config["adapter_run"], "threshold": threshold,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if gpu else None,
         "wall_seconds": round(time.time() - started, 2),

@@ -7,7 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from kernels.runtime.attention import use_packed_attention
 from kernels.runtime.environment import log, warn
+from kernels.runtime.fusion import fuse_projections
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -320,16 +322,22 @@ def prepare_for_scoring(model, *, dtype, setting: str, device=0) -> str:
 
 
 def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0,
-                     dequantize: str = "auto"):
-    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring)."""
+                     dequantize: str = "auto", packed: bool = False):
+    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring); `packed`:
+    attending over packed rows (attention.use_packed_attention)."""
     model, tokenizer = load_base_model(
         model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
     )
+    if packed:
+        log(f"packed rows on {device}: {use_packed_attention(model, device)}")
     if adapter_dir is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    log(f"scoring model on {device}: {prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device)}")
+    prepared = prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device)
+    if engine == "hf":
+        prepared += f"; {fuse_projections(causal_parts(model)[0].layers)} projection groups fused"
+    log(f"scoring model on {device}: {prepared}")
     model.eval()
     return model, tokenizer
 

@@ -23,7 +23,7 @@ SCORE_TOKENS = 16384  # padded tokens per scoring batch on a GPU: large enough t
 def hidden_at(model, batch):
     """Final hidden states at the batch's `label_index` and `predict_index` positions (flattened), from one pass."""
     decoder, _ = causal_parts(model)
-    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **batch.attention)
     hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
     flat = hidden.reshape(-1, hidden.shape[-1])
     return flat
@@ -45,11 +45,12 @@ class Scores:
 
 
 def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None, device="cpu",
-                    autocast_dtype=None, max_tokens: int = 0, multiple: int = 1) -> Scores:
+                    autocast_dtype=None, max_tokens: int = 0, multiple: int = 1, packed: bool = False) -> Scores:
     """Score prompts (token id lists) on one model: P(True) = softmax over the two label tokens' logits.
 
     Batches hold `batch_size` rows, or with `max_tokens` as many as fit in that many padded tokens; widths are
-    rounded up to `multiple`.
+    rounded up to `multiple`. `packed` puts a batch's rows back to back in one sequence, without padding (the model
+    must attend with attention.use_packed_attention).
     """
     import torch
 
@@ -59,8 +60,8 @@ def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, 
     model.eval()
     pending = []  # (rows, P(True), label-token loss) still on the device: read once at the end, so the GPU never waits
     with torch.inference_mode(), torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None and device_type == "cuda"):
-        for rows in scoring_order([len(s) for s in sequences], batch_size, max_tokens, multiple):
-            batch = collate([sequences[r] for r in rows], pad_id, pad_to_multiple=multiple, device=device)
+        for rows in scoring_order([len(s) for s in sequences], batch_size, max_tokens, 1 if packed else multiple):
+            batch = collate([sequences[r] for r in rows], pad_id, packed=packed, pad_to_multiple=multiple, device=device)
             logits = label_logits(model, batch)
             pair = torch.stack([logits[:, true_id], logits[:, false_id]], dim=1)
             row_nll = None
@@ -78,9 +79,9 @@ def score_sequences(model, sequences, true_id: int, false_id: int, pad_id: int, 
 
 
 def score_on_devices(models: list, devices: list, sequences, true_id: int, false_id: int, pad_id: int, *, batch_size: int, labels=None,
-                     autocast_dtype=None, max_tokens: int = 0, multiple: int = 1) -> Scores:
+                     autocast_dtype=None, max_tokens: int = 0, multiple: int = 1, packed: bool = False) -> Scores:
     """Split the rows across one model per device (a thread each) and gather the scores in the original order."""
-    sizes = {"batch_size": batch_size, "max_tokens": max_tokens, "multiple": multiple}
+    sizes = {"batch_size": batch_size, "max_tokens": max_tokens, "multiple": multiple, "packed": packed}
     if len(models) == 1:
         return score_sequences(models[0], sequences, true_id, false_id, pad_id, labels=labels, device=devices[0], autocast_dtype=autocast_dtype, **sizes)
     # Deal rows by length so that every device gets the same mix of long and short rows.

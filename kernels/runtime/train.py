@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 
+from kernels.runtime.attention import choose_packing, use_packed_attention
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, warn
 from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
@@ -98,10 +99,11 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     label_ids = [true_id if y else false_id for y in train_labels]
     lengths = [len(s) + (0 if config["completion_only"] else 1) for s in sequences]
     log(f"prompt tokens: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}; label tokens True={true_id} False={false_id}")
-    packed = config["packing"]
-    if packed and engine == "unsloth":
+    packed = choose_packing(config["packing"], engine)
+    if config["packing"] == "on" and not packed:
         warn("packing is not supported with engine=unsloth (its attention ignores row boundaries); using length-grouped batches")
-        packed = False
+    if packed:
+        log(f"packed rows: {use_packed_attention(model, device)}")
     if engine != "unsloth":
         for message in fast_path_warnings(config["lora_dropout"], config["lora_bias"]):
             log(f"note: {message} (only matters with engine=unsloth)")
@@ -170,7 +172,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     while state.phase_step < phase_steps:
         loss_sum, tokens = train_step(
             model, [next(stream) for _ in range(config["grad_accum"])], make_batch,
-            lambda rows: split_by_tokens(rows, lengths, chunk_tokens, multiple), optimizer=optimizer, scaler=scaler,
+            lambda rows: split_by_tokens(rows, lengths, chunk_tokens, multiple, packed), optimizer=optimizer, scaler=scaler,
             trainable=trainable, max_grad_norm=config["max_grad_norm"], autocast=autocast, share=share,
         )
         lr = scheduler.get_last_lr()[0]
@@ -212,7 +214,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
         for k in range(1, torch.cuda.device_count()):
             extra, _ = load_for_scoring(
                 config["model"], out / "adapter", engine="hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
-                max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"],
+                max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"], packed=packed,
             )
             models.append(extra)
             devices.append(f"cuda:{k}")
@@ -220,7 +222,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     score = lambda seqs, labels=None: score_on_devices(  # noqa: E731
         models, devices, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=labels,
         autocast_dtype=dtype if gpu and dtype != torch.float32 else None, max_tokens=SCORE_TOKENS if gpu else 0,
-        multiple=pad_multiple(engine),
+        multiple=pad_multiple(engine), packed=packed,
     )
     metrics: dict = {}
     threshold = 0.5

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from kernels.runtime.data import steps_per_epoch
 from kernels.runtime.environment import choose_compile, choose_engine, log, warn
+from kernels.runtime.fusion import fuse_projections
 from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room, read_model_config
 
 STATE_FILE = "train_state.json"
@@ -137,7 +138,7 @@ def label_loss(model, batch):
     import torch
 
     decoder, lm_head = causal_parts(model)
-    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **batch.attention)
     hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
     picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.predict_index)
     logits = lm_head(picked).float()
@@ -265,6 +266,10 @@ def prepare_for_training(model, config: dict, *, engine: str, dtype, longest_row
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=plan.checkpointing)
     if plan.dequantize:
         log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
+    if engine == "hf":
+        fused = fuse_projections(causal_parts(model)[0].layers)
+        log(f"fused the projections of {fused} q/k/v and gate/up groups: one matmul for each (the same products)" if fused
+            else "projections not fused (4-bit base, or a layer kind kit does not fuse)")
     if compiled:
         log(f"compiling {compile_layers(model)} decoder layers (torch.compile; the first steps wait for it, once)")
     return model, plan, compiled

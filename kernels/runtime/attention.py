@@ -1,0 +1,101 @@
+"""Padding-free batches: several rows packed into one sequence, each attending only to itself.
+
+A packed batch is one row of all its rows' tokens back to back, with positions restarting at each row and the
+rows' boundaries (cumulative lengths) passed to the attention. On a CUDA GPU with flash attention (compute
+capability 8.0 or newer, torch >= 2.10) PyTorch's variable-length flash attention computes exactly the rows'
+causal attention and nothing across them; elsewhere each row runs through scaled_dot_product_attention on its own
+(the same numbers, slower: for the CPU and the tests). The attention is registered with transformers'
+AttentionInterface, so the model's own layers (and a compiled copy of them) call it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+PACKED_ATTENTION = "kit_packed"
+
+
+def varlen_attention():
+    """PyTorch's variable-length flash attention (torch.nn.attention.varlen.varlen_attn), or None where torch lacks it."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def flash_varlen_available(device=0) -> bool:
+    """Whether packed rows can use flash attention on `device`: a CUDA GPU of compute capability 8.0 or newer (A100,
+    L4, H100; not the T4) and a torch that has varlen_attn."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0) and varlen_attention() is not None
+
+
+def choose_packing(requested: str, engine: str) -> bool:
+    """Whether a train run packs its rows: auto = with the transformers engine where flash attention takes packed
+    rows (one less pad token and one less compiled shape a step); on = wherever the engine allows (unsloth's attention
+    ignores row boundaries, so never with it)."""
+    if engine == "unsloth" or requested == "off":
+        return False
+    return requested == "on" or flash_varlen_available()
+
+
+def _varlen_options(varlen_attn) -> dict:
+    """The keyword arguments that make varlen_attn causal and allow grouped keys, for the torch that is installed
+    (2.10 and 2.11 take window_size; 2.12 adds enable_gqa; earlier ones took is_causal)."""
+    parameters = inspect.signature(varlen_attn).parameters
+    options = {"window_size": (-1, 0)} if "window_size" in parameters else {"is_causal": True}
+    if "enable_gqa" in parameters:
+        options["enable_gqa"] = True
+    return options
+
+
+def flash_packed_attention(varlen_attn):
+    """Causal attention over packed rows with flash attention: an attention function for transformers' layers."""
+    options = _varlen_options(varlen_attn)
+
+    def attend(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0, *, cu_seq_lens_q=None, max_length_q=None,
+               **kwargs):
+        """query [1, heads, tokens, dim], key and value [1, kv heads, tokens, dim]; `cu_seq_lens_q` the rows'
+        cumulative lengths (int32, from 0), `max_length_q` the longest row. Returns ([1, tokens, heads, dim], None)."""
+        if cu_seq_lens_q is None:
+            return causal_attention(query, key, value, scaling)
+        # [tokens, heads, dim], the layout flash attention reads; compiled, the copy fuses into the rotary kernel
+        q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
+        out = varlen_attn(q, k, v, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q, scale=scaling, **options)
+        return out.unsqueeze(0), None
+
+    return attend
+
+
+def rowwise_packed_attention(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0, *, cu_seq_lens_q=None,
+                             max_length_q=None, **kwargs):
+    """The same attention, each row through scaled_dot_product_attention on its own (CPU, older GPUs)."""
+    import torch
+
+    if cu_seq_lens_q is None:
+        return causal_attention(query, key, value, scaling)
+    bounds = cu_seq_lens_q.tolist()
+    rows = [causal_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], scaling)[0] for a, b in zip(bounds, bounds[1:])]
+    return torch.cat(rows, dim=1), None
+
+
+def causal_attention(query, key, value, scaling):
+    """Plain causal attention of right-padded rows (a batch that is not packed): exact, as pad tokens come last."""
+    import torch
+
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_packed_attention(model, device=0) -> str:
+    """Make `model` (a transformers model, through a PEFT wrapper if there is one) attend over packed rows: with flash
+    attention where `device` has it, else row by row. Returns which."""
+    from transformers import AttentionInterface
+
+    flash = flash_varlen_available(device) if str(device) != "cpu" else False
+    AttentionInterface.register(PACKED_ATTENTION, flash_packed_attention(varlen_attention()) if flash else rowwise_packed_attention)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner.set_attn_implementation(PACKED_ATTENTION)
+    return "flash attention (varlen)" if flash else "attention row by row"
