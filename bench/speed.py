@@ -34,7 +34,8 @@ KIT_ADAPTER = "/tmp/kit-adapter"
 TRAIN_BOUND = 24900  # useful tokens/s at 4N FLOPs per token and ~800 TFLOP/s (shared/reference/gpu-baselines.md)
 SCORE_BOUND = 49800  # 2N
 T4_BYTES = 15 * 2**30
-UNSLOTH_8BIT = {"engine": "unsloth", "optim": "adamw_8bit"}  # the kernel's defaults before issue 6's third round (probe modes)
+UNSLOTH_8BIT = {"engine": "unsloth", "optim": "adamw_8bit"}
+VARIANTS = {"default": {}, "round3": {"packing": "off", "fuse_projections": False}}  # kit's training, now and in round 3  # the kernel's defaults before issue 6's third round (probe modes)
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 results: dict = {}
@@ -177,7 +178,8 @@ def kit_model(config: dict, engine: str = ""):
     model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=torch.bfloat16,
                                                    longest_row=padded_width(1929, 1 if packed else pad_multiple(engine)))
     plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
-            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize, "packed": packed, "attention": attention}
+            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize, "packed": packed, "attention": attention,
+            "fused": engine == "hf" and config["fuse_projections"] and memory.dequantize}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
@@ -532,11 +534,73 @@ def attention_check() -> None:
     save()
 
 
+def smoke() -> None:
+    """GPU checks before the long runs (no wheels needed): attention_check, then a 2-layer model of Llama-3.1-8B's
+    widths (bf16, random weights and adapters): packed rows, fused projections and compiled layers against padded rows
+    and peft's own layers run eagerly: loss and LoRA gradients, and what torch.compile made of it."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kernels.runtime.attention import use_packed_attention
+    from kernels.runtime.data import collate
+    from kernels.runtime.fusion import fuse_projections
+    from kernels.runtime.modeling import attach_lora, compile_layers
+    from kernels.runtime.training import label_loss
+
+    RESULT_FILE["name"] = "smoke.json"
+    results["device"] = torch.cuda.get_device_name(0)
+    results["versions"] = {"torch": torch.__version__}
+    attention_check()
+    config = kit_config({})
+    shape = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=2, num_attention_heads=32,
+                        num_key_value_heads=8, max_position_embeddings=4096, tie_word_embeddings=False)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(shape).to(torch.bfloat16)
+        model = attach_lora(model, config, engine="hf", gradient_checkpointing=False).train()
+        torch.manual_seed(1)
+        for p in model.parameters():
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.02)
+        models.append(model)
+    eager, fast = models
+    results["smoke_attention"] = use_packed_attention(fast, 0)
+    results["smoke_fused_groups"] = fuse_projections(fast.get_base_model().model.layers)
+    compile_layers(fast)
+    checks = []
+    for seed in range(4):
+        lengths = length_mix(8, 10 + seed)
+        rows = random_rows(lengths, seed)
+        rows = [[min(t, 31999) for t in r] for r in rows]
+        labels = [500 + (i % 2) for i in range(8)]
+        record = {"tokens": sum(lengths)}
+        for name, model, packed in (("eager_padded", eager, False), ("fast_packed", fast, True)):
+            model.zero_grad(set_to_none=True)
+            started = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = label_loss(model, collate(rows, 0, label_ids=labels, packed=packed, pad_to_multiple=8, device="cuda"))
+            loss.backward()
+            torch.cuda.synchronize()
+            record[name + "_s"] = round(time.perf_counter() - started, 3)
+            record[name + "_loss"] = loss.item()
+            record[name + "_grads"] = torch.cat([p.grad.flatten().float() for p in model.parameters() if p.requires_grad])
+        a, b = record.pop("eager_padded_grads"), record.pop("fast_packed_grads")
+        record["grad_rel_diff"] = round(((a - b).norm() / a.norm()).item(), 5)
+        checks.append(record)
+        print("smoke", record, flush=True)
+    results["smoke_checks"] = checks
+    results["dynamo_counters"] = dynamo_counters()
+    print("dynamo", results["dynamo_counters"], flush=True)
+    save()
+
+
 def run(batch_sizes: list[int]) -> None:
     """kit (the kernel's defaults: engine hf, layers compiled) first, then the peer (unsloth, imported only then, so
     that its patches to transformers cannot touch kit's part), then kit under a 15 GiB cap (last: the cap stays).
     PARTS=attn,kit,infer,infer-hf,peer,t4 picks parts (all by default; infer loads the adapter kit's part saved);
-    PACKING=off,on times kit's training with padded and packed rows (default: as the config's packing=auto decides)."""
+    VARIANTS=round3,default times round 3's training (padded rows, projections apart) before today's default."""
     import torch
 
     from kernels.runtime.data import pad_multiple
@@ -557,23 +621,29 @@ def run(batch_sizes: list[int]) -> None:
     test_rows = random_rows(test_lengths, 1)
 
     def kit():
-        model, tokenizer, plan = kit_model(defaults)
-        state["kit"] = (model, tokenizer, plan)
+        # VARIANTS=round3,default: round 3's kernel (padded rows, projections apart) and today's default, each on a
+        # freshly loaded model (fused projections change the model), one after the other in this process
         results["kit_train"] = []
-        # PACKING=off,on times padded rows too, on the same model (its packed attention takes padded batches as well)
-        packings = [{"on": True, "off": False}.get(v, plan["packed"]) for v in os.environ.get("PACKING", "default").split(",")]
-        for bs, multiple, packed in [(bs, int(m), pk) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",") for pk in packings]:
-            started = time.time()
-            # warm-up: the first step waits for the layers' compilation (once a run), and the allocator grows for the
-            # first widths; then 400k tokens are timed
-            record = kit_train(model, tokenizer, defaults, {**plan, "packed": packed}, train_rows, bs, timed_tokens=400000, warm=40,
-                               multiple=multiple)
-            record["wall_with_warm_s"] = round(time.time() - started, 1)
-            record["dynamo_counters"] = dynamo_counters()
-            results["kit_train"].append(record)
-            print("kit_train", record, flush=True)
-            save()
-        model.save_pretrained(KIT_ADAPTER)
+        for name in os.environ.get("VARIANTS", "default").split(","):
+            config = kit_config(VARIANTS[name])
+            model, tokenizer, plan = kit_model(config)
+            for bs, multiple in [(bs, int(m)) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",")]:
+                started = time.time()
+                # warm-up: the first step waits for the layers' compilation (once a run), and the allocator grows for
+                # the first widths; then 300k tokens are timed
+                record = kit_train(model, tokenizer, config, plan, train_rows, bs, timed_tokens=300000, warm=30, multiple=multiple)
+                record["wall_with_warm_s"] = round(time.time() - started, 1)
+                record["variant"] = name
+                record["dynamo_counters"] = dynamo_counters()
+                results["kit_train"].append(record)
+                print("kit_train", name, {k: v for k, v in record.items() if k not in ("step_ms", "step_tokens")}, flush=True)
+                save()
+            if name == "default":
+                state["kit"] = (model, tokenizer, plan)
+                model.save_pretrained(KIT_ADAPTER)
+            else:
+                del model
+                free_gpu()
 
     def kit_scores_in_train_kernel():
         """The train kernel's own scoring (val and test after training): the trained model, layers run eagerly."""
@@ -609,7 +679,8 @@ def run(batch_sizes: list[int]) -> None:
         section("attention_check", attention_check)
     if "kit" in parts:
         section("kit_train", kit)
-        section("kit_train_kernel_predict", kit_scores_in_train_kernel)
+        if "kit" in state:
+            section("kit_train_kernel_predict", kit_scores_in_train_kernel)
     state.clear()
     free_gpu()
     if "infer" in parts:
@@ -702,7 +773,7 @@ def table() -> None:
     row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
     for r in results.get("kit_train", []):
         rows_are = "rows packed" if r.get("packed") else f"widths x{r['multiple']}"
-        row(f"kit train, batch {r['batch_size']}, {rows_are} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
+        row(f"kit train ({r.get('variant', 'default')}), batch {r['batch_size']}, {rows_are}{', projections fused' if r.get('fused') else ''} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
             f"checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, base {'dequantized' if r.get('dequantized_base') else '4-bit'})",
             r, TRAIN_BOUND, peer_t)
     row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
@@ -747,6 +818,8 @@ if __name__ == "__main__":
         from gpu_verify import prep
 
         prep()
+    elif mode == "smoke":
+        smoke()
     elif mode == "run":
         run([int(b) for b in (sys.argv[2:] or ["8", "16", "32"])])
     elif mode == "probe-cpu":

@@ -58,6 +58,10 @@ class KernelConfig:
         help="put a batch's rows back to back in one sequence (no padding; each row attends only to itself); auto = with "
         "engine hf on a GPU with flash attention (A100, L4, H100), never with unsloth",
     )
+    fuse_projections: bool = setting(
+        True, "engine hf: one matmul for q/k/v and one for gate/up (and their LoRA A) where the base is dequantized or never "
+        "quantized; the same products, fewer and wider kernels",
+    )
     max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072)
     prompt: str = setting("grader", "prompt template name (see kernels/runtime/prompts.py)")
     batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096)

@@ -52,6 +52,7 @@ def main(config: dict) -> dict:
         model, tok = load_for_scoring(
             config["model"], adapter_dir, engine=engine if k == 0 else "hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
             max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"], packed=packed,
+            fuse=config["fuse_projections"],
         )
         models.append(model)
         devices.append(f"cuda:{k}" if gpu else "cpu")

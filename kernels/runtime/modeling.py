@@ -322,9 +322,9 @@ def prepare_for_scoring(model, *, dtype, setting: str, device=0) -> str:
 
 
 def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0,
-                     dequantize: str = "auto", packed: bool = False):
-    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring); `packed`:
-    attending over packed rows (attention.use_packed_attention)."""
+                     dequantize: str = "auto", packed: bool = False, fuse: bool = True):
+    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring, and with
+    engine hf and `fuse` fusion.fuse_projections); `packed`: attending over packed rows (attention.use_packed_attention)."""
     model, tokenizer = load_base_model(
         model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
     )
@@ -335,7 +335,7 @@ def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, 
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     prepared = prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device)
-    if engine == "hf":
+    if engine == "hf" and fuse:
         prepared += f"; {fuse_projections(causal_parts(model)[0].layers)} projection groups fused"
     log(f"scoring model on {device}: {prepared}")
     model.eval()

@@ -215,6 +215,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
             extra, _ = load_for_scoring(
                 config["model"], out / "adapter", engine="hf", dtype=dtype, load_in_4bit=config["load_in_4bit"],
                 max_seq_length=config["max_seq_length"], device=k, dequantize=config["dequantize_base"], packed=packed,
+                fuse=config["fuse_projections"],
             )
             models.append(extra)
             devices.append(f"cuda:{k}")

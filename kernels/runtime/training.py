@@ -266,7 +266,7 @@ def prepare_for_training(model, config: dict, *, engine: str, dtype, longest_row
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=plan.checkpointing)
     if plan.dequantize:
         log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
-    if engine == "hf":
+    if engine == "hf" and config["fuse_projections"]:
         fused = fuse_projections(causal_parts(model)[0].layers)
         log(f"fused the projections of {fused} q/k/v and gate/up groups: one matmul for each (the same products)" if fused
             else "projections not fused (4-bit base, or a layer kind kit does not fuse)")
