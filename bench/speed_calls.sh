@@ -4,7 +4,8 @@
 # in parts (.gguf/p00..p03) travel over calls 1-4 and stay in /tmp while the machine is warm.
 #   1: carry .whl-a          install, build the random 8B model (prep); with arguments, then `speed.py run ARGS`
 #   2: carry .whl-b .gguf/p00  install unsloth, then `speed.py run` (kit, then the peer, one process;
-#      PARTS=kit,infer,peer,t4 and MULTIPLES=8,1 pick parts and widths, see speed.py)
+#      PARTS=attn,kit,infer,infer-hf,peer,t4, VARIANTS=round3,default and MULTIPLES=8,1 pick parts, kit's
+#      training variants and widths, see speed.py; a 10-minute call holds kit's two variants or the peer, not both)
 #   3: carry .gguf/p01 .gguf/p02
 #   4: carry .gguf/p03       SmolLM2 accuracy: kit's default vs the seeds' recipe on the same rows
 set -uo pipefail
