@@ -33,9 +33,9 @@ def flash_varlen_available(device=0) -> bool:
 
 
 def choose_packing(requested: str, engine: str) -> bool:
-    """Whether a train run packs its rows: auto = with the transformers engine where flash attention takes packed
-    rows (one less pad token and one less compiled shape a step); on = wherever the engine allows (unsloth's attention
-    ignores row boundaries, so never with it)."""
+    """Whether a run packs its rows: auto = with the transformers engine where flash attention takes packed rows (no
+    pad tokens, and one shape for every step of the compiled layers); on = wherever the engine allows (unsloth's
+    attention ignores row boundaries, so never with it)."""
     if engine == "unsloth" or requested == "off":
         return False
     return requested == "on" or flash_varlen_available()
