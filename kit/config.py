@@ -104,7 +104,7 @@ class TrainConfig(KernelConfig):
     optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_torch_fused", help="optimizer; fused = one kernel for all LoRA tensors (8-bit saves only ~0.5 GB on 8B at r=32, and its per-tensor loop costs ~60 ms a step)")
     max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0)
     epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
-    group_by_length: bool = setting(True, "batch rows of similar length to cut padding")
+    group_by_length: bool = setting(True, "batch rows of similar length to cut padding (padded batches; packed ones have none)")
     train_processes: int = setting(
         1, "processes that train together, one per GPU, each step's rows split between them (the same update as one "
         "process); 0 = one per GPU. Runs as CPU processes where there is no GPU", min=0, max=64,
