@@ -17,6 +17,7 @@ score_sequences.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import math
 import os
@@ -522,8 +523,6 @@ def attention_check() -> None:
     grads = torch.autograd.grad(packed.float().square().sum(), (q, k, v))
     rows = torch.cat([causal_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], 128**-0.5)[0] for a, b in zip(bounds, bounds[1:])], dim=1)
     row_grads = torch.autograd.grad(rows.float().square().sum(), (q, k, v))
-    import inspect
-
     results["attention_check"] = {
         "varlen_signature": str(inspect.signature(varlen_attention())), "lengths": lengths,
         "max_abs_diff_out": (packed.float() - rows.float()).abs().max().item(),

@@ -171,17 +171,18 @@ def split_by_tokens(rows: list[int], lengths: list[int], max_tokens: int, multip
     ordered = sorted(rows, key=lambda r: -lengths[r])
     if max_tokens <= 0:
         return [ordered]
-    chunks, current, tokens = [], [], 0
+    width = lambda r: lengths[r] if packed else padded_width(lengths[r], multiple)  # noqa: E731
+    chunks, tokens = [], 0
     for r in ordered:
-        # rows come longest first, so a padded chunk's width is its first row's
-        cost = lengths[r] if packed else padded_width(lengths[current[0] if current else r], multiple)
-        if current and tokens + cost > max_tokens:
-            chunks.append(current)
-            current, tokens = [], 0
-            cost = lengths[r] if packed else padded_width(lengths[r], multiple)
-        current.append(r)
-        tokens += cost
-    return chunks + [current] if current else chunks
+        # a row adds its own tokens to a packed chunk, and the chunk's width (its first row's: longest first) to a padded one
+        added = width(r) if packed or not chunks else width(chunks[-1][0])
+        if chunks and tokens + added <= max_tokens:
+            chunks[-1].append(r)
+            tokens += added
+        else:
+            chunks.append([r])
+            tokens = width(r)
+    return chunks
 
 
 def steps_per_epoch(n_rows: int, batch_size: int, grad_accum: int) -> int:
@@ -259,7 +260,7 @@ def collate(
         targets=move(torch.tensor(targets, dtype=torch.long)),
         label_index=move(torch.tensor(label_index, dtype=torch.long)),
         useful_tokens=sum(lengths),
-        # the names transformers passes on to attention functions (attention.packed_attention reads them)
+        # the names transformers passes on to attention functions (attention.flash_packed_attention reads them)
         attention={} if bounds is None else {"cu_seq_lens_q": move(bounds), "max_length_q": max(lengths)},
     )
 

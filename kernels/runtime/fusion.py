@@ -26,12 +26,18 @@ def plain_base(module):
     return base if type(base) is torch.nn.Linear else None
 
 
+def active_loras(module) -> list[str]:
+    """The names of a LoRA layer's active adapters (none for a plain layer)."""
+    return [n for n in module.active_adapters if n in module.lora_A] if hasattr(module, "lora_A") else []
+
+
 def lora_terms(module):
     """(A weight, B weight, scaling, dropout) of a LoRA layer's one active plain adapter; None for a plain layer or a
     merged or disabled adapter (the base weight then holds everything)."""
-    if not hasattr(module, "lora_A") or module.merged or module.disable_adapters:
+    names = active_loras(module)
+    if not names or module.merged or module.disable_adapters:
         return None
-    name = module.active_adapters[0]
+    name = names[0]
     return module.lora_A[name].weight, module.lora_B[name].weight, module.scaling[name], module.lora_dropout[name]
 
 
@@ -39,7 +45,7 @@ def fusable_lora(module) -> bool:
     """Whether a layer is plain or carries exactly one plain LoRA adapter (no DoRA or other variants, no bias)."""
     if not hasattr(module, "lora_A"):
         return True
-    names = [n for n in module.active_adapters if n in module.lora_A]
+    names = active_loras(module)
     return len(names) == 1 and not getattr(module, "lora_variant", {}) and not module.use_dora.get(names[0], False) and (
         module.lora_bias.get(names[0], False) is False
     )

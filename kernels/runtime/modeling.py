@@ -303,10 +303,11 @@ def gpu_room(device=0) -> tuple[int, int]:
 SCORING_RESERVE = 6 * 2**30  # activations of a SCORE_TOKENS batch, the logits at the label positions, allocator slack
 
 
-def prepare_for_scoring(model, *, dtype, setting: str, device=0) -> str:
+def prepare_for_scoring(model, *, dtype, setting: str, device=0, fuse: bool = False) -> str:
     """Make a model (a trained or loaded adapter on its base) as fast to score as memory allows: dequantize a 4-bit
     base when `setting` is on, or auto and the copy fits next to SCORING_RESERVE; then merge the adapter into any
-    base that is not 4-bit. Returns a line saying what it did."""
+    base that is not 4-bit; with `fuse`, fuse the projections of plain bases (fusion.fuse_projections; a model fused
+    for training stays so). Returns a line saying what it did."""
     import torch
 
     extra = dequantize_bytes(model)
@@ -318,13 +319,16 @@ def prepare_for_scoring(model, *, dtype, setting: str, device=0) -> str:
     merged = merge_adapters(model)
     if merged:
         done.append(f"adapter merged into {merged} layers")
+    fused = fuse_projections(causal_parts(model)[0].layers) if fuse else 0
+    if fused:
+        done.append(f"{fused} projection groups fused")
     return "; ".join(done) or "nothing to prepare"
 
 
 def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0,
                      dequantize: str = "auto", packed: bool = False, fuse: bool = True):
-    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring, and with
-    engine hf and `fuse` fusion.fuse_projections); `packed`: attending over packed rows (attention.use_packed_attention)."""
+    """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring; `fuse`
+    applies to engine hf); `packed`: attending over packed rows (attention.use_packed_attention)."""
     model, tokenizer = load_base_model(
         model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
     )
@@ -334,10 +338,7 @@ def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, 
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    prepared = prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device)
-    if engine == "hf" and fuse:
-        prepared += f"; {fuse_projections(causal_parts(model)[0].layers)} projection groups fused"
-    log(f"scoring model on {device}: {prepared}")
+    log(f"scoring model on {device}: {prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device, fuse=fuse and engine == 'hf')}")
     model.eval()
     return model, tokenizer
 

@@ -208,7 +208,8 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
         uncompile_layers(model)
     if gpu:
         torch.cuda.empty_cache()
-    log(f"scoring model: {prepare_for_scoring(model, dtype=dtype, setting=config['dequantize_base'])}")
+    fuse = config["fuse_projections"] and engine == "hf"
+    log(f"scoring model: {prepare_for_scoring(model, dtype=dtype, setting=config['dequantize_base'], fuse=fuse)}")
     models, devices = [model], [device]
     if gpu and torch.cuda.device_count() > 1 and (split.val or config["predict_test"]):
         for k in range(1, torch.cuda.device_count()):
