@@ -62,7 +62,7 @@ def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | 
     """Download wheels for the Kaggle image and create or version them as a private Kaggle dataset.
 
     Add the printed dataset to kernels that run with the internet off (it is a dataset source)."""
-    from kit.backends.kaggle import DEPS_PACKAGES, DEPS_SLUG, push_deps
+    from kit.backends.kaggle_deps import DEPS_PACKAGES, DEPS_SLUG, push_deps
 
     ws = _ws()
     names = tuple(p.strip() for p in packages.split(",") if p.strip()) or DEPS_PACKAGES
