@@ -56,7 +56,15 @@ def cli() -> None:
       kit practice init                  a practice competition on this machine
       kit push-kernel train --wait       train, predict, pull the outputs (run-N)
       kit submit run-1                   validate and submit run-1's submission.csv
-      kit leaderboard                    every run with its settings and scores
+      kit leaderboard                    every run with its settings and scores (kit's table)
+      kit board                          the competition's public board and your rank on it
+
+    \b
+    Data goes to stdout (--json where a command prints data), progress and hints to stderr.
+    Exit codes: 0 done; 1 an error kit explains in one line with a hint (bad input, a refused
+    submission, a run that failed or was cancelled under --wait, a Kaggle failure); 2 bad usage
+    (an unknown option or a missing argument); 130 interrupted (Ctrl-C).
+    KIT_PROGRESS=0 hides progress bars, KIT_DEBUG=1 shows tracebacks.
     """
 
 
@@ -169,32 +177,51 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
 
 
 def _wait_and_pull(ws, backend, record) -> None:
-    from kit.push import log_tail, pull, wait
+    from kit import progress
+    from kit.push import log_tail, wait
 
-    tty = sys.stderr.isatty()
     last = {"status": None}
+    with progress.waiting(record.id) as bar:
 
-    def progress(r, elapsed: float) -> None:
-        line = f"{r.id}  {r.status.value:<9} {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}"
-        if tty:
-            if backend.live_logs:
-                last_line = log_tail(backend.logs(r), 1).split("\r")[-1]
-                line = f"{line}  {last_line}"[: shutil.get_terminal_size().columns - 1]
-            click.echo("\r\033[K" + line, err=True, nl=False)
-        elif r.status != last["status"]:
-            _err(line)
-        last["status"] = r.status
+        def on_progress(r, elapsed: float) -> None:
+            note = r.status.value
+            if bar.drawn and backend.live_logs:
+                note = f"{note}  {log_tail(backend.logs(r), 1).split(chr(13))[-1]}"[: shutil.get_terminal_size().columns - 30]
+            bar.note(note)
+            if not bar.drawn and r.status != last["status"]:  # a log or CI: one line per change of state
+                bar.write(f"{r.id}  {r.status.value:<9} {progress.clock(elapsed)}")
+            last["status"] = r.status
 
-    record = wait(ws, backend, record, on_progress=progress, max_poll_seconds=backend.max_poll_seconds)
-    if tty:
-        _err("")
+        record = wait(ws, backend, record, on_progress=on_progress, max_poll_seconds=backend.max_poll_seconds)
+        bar.done(f"{record.id} {record.status.value} after {progress.clock(bar.elapsed)}")
     if record.status.value == "error":
         _err(log_tail(backend.logs(record)))
         raise KitError(f"{record.id} failed: {record.message}", hint=f"kit logs {record.id}")
+    if record.status.value == "cancelled":
+        raise KitError(f"{record.id} was cancelled", hint=f"kit logs {record.id}; push it again with kit push-kernel {record.kernel}")
     if record.status.value == "complete":
-        files = pull(ws, backend, record)
-        _err(f"pulled {len(files)} files into {ws.submissions_dir / record.id}")
+        _pull_with_bar(ws, backend, record)
+        _print_summary(ws, record)
         _err(f"next: kit submit {record.id}")
+
+
+def _pull_with_bar(ws, backend, record, all_files: bool = False) -> list[str]:
+    from kit import progress
+    from kit.push import pull
+
+    with progress.transfer(f"pull {record.id}") as bar:
+        files = pull(ws, backend, record, all_files=all_files, on_bytes=bar.update)
+        bar.done(f"pulled {len(files)} files ({progress.human_bytes(bar.count)}) into {ws.submissions_dir / record.id}")
+    return files
+
+
+def _print_summary(ws, record) -> None:
+    """What the run trained, against the majority class, and what to run next (stderr: it is a reading aid)."""
+    from kit.summary import summarize
+
+    summary = summarize(ws, record)
+    for line in summary.lines() if summary else []:
+        _err(line)
 
 
 @cli.command()
@@ -219,13 +246,16 @@ def status(run: str | None, as_json: bool) -> None:
         click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {r.message}".rstrip())
     if run and records[0].status.value == "error":
         click.echo(log_tail(backend.logs(records[0])))
+    if run and records[0].status.value == "complete":
+        _print_summary(ws, records[0])
 
 
 @cli.command()
 @click.argument("run")
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the run ends")
-def logs(run: str, follow: bool) -> None:
-    """Print a run's log: `kit logs run-3 -f`."""
+@click.option("-n", "--tail", "tail", type=click.IntRange(min=0), default=None, metavar="N", help="start with the last N lines only")
+def logs(run: str, follow: bool, tail: int | None) -> None:
+    """Print a run's log: `kit logs run-3 --tail 20 -f`."""
     from kit import runs
     from kit.push import refresh
 
@@ -233,6 +263,9 @@ def logs(run: str, follow: bool) -> None:
     backend = _backend(ws)
     record = runs.load(ws, run)
     shown = 0
+    if tail is not None:
+        text = backend.logs(record)
+        shown = _tail_start(text, tail)
     while True:
         text = backend.logs(record)
         click.echo(text[shown:], nl=False)
@@ -248,18 +281,32 @@ def logs(run: str, follow: bool) -> None:
         time.sleep(1.0 if backend.live_logs else backend.max_poll_seconds / 2)
 
 
+def _tail_start(text: str, lines: int) -> int:
+    """Where the last `lines` lines of `text` begin (a trailing newline ends the last line, not a new one)."""
+    if lines == 0:
+        return len(text)
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    start = end
+    for _ in range(lines):
+        start = text.rfind("\n", 0, start)
+        if start < 0:
+            return 0
+    return start + 1
+
+
 @cli.command()
 @click.argument("run")
 @click.option("--all", "all_files", is_flag=True, help="every output file (adapter, checkpoints), not just the ones you read")
-def pull(run: str, all_files: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def pull(run: str, all_files: bool, as_json: bool) -> None:
     """Download a run's outputs into submissions/RUN/: `kit pull run-3`."""
     from kit import runs
-    from kit.push import pull as pull_run
 
     ws = _ws()
-    files = pull_run(ws, _backend(ws), runs.load(ws, run), all_files=all_files)
-    for name in files:
-        click.echo(str(ws.submissions_dir / run / name))
+    record = runs.load(ws, run)
+    files = _pull_with_bar(ws, _backend(ws), record, all_files=all_files)
+    paths = [str(ws.submissions_dir / record.id / name) for name in files]
+    click.echo(json.dumps(paths, indent=2) if as_json else "\n".join(paths))
 
 
 @cli.command()
@@ -285,7 +332,8 @@ def cancel(run: str) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--again", is_flag=True, help="submit a file that was already submitted for this run")
 @click.option("--wait", "wait_score", is_flag=True, help="wait for the public score")
-def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_json: bool) -> None:
     """Validate and submit a run's submission.csv: `kit submit run-3 -m "r=64, lr 1e-4" --yes`."""
     from kit.submit import prepare, submit as do_submit, wait_for_score
 
@@ -300,7 +348,12 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool) -> 
     if wait_score and sub.status not in ("complete", "error"):
         sub = wait_for_score(ws, backend, plan.record.id, sub.ref)
     score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
-    click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
+    if as_json:
+        click.echo(json.dumps({"run": plan.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score,
+                               "private_score": sub.private_score, "error": sub.error, "file": str(plan.valid.path),
+                               "submissions_left_today": plan.left_today}, indent=2))
+    else:
+        click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
     if sub.status == "error":
         raise KitError(f"submission {sub.ref} failed: {sub.error}", hint="kit scores")
 
@@ -350,7 +403,7 @@ def _register_extras() -> None:
     """Commands of other areas (Kaggle, finals, sweeps) live in kit/commands/ and register here."""
     import importlib
 
-    for name in ("kaggle", "finals", "sweep"):
+    for name in ("kaggle", "finals", "sweep", "competition"):
         try:
             module = importlib.import_module(f"kit.commands.{name}")
         except ModuleNotFoundError as exc:

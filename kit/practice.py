@@ -728,6 +728,20 @@ class PracticeCompetition:
         """Submissions still allowed today (UTC)."""
         return max(0, self.daily_limit - self._used_today(self._read_records()))
 
+    def board(self) -> list[tuple[str, float, str, bool]]:
+        """The public board as (team, public score, date, is you), best first: your best submission next to
+        the host's baselines (every row True, every row False), scored on the public rows like any file."""
+        public = [label for label, is_public in self._load_solution().values() if is_public]
+        true_share = round(sum(public) / len(public), 5)
+        created = str(self._meta().get("created") or "")
+        entries = [("baseline: all True", true_share, created, False), ("baseline: all False", round(1 - true_share, 5), created, False)]
+        scored = [s for s in self.submissions() if s.public_score is not None]
+        if scored:
+            best = max(scored, key=lambda s: (s.public_score, s.date))
+            entries.append(("you", best.public_score, best.date, True))
+        # Ties keep the earlier entry first, as Kaggle ranks an earlier submission of the same score higher.
+        return sorted(entries, key=lambda e: (-e[1], e[2]))
+
     def close(self) -> None:
         """End the competition: private scores of every submission become visible; later ones are late."""
         path = self.directory / COMPETITION_FILE

@@ -65,6 +65,11 @@ class Progress:
                              file=self.stream, leave=False, dynamic_ncols=True, mininterval=0.2, bar_format=bar_format)
 
     @property
+    def drawn(self) -> bool:
+        """Whether a live bar is drawn (a terminal); without one, callers print state changes as lines."""
+        return self._bar is not None
+
+    @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 

@@ -118,14 +118,14 @@ def wait(
         delay = min(delay * 1.5, max_poll_seconds)
 
 
-def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = False) -> list[str]:
-    """Download the run's outputs into submissions/run-N/ and record them."""
+def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = False, on_bytes: Callable[[int], None] | None = None) -> list[str]:
+    """Download the run's outputs into submissions/run-N/ and record them; `on_bytes` hears of each chunk."""
     record = refresh(ws, backend, record)
     if record.status in (KernelStatus.QUEUED, KernelStatus.RUNNING):
         raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit push-kernel --wait, or kit status {record.id}")
     if not record.remote:  # made here (an ensemble): its files are already in submissions/run-N/
         return list(record.outputs)
-    files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files)
+    files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files, on_bytes=on_bytes)
     record.outputs = sorted(set(record.outputs) | set(files))
     runs.save(ws, record)
     leaderboard.sync(ws, [record])

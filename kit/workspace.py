@@ -155,7 +155,7 @@ def load(start: Path | None = None) -> Workspace:
     )
 
 
-def _ignore(gitignore: Path, patterns: list[str]) -> None:
+def ignore(gitignore: Path, patterns: list[str]) -> None:
     """Add kit's private state to .gitignore, keeping what is there."""
     existing = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []
     missing = [p for p in patterns if p not in existing]
@@ -179,6 +179,6 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
 
     atomic_write_text(path, KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows))
     (root / "submissions").mkdir(exist_ok=True)
-    _ignore(root / ".gitignore", [".kit/", ".*.lock", "build/"])
+    ignore(root / ".gitignore", [".kit/", ".*.lock", "build/", "data/"])
     copy_templates(root / "kernels")
     return path

@@ -5,7 +5,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from kit.errors import BackendError
 from kit.runs import KernelStatus, RunRecord
 
 
@@ -36,6 +38,26 @@ class SubmissionResult:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class BoardEntry:
+    """One team on the competition's public board (Kaggle's, or the practice competition's)."""
+
+    rank: int
+    team: str
+    score: float | None
+    date: str = ""
+    you: bool = False
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of the competition's data, as the competition lists it."""
+
+    name: str
+    size: int  # bytes; 0 where the competition does not say
+    created: str = ""
+
+
 class Backend(abc.ABC):
     """Where kernels run and where submissions go."""
 
@@ -61,9 +83,10 @@ class Backend(abc.ABC):
         """The kernel's log so far (stdout and stderr); empty if none yet."""
 
     @abc.abstractmethod
-    def download(self, run: RunRecord, dest: Path, all_files: bool = False) -> list[str]:
+    def download(self, run: RunRecord, dest: Path, all_files: bool = False, on_bytes: Callable[[int], None] | None = None) -> list[str]:
         """Copy the kernel's outputs into `dest` and return their names (relative paths). By default only the
-        files a user needs (submission, probabilities, metrics, config, log); all of them with `all_files`."""
+        files a user needs (submission, probabilities, metrics, config, log); all of them with `all_files`.
+        `on_bytes(n)` is told of each chunk written (for a progress bar)."""
 
     @abc.abstractmethod
     def cancel(self, run: RunRecord) -> None:
@@ -84,3 +107,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def submissions_left_today(self) -> int | None:
         """Submissions still allowed today, or None if the backend cannot tell."""
+
+    # The competition's board and data: not abstract, so a backend without them says so in one line.
+
+    def board(self, team: str = "") -> list[BoardEntry]:
+        """The competition's public board, best first, with this user's team marked `you`."""
+        raise BackendError(f"the {self.name} backend has no public board", hint="kit submissions lists your own scores")
+
+    def data_files(self) -> list[DataFile]:
+        """The competition's data files."""
+        raise BackendError(f"the {self.name} backend cannot list the competition's data", hint="see the competition's data page")
+
+    def download_data(self, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
+        """Download one data file into folder `dest` (never half a file under its name); `on_bytes(n)` is told of
+        each chunk written (n < 0 when a retry starts the file again). Returns the file's path."""
+        raise BackendError(f"the {self.name} backend cannot download the competition's data", hint="see the competition's data page")

@@ -24,7 +24,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from kit.backends.base import DEFAULT_OUTPUTS, Backend, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
 from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
@@ -596,7 +596,7 @@ class KaggleBackend(Backend):
                 raise BackendError(f"outputs of {remote}: Kaggle repeated page token {token!r}", hint="try again later")
             seen.add(token)
 
-    def download(self, run: RunRecord, dest: Path, all_files: bool = False) -> list[str]:
+    def download(self, run: RunRecord, dest: Path, all_files: bool = False, on_bytes: Callable[[int], None] | None = None) -> list[str]:
         """Download the kernel's outputs into `dest`; files already there are kept, partial ones resumed."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -610,14 +610,14 @@ class KaggleBackend(Backend):
             if dest.resolve() not in target.parents:
                 raise BackendError(f"Kaggle listed an output outside the folder: {name!r}", hint="download it by hand from the kernel's page")
             if not target.exists():
-                self._fetch(url, target, name)
+                self._fetch(url, target, name, on_bytes)
             names.append(name)
         if log:
             atomic_write_text(dest / LOG_FILE, log)
             names.append(LOG_FILE)
         return names
 
-    def _fetch(self, url: str, target: Path, name: str) -> None:
+    def _fetch(self, url: str, target: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
         """Stream one output file into `target`, through `<target>.part` so an interruption leaves no half file
         under the real name; a later call resumes the part with a Range request where the server allows it."""
         import requests
@@ -637,6 +637,8 @@ class KaggleBackend(Backend):
                     try:
                         for chunk in response.iter_content(1 << 16):
                             out.write(chunk)
+                            if on_bytes is not None:
+                                on_bytes(len(chunk))
                     except requests.exceptions.ChunkedEncodingError as exc:  # the connection broke mid-file
                         raise requests.ConnectionError(f"{name}: {exc}") from None
             expected = response.headers.get("Content-Range", "").rpartition("/")[2] or response.headers.get("Content-Length")
@@ -766,6 +768,23 @@ class KaggleBackend(Backend):
         total = gpu.total_time_allowed.total_seconds() / 3600 if gpu is not None and gpu.total_time_allowed else 0.0
         refresh = stats.quota_refresh_time.isoformat() if stats.quota_refresh_time else ""
         return Quota(gpu_hours_used=used, gpu_hours_total=total, refresh=refresh, submissions_left_today=self.submissions_left_today())
+
+    # The board and the data files live in kaggle_competition.py; these keep the Backend contract.
+
+    def board(self, team: str = "") -> list[BoardEntry]:
+        from kit.backends import kaggle_competition
+
+        return kaggle_competition.board(self, team)
+
+    def data_files(self) -> list[DataFile]:
+        from kit.backends import kaggle_competition
+
+        return kaggle_competition.data_files(self)
+
+    def download_data(self, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
+        from kit.backends import kaggle_competition
+
+        return kaggle_competition.download_data(self, name, dest, on_bytes)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kit.backends.base import DEFAULT_OUTPUTS, Backend, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json
 from kit.runs import KernelStatus, RunRecord
@@ -130,7 +130,7 @@ class LocalBackend(Backend):
         path = self.session_dir(run.id) / LOG_NAME
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
-    def download(self, run: RunRecord, dest: Path, all_files: bool = False) -> list[str]:
+    def download(self, run: RunRecord, dest: Path, all_files: bool = False, on_bytes=None) -> list[str]:
         """Copy outputs (and the log) from the session into `dest`."""
         working = self.working_dir(run.id)
         if not working.is_dir():
@@ -144,6 +144,8 @@ class LocalBackend(Backend):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
                 copied.append(str(rel))
+                if on_bytes is not None:
+                    on_bytes(path.stat().st_size)
         log = self.session_dir(run.id) / LOG_NAME
         if log.is_file():
             shutil.copy2(log, dest / LOG_NAME)
@@ -182,6 +184,29 @@ class LocalBackend(Backend):
 
     def submissions_left_today(self) -> int | None:
         return self._competition().remaining_today()
+
+    def board(self, team: str = "") -> list[BoardEntry]:
+        return [BoardEntry(rank=i, team=team, score=score, date=date, you=you)
+                for i, (team, score, date, you) in enumerate(self._competition().board(), start=1)]
+
+    def data_files(self) -> list[DataFile]:
+        data = self._competition_data()
+        return [DataFile(p.name, p.stat().st_size) for p in sorted(data.iterdir()) if p.is_file()]
+
+    def download_data(self, name: str, dest: Path, on_bytes=lambda n: None) -> Path:
+        """Copy one file of the practice data into `dest`, through a .part file, telling `on_bytes` as it goes."""
+        source = self._competition_data() / name
+        if not source.is_file() or "/" in name:
+            raise BackendError(f"the practice competition has no data file {name!r}", hint="kit data --list")
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / name
+        part = target.with_name(target.name + ".part")
+        with open(source, "rb") as src, open(part, "wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+                on_bytes(len(chunk))
+        os.replace(part, target)
+        return target
 
 
 def _result(sub) -> SubmissionResult:

@@ -54,7 +54,8 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
 @click.argument("members", nargs=-1, required=True)
 @click.option("--weights", default="", help="comma-separated weights, one per run (default: equal)")
 @click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
-def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, as_json: bool) -> None:
     """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit."""
     from kit.ensemble import ensemble
 
@@ -64,7 +65,11 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str) -> None
         raise KitError(f"bad --weights {weights!r}", hint="--weights 2,1,1 (one number per run)") from None
     ws = _ws()
     result = ensemble(ws, list(members), parsed, threshold)
-    click.echo(result.record.id)
+    if as_json:
+        click.echo(json.dumps({"run": result.record.id, "members": result.member_val_accuracy, "val_accuracy": result.val_accuracy,
+                               "val_rows": result.val_rows, "threshold": result.threshold}, indent=2))
+    else:
+        click.echo(result.record.id)
     for run, acc in result.member_val_accuracy.items():
         click.echo(f"  {run}: validation {'-' if acc is None else f'{100 * acc:.2f}%'} (threshold 0.5)", err=True)
     val = "no shared validation rows" if result.val_accuracy is None else f"validation {100 * result.val_accuracy:.2f}% on {result.val_rows} rows"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -17,10 +18,16 @@ def _kaggle_backend(ws):
 
 
 @click.command()
-def quota() -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def quota(as_json: bool) -> None:
     """GPU hours used and left this week, and today's submissions left: `kit quota`."""
     ws = _ws()
     q = _kaggle_backend(ws).quota()
+    if as_json:
+        click.echo(json.dumps({"gpu_hours_used": round(q.gpu_hours_used, 3), "gpu_hours_left": round(q.gpu_hours_left, 3),
+                               "gpu_hours_total": round(q.gpu_hours_total, 3), "quota_resets": q.refresh,
+                               "submissions_left_today": q.submissions_left_today}, indent=2))
+        return
     left = "unknown" if q.submissions_left_today is None else str(q.submissions_left_today)
     click.echo(f"gpu_hours_used\t{q.gpu_hours_used:.1f}")
     click.echo(f"gpu_hours_left\t{q.gpu_hours_left:.1f}")
@@ -30,13 +37,16 @@ def quota() -> None:
 
 
 @click.command()
-def doctor() -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (the exit code still says whether all passed)")
+def doctor(as_json: bool) -> None:
     """Check kernels build, credentials, competition rules and GPU quota, one line each with its fix: `kit doctor`."""
     from kit.backends.kaggle import doctor as run_checks
 
     ws = _ws()
     checks = run_checks(ws, _kaggle_backend(ws))
-    for check in checks:
+    if as_json:
+        click.echo(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks], indent=2))
+    for check in checks if not as_json else []:
         mark = "ok  " if check.ok else "FAIL"
         click.echo(f"{mark}  {check.name}: {check.detail}")
         if not check.ok and check.fix:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -77,8 +78,22 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
         if not yes and not click.confirm(f"Push {len(plan.to_run)} runs to {backend.name}?", err=True):
             raise KitError("nothing pushed", hint=f"kit sweep {spec} --yes skips the question")
     timing = sweeps.SweepTiming(poll_seconds=poll if poll is not None else (30.0 if backend.name == "kaggle" else 1.0), retry_seconds=retry_after)
+    from kit import progress
+
+    bar = progress.bar(f"sweep {loaded.name}", total=len(plan.points), unit="run")
+    bar.update(sum(1 for p in plan.points if not p.to_run and p.record is not None and p.record.status.final))
+
+    def on_event(event) -> None:
+        bar.write(_event_line(event))
+        if event.kind == "pulled":
+            bar.update()
+        elif event.record is not None:
+            bar.note(f"{event.record.id} {event.kind}")
+
     try:
-        state = sweeps.run(ws, backend, plan, timing, on_event=_report)
+        with bar:
+            state = sweeps.run(ws, backend, plan, timing, on_event=on_event)
+            bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     except KeyboardInterrupt:
         raise KitError(f"sweep {loaded.name} interrupted; runs already pushed go on", hint=f"kit sweep {spec} resumes it without pushing any run twice") from None
     _print_points(sweeps.status(ws, None, state.name))
@@ -107,12 +122,18 @@ def _show_plan(plan, backend: str) -> None:
              "set save_steps and continue it with resume_from")
 
 
-def _report(event) -> None:
+def _event_line(event) -> str:
     from kit.sweep import describe
 
     run = event.record.id if event.record is not None else "-"
     detail = event.message or describe(event.point.settings)
-    _err(f"{run:<8} {event.kind:<9} {detail}")
+    return f"{run:<8} {event.kind:<9} {detail}"
+
+
+def _points_json(points) -> list[dict]:
+    return [{"point": p.point.key, "run": p.record.id if p.record else None,
+             "status": p.record.status.value if p.record else "planned", "val_accuracy": p.val_accuracy,
+             "settings": dict(p.point.settings), "message": p.record.message if p.record else ""} for p in points]
 
 
 def _print_points(points) -> None:
@@ -138,7 +159,8 @@ def _print_points(points) -> None:
 
 @sweep.command("status")
 @click.argument("name", required=False)
-def status_cmd(name: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status_cmd(name: str | None, as_json: bool) -> None:
     """Show each point of a sweep with its run, state and validation accuracy: `kit sweep status lr-rank`."""
     from kit import sweep as sweeps
 
@@ -147,13 +169,20 @@ def status_cmd(name: str | None) -> None:
         names = sweeps.sweep_names(ws)
         if not names:
             _err("no sweeps yet: kit sweep SPEC.toml")
+        listing = []
         for n in names:
             points = sweeps.status(ws, None, n)
-            done = sum(1 for p in points if p.record and p.record.status.final)
-            click.echo(f"{n}\t{done}/{len(points)} done")
+            listing.append({"sweep": n, "done": sum(1 for p in points if p.record and p.record.status.final), "points": len(points)})
+        if as_json:
+            click.echo(json.dumps(listing, indent=2))
+        for row in listing if not as_json else []:
+            click.echo(f"{row['sweep']}\t{row['done']}/{row['points']} done")
         return
     points = sweeps.status(ws, _backend(ws), name)
-    _print_points(points)
+    if as_json:
+        click.echo(json.dumps(_points_json(points), indent=2))
+    else:
+        _print_points(points)
     counts: dict[str, int] = {}
     for p in points:
         key = p.record.status.value if p.record else "planned"
@@ -166,7 +195,8 @@ def status_cmd(name: str | None) -> None:
 @click.option("--top", "top", type=int, default=1, show_default=True, help="submit the K best runs by validation accuracy")
 @click.option("-m", "--message", default="", help="submission description (default: names the run and file)")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
-def submit_cmd(name: str, top: int, message: str, yes: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> None:
     """Submit a sweep's K best runs by validation accuracy, never more than today's submissions left:
     `kit sweep submit lr-rank --top 2`."""
     from kit import sweep as sweeps
@@ -183,9 +213,14 @@ def submit_cmd(name: str, top: int, message: str, yes: bool) -> None:
         raise KitError(f"nothing to submit from sweep {name}", hint="see the reasons above; kit leaderboard shows what is submitted")
     if not yes and not click.confirm(f"Submit {len(chosen)} files to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit sweep submit {name} --top {top} --yes skips the question")
+    done = []
     for pick, sub in sweeps.submit_top(ws, backend, chosen, message):
         score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
-        click.echo(f"{pick.status.record.id}  submission {sub.ref}  {sub.status}  public {score}")
+        done.append({"run": pick.status.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score})
+        if not as_json:
+            click.echo(f"{pick.status.record.id}  submission {sub.ref}  {sub.status}  public {score}")
+    if as_json:
+        click.echo(json.dumps(done, indent=2))
     skipped = [p for p in picks if p.action == "skip"]
     if skipped:
         _err(f"{len(skipped)} of the top {top} not submitted: {skipped[0].reason}")

@@ -114,6 +114,9 @@ class StandIn:
         self.auto_score: str | None = None  # public score given to a new submission when next listed
         self.competition_files: dict[str, bytes] = {"sample_submission.csv": b"ID,is_correct\n1,True\n2,True\n"}
         self.datasets: dict[str, dict[str, Any]] = {}
+        # The public board: (team name, score as Kaggle sends it, a string), best first.
+        self.board: list[tuple[str, str]] = []
+        self.zipped_files: set[str] = set()  # data files served as <name>.zip, as Kaggle serves large ones
         self.gpu_seconds_used = 36000
         self.gpu_seconds_total = 108000
         self._next_ref = 41000001
@@ -304,7 +307,35 @@ class StandIn:
         name = body.get("fileName", "")
         if name not in self.competition_files:
             return 404, {"code": 404, "message": "file not found"}, {}
-        return 302, b"", {"Location": f"{self.url}/data/{body.get('competitionName')}/{name}"}
+        suffix = ".zip" if name in self.zipped_files else ""
+        return 302, b"", {"Location": f"{self.url}/data/{body.get('competitionName')}/{name}{suffix}"}
+
+    def _rpc_ListDataFiles(self, body):
+        gate = self._competition_gate(body)
+        if gate:
+            return gate
+        names = sorted(self.competition_files)
+        start = int(body.get("pageToken") or 0)
+        size = int(body.get("pageSize") or 20)
+        files = [{"name": n, "totalBytes": len(self.competition_files[n]), "creationDate": "2026-09-01T00:00:00.000Z"}
+                 for n in names[start:start + size]]
+        data: dict[str, Any] = {"files": files}
+        if start + size < len(names):
+            data["nextPageToken"] = str(start + size)
+        return 200, data, {}
+
+    def _rpc_GetLeaderboard(self, body):
+        gate = self._competition_gate(body)
+        if gate:
+            return gate
+        start = int(body.get("pageToken") or 0)
+        size = int(body.get("pageSize") or 20)
+        page = [{"teamId": 5000 + i, "teamName": team, "submissionDate": "2026-10-01T12:00:00.000Z", "score": score}
+                for i, (team, score) in enumerate(self.board[start:start + size], start=start)]
+        data: dict[str, Any] = {"submissions": page}
+        if start + size < len(self.board):
+            data["nextPageToken"] = str(start + size)
+        return 200, data, {}
 
     def _rpc_GetDatasetStatus(self, body):
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
@@ -429,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
             content = kernel.files.get("/".join(parts[3:])) if kernel else None
         elif parts[0] == "data" and len(parts) == 3:
             content = self.standin.competition_files.get(parts[2])
+            zipped = parts[2].removesuffix(".zip")
+            if content is None and zipped in self.standin.zipped_files and zipped in self.standin.competition_files:
+                content = _zip_of(zipped, self.standin.competition_files[zipped])
         if content is None:
             self._send(404, {"code": 404, "message": "no such file"})
             return
@@ -452,6 +486,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(206, content[start:], {"Content-Range": f"bytes {start}-{len(content) - 1}/{len(content)}", "Accept-Ranges": "bytes"})
         else:
             self._send(200, content, {"Accept-Ranges": "bytes"})
+
+
+def _zip_of(name: str, content: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, content)
+    return buffer.getvalue()
 
 
 def serve(standin: StandIn | None = None) -> StandIn:
