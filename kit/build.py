@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import kit
 from kit.config import KernelConfig, field_specs, script_settings, source_runs
@@ -64,15 +65,46 @@ class BuiltKernel:
     metadata: KernelMetadata
 
 
-def kernel_slug(competition: str, run_id: str) -> str:
-    """One Kaggle kernel slug per run, so a new push never lands on a running session."""
-    base = re.sub(r"[^a-z0-9]+", "-", competition.lower()).strip("-")[:40] or "kit"
-    return f"kit-{base}-{run_id}"
+# Kaggle's limits on a kernel's title (longer titles were answered with HTTP 500, kaggle-cli PR #179) and slug.
+TITLE_MAX = 50
+SLUG_MIN = 5
+# Run numbers get at least this many digits of room, so that every run of a workspace shows the same competition part.
+RUN_DIGITS = 6
+
+
+def kaggle_slugify(text: str) -> str:
+    """The slug Kaggle makes of a title: lower case, one dash for any run of other characters, none at either end."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def kernel_slug(competition: str, run_id: str, workspace_id: str = "") -> str:
+    """One Kaggle kernel per run and per workspace: `kit-<competition>-<workspace id>-<run id>`, the competition
+    cut so that the title stays within TITLE_MAX characters even for six-digit runs, at a word where one is near."""
+    comp = kaggle_slugify(competition)
+    if competition and not comp:
+        raise ConfigError(
+            f"competition slug {competition!r} cannot make a Kaggle kernel title: it has no letters a-z or digits",
+            hint="set slug under [competition] in kit.toml to the slug in the competition's URL (kaggle.com/competitions/SLUG)",
+        )
+    tail = "-".join(part for part in (kaggle_slugify(workspace_id), run_id) if part)
+    number = run_id.rpartition("-")[2]
+    room = TITLE_MAX - len("kit-") - len("-" + tail) - max(0, RUN_DIGITS - len(number))
+    if len(comp) > room:
+        cut = comp[:room].rstrip("-")
+        word = cut.rpartition("-")[0] if comp[room:room + 1] not in ("", "-") else cut
+        comp = word if len(word) >= room // 2 else cut
+    return "-".join(part for part in ("kit", comp, tail) if part)
 
 
 def kernel_title(slug: str) -> str:
-    """A title that Kaggle slugifies back to `slug` (lower-case words joined by dashes)."""
-    return slug.replace("-", " ")
+    """The title Kaggle slugifies back to `slug`: its words joined by spaces."""
+    title = slug.replace("-", " ")
+    if len(title) > TITLE_MAX or len(slug) < SLUG_MIN or kaggle_slugify(title) != slug:
+        raise ConfigError(
+            f"kernel slug {slug!r} makes no valid Kaggle title (at most {TITLE_MAX} characters, slugifying back to the slug)",
+            hint="use a shorter competition slug or run id",
+        )
+    return title
 
 
 def build_kernel(
@@ -84,11 +116,17 @@ def build_kernel(
     run_id: str = "run-0",
     owner: str = "USERNAME",
     dataset_sources: tuple[str, ...] = (),
+    workspace_id: str = "",
+    kernel_sources: Mapping[str, str] | None = None,
 ) -> BuiltKernel:
-    """Write `out_dir/kernel.py` and `out_dir/kernel-metadata.json` for `kernel` with `config`."""
+    """Write `out_dir/kernel.py` and `out_dir/kernel-metadata.json` for `kernel` with `config`.
+
+    `kernel_sources` maps a source run (resume_from, adapter_run) to the kernel it was pushed as, where it was; other
+    source runs are named as this workspace names its kernels."""
     template = template_path(kernels, kernel)
     script = render_script(template, kernels / "runtime", config, run_id=run_id)
-    slug = kernel_slug(config.competition, run_id)
+    slug = kernel_slug(config.competition, run_id, workspace_id)
+    known = dict(kernel_sources or {})
     metadata = KernelMetadata(
         id=f"{owner}/{slug}",
         title=kernel_title(slug),
@@ -98,7 +136,7 @@ def build_kernel(
         session_timeout_seconds=config.timeout_minutes * 60,
         competition_sources=[config.competition] if config.competition else [],
         dataset_sources=[*dataset_sources, *([config.wheels_dataset] if config.wheels_dataset else [])],
-        kernel_sources=[f"{owner}/{kernel_slug(config.competition, r)}" for r in source_runs(config)],
+        kernel_sources=[known.get(r) or f"{owner}/{kernel_slug(config.competition, r, workspace_id)}" for r in source_runs(config)],
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

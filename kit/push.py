@@ -14,7 +14,7 @@ from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, s
 from kit.errors import BackendError, ConfigError, KitError
 from kit.kernels import kernels_dir
 from kit.runs import KernelStatus, RunRecord
-from kit.workspace import Workspace
+from kit.workspace import Workspace, ensure_workspace_id
 
 KERNEL_DIR = "kernel"
 
@@ -28,8 +28,25 @@ def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], bac
 
 
 def build_for_workspace(ws: Workspace, kernel: str, config: KernelConfig, out_dir: Path, run_id: str = "run-0") -> BuiltKernel:
-    """Build `kernel` from the workspace's templates (or kit's own) into `out_dir`."""
-    return build_kernel(kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME")
+    """Build `kernel` from the workspace's templates (or kit's own) into `out_dir`, named with the workspace's id;
+    source runs pushed to Kaggle are attached by the kernel they were pushed as."""
+    return build_kernel(
+        kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME",
+        workspace_id=ensure_workspace_id(ws), kernel_sources=_pushed_kernels(ws, source_runs(config)),
+    )
+
+
+def _pushed_kernels(ws: Workspace, run_ids: list[str]) -> dict[str, str]:
+    """`owner/slug` of each run that was pushed to Kaggle; its name stays what it was when it was pushed."""
+    pushed = {}
+    for run_id in run_ids:
+        try:
+            record = runs.load(ws, run_id)
+        except KitError:
+            continue  # not here: named as this workspace names its kernels
+        if record.backend == "kaggle" and record.remote.count("/") == 1:
+            pushed[run_id] = record.remote
+    return pushed
 
 
 def _check_sources(ws: Workspace, config: KernelConfig) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ else:  # pragma: no cover
 WORKSPACE_FILE = "kit.toml"
 BACKENDS = ("local", "kaggle")
 PRACTICE_SLUG = "practice-math"
+WORKSPACE_ID = re.compile(r"[a-z0-9]{4,12}")
 
 KIT_TOML_TEMPLATE = """\
 # kit workspace. Run settings below are the defaults of every push; `--set KEY=VALUE` overrides them.
@@ -40,6 +44,12 @@ name = "{backend}"
 [kaggle]
 # owner of pushed kernels; credentials stay in ~/.kaggle or KAGGLE_API_TOKEN, never here
 username = ""
+# this workspace's short id, part of every kernel's name, so that two workspaces of one competition never share a
+# kernel; made by kit init: keep it
+workspace_id = "{workspace_id}"
+# the Kaggle image every kernel of this workspace runs on, so that all its runs are comparable; kit records it from
+# the first complete Kaggle run (empty: Kaggle's current image). pin_image = false under [train]/[infer] opts out
+docker_image = ""
 
 [train]
 # learning_rate = 2e-4
@@ -60,6 +70,8 @@ class Workspace:
     public_rows: int = 0
     final_picks: int = 3
     kaggle_username: str = ""
+    workspace_id: str = ""  # [kaggle] workspace_id: part of every kernel's name (kit.build.kernel_slug)
+    docker_image: str = ""  # [kaggle] docker_image: the image kernels are pinned to, recorded from the first run
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -143,13 +155,22 @@ def load(start: Path | None = None) -> Workspace:
             except ConfigError as exc:
                 raise ConfigError(f"{path} [{kernel}]: {exc.message}", hint=exc.hint) from None
         defaults[kernel] = dict(table)
+    kaggle = data.get("kaggle", {})
+    workspace_id = kaggle.get("workspace_id", "")
+    if not isinstance(workspace_id, str) or (workspace_id and not WORKSPACE_ID.fullmatch(workspace_id)):
+        raise ConfigError(
+            f"{path}: bad workspace_id {workspace_id!r} under [kaggle]: expected 4 to 12 lower-case letters or digits",
+            hint="delete the line and kit makes a new one (later kernels get new names; pushed runs keep theirs)",
+        )
     return Workspace(
         root=root,
         competition=slug,
         backend=backend,
         public_rows=int(comp.get("public_rows", 0)),
         final_picks=int(comp.get("final_picks", 3)),
-        kaggle_username=data.get("kaggle", {}).get("username", ""),
+        kaggle_username=kaggle.get("username", ""),
+        workspace_id=workspace_id,
+        docker_image=str(kaggle.get("docker_image", "")),
         defaults=defaults,
         raw=data,
     )
@@ -177,8 +198,54 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
     from kit.fileio import atomic_write_text
     from kit.kernels import copy_templates
 
-    atomic_write_text(path, KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows))
+    text = KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows, workspace_id=new_workspace_id())
+    atomic_write_text(path, text)
     (root / "submissions").mkdir(exist_ok=True)
     ignore(root / ".gitignore", [".kit/", ".*.lock", "build/", "data/"])
     copy_templates(root / "kernels")
     return path
+
+
+def new_workspace_id() -> str:
+    """Six random lower-case letters and digits (36**6 ids: two workspaces of one person never meet)."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+
+
+def set_value(root: Path, table: str, key: str, value: str, keep: bool = False) -> str:
+    """Write `key = "value"` into `[table]` of kit.toml, keeping every other line (comments included) as it is:
+    the key's line is replaced where there is one, else the key goes at the end of the table (made if missing).
+    With `keep`, a non-empty value already there stays. Returns the value kit.toml holds afterwards."""
+    from kit.fileio import atomic_write_text, locked
+
+    path = Path(root) / WORKSPACE_FILE
+    with locked(path):
+        text = path.read_text(encoding="utf-8")
+        current = tomllib.loads(text).get(table, {}).get(key)
+        if keep and current:
+            return str(current)
+        lines = text.splitlines()
+        entry = f"{key} = {json.dumps(value)}"
+        start = next((i for i, line in enumerate(lines) if line.split("#")[0].strip() == f"[{table}]"), None)
+        if start is None:
+            lines += ["", f"[{table}]", entry]
+        else:
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+            own = next((i for i in range(start + 1, end) if re.match(rf"\s*{re.escape(key)}\s*=", lines[i])), None)
+            if own is not None:
+                lines[own] = entry
+            else:
+                last = max((i for i in range(start, end) if lines[i].strip()), default=start)
+                lines.insert(last + 1, entry)
+        text = "\n".join(lines) + "\n"
+        if tomllib.loads(text).get(table, {}).get(key) != value:  # never write a kit.toml that reads differently
+            raise ConfigError(f"{path}: cannot record {key} under [{table}]", hint=f'add  {entry}  under [{table}] by hand')
+        atomic_write_text(path, text)
+    return value
+
+
+def ensure_workspace_id(ws: Workspace) -> str:
+    """The workspace's id, made and recorded in kit.toml the first time a workspace without one needs it."""
+    if ws.workspace_id:
+        return ws.workspace_id
+    # keep: another command may have made it since this one read kit.toml
+    return set_value(ws.root, "kaggle", "workspace_id", new_workspace_id(), keep=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def kaggle_workspace(kaggle_env, standin, tmp_path, monkeypatch) -> Path:
     return root
 
 
+def workspace_id(root: Path) -> str:
+    """The id kit init recorded in kit.toml, part of every kernel's name."""
+    return tomllib.loads((root / "kit.toml").read_text())["kaggle"]["workspace_id"]
+
+
 def leaderboard_rows(root: Path) -> list[dict[str, str]]:
     with open(root / "leaderboard.csv", newline="") as fh:
         return list(csv.DictReader(fh))
@@ -35,7 +41,7 @@ def test_push_status_pull_submit_scores(kaggle_workspace, standin):
     save, = standin.calls("SaveKernel")
     script = (root / "submissions" / "run-1" / "kernel" / "kernel.py").read_text()
     assert save.json["text"] == script
-    assert save.json["slug"] == "testuser/kit-math-grader-run-1"
+    assert save.json["slug"] == f"testuser/kit-math-grader-{workspace_id(root)}-run-1"
     assert save.json["isPrivate"] is True and save.json["enableInternet"] is False
     assert save.json["machineShape"] == "NvidiaTeslaT4" and save.json["competitionDataSources"] == ["math-grader"]
     assert "testkey" not in script and "testkey" not in json.dumps(save.json)
@@ -87,7 +93,7 @@ def test_wait_shows_failure_message_and_log_tail(kaggle_workspace, standin):
     standin.default_walk = ["RUNNING", "ERROR"]
     standin.default_log = json.dumps([{"stream_name": "stderr", "time": 1, "data": "torch.OutOfMemoryError: CUDA out of memory\n"}])
     pushed = run_kit("push-kernel", "train")
-    standin.kernels["testuser/kit-math-grader-run-1"].failure_message = "Your notebook tried to allocate more memory than is available."
+    standin.kernels[f"testuser/kit-math-grader-{workspace_id(kaggle_workspace)}-run-1"].failure_message = "Your notebook tried to allocate more memory than is available."
     assert pushed.exit_code == 0
     result = run_kit("status", "run-1")
     result = run_kit("status", "run-1")

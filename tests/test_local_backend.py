@@ -86,7 +86,7 @@ def test_earlier_run_is_attached_as_source(workspace, kit_cli):
     run_id = kit_cli("push-kernel", "train", "--set", "resume_from=run-1", "--detach").stdout.strip()
     _wait_final(workspace, run_id, kit_cli)
     ws = workspace_mod.load(workspace)
-    linked = ws.state_dir / "local" / run_id / "kaggle" / "input" / "kit-practice-math-run-1"
+    linked = ws.state_dir / "local" / run_id / "kaggle" / "input" / f"kit-practice-math-{ws.workspace_id}-run-1"
     assert (linked / "adapter" / "weights.bin").is_file()
     assert runs.load(ws, run_id).config["resume_from"] == "run-1"
 

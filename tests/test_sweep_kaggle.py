@@ -71,7 +71,8 @@ def test_session_cap_refusals_are_retried_not_failed(kaggle_workspace, standin):
     assert [r.id for r in records] == ["run-1", "run-2", "run-3", "run-4"]
     assert all(r.status.value == "complete" and r.message == "" for r in records)
     accepted = {c.json["slug"] for c in standin.calls("SaveKernel")}
-    assert accepted == {f"testuser/kit-math-grader-run-{i}" for i in range(1, 5)}
+    wsid = workspace_mod.load(kaggle_workspace).workspace_id
+    assert accepted == {f"testuser/kit-math-grader-{wsid}-run-{i}" for i in range(1, 5)}
     assert len(standin.calls("SaveKernel")) == 4 + standin.refused
     assert all((kaggle_workspace / "submissions" / r.id / "metrics.json").is_file() for r in records)
 
@@ -98,5 +99,5 @@ def test_a_run_pushed_before_kit_was_killed_is_adopted_not_pushed_twice(kaggle_w
     result = run_kit("sweep", "sweep.toml", "--yes", "--poll", "0.05", "--retry-after", "0.1")
     assert result.exit_code == 0, result.stderr
     slugs = [c.json["slug"] for c in standin.calls("SaveKernel")]
-    assert sorted(slugs) == [f"testuser/kit-math-grader-run-{i}" for i in range(1, 5)]  # run-1 once
-    assert runs.load(ws, "run-1").remote == "testuser/kit-math-grader-run-1"
+    assert sorted(slugs) == [f"testuser/kit-math-grader-{ws.workspace_id}-run-{i}" for i in range(1, 5)]  # run-1 once
+    assert runs.load(ws, "run-1").remote == f"testuser/kit-math-grader-{ws.workspace_id}-run-1"

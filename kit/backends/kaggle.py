@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
+from kit.build import TITLE_MAX
 from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
@@ -477,6 +478,8 @@ class KaggleBackend(Backend):
             meta = self._fill_owner(meta, owner, user)
             atomic_write_json(meta_path, meta)
         title = meta.get("title") or slug.replace("-", " ")
+        if len(title) > TITLE_MAX:  # Kaggle answers a longer title with HTTP 500
+            raise ConfigError(f"{meta_path}: title {title!r} is longer than Kaggle's {TITLE_MAX} characters", hint="kit build the kernel again")
         if _slugify(title) != slug:
             raise ConfigError(
                 f"{meta_path}: title {title!r} does not slugify to {slug!r}; Kaggle would create a different kernel",
