@@ -370,33 +370,34 @@ def scores() -> None:
 
 @cli.command("leaderboard")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@click.option("--sort", "sort_col", default=None, help="column to sort by (best first)")
+@click.option("--where", "conditions", default="", metavar="COND",
+              help='keep rows meeting COND: "COLUMN OP VALUE [and ...]", OP one of == != > >= < <= ~ (contains)')
+@click.option("--sort", "sort_col", default=None, help="column to sort by (best, i.e. largest, first)")
+@click.option("--ascending", is_flag=True, help="sort smallest first")
+@click.option("--group-by", "group_by", default="", metavar="COLS", help="one row per value of these columns (comma-separated)")
+@click.option("--metric", "metrics", default="", metavar="COLS", help="columns to summarise per group (default: the scores)")
+@click.option("--agg", "aggregates", default="mean,best", show_default=True, help="per group: mean, best, min, count")
 @click.option("--all-columns", is_flag=True, help="show every column, not just the ones that differ")
-def leaderboard_cmd(as_json: bool, sort_col: str | None, all_columns: bool) -> None:
-    """Print leaderboard.csv as a table: `kit leaderboard --sort public_score`."""
+def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascending: bool, group_by: str, metrics: str,
+                    aggregates: str, all_columns: bool) -> None:
+    """Print kit's table of runs (leaderboard.csv), filtered, sorted or grouped: `kit leaderboard --where "val_accuracy > 0.8" --group-by prompt`."""
     from kit import leaderboard
     from kit.table import render_table
 
     ws = _ws()
     header, rows = leaderboard.load_table(ws)
-    if sort_col:
-        if sort_col not in header:
-            raise KitError(f"no column {sort_col!r} in {ws.leaderboard_path.name}", hint=f"columns: {', '.join(header)}")
-        rows = sorted(rows, key=lambda r: _sort_value(r.get(sort_col, "")), reverse=True)
+    if rows and (conditions or sort_col or group_by):
+        from kit.analysis import analyse  # polars: only when there is something to analyse
+
+        header, rows = analyse(header, rows, conditions=conditions, sort_by=sort_col or "", ascending=ascending,
+                               group_by=group_by, metrics=metrics, aggregates=aggregates)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        _err("no runs yet: kit push-kernel train --wait")
+        _err("no runs match" if conditions and header else "no runs yet: kit push-kernel train --wait")
         return
-    click.echo(render_table(header, rows, all_columns=all_columns, color=sys.stdout.isatty()))
-
-
-def _sort_value(value: str) -> tuple[int, float | str]:
-    try:
-        return (1, float(value))
-    except ValueError:
-        return (0, value)
+    click.echo(render_table(header, rows, all_columns=all_columns or bool(group_by), color=sys.stdout.isatty()))
 
 
 def _register_extras() -> None:

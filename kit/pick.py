@@ -398,12 +398,15 @@ def read_predictions(folder: Path) -> TestPredictions | None:
     return None
 
 
-def load_candidates(ws: Workspace, include_unsubmitted: bool = False) -> tuple[list[Candidate], list[Skipped]]:
-    """Every complete run with a scored submission (or, if asked, with a validation score) as a Candidate."""
+def load_candidates(ws: Workspace, include_unsubmitted: bool = False, only: set[str] | None = None) -> tuple[list[Candidate], list[Skipped]]:
+    """Every complete run with a scored submission (or, if asked, with a validation score) as a Candidate;
+    with `only`, just those runs (the others are not considered, nor listed as skipped)."""
     from kit.leaderboard import read_metrics
 
     candidates, skipped = [], []
     for record in runs.all_runs(ws):
+        if only is not None and record.id not in only:
+            continue
         if record.status is not KernelStatus.COMPLETE:
             skipped.append(Skipped(record.id, f"{record.status.value}, not complete"))
             continue
@@ -430,9 +433,9 @@ def load_candidates(ws: Workspace, include_unsubmitted: bool = False) -> tuple[l
     return candidates, skipped
 
 
-def pick(ws: Workspace, n: int | None = None, include_unsubmitted: bool = False) -> PickResult:
-    """Propose the workspace's final submissions (n defaults to kit.toml's final_picks)."""
-    candidates, skipped = load_candidates(ws, include_unsubmitted)
+def pick(ws: Workspace, n: int | None = None, include_unsubmitted: bool = False, only: set[str] | None = None) -> PickResult:
+    """Propose the workspace's final submissions (n defaults to kit.toml's final_picks), among `only` if given."""
+    candidates, skipped = load_candidates(ws, include_unsubmitted, only)
     if not candidates:
         raise KitError("no run has a scored submission to pick", hint="kit submit RUN, then kit scores; or kit pick --include-unsubmitted")
     public_rows, private_rows = ws.split_sizes()

@@ -87,8 +87,9 @@ def plot_loss(ws: Workspace, run_ids: list[str], out: Path | None = None, window
     return _save(fig, plt, path)
 
 
-def run_scores(ws: Workspace) -> list[RunScores]:
-    """Every run with a validation or public score, with 95% intervals (public from the public split's size)."""
+def run_scores(ws: Workspace, only: set[str] | None = None) -> list[RunScores]:
+    """Every run with a validation or public score (of `only`, if given), with 95% intervals (public from the
+    public split's size)."""
     from kit.leaderboard import load_table, read_metrics
     from kit.pick import wilson_interval
 
@@ -97,6 +98,8 @@ def run_scores(ws: Workspace) -> list[RunScores]:
     finals = {r["run"]: r.get("final", "") for r in rows}
     out = []
     for record in runs.all_runs(ws):
+        if only is not None and record.id not in only:
+            continue
         metrics = read_metrics(ws, record.id)
         val, val_rows = metrics.get("val_accuracy"), int(metrics.get("val_rows") or 0)
         scored = [s for s in record.submissions if s.public_score is not None]
@@ -115,9 +118,10 @@ def run_scores(ws: Workspace) -> list[RunScores]:
     return out
 
 
-def plot_scores(ws: Workspace, out: Path | None = None) -> Path:
-    """Validation and public score per run with 95% intervals, private where known; returns the PNG."""
-    scores = run_scores(ws)
+def plot_scores(ws: Workspace, out: Path | None = None, only: set[str] | None = None) -> Path:
+    """Validation and public score per run (of `only`, if given) with 95% intervals, private where known; returns
+    the PNG."""
+    scores = run_scores(ws, only)
     if not scores:
         raise KitError("no run has a validation or public score to plot", hint="kit push-kernel train --wait, then kit submit RUN")
     plt = _pyplot()

@@ -16,7 +16,8 @@ from kit.errors import KitError
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--mark", is_flag=True, help="write the picks into leaderboard.csv's final column")
 @click.option("--include-unsubmitted", is_flag=True, help="consider runs with a validation score but no scored submission")
-def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool) -> None:
+@click.option("--where", "conditions", default="", metavar="COND", help='consider only runs meeting COND, as kit leaderboard --where')
+def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool, conditions: str) -> None:
     """Propose the final submissions, with the reasoning per pick: `kit pick -n 3 --mark`.
 
     Each run's true accuracy is estimated from its validation and public scores weighted by their sizes, shrunk
@@ -25,7 +26,7 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
     from kit.pick import mark as mark_finals, pick as propose, submissions_url
 
     ws = _ws()
-    result = propose(ws, count, include_unsubmitted)
+    result = propose(ws, count, include_unsubmitted, _only(ws, conditions))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -50,13 +51,27 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
             click.echo(f"the practice competition has no final selection; on Kaggle you would select them by hand on {submissions_url(ws)}", err=True)
 
 
+def _only(ws, conditions: str) -> set[str] | None:
+    """The runs meeting --where in kit's table (polars is imported only when there is a condition)."""
+    if not conditions:
+        return None
+    from kit.analysis import runs_where
+
+    return set(runs_where(ws, conditions))
+
+
 @click.command("ensemble")
-@click.argument("members", nargs=-1, required=True)
+@click.argument("members", nargs=-1)
 @click.option("--weights", default="", help="comma-separated weights, one per run (default: equal)")
 @click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
+@click.option("--where", "conditions", default="", metavar="COND", help="members: the runs meeting COND in kit's table (with --top)")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="members: the K best runs by --by among those meeting --where")
+@click.option("--by", "by", default="val_accuracy", show_default=True, help="the column --top ranks by")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, as_json: bool) -> None:
-    """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit."""
+def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditions: str, top: int | None, by: str, as_json: bool) -> None:
+    """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit.
+
+    Or let the table choose: `kit ensemble --where "status == complete" --top 3 --by val_accuracy`."""
     from kit.ensemble import ensemble
 
     try:
@@ -64,6 +79,15 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, as_json
     except ValueError:
         raise KitError(f"bad --weights {weights!r}", hint="--weights 2,1,1 (one number per run)") from None
     ws = _ws()
+    if members and (conditions or top):
+        raise KitError("name the runs or choose them with --where/--top, not both", hint="kit ensemble run-3 run-5, or kit ensemble --top 3")
+    if not members:
+        if not (conditions or top):
+            raise KitError("no runs to ensemble", hint='kit ensemble run-3 run-5, or kit ensemble --where "val_accuracy > 0.7" --top 3')
+        from kit.analysis import runs_where
+
+        members = tuple(runs_where(ws, conditions, sort_by=by, top=top or 0))
+        click.echo(f"members from kit's table: {', '.join(members) or 'none'}", err=True)
     result = ensemble(ws, list(members), parsed, threshold)
     if as_json:
         click.echo(json.dumps({"run": result.record.id, "members": result.member_val_accuracy, "val_accuracy": result.val_accuracy,
@@ -94,11 +118,13 @@ def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None)
 
 @plot.command("scores")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG file to write")
-def plot_scores(output: Path | None) -> None:
+@click.option("--where", "conditions", default="", metavar="COND", help="plot only runs meeting COND, as kit leaderboard --where")
+def plot_scores(output: Path | None, conditions: str) -> None:
     """Validation vs public score per run with 95% intervals, private where known: `kit plot scores`."""
     from kit.plots import plot_scores as draw
 
-    click.echo(str(draw(_ws(), output)))
+    ws = _ws()
+    click.echo(str(draw(ws, output, _only(ws, conditions))))
 
 
 COMMANDS = [pick, ensemble_cmd, plot]
