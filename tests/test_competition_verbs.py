@@ -259,3 +259,24 @@ def test_doctor_json_keeps_the_exit_code(kaggle_workspace, standin):
     assert result.exit_code == 1
     checks = json.loads(result.stdout)
     assert any(not c["ok"] and "/rules" in c["fix"] for c in checks)
+
+
+def test_deps_push_reports_the_bytes_uploaded(kaggle_workspace, standin, tmp_path, monkeypatch):
+    from kit import progress
+    from tests.test_kaggle_cli import fake_wheel
+
+    wheels = tmp_path / "wheels"
+    fake_wheel(wheels, "kitfakea")
+    fake_wheel(wheels, "kitfakeb")
+    monkeypatch.setenv("KIT_PROGRESS", "1")  # draw the bar although stderr is captured
+    result = run_kit("deps", "push", "--packages", "kitfakea,kitfakeb", "--find-links", str(wheels))
+    assert result.exit_code == 0, result.stderr
+    sent = sum(len(r.body) for r in standin.calls("PUT"))
+    assert sent > 0
+    assert f"uploaded {progress.human_bytes(sent)} to testuser/kit-offline-wheels" in result.stderr
+    assert "upload wheels" in result.stderr  # the bar itself, drawn on stderr
+    assert result.stdout.strip() == "testuser/kit-offline-wheels"  # data alone on stdout
+    import sys
+
+    client = sys.modules["kaggle.api.kaggle_api_extended"]
+    assert client.TqdmBufferedReader.__name__ == "TqdmBufferedReader"  # the client is left as it was

@@ -78,7 +78,12 @@ def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | 
     names = tuple(p.strip() for p in packages.split(",") if p.strip()) or DEPS_PACKAGES
     folder = folder or ws.state_dir / "deps"
     click.echo(f"downloading wheels for {', '.join(names)} into {folder}", err=True)
-    result = push_deps(ws, folder, names, slug=slug or DEPS_SLUG, find_links=find_links)
+    from kit import progress
+    from kit.backends.kaggle_upload import upload_progress
+
+    with progress.transfer("upload wheels") as bar, upload_progress(bar.update):
+        result = push_deps(ws, folder, names, slug=slug or DEPS_SLUG, find_links=find_links)
+        bar.done(f"uploaded {progress.human_bytes(bar.count)} to {result.ref}")
     verb = "created" if result.created else "new version of"
     click.echo(f"{verb} {result.ref}: {len(result.wheels)} wheels", err=True)
     click.echo(f'attach it to internet-off kernels: wheels_dataset = "{result.ref}" under [train] and [infer] in kit.toml', err=True)
