@@ -95,9 +95,11 @@ def practice() -> None:
 @click.option("--test-rows", default=2000, show_default=True)
 @click.option("--daily-limit", default=5, show_default=True, help="submissions a day")
 @click.option("--force", is_flag=True, help="replace an existing practice competition (its submissions are lost)")
-def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool) -> None:
-    """Create the practice competition: `kit practice init --test-rows 500`."""
-    from kit.practice import init_practice
+@click.option("--code", is_flag=True, help="a code competition: submitted kernels are rerun on hidden test rows")
+@click.option("--rerun-limit", default=9 * 3600, show_default=True, help="code competitions: seconds a rerun may take")
+def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int) -> None:
+    """Create the practice competition: `kit practice init --test-rows 500` (`--code`: a code competition)."""
+    from kit.practice import VISIBLE_TEST_ROWS, init_practice
 
     ws = _ws()
     if ws.backend != "local":
@@ -105,9 +107,13 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
             f"this workspace uses the {ws.backend} backend; the practice competition is the local backend's",
             hint='set name = "local" under [backend] in kit.toml, or kit init in another folder',
         )
-    comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit, force=force)
+    comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit,
+                         force=force, code=code, rerun_seconds=rerun_limit)
     click.echo(str(comp.data_dir))
     _err(f"{ws.competition}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")
+    if code:
+        _err(f"a code competition: kernels see {min(VISIBLE_TEST_ROWS, test_rows)} test rows; a submitted kernel is rerun on all "
+             f"{test_rows} with the internet off, within {rerun_limit} s; push with --set enable_internet=false to submit")
 
 
 @practice.command("close")
@@ -155,6 +161,17 @@ def _print_settings(kernel: str) -> None:
         click.echo(f"{f.name:<24} {default!r:<28} {f.metadata.get('help', '')}{choices}")
 
 
+def _code_competition_warning(backend, record) -> str:
+    """A push to a code competition that could not be submitted says so; the push itself has happened already, so a
+    failure to learn the competition's kind is not an error here (kit submit asks again)."""
+    from kit.code_submission import push_warning
+
+    try:
+        return push_warning(backend.competition_info(), record)
+    except KitError:
+        return ""
+
+
 @cli.command("push-kernel")
 @click.argument("kernel")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a setting (repeatable)")
@@ -168,8 +185,9 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
     backend = _backend(ws)
     record = push(ws, backend, kernel, parse_assignments(sets))
     click.echo(record.id)
-    for warning in backend.warnings:
-        _err(f"warning: {warning}")
+    for warning in [*backend.warnings, _code_competition_warning(backend, record)]:
+        if warning:
+            _err(f"warning: {warning}")
     if not wait:
         _err(f"follow it:  kit status {record.id}  |  kit logs {record.id} -f  |  kit pull {record.id}")
         return
@@ -342,7 +360,10 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     plan = prepare(ws, backend, run, allow_resubmit=again)
     left = "unknown" if plan.left_today is None else str(plan.left_today)
     _err(f"{plan.record.id}: {plan.valid.rows} rows, {plan.valid.true_share:.1%} True; submissions left today: {left}")
-    if not yes and not click.confirm(f"Submit {plan.valid.path} to {ws.competition}?", err=True):
+    if plan.note:
+        _err(plan.note)
+    what = f"{plan.record.id}'s kernel" if plan.code else str(plan.valid.path)
+    if not yes and not click.confirm(f"Submit {what} to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit submit {run} --yes skips the question")
     sub = do_submit(ws, backend, plan, message)
     if wait_score and sub.status not in ("complete", "error"):

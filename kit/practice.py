@@ -8,6 +8,10 @@ whose output then follows consistently, so only re-checking the arithmetic or th
 `init_practice` writes the competition (data/, hidden/solution.csv with a fixed public/private split,
 competition.json, submissions.json); `PracticeCompetition` scores submissions against it like Kaggle does: public
 accuracy at once, private accuracy only after `close()`, a daily limit per UTC day that failed submissions don't use.
+
+With `code=True` it is a code competition, as most LLM competitions on Kaggle are: data/test.csv holds only a few
+visible rows, the whole test set is in hidden/, and a submission is a kernel, which kit.practice_rerun runs again
+on the hidden rows (internet off, within the rerun time limit) before the file it writes is scored.
 """
 
 from __future__ import annotations
@@ -499,6 +503,8 @@ def generate(seed: int, n_train: int, n_test: int) -> tuple[list[Example], list[
 
 COMPETITION_FILE = "competition.json"
 SUBMISSIONS_FILE = "submissions.json"
+VISIBLE_TEST_ROWS = 5  # code competitions: test rows a kernel sees before its rerun, as Kaggle shows a few
+DEFAULT_RERUN_SECONDS = 9 * 3600  # Kaggle's usual code-competition limit
 
 
 def _csv_text(header: tuple[str, ...], rows: list[tuple]) -> str:
@@ -522,8 +528,11 @@ def init_practice(
     public_fraction: float = 0.5,
     daily_limit: int = 5,
     force: bool = False,
+    code: bool = False,
+    rerun_seconds: int = DEFAULT_RERUN_SECONDS,
 ) -> PracticeCompetition:
-    """Write a practice competition (data, hidden solution, empty submissions) into `directory`."""
+    """Write a practice competition (data, hidden solution, empty submissions) into `directory`; with `code`, a code
+    competition whose kernels are rerun on the hidden test rows within `rerun_seconds`."""
     directory = Path(directory)
     if (directory / COMPETITION_FILE).exists() and not force:
         raise WorkspaceError(
@@ -536,16 +545,22 @@ def init_practice(
         raise KitError(f"bad public_fraction {public_fraction}", hint="use a fraction between 0 and 1, e.g. 0.5")
     if daily_limit < 1:
         raise KitError(f"bad daily_limit {daily_limit}", hint="use a daily limit of at least 1")
+    if code and rerun_seconds < 1:
+        raise KitError(f"bad rerun limit {rerun_seconds} s", hint="give the rerun at least 1 second, e.g. --rerun-limit 600")
     train, test = generate(seed, n_train, n_test)
     data_dir, hidden_dir = directory / "data", directory / "hidden"
     atomic_write_text(
         data_dir / "train.csv",
         _csv_text(TRAIN_COLUMNS, [(r.question, r.answer, r.solution, str(r.is_correct)) for r in train]),
     )
-    atomic_write_text(
-        data_dir / "test.csv", _csv_text(TEST_COLUMNS, [(i, r.question, r.answer, r.solution) for i, r in enumerate(test)])
-    )
-    atomic_write_text(data_dir / "sample_submission.csv", _csv_text(SUBMISSION_COLUMNS, [(i, "True") for i in range(n_test)]))
+    test_rows = [(i, r.question, r.answer, r.solution) for i, r in enumerate(test)]
+    # A code competition shows its kernels only a few test rows; the whole test set waits in hidden/ for the rerun.
+    visible = test_rows[:VISIBLE_TEST_ROWS] if code else test_rows
+    atomic_write_text(data_dir / "test.csv", _csv_text(TEST_COLUMNS, visible))
+    atomic_write_text(data_dir / "sample_submission.csv", _csv_text(SUBMISSION_COLUMNS, [(row[0], "True") for row in visible]))
+    if code:
+        atomic_write_text(hidden_dir / "test.csv", _csv_text(TEST_COLUMNS, test_rows))
+        atomic_write_text(hidden_dir / "sample_submission.csv", _csv_text(SUBMISSION_COLUMNS, [(i, "True") for i in range(n_test)]))
     # the public/private split, fixed by the seed but independent of the row order
     public_rows = max(1, min(n_test - 1, round(n_test * public_fraction)))
     public_ids = set(random.Random(f"{seed}-split").sample(range(n_test), public_rows))
@@ -567,6 +582,8 @@ def init_practice(
             "public_rows": public_rows,
             "public_fraction": public_fraction,
             "daily_limit": daily_limit,
+            "code": code,
+            "rerun_seconds": rerun_seconds if code else None,
             "closed": False,
             "created": _utc_now().replace(microsecond=0).isoformat(),
             "closed_at": None,
@@ -583,10 +600,13 @@ class PracticeSubmission:
     date: str  # ISO-8601, UTC
     description: str
     file_name: str
-    status: str  # always "complete": files that cannot be scored are refused and not recorded
+    # "complete"; a file that cannot be scored is refused and not recorded. Code competitions: "pending" until the
+    # rerun ends, "error" when it fails (the error says why; a failed rerun uses none of the day's submissions).
+    status: str
     public_score: float | None
     private_score: float | None
     late: bool = False  # made after close(); scored, as Kaggle scores late submissions
+    error: str = ""
 
 
 class PracticeCompetition:
@@ -605,6 +625,8 @@ class PracticeCompetition:
         self.slug: str = meta["slug"]
         self.public_rows: int = int(meta["public_rows"])
         self.daily_limit: int = int(meta["daily_limit"])
+        self.code: bool = bool(meta.get("code", False))
+        self.rerun_seconds: float = float(meta.get("rerun_seconds") or DEFAULT_RERUN_SECONDS)
         self._solution: dict[str, tuple[bool, bool]] | None = None  # ID -> (is_correct, public)
 
     @property
@@ -679,7 +701,7 @@ class PracticeCompetition:
 
     def _used_today(self, records: list[dict]) -> int:
         today = self._clock().astimezone(timezone.utc).date()
-        return sum(1 for r in records if datetime.fromisoformat(r["date"]).astimezone(timezone.utc).date() == today)
+        return sum(1 for r in records if r["status"] != "error" and datetime.fromisoformat(r["date"]).astimezone(timezone.utc).date() == today)
 
     def _view(self, record: dict, closed: bool) -> PracticeSubmission:
         return PracticeSubmission(
@@ -691,10 +713,14 @@ class PracticeCompetition:
             public_score=record["public_score"],
             private_score=record["private_score"] if closed else None,
             late=record.get("late", False),
+            error=record.get("error", ""),
         )
 
     def submit(self, csv_path: Path, message: str) -> PracticeSubmission:
         """Score `csv_path` and record it; SubmissionLimitError when today's submissions are used up."""
+        if self.code:
+            raise SubmissionError(f"{self.slug} is a code competition: it takes kernels, not files",
+                                  hint="kit submit RUN submits the run's kernel, which is rerun on the hidden test set")
         csv_path = Path(csv_path)
         public, private = self.score(csv_path)  # a file that cannot be scored raises here and is never counted
         path = self.directory / SUBMISSIONS_FILE
@@ -718,6 +744,49 @@ class PracticeCompetition:
             }
             atomic_write_json(path, {"submissions": records + [record]})
         return self._view(record, closed)
+
+    def submit_code(self, kernel_dir: Path, sources: dict[str, Path], file_name: str, message: str) -> PracticeSubmission:
+        """Record a pending code submission of the kernel in `kernel_dir` and start its rerun on the hidden test
+        rows (kit.practice_rerun, a detached process); `sources` are its attached inputs by folder name. The rerun
+        scores the `file_name` the kernel writes and completes the record."""
+        from kit import practice_rerun
+
+        if not self.code:
+            raise SubmissionError(f"{self.slug} is not a code competition: it takes files",
+                                  hint="kit practice init --code --force makes a code competition (its submissions are lost)")
+        path = self.directory / SUBMISSIONS_FILE
+        with locked(path):
+            records = self._read_records()
+            if self._used_today(records) >= self.daily_limit:
+                raise SubmissionLimitError(f"the {self.daily_limit} submissions of today (UTC) are used", hint="submit again after 00:00 UTC")
+            closed = self.closed
+            record = {
+                "ref": str(max((int(r["ref"]) for r in records), default=0) + 1),
+                "date": self._clock().astimezone(timezone.utc).replace(microsecond=0).isoformat(),
+                "description": message,
+                "file_name": file_name,
+                "status": "pending",
+                "public_score": None,
+                "private_score": None,
+                "late": closed,
+                "kernel": str(kernel_dir),
+            }
+            practice_rerun.lay_out(self, record["ref"], Path(kernel_dir), sources)
+            atomic_write_json(path, {"submissions": records + [record]})
+        practice_rerun.start(self, record["ref"])
+        return self._view(record, closed)
+
+    def finish_rerun(self, ref: str, scores: tuple[float, float] | None, error: str) -> None:
+        """Complete pending submission `ref` with its rerun's (public, private) scores, or fail it with `error`."""
+        path = self.directory / SUBMISSIONS_FILE
+        with locked(path):
+            records = self._read_records()
+            for record in records:
+                if record["ref"] == ref and record["status"] == "pending":
+                    record["status"] = "error" if scores is None else "complete"
+                    record["public_score"], record["private_score"] = scores or (None, None)
+                    record["error"] = error
+            atomic_write_json(path, {"submissions": records})
 
     def submissions(self) -> list[PracticeSubmission]:
         """Every submission, newest first (as Kaggle lists them); private scores only once closed."""

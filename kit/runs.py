@@ -50,6 +50,7 @@ class SubmissionRecord:
     public_score: float | None = None
     private_score: float | None = None
     error: str = ""
+    kernel: str = ""  # code competitions: the kernel version submitted, owner/slug/N (or a local session)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class RunRecord:
     config: dict[str, Any]
     status: KernelStatus = KernelStatus.QUEUED
     remote: str = ""
+    remote_version: int = 0  # the kernel version the push created on Kaggle (0: unknown or not Kaggle)
     created: str = field(default_factory=now)
     started: str = ""
     finished: str = ""

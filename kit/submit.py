@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kit import leaderboard, runs
+from kit import code_submission, leaderboard, runs
 from kit.backends import Backend, SubmissionResult
+from kit.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError, SubmissionLimitError
 from kit.push import pull
 from kit.runs import KernelStatus, RunRecord, SubmissionRecord
@@ -24,17 +25,26 @@ class SubmitPlan:
     record: RunRecord
     valid: ValidSubmission
     left_today: int | None
+    code: CompetitionInfo | None = None  # a code competition: the run's kernel is submitted, not the file
+    note: str = ""  # what the user should read before confirming (code competitions: what will be rerun)
 
 
 def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool = False) -> SubmitPlan:
     """Validate the run's file and check it may be submitted; nothing is sent."""
     record = runs.load(ws, run_id)
+    info = backend.competition_info()
+    code = info if info.code else None
+    if code:
+        code_submission.check_kernel(ws, record, code)  # before the outputs are fetched or anything is spent
     path = runs.run_dir(ws, record.id) / SUBMISSION_FILE
     if not path.is_file() and record.status is KernelStatus.COMPLETE:
         pull(ws, backend, record)
     if not path.is_file():
         raise SubmissionError(f"{record.id} has no {SUBMISSION_FILE} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
     valid = validate_submission(path, backend.sample_submission())
+    note = ""
+    if code:
+        note = code_submission.describe(record, code, code_submission.check_time(ws, record, code), path)
     earlier = [s for s in record.submissions if s.file_sha256 == valid.sha256 and s.status != "error"]
     if earlier and not allow_resubmit:
         raise SubmissionError(
@@ -44,14 +54,19 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     left = backend.submissions_left_today()
     if left is not None and left <= 0:
         raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit leaderboard shows what is scored")
-    return SubmitPlan(record, valid, left)
+    return SubmitPlan(record, valid, left, code=code, note=note)
 
 
 def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str) -> SubmissionRecord:
     """Submit the planned file and record the submission in the run record and leaderboard.csv."""
     record = runs.load(ws, plan.record.id)  # re-read: another kit may have written it since prepare()
     # The default description is unique per file, so a lost answer can be matched to its submission.
-    result = backend.submit(plan.valid.path, message or f"kit {record.id} {plan.valid.sha256[:8]}")
+    description = message or f"kit {record.id} {plan.valid.sha256[:8]}"
+    if plan.code:
+        # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there.
+        result = backend.submit_code(record, SUBMISSION_FILE, description)
+    else:
+        result = backend.submit(plan.valid.path, description)
     sub = SubmissionRecord(
         ref=result.ref,
         date=result.date or runs.now(),
@@ -61,6 +76,7 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str) -> S
         public_score=result.public_score,
         private_score=result.private_score,
         error=result.error,
+        kernel=code_submission.kernel_ref(record) if plan.code else "",
     )
     record.submissions.append(sub)
     runs.save(ws, record)

@@ -36,6 +36,8 @@ slug = "{slug}"
 public_rows = {public_rows}
 # final submissions the competition lets you select
 final_picks = 3
+# code competitions only: how long Kaggle's rerun of a submitted notebook may take (the rules say; most often 9)
+# rerun_hours = 9
 
 [backend]
 # local: kernels run here as processes against the practice competition; kaggle: on Kaggle's GPUs
@@ -69,6 +71,7 @@ class Workspace:
     backend: str = "local"
     public_rows: int = 0
     final_picks: int = 3
+    rerun_hours: float = 0.0  # code competitions' rerun time limit from kit.toml (0: the competition's default)
     kaggle_username: str = ""
     workspace_id: str = ""  # [kaggle] workspace_id: part of every kernel's name (kit.build.kernel_slug)
     docker_image: str = ""  # [kaggle] docker_image: the image kernels are pinned to, recorded from the first run
@@ -168,12 +171,20 @@ def load(start: Path | None = None) -> Workspace:
         backend=backend,
         public_rows=int(comp.get("public_rows", 0)),
         final_picks=int(comp.get("final_picks", 3)),
+        rerun_hours=_positive(path, "rerun_hours", comp.get("rerun_hours", 0)),
         kaggle_username=kaggle.get("username", ""),
         workspace_id=workspace_id,
         docker_image=str(kaggle.get("docker_image", "")),
         defaults=defaults,
         raw=data,
     )
+
+
+def _positive(path: Path, key: str, value: Any) -> float:
+    """A [competition] number that must be positive when given (0: not given)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{path} [competition]: bad value {value!r} for {key!r}", hint=f"{key} is a number of hours, e.g. {key} = 9")
+    return float(value)
 
 
 def ignore(gitignore: Path, patterns: list[str]) -> None:

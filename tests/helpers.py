@@ -95,3 +95,45 @@ def main(config):
 if __name__ == "__main__":
     main(CONFIG)
 '''
+
+# A kernel for code competitions: predicts False for every test row it finds and records what it saw (rerun flag,
+# rows, whether 127.0.0.1:$KIT_TEST_PORT answered) in seen.json. KIT_TEST_RERUN=fail|slow makes only the rerun fail
+# or overrun its time limit, as a kernel that works on the visible rows and breaks on the hidden ones.
+RERUN_TEMPLATE = '''"""Test kernel: a code-competition notebook."""
+
+CONFIG: dict = {}  # kit:config
+
+import csv
+import json
+import os
+import socket
+import time
+
+from kernels.runtime.paths import competition_dir, working_dir
+
+def main(config):
+    rerun = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
+    with open(competition_dir(config["competition"]) / "test.csv", newline="") as fh:
+        ids = [row["ID"] for row in csv.DictReader(fh)]
+    if rerun and os.environ.get("KIT_TEST_RERUN") == "fail":
+        raise RuntimeError("the hidden rows broke me")
+    if rerun and os.environ.get("KIT_TEST_RERUN") == "slow":
+        time.sleep(60)
+    online = False
+    if os.environ.get("KIT_TEST_PORT"):
+        try:
+            socket.create_connection(("127.0.0.1", int(os.environ["KIT_TEST_PORT"])), timeout=2).close()
+            online = True
+        except OSError:
+            pass
+    with open(working_dir() / "submission.csv", "w") as fh:
+        fh.write("ID,is_correct\\n" + "".join(f"{i},False\\n" for i in ids))
+    with open(working_dir() / "test_probs.csv", "w") as fh:
+        fh.write("ID,prob_true\\n" + "".join(f"{i},0.25\\n" for i in ids))
+    (working_dir() / "seen.json").write_text(json.dumps({"rerun": rerun, "rows": len(ids), "online": online}))
+    (working_dir() / "metrics.json").write_text(json.dumps({"val_accuracy": 0.6, "val_rows": 10, "wall_seconds": 1.5}))
+    print("done", flush=True)
+
+if __name__ == "__main__":
+    main(CONFIG)
+'''

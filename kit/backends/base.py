@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kit.competition import CompetitionInfo
 from kit.errors import BackendError
 from kit.runs import KernelStatus, RunRecord
 
@@ -99,6 +100,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def submit(self, file: Path, message: str) -> SubmissionResult:
         """Submit a validated file to the competition; return the submission as first reported."""
+
+    def competition_info(self) -> CompetitionInfo:
+        """Whether the competition is a code competition (and its rerun time limit); a file competition unless the
+        backend knows better."""
+        return CompetitionInfo(slug="")
+
+    def submit_code(self, run: RunRecord, file_name: str, message: str) -> SubmissionResult:
+        """Submit the run's kernel (its pushed version) to a code competition, which reruns it on the hidden test
+        set and scores the `file_name` it writes; return the submission as first reported (usually pending)."""
+        raise BackendError(f"the {self.name} backend cannot make code submissions", hint="use the kaggle or local backend")
 
     @abc.abstractmethod
     def submissions(self) -> list[SubmissionResult]:

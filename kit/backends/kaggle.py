@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
 from kit.build import TITLE_MAX
+from kit.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
 from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
@@ -531,6 +532,8 @@ class KaggleBackend(Backend):
         if response.ref and "/" in response.ref.strip("/"):
             ref = response.ref.strip("/").split("/")
             remote = f"{ref[-2]}/{ref[-1]}" if len(ref) >= 2 else remote
+        # The version this push created: a code submission names it (start_run saves the record right after).
+        run.remote_version = int(getattr(response, "version_number", 0) or 0)
         return remote
 
     @staticmethod
@@ -724,6 +727,70 @@ class KaggleBackend(Backend):
             description=message,
         )
 
+    def competition_info(self) -> CompetitionInfo:
+        """Whether the competition is a code competition: Kaggle's `isKernelsSubmissionsOnly` in its ListCompetitions
+        record, asked once and cached in .kit/kaggle/<competition>/; kit.toml's rerun_hours sets the rerun limit."""
+        folder = self.ws.state_dir / "kaggle" / self.competition
+        info = read_cache(folder)
+        if info is None:
+            info = CompetitionInfo(self.competition, code=self._is_code_competition(), rerun_hours=DEFAULT_RERUN_HOURS,
+                                   source="Kaggle (isKernelsSubmissionsOnly)")
+            write_cache(folder, info)
+        if self.ws.rerun_hours:
+            info = CompetitionInfo(info.slug, info.code, self.ws.rerun_hours, info.source)
+        return info
+
+    def _is_code_competition(self) -> bool:
+        api = self.session.api
+        response = self.session.call(
+            f"competition {self.competition}",
+            lambda: api.competitions_list(search=self.competition, category="all", page_size=100),
+            competition=self.competition,
+        )
+        for comp in getattr(response, "competitions", None) or []:
+            # `ref` is the slug, or the competition's URL on newer servers.
+            if (comp.ref or "").rstrip("/").rpartition("/")[2] == self.competition:
+                return bool(comp.is_kernels_submissions_only)
+        raise BackendError(
+            f"Kaggle lists no competition {self.competition!r}",
+            hint=f"check the slug under [competition] in kit.toml against {_competition_url(self.competition)}",
+        )
+
+    def submit_code(self, run: RunRecord, file_name: str, message: str) -> SubmissionResult:
+        """Submit the run's kernel version to the code competition (CreateCodeSubmission): Kaggle reruns it on the
+        hidden test set and scores the `file_name` it writes. Never creates the submission twice."""
+        remote = self._remote(run)
+        api = self.session.api
+
+        def find_existing() -> SubmissionResult | None:
+            # As for a file: a lost answer may hide a created submission; kit's message names the run and file.
+            for sub in self.submissions():
+                if sub.description == message and sub.status != "error":
+                    return sub
+            return None
+
+        response = self.session.call(
+            f"submit {remote} to {self.competition}",
+            # Without a recorded version (runs pushed by an older kit) Kaggle takes the kernel's latest version,
+            # which is the run's own: every run has its own kernel.
+            lambda: api.competition_submit_code(file_name, message, self.competition, kernel=remote,
+                                                kernel_version=run.remote_version or None, quiet=True),
+            competition=self.competition,
+            safe=False,
+            on_ambiguous=find_existing,
+        )
+        if isinstance(response, SubmissionResult):
+            return response
+        if not response.ref:
+            raise SubmissionError(f"Kaggle did not accept {remote} as a code submission: {response.message}",
+                                  hint=f"open {self.kernel_url(remote)} and check that its version ran and wrote {file_name}")
+        return SubmissionResult(
+            ref=str(response.ref),
+            status="pending",
+            date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            description=message,
+        )
+
     def submissions(self, page_size: int = 100) -> list[SubmissionResult]:
         """Every submission of this user to the competition, all pages, newest first."""
         from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
@@ -835,6 +902,14 @@ def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
         checks.append(Check("competition rules accepted", False, exc.message, exc.hint or ""))
     except BackendError as exc:
         checks.append(Check("competition reachable", False, exc.message, exc.hint or ""))
+    if checks[-1].ok:
+        try:
+            info = backend.competition_info()
+            kind = (f"a code competition: submissions are kernels, rerun on the hidden test set with the internet off "
+                    f"(limit {info.rerun_hours:g} h)") if info.code else "submissions are files (submission.csv)"
+            checks.append(Check("competition kind", True, kind))
+        except BackendError as exc:
+            checks.append(Check("competition kind", False, exc.message, exc.hint or ""))
     try:
         quota = backend.quota() if checks[-1].ok else None  # the quota call needs the rules accepted too
         if quota is not None:

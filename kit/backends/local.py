@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
+from kit.competition import CompetitionInfo
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json
 from kit.runs import KernelStatus, RunRecord
@@ -82,10 +83,8 @@ class LocalBackend(Backend):
         data = self._competition_data()
         os.symlink(data.resolve(), inputs / "competitions" / self.ws.competition)
         meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
-        for source in meta.get("kernel_sources", []):
-            source_run = source.rsplit("-run-", 1)[-1]
-            source_id = f"run-{source_run}"
-            os.symlink(self._source_outputs(source_id).resolve(), inputs / source.split("/")[-1])
+        for name, path in self._sources(meta).items():
+            os.symlink(path.resolve(), inputs / name)
         atomic_write_json(session / STATE_NAME, {"status": KernelStatus.QUEUED.value})
         subprocess.Popen(
             [sys.executable, "-m", "kit.backends.local_runner", str(session), meta.get("code_file", "kernel.py")],
@@ -105,6 +104,14 @@ class LocalBackend(Backend):
                 hint="kit practice init",
             )
         return data
+
+    def _sources(self, meta: dict) -> dict[str, Path]:
+        """The kernel's attached runs, as Kaggle mounts them: folder name (the kernel slug) -> the run's outputs."""
+        sources = {}
+        for source in meta.get("kernel_sources", []):
+            source_id = "run-" + source.rsplit("-run-", 1)[-1]
+            sources[source.split("/")[-1]] = self._source_outputs(source_id)
+        return sources
 
     def _source_outputs(self, run_id: str) -> Path:
         """An earlier run's full outputs: its local session if it is still here, else what was pulled."""
@@ -176,8 +183,24 @@ class LocalBackend(Backend):
     def sample_submission(self) -> Path:
         return self._competition_data() / "sample_submission.csv"
 
+    def competition_info(self) -> CompetitionInfo:
+        """The practice competition's kind and rerun limit, from its competition.json."""
+        from kit.practice import PracticeCompetition
+
+        if not (self.ws.practice_dir / "competition.json").is_file():
+            return CompetitionInfo(self.ws.competition, source="no practice competition yet")
+        comp = PracticeCompetition(self.ws.practice_dir)
+        return CompetitionInfo(self.ws.competition, code=comp.code, rerun_hours=comp.rerun_seconds / 3600, source="practice competition")
+
     def submit(self, file: Path, message: str) -> SubmissionResult:
         return _result(self._competition().submit(file, message))
+
+    def submit_code(self, run: RunRecord, file_name: str, message: str) -> SubmissionResult:
+        """Submit the run's kernel, exactly as it ran (submissions/run-N/kernel/), to the practice code competition,
+        which reruns it on the hidden test rows with the run's sources attached."""
+        kernel_dir = self.ws.submissions_dir / run.id / "kernel"
+        meta = json.loads((kernel_dir / "kernel-metadata.json").read_text(encoding="utf-8"))
+        return _result(self._competition().submit_code(kernel_dir, self._sources(meta), file_name, message))
 
     def submissions(self) -> list[SubmissionResult]:
         return [_result(s) for s in self._competition().submissions()]
@@ -217,4 +240,5 @@ def _result(sub) -> SubmissionResult:
         private_score=sub.private_score,
         date=str(sub.date),
         description=sub.description,
+        error=sub.error,
     )

@@ -9,12 +9,20 @@ the state (kernel status walks, outputs, submissions, scores, limits, quota) and
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,6 +74,7 @@ class Kernel:
     files: dict[str, bytes] = field(default_factory=dict)
     log: str = ""
     polls: int = 0
+    versions: list[dict[str, Any]] = field(default_factory=list)  # every SaveKernel request, version N at N-1
 
 
 @dataclass
@@ -79,6 +88,8 @@ class Submission:
     public_score: str = ""
     private_score: str = ""
     error: str = ""
+    kernel: str = ""  # code submissions: owner/slug/version
+    rerun_private: str = ""  # the private score a rerun computed, shown once revealed
 
     def to_json(self) -> dict[str, Any]:
         data = {"ref": self.ref, "totalBytes": len(self.content), "date": self.date, "description": self.description,
@@ -117,6 +128,11 @@ class StandIn:
         # The public board: (team name, score as Kaggle sends it, a string), best first.
         self.board: list[tuple[str, str]] = []
         self.zipped_files: set[str] = set()  # data files served as <name>.zip, as Kaggle serves large ones
+        # ListCompetitions: slug -> isKernelsSubmissionsOnly (True: a code competition)
+        self.competitions: dict[str, bool] = {"math-grader": False}
+        # Code competitions: what a rerun of a submitted notebook sees (see HiddenTest and _rerun)
+        self.hidden: HiddenTest | None = None
+        self.reruns: list[threading.Thread] = []
         self.gpu_seconds_used = 36000
         self.gpu_seconds_total = 108000
         self._next_ref = 41000001
@@ -165,11 +181,18 @@ class StandIn:
         sub = self._submission(int(ref))
         sub.status, sub.public_score, sub.error = status, public, error
 
-    def reveal_private(self, ref: int | str, private: str) -> None:
-        self._submission(int(ref)).private_score = private
+    def reveal_private(self, ref: int | str, private: str | None = None) -> None:
+        """Show a submission's private score: `private`, or the one its rerun computed."""
+        sub = self._submission(int(ref))
+        sub.private_score = private if private is not None else sub.rerun_private
 
     def _submission(self, ref: int) -> Submission:
         return next(s for s in self.submissions if s.ref == ref)
+
+    def wait_reruns(self, timeout: float = 120.0) -> None:
+        """Wait for every code submission's rerun to end."""
+        for thread in list(self.reruns):
+            thread.join(timeout)
 
     def take_fault(self, match: str) -> Fault | None:
         with self._lock:
@@ -207,8 +230,9 @@ class StandIn:
         if kernel is None:
             kernel = Kernel(owner, slug, body, list(self.default_walk), files=dict(self.default_files), log=self.default_log)
             self.kernels[body["slug"]] = kernel
+        kernel.versions.append(body)
         return 200, {"ref": f"/code/{owner}/{slug}", "url": f"https://www.kaggle.com/code/{owner}/{slug}",
-                     "versionNumber": 1, "kernelId": 1000 + len(self.kernels),
+                     "versionNumber": len(kernel.versions), "kernelId": 1000 + len(self.kernels),
                      "invalidDatasetSources": list(self.invalid_dataset_sources), **empty}, {}
 
     def _rpc_GetKernelSessionStatus(self, body):
@@ -272,6 +296,89 @@ class StandIn:
         date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         self.submissions.append(Submission(ref, "submission.csv", body.get("submissionDescription", ""), content, date))
         return 200, {"message": f"Successfully submitted to {body.get('competitionName')}", "ref": ref}, {}
+
+    def _rpc_ListCompetitions(self, body):
+        search = body.get("search", "")
+        found = [{"id": 5000 + i, "ref": f"https://www.kaggle.com/competitions/{slug}", "title": slug.replace("-", " "),
+                  "isKernelsSubmissionsOnly": code, "maxDailySubmissions": self.daily_limit, "tags": []}
+                 for i, (slug, code) in enumerate(self.competitions.items()) if search in slug]
+        return 200, {"competitions": found}, {}
+
+    def _rpc_CreateCodeSubmission(self, body):
+        gate = self._competition_gate(body)
+        if gate:
+            return gate
+        kernel = self.kernels.get(f"{body.get('kernelOwner')}/{body.get('kernelSlug')}")
+        if kernel is None:
+            return 404, {"code": 404, "message": "Notebook not found"}, {}
+        number = int(body.get("kernelVersion") or len(kernel.versions))
+        if not 1 <= number <= len(kernel.versions):
+            return 400, {"code": 400, "message": f"Notebook version {number} not found"}, {}
+        version = kernel.versions[number - 1]
+        if not self.competitions.get(body.get("competitionName", ""), False):
+            return 400, {"code": 400, "message": "This competition does not accept notebook submissions"}, {}
+        if version.get("enableInternet", True):  # the client's default is on when the metadata says nothing
+            return 400, {"code": 400, "message": "Notebooks with internet access enabled cannot be submitted"}, {}
+        if len(self.submissions) >= self.daily_limit:
+            return 400, {"code": 400, "message": "daily submission limit reached"}, {}
+        ref = self._next_ref
+        self._next_ref += 1
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        sub = Submission(ref, body.get("fileName", ""), body.get("submissionDescription", ""), b"", date,
+                         kernel=f"{kernel.owner}/{kernel.slug}/{number}")
+        self.submissions.append(sub)
+        if self.hidden is not None:
+            thread = threading.Thread(target=self._rerun, args=(sub, version), daemon=True)
+            self.reruns.append(thread)
+            thread.start()
+        return 200, {"message": f"Successfully submitted to {body.get('competitionName')}", "ref": ref}, {}
+
+    def _rerun(self, sub: Submission, version: dict[str, Any]) -> None:
+        """Kaggle's rerun of a code submission, emulated as faithfully as a stand-in can: the exact script of the
+        submitted version (SaveKernel's `text`) runs again, in a fresh Kaggle tree where the competition's test.csv
+        is the hidden one and the version's kernel sources are the outputs this stand-in holds for them, with
+        KAGGLE_IS_COMPETITION_RERUN set, the internet off (a new network namespace where `unshare` allows one),
+        and the competition's time limit. The file it writes under the submission's name is then scored against the
+        hidden labels. Nothing of the run that was committed is reused: its outputs were computed on the visible
+        test rows, so scoring them would not be what Kaggle scores."""
+        hidden = self.hidden
+        assert hidden is not None
+        status, public, private, error = "ERROR", "", "", ""
+        with tempfile.TemporaryDirectory(prefix="standin-rerun-") as tmp:
+            root = Path(tmp) / "kaggle"
+            comp = root / "input" / "competitions" / hidden.competition
+            comp.mkdir(parents=True)
+            for name, content in {**self.competition_files, **hidden.files, "test.csv": hidden.test_csv}.items():
+                (comp / name).write_bytes(content)
+            for source in version.get("kernelDataSources", []):
+                attached = self.kernels.get("/".join(source.split("/")[:2]))
+                for name, content in (attached.files if attached else {}).items():
+                    target = root / "input" / source.split("/")[1] / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(content)
+            working = root / "working"
+            working.mkdir()
+            script = Path(tmp) / "kernel.py"
+            script.write_text(version.get("text", ""))
+            env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+            env.update(KIT_KAGGLE_ROOT=str(root), KAGGLE_IS_COMPETITION_RERUN="1", KAGGLE_KERNEL_RUN_TYPE="Batch",
+                       PYTHONUNBUFFERED="1")
+            command = [*_offline_prefix(), sys.executable, str(script)]
+            try:
+                done = subprocess.run(command, cwd=working, env=env, capture_output=True, text=True, timeout=hidden.time_limit)
+                hidden.logs.append(done.stdout + done.stderr)
+                output = working / sub.file_name
+                if done.returncode != 0:
+                    error = "Notebook Threw Exception"
+                elif not output.is_file():
+                    error = "Submission CSV Not Found"
+                else:
+                    public, private, error = hidden.score(output.read_text())
+                    status = "COMPLETE" if not error else "ERROR"
+            except subprocess.TimeoutExpired:
+                error = "Notebook Timeout"
+        with self._lock:
+            sub.status, sub.public_score, sub.rerun_private, sub.error = status, public, private, error
 
     def _rpc_ListSubmissions(self, body):
         gate = self._competition_gate(body)
@@ -362,6 +469,39 @@ class StandIn:
             return 404, {"code": 404, "message": "Dataset not found"}, {}
         self.datasets[ref]["versions"].append(self._dataset_files(body["body"].get("files", [])))
         return 200, {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "Ok", "invalidTags": []}, {}
+
+
+@dataclass
+class HiddenTest:
+    """What a code competition's rerun sees and is scored against: the hidden test.csv that replaces the visible
+    one, the other competition files, the hidden labels (ID -> (label, public row?)) and the rerun time limit."""
+
+    competition: str
+    test_csv: bytes
+    solution: dict[str, tuple[str, bool]]
+    files: dict[str, bytes] = field(default_factory=dict)
+    time_limit: float = 120.0
+    logs: list[str] = field(default_factory=list)  # each rerun's output, for a failing test to show
+
+    def score(self, text: str) -> tuple[str, str, str]:
+        """(public, private, error) accuracies of a submission file, as Kaggle's scorer reports them."""
+        rows = list(csv.DictReader(io.StringIO(text)))
+        predicted = {r.get("ID", ""): (r.get("is_correct") or "").strip() for r in rows}
+        if len(rows) != len(self.solution) or set(predicted) != set(self.solution):
+            return "", "", f"Submission Scoring Error: {len(rows)} rows, expected the {len(self.solution)} hidden test IDs"
+        right = {True: 0, False: 0}
+        for row_id, (label, public) in self.solution.items():
+            right[public] += predicted[row_id] == label
+        n_public = sum(public for _, public in self.solution.values())
+        return f"{right[True] / n_public:.5f}", f"{right[False] / (len(self.solution) - n_public):.5f}", ""
+
+
+def _offline_prefix() -> list[str]:
+    """`unshare` arguments that put a command in a network namespace of its own (no network), where allowed."""
+    for prefix in (["unshare", "-rn"], ["unshare", "-n"]):
+        if shutil.which("unshare") and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return prefix
+    return []
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,103 @@
+"""Code competitions: the checks a run must pass before its kernel is submitted, since Kaggle reruns the notebook on
+the hidden test set with the internet off and within a time limit, and a rerun that fails still costs the day's
+submission. What can be checked here is checked here; the run's own submission.csv (on the visible test rows) is
+validated as for a file competition by kit.submit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from kit import runs
+from kit.competition import CompetitionInfo
+from kit.errors import SubmissionError
+from kit.runs import RunRecord
+from kit.workspace import Workspace
+
+METADATA_FILE = "kernel-metadata.json"
+
+
+def pushed_metadata(ws: Workspace, record: RunRecord) -> dict:
+    """The kernel-metadata.json the run was pushed with ({} when it has none: a run made here)."""
+    path = runs.run_dir(ws, record.id) / "kernel" / METADATA_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def check_kernel(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> None:
+    """Refuse, before anything is fetched or spent, a run whose kernel the competition could not rerun."""
+    if not record.remote:
+        raise SubmissionError(
+            f"{record.id} was made on this machine ({record.kernel}), not by a kernel; {info.slug} is a code competition "
+            "and scores only notebooks",
+            hint="push a kernel that writes it: kit push-kernel infer --set adapter_run=RUN --set enable_internet=false",
+        )
+    meta = pushed_metadata(ws, record)
+    # The client's default is the internet on when the metadata does not say (kaggle-client-protocol.md section 6).
+    internet = meta.get("enable_internet", record.config.get("enable_internet", True))
+    if str(internet).lower() != "false":
+        raise SubmissionError(
+            f"{record.id}'s kernel ran with the internet on; {info.slug} is a code competition, whose reruns have the "
+            "internet off, so Kaggle refuses it as a submission",
+            hint=f"push it again with the internet off: kit push-kernel {record.kernel} --set enable_internet=false "
+            "(with the run's other settings); nothing was submitted",
+        )
+
+
+def run_seconds(ws: Workspace, record: RunRecord) -> float | None:
+    """How long the run's kernel took: metrics.json's wall_seconds, else its record's start and end."""
+    try:
+        metrics = json.loads((runs.run_dir(ws, record.id) / "metrics.json").read_text(encoding="utf-8"))
+        if isinstance(metrics.get("wall_seconds"), (int, float)):
+            return float(metrics["wall_seconds"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    if record.started and record.finished:
+        return (datetime.fromisoformat(record.finished) - datetime.fromisoformat(record.started)).total_seconds()
+    return None
+
+
+def check_time(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> float | None:
+    """Refuse a run that already took longer than a rerun may (its rerun would be stopped); return its seconds."""
+    seconds = run_seconds(ws, record)
+    if seconds is not None and seconds > info.rerun_seconds:
+        raise SubmissionError(
+            f"{record.id} took {duration(seconds)}; {info.slug} stops a rerun after {duration(info.rerun_seconds)}, so "
+            "this submission would fail",
+            hint="submit a faster kernel (an infer run on its adapter: kit push-kernel infer --set adapter_run="
+            f"{record.id} --set enable_internet=false), or set rerun_hours under [competition] if the rules allow more",
+        )
+    return seconds
+
+
+def kernel_ref(record: RunRecord) -> str:
+    """The submitted kernel as the submission record keeps it: owner/slug/N on Kaggle, the session locally."""
+    return f"{record.remote}/{record.remote_version}" if record.remote_version else record.remote
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person reads it: 45 s, 12 min, 2.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe(record: RunRecord, info: CompetitionInfo, seconds: float | None, file: Path) -> str:
+    """One line for the user before the day's submission is spent."""
+    took = f"it took {duration(seconds)} here, " if seconds is not None else ""
+    return (f"{info.slug} is a code competition: {kernel_ref(record)} will be rerun on the hidden test set with the "
+            f"internet off ({took}the limit is {duration(info.rerun_seconds)}) and the {file.name} it writes scored")
+
+
+def push_warning(info: CompetitionInfo, record: RunRecord) -> str:
+    """A warning for a push to a code competition whose kernel could not be submitted ("" when it could)."""
+    if not info.code or str(record.config.get("enable_internet", True)).lower() == "false":
+        return ""
+    return (f"{info.slug} is a code competition and {record.id} has the internet on: it can train or score here, but "
+            "Kaggle will not accept it as a submission (push with --set enable_internet=false for one it will)")
