@@ -371,7 +371,7 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
     if as_json:
         click.echo(json.dumps({"run": plan.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score,
-                               "private_score": sub.private_score, "error": sub.error, "file": str(plan.valid.path),
+                               "private_score": sub.private_score, "error": sub.error, "file": str(plan.valid.path), "kernel": sub.kernel,
                                "submissions_left_today": plan.left_today}, indent=2))
     else:
         click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
