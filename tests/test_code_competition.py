@@ -196,7 +196,9 @@ def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     submitted = run_kit("submit", "run-1", "--yes", "--wait", "-m", "code try")
     assert submitted.exit_code == 0, submitted.stderr + "\n".join(standin.hidden.logs)
     call, = standin.calls("CreateCodeSubmission")
-    assert call.json == {"competitionName": "math-grader", "kernelOwner": "testuser", "kernelSlug": "kit-math-grader-run-1",
+    save, = standin.calls("SaveKernel")
+    owner, slug = save.json["slug"].split("/")  # the run's own kernel, as pushed
+    assert call.json == {"competitionName": "math-grader", "kernelOwner": owner, "kernelSlug": slug,
                          "kernelVersion": 1, "fileName": "submission.csv", "submissionDescription": "code try"}
     assert standin.calls("StartSubmissionUpload") == [] and standin.calls("CreateSubmission") == []
     names = [r.method_name for r in standin.requests]
@@ -206,7 +208,7 @@ def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     row, = leaderboard_rows(root)
     assert float(row["public_score"]) == pytest.approx(public)
     sub, = json.loads((root / "submissions" / "run-1" / "run.json").read_text())["submissions"]
-    assert sub["kernel"] == "testuser/kit-math-grader-run-1/1"
+    assert owner == "testuser" and sub["kernel"] == f"testuser/{slug}/1"
 
     standin.reveal_private(sub["ref"])
     assert run_kit("scores").exit_code == 0
