@@ -280,3 +280,31 @@ def test_deps_push_reports_the_bytes_uploaded(kaggle_workspace, standin, tmp_pat
 
     client = sys.modules["kaggle.api.kaggle_api_extended"]
     assert client.TqdmBufferedReader.__name__ == "TqdmBufferedReader"  # the client is left as it was
+
+
+def test_quota_local_has_no_gpu_hours_but_the_days_submissions(workspace):
+    practice(workspace).submit(all_false_file(workspace), "by hand")
+    plain = run_kit("quota")
+    assert plain.exit_code == 0, plain.stderr
+    assert plain.stdout == "submissions_left_today\t2\n" and "no GPU quota" in plain.stderr
+    data = json.loads(run_kit("quota", "--json").stdout)
+    assert data["submissions_left_today"] == 2 and data["gpu_hours_left"] is None
+
+
+def test_sweep_json_and_its_progress_line(workspace):
+    from tests.helpers import install_template
+    from tests.test_sweep import TIMED_TEMPLATE, write_spec
+
+    install_template(workspace, TIMED_TEMPLATE)
+    ran = run_kit("sweep", str(write_spec(workspace, 1)), "--yes", "--concurrency", "2", "--poll", "0.05", "--json")
+    assert ran.exit_code == 0, ran.stderr
+    points = json.loads(ran.stdout)
+    assert [p["run"] for p in points] == ["run-1", "run-2", "run-3", "run-4"] and {p["status"] for p in points} == {"complete"}
+    assert points[3]["settings"] == {"learning_rate": 0.0002, "r": 16} and points[3]["val_accuracy"] == pytest.approx(0.536)
+    assert "sweep lr-rank: all 4 runs ended after" in ran.stderr and "run-4    pulled" in ran.stderr
+    assert json.loads(run_kit("sweep", "status", "lr-rank", "--json").stdout) == points
+    assert json.loads(run_kit("sweep", "status", "--json").stdout) == [{"sweep": "lr-rank", "done": 4, "points": 4}]
+    submitted = run_kit("sweep", "submit", "lr-rank", "--top", "1", "--yes", "--json")
+    assert submitted.exit_code == 0, submitted.stderr
+    done, = json.loads(submitted.stdout)
+    assert done["run"] == "run-4" and done["status"] == "complete" and done["public_score"] is not None

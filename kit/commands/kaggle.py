@@ -22,6 +22,9 @@ def _kaggle_backend(ws):
 def quota(as_json: bool) -> None:
     """GPU hours used and left this week, and today's submissions left: `kit quota`."""
     ws = _ws()
+    if ws.backend != "kaggle":
+        _local_quota(ws, as_json)
+        return
     q = _kaggle_backend(ws).quota()
     if as_json:
         click.echo(json.dumps({"gpu_hours_used": round(q.gpu_hours_used, 3), "gpu_hours_left": round(q.gpu_hours_left, 3),
@@ -34,6 +37,19 @@ def quota(as_json: bool) -> None:
     click.echo(f"gpu_hours_total\t{q.gpu_hours_total:.1f}")
     click.echo(f"quota_resets\t{q.refresh}")
     click.echo(f"submissions_left_today\t{left}")
+
+
+def _local_quota(ws, as_json: bool) -> None:
+    """The local backend has no GPU quota (kernels run on this machine); its limit is the practice competition's."""
+    from kit.commands.common import backend_for, echo_err
+
+    left = backend_for(ws).submissions_left_today()
+    if as_json:
+        click.echo(json.dumps({"gpu_hours_used": None, "gpu_hours_left": None, "gpu_hours_total": None, "quota_resets": None,
+                               "submissions_left_today": left}, indent=2))
+    else:
+        click.echo(f"submissions_left_today\t{left}")
+    echo_err(f"the {ws.backend} backend has no GPU quota: kernels run on this machine")
 
 
 @click.command()

@@ -58,7 +58,9 @@ def sweep() -> None:
 @click.option("--retry-after", type=click.FloatRange(min=0), default=300.0, show_default=True,
               help="seconds to wait after the backend refuses a session (all GPU sessions busy)")
 @click.option("--allow-over-quota", is_flag=True, help="run even if the estimate exceeds the GPU hours left this week")
-def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll: float | None, retry_after: float, allow_over_quota: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (each point at the end)")
+def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll: float | None, retry_after: float, allow_over_quota: bool,
+            as_json: bool) -> None:
     """Plan a sweep, ask, then push its runs a few at a time and pull each one: `kit sweep run sweep.toml --yes`."""
     from kit import sweep as sweeps
 
@@ -96,7 +98,11 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
             bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     except KeyboardInterrupt:
         raise KitError(f"sweep {loaded.name} interrupted; runs already pushed go on", hint=f"kit sweep {spec} resumes it without pushing any run twice") from None
-    _print_points(sweeps.status(ws, None, state.name))
+    points = sweeps.status(ws, None, state.name)
+    if as_json:
+        click.echo(json.dumps(_points_json(points), indent=2))
+    else:
+        _print_points(points)
     _err(f"next: kit sweep submit {state.name} --top 1  |  kit leaderboard --sort val_accuracy")
 
 
