@@ -308,3 +308,12 @@ def test_sweep_json_and_its_progress_line(workspace):
     assert submitted.exit_code == 0, submitted.stderr
     done, = json.loads(submitted.stdout)
     assert done["run"] == "run-4" and done["status"] == "complete" and done["public_score"] is not None
+
+
+def test_logs_tail_kaggle(kaggle_workspace, standin):
+    standin.default_log = json.dumps([{"stream_name": "stdout", "time": i, "data": f"step {i}\n"} for i in range(1, 7)])
+    assert run_kit("push-kernel", "train").exit_code == 0
+    tail = run_kit("logs", "run-1", "--tail", "2")
+    assert tail.exit_code == 0, tail.stderr
+    assert tail.stdout == "step 5\nstep 6\n"
+    assert standin.calls("ListKernelSessionOutput")
