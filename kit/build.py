@@ -20,7 +20,7 @@ import kit
 from kit.config import KernelConfig, field_specs, script_settings, source_runs
 from kit.errors import ConfigError
 from kit.fileio import atomic_write_text
-from kit.kernels import template_path
+from kit.kernels import check_prompt, template_path
 
 RUNTIME_PACKAGE = "kernels.runtime"
 CONFIG_MARKER = "# kit:config"
@@ -124,6 +124,7 @@ def build_kernel(
     `kernel_sources` maps a source run (resume_from, adapter_run) to the kernel it was pushed as, where it was; other
     source runs are named as this workspace names its kernels."""
     template = template_path(kernels, kernel)
+    check_prompt(config.prompt, kernels)
     script = render_script(template, kernels / "runtime", config, run_id=run_id)
     slug = kernel_slug(config.competition, run_id, workspace_id)
     known = dict(kernel_sources or {})

@@ -7,12 +7,13 @@ closed set) its allowed values. Unknown keys and bad values fail before anything
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from kit import schema
 from kit.errors import ConfigError
 
 # The model each backend uses when a config says model = "auto".
@@ -29,11 +30,33 @@ def choice(*values: str, default: str, help: str) -> Any:
     return field(default=default, metadata={"choices": values, "help": help})
 
 
-def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
-    """A field with a help line and optional numeric bounds."""
+def setting(
+    default: Any, help: str, *, min: float | None = None, max: float | None = None, check: Callable[[Any], str] | None = None, rule: str = ""
+) -> Any:
+    """A field with a help line, optional numeric bounds and an optional `check` (see kit.schema.Key)."""
+    metadata = {"help": help, "min": min, "max": max, "check": check, "rule": rule}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "min": min, "max": max})
-    return field(default=default, metadata={"help": help, "min": min, "max": max})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _is_run_id(value: str) -> bool:
+    prefix, _, number = value.partition("-")
+    return prefix == "run" and number.isdigit()
+
+
+def _run_id_or_empty(value: str) -> str:
+    return "" if not value or _is_run_id(value) else "expected a run id such as run-3"
+
+
+def _threshold(value: str) -> str:
+    if value == "tune":
+        return ""
+    try:
+        t = float(value)
+    except ValueError:
+        t = float("nan")
+    return "" if 0.0 < t < 1.0 else "expected a number in (0, 1) or 'tune'"
 
 
 @dataclass(frozen=True)
@@ -116,18 +139,18 @@ class TrainConfig(KernelConfig):
     )
     save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
     logging_steps: int = setting(10, "print a progress line every N steps", min=1)
-    resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues")
+    resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues", check=_run_id_or_empty, rule="a run id such as run-3")
     predict_test: bool = setting(True, "score the test set after training and write submission.csv")
-    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
+    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation", check=_threshold, rule="a number in (0, 1) or 'tune'")
 
 
 @dataclass(frozen=True)
 class InferConfig(KernelConfig):
     """Settings of kernels/infer.py: which adapter scores the test set, and how."""
 
-    adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model")
+    adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model", check=_run_id_or_empty, rule="a run id such as run-3")
     val_seed: int = setting(0, "seed of the validation split (the same as the train runs', to score the same rows)")
-    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation")
+    threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation", check=_threshold, rule="a number in (0, 1) or 'tune'")
     batch_size: int = setting(16, "rows per device per forward pass", min=1, max=4096)
 
 
@@ -153,64 +176,35 @@ def field_specs(cls: type[KernelConfig]) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
+@functools.cache
+def setting_keys(cls: type[KernelConfig]) -> dict[str, schema.Key]:
+    """The config class's fields as schema keys: run settings are checked by the same code as every file's keys."""
+    hints = typing.get_type_hints(cls)
+    keys = {}
+    for f in dataclasses.fields(cls):
+        ftype = hints[f.name]
+        if isinstance(ftype, types.UnionType):
+            ftype = next(t for t in typing.get_args(ftype) if t is not type(None))
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        m = f.metadata
+        keys[f.name] = schema.Key(
+            ftype, default, m.get("help", ""), choices=tuple(m.get("choices", ())), min=m.get("min"), max=m.get("max"),
+            check=m.get("check"), rule=m.get("rule", ""),
+        )
+    return keys
 
 
-def _allowed(f: dataclasses.Field, ftype: Any) -> str:
-    if "choices" in f.metadata:
-        return "one of " + ", ".join(f.metadata["choices"])
-    return {bool: "true or false", int: "an integer", float: "a number", list: "a comma-separated list", str: "text"}.get(ftype, str(ftype))
+def settings_table(kernel: str) -> schema.Table:
+    """The [train] / [infer] table of kit.toml (and a sweep's [base]): the kernel's run settings."""
+    return schema.Table(lambda: setting_keys(config_class(kernel)), help=f"default settings of the {kernel} kernel", word="setting")
 
 
 def coerce_value(cls: type[KernelConfig], key: str, value: Any) -> Any:
-    """Turn `value` (a string from the command line or a TOML value) into the field's type, checked."""
-    specs = field_specs(cls)
-    if key not in specs:
-        close = difflib.get_close_matches(key, specs, n=1)
-        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown setting {key!r} for the {cls.__name__} kernel config{suggestion}",
-            hint=f"allowed settings: {', '.join(sorted(specs))}",
-        )
-    f = specs[key]
-    ftype = _field_type(cls, key)
-    if isinstance(ftype, types.UnionType):
-        ftype = next(t for t in typing.get_args(ftype) if t is not type(None))
-    bad = ConfigError(f"bad value {value!r} for {key!r}: expected {_allowed(f, ftype)}", hint=f"kit build --set {key}=VALUE")
-    try:
-        if ftype is bool:
-            if isinstance(value, bool):
-                out: Any = value
-            elif str(value).strip().lower() in ("true", "1", "yes", "on"):
-                out = True
-            elif str(value).strip().lower() in ("false", "0", "no", "off"):
-                out = False
-            else:
-                raise ValueError
-        elif ftype is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            out = int(value)
-        elif ftype is float:
-            if isinstance(value, bool):
-                raise ValueError
-            out = float(value)
-        elif ftype is list:
-            out = list(value) if isinstance(value, (list, tuple)) else [v.strip() for v in str(value).split(",") if v.strip()]
-        else:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            out = str(value)
-    except (TypeError, ValueError):
-        raise bad from None
-    if "choices" in f.metadata and out not in f.metadata["choices"]:
-        raise bad
-    lo, hi = f.metadata.get("min"), f.metadata.get("max")
-    if isinstance(out, (int, float)) and ((lo is not None and out < lo) or (hi is not None and out > hi)):
-        bounds = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-        raise ConfigError(f"bad value {value!r} for {key!r}: must be {bounds}", hint=f"kit build --set {key}=VALUE")
-    return out
+    """Turn `value` (a string from the command line or a TOML value) into the setting's type, checked."""
+    keys = setting_keys(cls)
+    if key not in keys:
+        raise schema.unknown(key, keys, "setting", where=f" for the {cls.__name__} kernel config")
+    return schema.coerce(key, keys[key], value, hint=f"kit build --set {key}=VALUE")
 
 
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -231,28 +225,7 @@ def make_config(kernel: str, *layers: Mapping[str, Any]) -> KernelConfig:
     for layer in layers:
         for key, value in layer.items():
             values[key] = coerce_value(cls, key, value)
-    config = cls(**values)
-    _check_consistency(config)
-    return config
-
-
-def _check_consistency(config: KernelConfig) -> None:
-    if isinstance(config, (TrainConfig, InferConfig)) and config.threshold != "tune":
-        try:
-            t = float(config.threshold)
-        except ValueError:
-            raise ConfigError(f"bad value {config.threshold!r} for 'threshold': expected a number in (0, 1) or 'tune'") from None
-        if not 0.0 < t < 1.0:
-            raise ConfigError(f"bad value {config.threshold!r} for 'threshold': expected a number in (0, 1) or 'tune'")
-    for key in ("resume_from", "adapter_run"):
-        value = getattr(config, key, "")
-        if value and not _is_run_id(value):
-            raise ConfigError(f"bad value {value!r} for {key!r}: expected a run id such as run-3", hint="kit status")
-
-
-def _is_run_id(value: str) -> bool:
-    prefix, _, number = value.partition("-")
-    return prefix == "run" and number.isdigit()
+    return cls(**values)
 
 
 def config_dict(config: KernelConfig) -> dict[str, Any]:

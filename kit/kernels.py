@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import difflib
 import shutil
 from pathlib import Path
 
@@ -46,3 +48,33 @@ def copy_templates(dest: Path) -> None:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+
+
+def prompt_names(kernels: Path) -> tuple[str, ...]:
+    """The prompt names the kernels at `kernels` know: each `PromptTemplate(name="...")` in runtime/prompts.py.
+
+    Read from the source, not imported: the workspace's prompts.py is a person's file and runs only in the kernel."""
+    path = Path(kernels) / "runtime" / "prompts.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return ()  # the build itself reports a broken runtime module
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "PromptTemplate":
+            for kw in node.keywords:
+                if kw.arg == "name" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    names.append(kw.value.value)
+    return tuple(sorted(set(names)))
+
+
+def check_prompt(prompt: str, kernels: Path) -> None:
+    """Refuse a prompt name the kernel does not know, at build time rather than in the kernel after the model loaded."""
+    known = prompt_names(kernels)
+    if known and prompt not in known:
+        close = difflib.get_close_matches(prompt, known, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"bad value {prompt!r} for 'prompt': unknown prompt{suggestion}; known prompts: {', '.join(known)}",
+            hint=f"--set prompt={close[0] if close else known[0]}, or add a PromptTemplate to {Path(kernels) / 'runtime' / 'prompts.py'}",
+        )

@@ -12,7 +12,7 @@ from kit.backends import Backend
 from kit.build import BuiltKernel, build_kernel
 from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.errors import BackendError, ConfigError, KitError
-from kit.kernels import kernels_dir
+from kit.kernels import check_prompt, kernels_dir
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace, ensure_workspace_id
 
@@ -22,6 +22,7 @@ KERNEL_DIR = "kernel"
 def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], backend: str) -> KernelConfig:
     """The effective config: workspace defaults, then overrides; model 'auto' resolved for the backend."""
     config = make_config(kernel, ws.run_defaults(kernel), overrides)
+    check_prompt(config.prompt, kernels_dir(ws.kernels_dir))  # a closed set, known only from the kernels' prompts.py
     if config.model == "auto":
         config = dataclasses.replace(config, model=DEFAULT_MODELS[backend])
     return config

@@ -42,13 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from kit import leaderboard, runs
+from kit import leaderboard, runs, schema
 from kit.backends import Backend
-from kit.config import coerce_value, config_class, make_config
+from kit.config import KERNEL_CONFIGS, config_class, make_config, setting_keys, settings_table
 from kit.errors import BackendError, ConfigError, KitError, SessionLimitError, SubmissionError, WorkspaceError
 from kit.fileio import atomic_write_json
 from kit.push import KERNEL_DIR, build_for_workspace, create_run, pull, refresh, resolve_config, start_run
 from kit.runs import KernelStatus, RunRecord
+from kit.schema import Key, Table
 from kit.workspace import Workspace
 
 if sys.version_info >= (3, 11):
@@ -56,7 +57,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPEC_KEYS = {"name", "kernel", "concurrency", "gpu_hours_per_run", "base", "grid", "random"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CONCURRENCY = {"kaggle": 2, "local": 1}  # Kaggle allows two GPU sessions at once per account
 # A prior for Kaggle when no earlier run measured it: 8B QLoRA on one T4 trains about one row a second (an H100 does
@@ -116,81 +116,105 @@ class SweepSpec:
         return [{}]
 
 
+def _plain_name(value: str) -> str:
+    return "" if NAME.match(value) else "not a plain name (letters, digits, - _ .)"
+
+
+def _positive(value: float) -> str:
+    return "" if value > 0 else "must be above 0"
+
+
+def spec_schema(kernel: str) -> dict[str, Key | Table]:
+    """A sweep spec's keys and tables (one declaration each, checked by kit.schema like kit.toml); the settings in
+    [base], [grid] and [random] are the kernel's run settings."""
+    settings = settings_table(kernel)
+    return {
+        "name": Key(str, "", "tags every run and names the state file", required=True, check=_plain_name),
+        "kernel": Key(str, "train", "the kernel every run builds", choices=tuple(sorted(KERNEL_CONFIGS))),
+        "concurrency": Key(int, 0, "runs at once (0: 2 on Kaggle, 1 locally)", min=1),
+        "gpu_hours_per_run": Key(float, 0.0, "overrides the estimate of each run's GPU hours", check=_positive),
+        "base": settings,
+        "grid": dataclasses.replace(settings, each="list"),
+        # count and seed, then each setting as a list of choices or a { min, max, log } range (checked below)
+        "random": Table({}),
+    }
+
+
 def load_spec(path: Path) -> SweepSpec:
     """Read and check a sweep spec; every setting is validated against the kernel's config before anything runs."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = schema.read_text(path, "sweep spec")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"no sweep spec at {path}", hint="write one: kit sweep --help shows an example") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}", hint=f"fix the TOML syntax in {path}") from None
-    unknown = sorted(set(data) - SPEC_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}", hint=f"allowed keys: {', '.join(sorted(SPEC_KEYS))}")
-    name = data.get("name", "")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"{path}: name {name!r} is missing or not a plain name", hint='name = "lr-rank" (letters, digits, - _ .)')
     kernel = data.get("kernel", "train")
-    cls = config_class(kernel)
-
-    def check(table: str, key: str, value: Any) -> Any:
-        try:
-            return coerce_value(cls, key, value)
-        except ConfigError as exc:
-            raise ConfigError(f"{path} [{table}]: {exc.message}", hint=exc.hint) from None
-
-    base = {k: check("base", k, v) for k, v in _table(path, data, "base").items()}
-    grid: dict[str, list[Any]] = {}
-    for key, values in _table(path, data, "grid").items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path} [grid]: {key} must be a non-empty list of values", hint=f"{key} = [1e-4, 2e-4]")
-        grid[key] = [check("grid", key, v) for v in values]
-    sampled: dict[str, list[Any] | Range] = {}
-    table = dict(_table(path, data, "random"))
-    count, seed = table.pop("count", 0), table.pop("seed", 0)
-    for key, spec in table.items():
-        sampled[key] = _random_values(path, key, spec, check)
+    if not isinstance(kernel, str) or kernel not in KERNEL_CONFIGS:
+        kernel_key = spec_schema("train")["kernel"]
+        schema.check_document(path, text, {"kernel": kernel}, {"kernel": kernel_key})
+    layout = spec_schema(kernel)
+    random_table = data.get("random", {})
+    checked = schema.check_document(path, text, {k: v for k, v in data.items() if k != "random"}, layout)
+    if not isinstance(random_table, dict):
+        schema.check_document(path, text, {"random": random_table}, {"random": layout["random"]})
+    grid: dict[str, list[Any]] = checked.get("grid", {})
+    base: dict[str, Any] = checked.get("base", {})
+    sampled, count, seed = _random_table(path, text, kernel, dict(random_table))
     if grid and sampled:
         raise ConfigError(f"{path}: both [grid] and [random]", hint="a sweep is a grid or random samples; split it into two sweeps")
-    if sampled and (not isinstance(count, int) or count < 1):
-        raise ConfigError(f"{path} [random]: count must be a positive integer", hint="count = 8")
-    if not isinstance(seed, int):
-        raise ConfigError(f"{path} [random]: seed must be an integer", hint="seed = 0")
-    concurrency = data.get("concurrency")
-    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
-        raise ConfigError(f"{path}: concurrency must be a positive integer", hint="concurrency = 2")
-    hours = data.get("gpu_hours_per_run")
-    if hours is not None and (not isinstance(hours, (int, float)) or hours <= 0):
-        raise ConfigError(f"{path}: gpu_hours_per_run must be a positive number", hint="gpu_hours_per_run = 1.5")
     overlap = sorted(set(base) & (set(grid) | set(sampled)))
     if overlap:
-        raise ConfigError(f"{path}: {overlap[0]!r} is both in [base] and varied", hint=f"remove {overlap[0]} from [base]")
-    return SweepSpec(name, kernel, base, grid, sampled, count if sampled else 0, seed, concurrency, float(hours) if hours else None)
+        raise ConfigError(f"{schema.where(path, text, 'base', overlap[0])}: {overlap[0]!r} is both in [base] and varied", hint=f"remove {overlap[0]} from [base]")
+    hours = checked.get("gpu_hours_per_run")
+    return SweepSpec(checked["name"], kernel, base, grid, sampled, count if sampled else 0, seed, checked.get("concurrency"), float(hours) if hours else None)
 
 
-def _table(path: Path, data: dict[str, Any], name: str) -> dict[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: {name} must be a table", hint=f"write it as [{name}] with one key per line")
-    return table
+RANDOM_KEYS = {
+    "count": Key(int, 0, "how many random points", min=1),
+    "seed": Key(int, 0, "fixes the samples"),
+}
 
 
-def _random_values(path: Path, key: str, spec: Any, check: Callable[[str, str, Any], Any]) -> list[Any] | Range:
+def _random_table(path: Path, text: str, kernel: str, table: dict[str, Any]) -> tuple[dict[str, list[Any] | Range], int, int]:
+    """[random]: count and seed, then each setting as a list of choices or a { min, max, log } range."""
+    keys = setting_keys(config_class(kernel))
+    fixed = schema.check_table(path, text, "random", {k: table.pop(k) for k in list(table) if k in RANDOM_KEYS}, Table(RANDOM_KEYS))
+    sampled: dict[str, list[Any] | Range] = {}
+    for key, spec in table.items():
+        if key not in keys:
+            raise ConfigError(f"{schema.where(path, text, 'random', key)}: [random] {schema.unknown(key, keys, 'setting').message}", hint=schema.unknown(key, keys, "setting").hint)
+
+        def check(value: Any, key: str = key) -> Any:
+            try:
+                return schema.coerce(key, keys[key], value)
+            except ConfigError as exc:
+                raise ConfigError(f"{schema.where(path, text, 'random', key)}: [random] {exc.message}", hint=exc.hint) from None
+
+        sampled[key] = _random_values(f"{schema.where(path, text, 'random', key)}: [random]", key, spec, check)
+    if sampled and "count" not in fixed:
+        raise ConfigError(f"{schema.where(path, text, 'random', None)}: [random] count must be a positive integer", hint="count = 8  under [random]")
+    return sampled, fixed.get("count", 0), fixed.get("seed", 0)
+
+
+def _random_values(where: str, key: str, spec: Any, check: Callable[[Any], Any]) -> list[Any] | Range:
     if isinstance(spec, list) and spec:
-        return [check("random", key, v) for v in spec]
+        return [check(v) for v in spec]
     if isinstance(spec, dict):
         extra = sorted(set(spec) - {"min", "max", "log"})
         low, high = spec.get("min"), spec.get("max")
         if extra or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low > high:
-            raise ConfigError(f"{path} [random]: {key} must be {{ min = A, max = B, log = true|false }} with A <= B", hint=f"{key} = {{ min = 1e-5, max = 1e-3, log = true }}")
-        log = bool(spec.get("log", False))
+            raise ConfigError(f"{where} {key} must be {{ min = A, max = B, log = true|false }} with A <= B", hint=f"{key} = {{ min = 1e-5, max = 1e-3, log = true }}")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where} {key}: log must be true or false", hint=f"{key} = {{ min = 1e-5, max = 1e-3, log = true }}")
         if log and low <= 0:
-            raise ConfigError(f"{path} [random]: {key} has log = true, so min must be above 0", hint="use min = 1e-6 or log = false")
-        check("random", key, low)
-        check("random", key, high)
+            raise ConfigError(f"{where} {key} has log = true, so min must be above 0", hint="use min = 1e-6 or log = false")
+        check(low)
+        check(high)
         return Range(low, high, log)
-    raise ConfigError(f"{path} [random]: {key} must be a list of choices or a {{ min, max }} range", hint=f"{key} = [8, 16, 32]")
+    raise ConfigError(f"{where} {key} must be a list of choices or a {{ min, max }} range", hint=f"{key} = [8, 16, 32]")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -355,7 +379,7 @@ def plan(ws: Workspace, backend: Backend, spec: SweepSpec, concurrency: int | No
     left = None
     if quota and hasattr(backend, "quota") and any(p.to_run for p in planned):
         left = backend.quota().gpu_hours_left  # type: ignore[attr-defined]
-    limit = concurrency or spec.concurrency or int(ws.raw.get("sweep", {}).get("concurrency", 0)) or DEFAULT_CONCURRENCY.get(backend.name, 1)
+    limit = concurrency or spec.concurrency or ws.value("sweep", "concurrency") or DEFAULT_CONCURRENCY.get(backend.name, 1)
     session = max((getattr(c, "timeout_minutes", 720) for c in configs), default=720) / 60
     return SweepPlan(state, planned, limit, source, left, session)
 

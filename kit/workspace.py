@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import schema
 from kit.errors import ConfigError, WorkspaceError
+from kit.config import settings_table
+from kit.schema import Key, Table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +66,34 @@ docker_image = ""
 """
 
 
+def _workspace_id(value: str) -> str:
+    return "" if not value or WORKSPACE_ID.fullmatch(value) else "expected 4 to 12 lower-case letters or digits"
+
+
+# kit.toml's tables and keys, each key declared once (type, default, allowed values, help); `kit.schema` checks the
+# file against them when it is loaded, and `Workspace.value` reads them.
+KIT_TOML: dict[str, Table] = {
+    "competition": Table({
+        "slug": Key(str, "", "Kaggle competition slug (the practice competition's on the local backend)", required=True),
+        "public_rows": Key(int, 0, "rows in the public leaderboard split (0: unknown)", min=0),
+        "final_picks": Key(int, 3, "final submissions the competition lets you select", min=1, max=100),
+        "rerun_hours": Key(float, 0.0, "code competitions: how long Kaggle's rerun of a submitted notebook may take (0: the competition's default)", min=0.0),
+    }),
+    "backend": Table({"name": Key(str, "local", "where kernels run", choices=BACKENDS)}),
+    "kaggle": Table({
+        "username": Key(str, "", "owner of pushed kernels"),
+        "workspace_id": Key(
+            str, "", "this workspace's short id, part of every kernel's name", check=_workspace_id,
+            fix="delete the line and kit makes a new one (later kernels get new names; pushed runs keep theirs)",
+        ),
+        "docker_image": Key(str, "", "the Kaggle image every kernel of this workspace runs on (empty: Kaggle's current one)"),
+    }),
+    "train": settings_table("train"),
+    "infer": settings_table("infer"),
+    "sweep": Table({"concurrency": Key(int, 0, "runs of a sweep at once (0: the backend's default)", min=0)}),
+}
+
+
 @dataclass(frozen=True)
 class Workspace:
     """A parsed kit.toml and the paths that hang off its folder."""
@@ -76,7 +108,12 @@ class Workspace:
     workspace_id: str = ""  # [kaggle] workspace_id: part of every kernel's name (kit.build.kernel_slug)
     docker_image: str = ""  # [kaggle] docker_image: the image kernels are pinned to, recorded from the first run
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # kit.toml's checked values, by table
+
+    def value(self, table: str, key: str) -> Any:
+        """A kit.toml key's value, or its declared default when the file leaves it out."""
+        spec = KIT_TOML[table].key_map()[key]
+        return self.raw.get(table, {}).get(key, spec.default)
 
     @property
     def kernels_dir(self) -> Path:
@@ -128,63 +165,28 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load(start: Path | None = None) -> Workspace:
-    """Find and parse the workspace's kit.toml."""
+    """Find and parse the workspace's kit.toml, checked against KIT_TOML before anything runs."""
     root = find_root(start)
     path = root / WORKSPACE_FILE
+    text = schema.read_text(path, "kit.toml")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}", hint=f"fix the TOML syntax in {path}") from None
-    known = {"competition", "backend", "kaggle", "train", "infer", "sweep", "pick"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown table [{unknown[0]}]", hint=f"allowed tables: {', '.join(sorted(known))}")
-    comp = data.get("competition", {})
-    slug = comp.get("slug", "")
-    if not slug:
-        raise ConfigError(f"{path}: [competition] slug is missing", hint='add  slug = "practice-math"  under [competition]')
-    backend = data.get("backend", {}).get("name", "local")
-    if backend not in BACKENDS:
-        raise ConfigError(f"{path}: bad backend {backend!r}; allowed: {', '.join(BACKENDS)}", hint='name = "local" under [backend]')
-    from kit.config import config_class, coerce_value
-
-    defaults: dict[str, dict[str, Any]] = {}
-    for kernel in ("train", "infer"):
-        table = data.get(kernel, {})
-        cls = config_class(kernel)
-        for key, value in table.items():
-            try:
-                coerce_value(cls, key, value)
-            except ConfigError as exc:
-                raise ConfigError(f"{path} [{kernel}]: {exc.message}", hint=exc.hint) from None
-        defaults[kernel] = dict(table)
-    kaggle = data.get("kaggle", {})
-    workspace_id = kaggle.get("workspace_id", "")
-    if not isinstance(workspace_id, str) or (workspace_id and not WORKSPACE_ID.fullmatch(workspace_id)):
-        raise ConfigError(
-            f"{path}: bad workspace_id {workspace_id!r} under [kaggle]: expected 4 to 12 lower-case letters or digits",
-            hint="delete the line and kit makes a new one (later kernels get new names; pushed runs keep theirs)",
-        )
-    return Workspace(
-        root=root,
-        competition=slug,
-        backend=backend,
-        public_rows=int(comp.get("public_rows", 0)),
-        final_picks=int(comp.get("final_picks", 3)),
-        rerun_hours=_positive(path, "rerun_hours", comp.get("rerun_hours", 0)),
-        kaggle_username=kaggle.get("username", ""),
-        workspace_id=workspace_id,
-        docker_image=str(kaggle.get("docker_image", "")),
-        defaults=defaults,
-        raw=data,
+    checked = schema.check_document(path, text, data, KIT_TOML)
+    ws = Workspace(root=root, competition="", raw=checked)
+    return dataclasses.replace(
+        ws,
+        competition=ws.value("competition", "slug"),
+        backend=ws.value("backend", "name"),
+        public_rows=ws.value("competition", "public_rows"),
+        final_picks=ws.value("competition", "final_picks"),
+        rerun_hours=float(ws.value("competition", "rerun_hours")),
+        kaggle_username=ws.value("kaggle", "username"),
+        workspace_id=ws.value("kaggle", "workspace_id"),
+        docker_image=ws.value("kaggle", "docker_image"),
+        defaults={kernel: dict(checked.get(kernel, {})) for kernel in ("train", "infer")},
     )
-
-
-def _positive(path: Path, key: str, value: Any) -> float:
-    """A [competition] number that must be positive when given (0: not given)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{path} [competition]: bad value {value!r} for {key!r}", hint=f"{key} is a number of hours, e.g. {key} = 9")
-    return float(value)
 
 
 def ignore(gitignore: Path, patterns: list[str]) -> None:

@@ -136,7 +136,7 @@ def test_a_bad_workspace_id_fails_in_one_line(tmp_path, monkeypatch):
     toml = root / "kit.toml"
     toml.write_text(toml.read_text().replace(f'workspace_id = "{_workspace_id(root)}"', 'workspace_id = "My WS"'))
     result = run_kit("build", "train", cwd=root)
-    assert result.exit_code == 1 and "bad workspace_id 'My WS'" in result.stderr and "hint: delete the line" in result.stderr
+    assert result.exit_code == 1 and "bad value 'My WS' for 'workspace_id'" in result.stderr and "hint: delete the line" in result.stderr
 
 
 def test_local_runs_are_named_like_kaggle_ones(workspace, kit_cli):
