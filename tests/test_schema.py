@@ -35,12 +35,12 @@ def _one_error(result) -> tuple[str, str]:
     ("public_rows = 0", "public_rows = -5", "public_rows", "must be at least 0", "public_rows = 0"),
     ("public_rows = 0", "public_rows = true", "public_rows", "expected an integer", "public_rows = 0"),
     ('name = "local"', 'name = "gcp"', "gcp", "bad value 'gcp' for 'name': expected one of local, kaggle", 'name = "local"'),
-    ("[infer]", "[pick]\nn = 2\n[infer]", "[pick]", "unknown table [pick]", "allowed tables"),
-    ("[train]", "[train]\nlearning_rate = nan", "nan", "bad value nan for 'learning_rate': expected a finite number", "learning_rate = 0.0002"),
-    ("[train]", "[train]\nthreshold = 2", "threshold", "bad value 2 for 'threshold': expected a number in (0, 1) or 'tune'", 'threshold = "0.5"'),
-    ("[train]", '[train]\nresume_from = "last"', "resume_from", "expected a run id such as run-3", "resume_from"),
-    ("[train]", "[train]\nwarmup = 5", "warmup", "[train] unknown setting 'warmup' (did you mean 'warmup_steps'?)", "warmup_steps"),
-    ("[infer]", "[sweep]\nconcurrency = 0.5\n[infer]", "concurrency", "bad value 0.5 for 'concurrency': expected an integer", "concurrency = 0"),
+    ("\n[infer]\n", "\n[pick]\nn = 2\n[infer]\n", "[pick]", "unknown table [pick]", "allowed tables"),
+    ("\n[train]\n", "\n[train]\nlearning_rate = nan\n", "nan", "bad value nan for 'learning_rate': expected a finite number", "learning_rate = 0.0002"),
+    ("\n[train]\n", "\n[train]\nthreshold = 2\n", "threshold", "bad value 2 for 'threshold': expected a number in (0, 1) or 'tune'", 'threshold = "0.5"'),
+    ("\n[train]\n", '\n[train]\nresume_from = "last"\n', "resume_from", "expected a run id such as run-3", "resume_from"),
+    ("\n[train]\n", "\n[train]\nwarmup = 5\n", "warmup", "[train] unknown setting 'warmup' (did you mean 'warmup_steps'?)", "warmup_steps"),
+    ("\n[infer]\n", "\n[sweep]\nconcurrency = 0.5\n[infer]\n", "concurrency", "bad value 0.5 for 'concurrency': expected an integer", "concurrency = 0"),
 ])
 def test_bad_kit_toml_is_one_line_with_file_line_key_and_fix(workspace, kit_cli, old, new, needle, says, fix):
     _edit(workspace, old, new)
@@ -78,7 +78,7 @@ def test_kit_toml_values_reach_the_workspace_typed(workspace):
     from kit import workspace as workspace_mod
 
     _edit(workspace, "public_rows = 0", "public_rows = 1e3")  # an integral float is an integer
-    _edit(workspace, "[infer]", "[sweep]\nconcurrency = 2\n[infer]")
+    _edit(workspace, "\n[infer]\n", "\n[sweep]\nconcurrency = 2\n[infer]\n")
     ws = workspace_mod.load(workspace)
     assert ws.public_rows == 1000 and isinstance(ws.public_rows, int) and ws.value("sweep", "concurrency") == 2
     assert ws.value("kaggle", "username") == "" and ws.final_picks == 3
