@@ -242,3 +242,42 @@ def test_file_competition_still_uploads_the_file(kaggle_code, standin):
         run_kit("status", "run-1")
     assert run_kit("submit", "run-1", "--yes").exit_code == 0
     assert len(standin.calls("CreateSubmission")) == 1 and standin.calls("CreateCodeSubmission") == []
+
+
+def test_real_infer_kernel_on_an_attached_adapter_is_rerun_on_the_hidden_rows(workspace, tmp_path_factory):
+    """The real train and infer kernels with a tiny Llama: the infer run on the train run's adapter is submitted to
+    the practice code competition; its rerun scores every hidden row with the same model, offline, without training."""
+    from tests.test_kernel_runtime import make_model, make_tokenizer
+
+    root = workspace
+    assert run_kit("practice", "init", "--code", "--force", "--train-rows", "200", "--test-rows", "30", "--rerun-limit", "300").exit_code == 0
+    model_dir = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = make_tokenizer()
+    make_model(len(tokenizer)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    common = ["--set", f"model={model_dir}", "--set", "max_seq_length=256", "--set", "batch_size=8", "--set", "val_rows=16"]
+    trained = run_kit("push-kernel", "train", "--wait", "--set", "train_rows=32", *common)
+    assert trained.exit_code == 0, trained.stderr + run_kit("logs", "run-1").stdout
+    inferred = run_kit("push-kernel", "infer", "--wait", "--set", "adapter_run=run-1", "--set", "enable_internet=false", *common)
+    assert inferred.exit_code == 0, inferred.stderr + run_kit("logs", "run-2").stdout
+
+    submitted = run_kit("submit", "run-2", "--yes", "--wait")
+    rerun = practice_dir(root) / "reruns" / "1"
+    log = (rerun / "log.txt").read_text()
+    assert submitted.exit_code == 0, submitted.stderr + log
+    assert "competition rerun: scoring the hidden test set, 30 rows" in log
+    assert "validation rows not scored" in log and "trained" not in log
+    assert not (rerun / "kaggle" / "working" / "adapter").exists()  # it read run-1's adapter, it made none
+
+    def probs(path: Path) -> dict[str, float]:
+        with open(path, newline="") as fh:
+            return {r["ID"]: float(r["prob_true"]) for r in csv.DictReader(fh)}
+
+    committed, hidden = probs(root / "submissions" / "run-2" / "test_probs.csv"), probs(rerun / "kaggle" / "working" / "test_probs.csv")
+    assert len(committed) == 5 and len(hidden) == 30
+    assert all(hidden[i] == pytest.approx(p, abs=1e-5) for i, p in committed.items())  # the same model on the shared rows
+    with open(rerun / "kaggle" / "working" / "submission.csv", newline="") as fh:
+        answers = {r["ID"]: r["is_correct"] == "True" for r in csv.DictReader(fh)}
+    public = [answers[i] == label for i, (label, is_public) in solution(practice_dir(root)).items() if is_public]
+    row = next(r for r in leaderboard_rows(root) if r["run"] == "run-2")
+    assert float(row["public_score"]) == pytest.approx(round(sum(public) / len(public), 5))  # what the rerun wrote, scored

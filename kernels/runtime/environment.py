@@ -33,6 +33,21 @@ def on_kaggle() -> bool:
     return "KAGGLE_KERNEL_RUN_TYPE" in os.environ and "KIT_KAGGLE_ROOT" not in os.environ
 
 
+def competition_rerun() -> bool:
+    """True while a code competition reruns a submitted notebook on its hidden test set (Kaggle sets the variable;
+    kit's practice competition does too): the internet is off and only the submission file counts."""
+    return bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
+
+
+def skip_validation(threshold: str) -> bool:
+    """Whether to leave the validation rows unscored: during a rerun nobody reads the metrics, so they are scored only
+    when the threshold is tuned on them (the predictions then depend on them); the time goes to the hidden rows."""
+    if competition_rerun() and str(threshold) != "tune":
+        log("competition rerun: validation rows not scored (the threshold is fixed; only submission.csv counts)")
+        return True
+    return False
+
+
 def has_module(name: str) -> bool:
     """Whether a module can be imported, without importing it."""
     return importlib.util.find_spec(name) is not None

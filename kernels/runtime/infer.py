@@ -7,7 +7,7 @@ import time
 
 from kernels.runtime.attention import choose_packing
 from kernels.runtime.data import encode_prompts, label_token_ids, pad_multiple, parse_label, read_table, split_rows
-from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, warn
+from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, skip_validation, warn
 from kernels.runtime.modeling import load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
@@ -67,7 +67,7 @@ def main(config: dict) -> dict:
     comp = competition_dir(config["competition"])
     metrics: dict = {}
     val_labels, val_probs = [], []
-    if config["val_rows"] and (comp / "train.csv").is_file():
+    if config["val_rows"] and (comp / "train.csv").is_file() and not skip_validation(config["threshold"]):
         train_table = read_table(comp / "train.csv")
         labels = [parse_label(v) for v in train_table["is_correct"]]
         rows = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=1, seed=0, balance=False).val

@@ -10,7 +10,7 @@ import time
 
 from kernels.runtime.attention import choose_packing, use_packed_attention
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
-from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, warn
+from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, skip_validation, warn
 from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
 from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
@@ -228,7 +228,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     )
     metrics: dict = {}
     threshold = 0.5
-    if split.val:
+    if split.val and not skip_validation(config["threshold"]):
         val_started = time.time()
         val_labels = [all_labels[i] for i in split.val]
         val_sequences = encode_prompts(
