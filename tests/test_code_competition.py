@@ -281,3 +281,44 @@ def test_real_infer_kernel_on_an_attached_adapter_is_rerun_on_the_hidden_rows(wo
     public = [answers[i] == label for i, (label, is_public) in solution(practice_dir(root)).items() if is_public]
     row = next(r for r in leaderboard_rows(root) if r["run"] == "run-2")
     assert float(row["public_score"]) == pytest.approx(round(sum(public) / len(public), 5))  # what the rerun wrote, scored
+
+
+def test_rerun_scores_every_hidden_row_whatever_test_rows_says(tmp_path, monkeypatch):
+    from kernels.runtime.prompts import get_prompt
+    from kernels.runtime.scoring import Scores, predict_test_set
+    from tests.test_kernel_runtime import make_tokenizer
+
+    comp = init_practice(tmp_path / "c", n_train=10, n_test=12)
+    out = tmp_path / "out"
+    out.mkdir()
+    score = lambda seqs, labels=None: Scores([0.9] * len(seqs), [None] * len(seqs))  # noqa: E731
+    config = {"test_rows": 3, "max_seq_length": 128}
+    args = (comp.data_dir, make_tokenizer(), get_prompt("grader"), config, score, out, 0.5)
+    assert predict_test_set(*args)["test_rows"] == 3  # a quick check on the visible rows
+    monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "1")
+    assert predict_test_set(*args)["test_rows"] == 12  # the rerun: the whole (hidden) test set
+    assert len(list(csv.DictReader(open(out / "submission.csv")))) == 12
+
+
+def test_doctor_says_code_competition_and_kit_toml_sets_the_rerun_limit(kaggle_code, standin):
+    root = kaggle_code
+    doctor = run_kit("doctor")
+    assert "competition kind: a code competition" in doctor.stdout and "limit 9 h" in doctor.stdout
+    toml = root / "kit.toml"
+    toml.write_text(toml.read_text().replace("# rerun_hours = 9", "rerun_hours = 0.0002"))  # under a second
+    assert run_kit("push-kernel", "train", "--set", "enable_internet=false").exit_code == 0
+    for _ in range(3):
+        run_kit("status", "run-1")
+    result = run_kit("submit", "run-1", "--yes")
+    assert result.exit_code == 1 and "run-1 took 3 s" in result.stderr and "stops a rerun after 1 s" in result.stderr
+    assert standin.calls("CreateCodeSubmission") == []
+
+
+def test_a_competition_kaggle_does_not_list_is_one_line(kaggle_code, standin):
+    standin.competitions = {"another-competition": True}
+    assert run_kit("push-kernel", "train", "--set", "enable_internet=false").exit_code == 0
+    for _ in range(3):
+        run_kit("status", "run-1")
+    result = run_kit("submit", "run-1", "--yes")
+    assert result.exit_code == 1
+    assert "Kaggle lists no competition 'math-grader'" in result.stderr and "kit.toml" in result.stderr
