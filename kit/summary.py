@@ -30,6 +30,8 @@ class RunSummary:
     val_true_rate: float | None
     test_true_rate: float | None
     public_score: float | None
+    # What always answering True / False scores on the public rows, where the competition says (the practice one).
+    public_baselines: dict[str, float] | None = None
 
     @property
     def majority(self) -> tuple[str, float] | None:
@@ -46,13 +48,17 @@ class RunSummary:
             line = f"validation accuracy {100 * self.val_accuracy:.1f}% on {self.val_rows} rows"
             if self.majority is not None:
                 label, share = self.majority
-                diff = 100 * (self.val_accuracy - share)
-                where = "above" if diff > 0 else "below" if diff < 0 else "level with"
-                line += f"; always answering {label} (the majority class) scores {100 * share:.1f}%, so this run is " \
-                        f"{abs(diff):.1f} points {where} it"
+                # From the rounded figures shown, so that the difference is the one a reader computes.
+                diff = round(float(f"{100 * self.val_accuracy:.1f}") - float(f"{100 * share:.1f}"), 1)
+                where = f"{abs(diff):.1f} points {'above' if diff > 0 else 'below'} it" if diff else "no better than it"
+                line += f"; always answering {label} (the majority class) scores {100 * share:.1f}%: this run is {where}"
             out.append(line)
         if self.test_true_rate is not None:
             score = "" if self.public_score is None else f"; public score {self.public_score:.5f}"
+            if self.public_score is not None and self.majority is not None and self.public_baselines:
+                label = self.majority[0]
+                if label in self.public_baselines:
+                    score += f" (always {label}: {self.public_baselines[label]:.5f})"
             out.append(f"test predictions: {100 * self.test_true_rate:.0f}% True{score}")
         if self.train_rows is not None and self.train_rows < SMOKE_ROWS:
             out.append(f"this was a smoke run ({rows} rows): it checks the loop, not the model; {GPU_FIGURES}")
@@ -60,14 +66,17 @@ class RunSummary:
         return out
 
 
-def summarize(ws: Workspace, record: RunRecord) -> RunSummary | None:
-    """The summary of a run whose metrics were pulled, or None (not finished, not pulled, or no training)."""
+def summarize(ws: Workspace, record: RunRecord, public_baselines: dict[str, float] | None = None) -> RunSummary | None:
+    """The summary of a run whose metrics were pulled, or None (not finished, not pulled, or no training);
+    `public_baselines`: the public score of always answering "True" / "False", where known."""
     metrics = read_metrics(ws, record.id)
     if not metrics:
         return None
     model = record.config.get("model") or "the base model"  # push resolved `auto` to a name
     gpus = metrics.get("gpu") or record.gpu
-    device = ", ".join(gpus) if isinstance(gpus, list) and gpus else (gpus if isinstance(gpus, str) and gpus else "the CPU")
+    if isinstance(gpus, list):
+        gpus = ", ".join(str(g) for g in gpus)
+    device = gpus if gpus and str(gpus).lower() != "cpu" else "the CPU"
     wall = metrics.get("wall_seconds")
     scored = [s.public_score for s in record.submissions if s.public_score is not None]
     return RunSummary(
@@ -81,4 +90,5 @@ def summarize(ws: Workspace, record: RunRecord) -> RunSummary | None:
         val_true_rate=metrics.get("val_true_rate"),
         test_true_rate=metrics.get("test_true_rate"),
         public_score=scored[-1] if scored else None,
+        public_baselines=public_baselines,
     )
