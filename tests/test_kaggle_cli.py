@@ -156,9 +156,9 @@ def test_deps_push_creates_then_versions_the_dataset(kaggle_workspace, standin, 
     create, = standin.calls("CreateDataset")
     assert create.json["ownerSlug"] == "testuser" and create.json["slug"] == "kit-offline-wheels" and create.json["isPrivate"] is True
     uploaded = sorted(standin.blobs[f["token"]] is not None for f in create.json["files"])
-    assert uploaded == [True, True]
+    assert uploaded == [True, True, True]
     names = sorted(r.json["name"] for r in standin.calls("StartBlobUpload"))
-    assert names == ["kitfakea-0.1-py3-none-any.whl", "kitfakeb-0.1-py3-none-any.whl"]
+    assert names == ["kit-wheels.json", "kitfakea-0.1-py3-none-any.whl", "kitfakeb-0.1-py3-none-any.whl"]  # the manifest: which image
     meta = json.loads((kaggle_workspace / ".kit" / "deps" / "dataset-metadata.json").read_text())
     assert meta["id"] == "testuser/kit-offline-wheels" and "testkey" not in json.dumps(meta)
 

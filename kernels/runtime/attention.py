@@ -3,7 +3,7 @@
 A packed batch is one row of all its rows' tokens back to back, with positions restarting at each row and the
 rows' boundaries (cumulative lengths) passed to the attention. On a CUDA GPU with flash attention (compute
 capability 8.0 or newer, torch >= 2.10) PyTorch's variable-length flash attention computes exactly the rows'
-causal attention and nothing across them; elsewhere each row runs through scaled_dot_product_attention on its own
+causal attention and nothing across them (varlen_call adapts to the keywords the installed torch takes); elsewhere each row runs through scaled_dot_product_attention on its own
 (the same numbers, slower: for the CPU and the tests). The attention is registered with transformers'
 AttentionInterface, so the model's own layers (and a compiled copy of them) call it.
 """
@@ -41,19 +41,38 @@ def choose_packing(requested: str, engine: str) -> bool:
     return requested == "on" or flash_varlen_available()
 
 
-def _varlen_options(varlen_attn) -> dict:
-    """The keyword arguments that make varlen_attn causal and allow grouped keys, for the torch that is installed
-    (2.10 and 2.11 take window_size; 2.12 adds enable_gqa; earlier ones took is_causal)."""
+def varlen_call(varlen_attn):
+    """`call(q, k, v, cu_seq_lens, max_length, scale)`: causal varlen attention with grouped keys and a given scale,
+    whatever the installed varlen_attn takes. torch 2.10 (Kaggle's image) has only is_causal: no scale, no
+    window_size, no enable_gqa; later ones take window_size=(-1, 0) for causal, scale and enable_gqa. Where a keyword
+    is missing, the same numbers come another way: key/value heads repeated for their query heads, and q multiplied
+    by scale * sqrt(dim) (skipped for the default 1/sqrt(dim), so a Llama's attention is bit for bit the primary's)."""
     parameters = inspect.signature(varlen_attn).parameters
-    options = {"window_size": (-1, 0)} if "window_size" in parameters else {"is_causal": True}
-    if "enable_gqa" in parameters:
-        options["enable_gqa"] = True
-    return options
+    causal = {"window_size": (-1, 0)} if "window_size" in parameters else {"is_causal": True}
+    takes_scale, takes_gqa = "scale" in parameters, "enable_gqa" in parameters
+
+    def call(q, k, v, cu_seq_lens, max_length, scale=None):
+        """q [tokens, heads, dim], k and v [tokens, kv heads, dim]; returns [tokens, heads, dim]."""
+        options = dict(causal)
+        if k.shape[1] != q.shape[1]:
+            if takes_gqa:
+                options["enable_gqa"] = True
+            else:
+                groups = q.shape[1] // k.shape[1]
+                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        if scale is not None:
+            if takes_scale:
+                options["scale"] = scale
+            elif scale != q.shape[-1] ** -0.5:
+                q = q * (scale * q.shape[-1] ** 0.5)
+        return varlen_attn(q, k, v, cu_seq_lens, cu_seq_lens, max_length, max_length, **options)
+
+    return call
 
 
 def flash_packed_attention(varlen_attn):
     """Causal attention over packed rows with flash attention: an attention function for transformers' layers."""
-    options = _varlen_options(varlen_attn)
+    call = varlen_call(varlen_attn)
 
     def attend(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0, *, cu_seq_lens_q=None, max_length_q=None,
                **kwargs):
@@ -63,7 +82,7 @@ def flash_packed_attention(varlen_attn):
             return causal_attention(query, key, value, scaling)
         # [tokens, heads, dim], the layout flash attention reads; compiled, the copy fuses into the rotary kernel
         q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
-        out = varlen_attn(q, k, v, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q, scale=scaling, **options)
+        out = call(q, k, v, cu_seq_lens_q, max_length_q, scaling)
         return out.unsqueeze(0), None
 
     return attend

@@ -1,4 +1,4 @@
-"""What the machine offers: which packages to install on Kaggle, which engine and dtype to use, and the GPU's name."""
+"""What the machine offers: whether it is a Kaggle session online, which engine and dtype to use, and the GPU's name."""
 
 from __future__ import annotations
 
@@ -6,16 +6,7 @@ import importlib
 import importlib.util
 import os
 import socket
-import subprocess
 import sys
-
-from kernels.runtime.paths import input_dir
-
-# Import names a kernel needs per engine, and the pip names that provide them.
-ENGINE_PACKAGES = {
-    "hf": {"peft": "peft", "bitsandbytes": "bitsandbytes"},
-    "unsloth": {"unsloth": "unsloth", "peft": "peft", "bitsandbytes": "bitsandbytes"},
-}
 
 
 def log(message: str) -> None:
@@ -26,6 +17,14 @@ def log(message: str) -> None:
 def warn(message: str) -> None:
     """A warning line on stdout, where it lands in the run's log next to the progress."""
     print(f"warning: {message}", flush=True)
+
+
+def quiet_progress_bars() -> None:
+    """No progress bars where stdout is not a terminal (a Kaggle log, the local backend's log.txt): there every redraw
+    of transformers' and huggingface_hub's bars (tqdm) becomes a line, ~1,000 for one model load. Call it before
+    transformers is imported (it reads the setting once); the loads log one line each instead."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def on_kaggle() -> bool:
@@ -62,37 +61,6 @@ def internet_available(host: str = "pypi.org", timeout: float = 3.0) -> bool:
         return False
 
 
-def wheel_folders() -> list[str]:
-    """Folders under the input tree holding .whl files (an attached wheel dataset)."""
-    folders = sorted({str(p.parent) for p in input_dir().glob("**/*.whl")}) if input_dir().is_dir() else []
-    return folders
-
-
-def install_missing(modules: dict[str, str]) -> list[str]:
-    """pip-install the packages of the modules that are missing: from PyPI when online, else from attached wheels.
-
-    Returns the modules still missing afterwards.
-    """
-    missing = {m: pip for m, pip in modules.items() if not has_module(m)}
-    if not missing:
-        return []
-    packages = sorted(set(missing.values()))
-    if internet_available():
-        command = [sys.executable, "-m", "pip", "install", "-q", *packages]
-    else:
-        folders = wheel_folders()
-        if not folders:
-            warn(f"missing {', '.join(packages)}, no internet and no wheel dataset attached under {input_dir()}")
-            return sorted(missing)
-        command = [sys.executable, "-m", "pip", "install", "-q", "--no-index", *(f"--find-links={f}" for f in folders), *packages]
-    log(f"installing {' '.join(packages)}")
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        warn(f"pip install {' '.join(packages)} failed: {result.stderr.strip()[-800:]}")
-    importlib.invalidate_caches()
-    return sorted(m for m in missing if not has_module(m))
-
-
 def cuda_available() -> bool:
     """Whether torch sees a CUDA GPU."""
     import torch
@@ -103,16 +71,12 @@ def cuda_available() -> bool:
 def choose_engine(requested: str, prefer: str = "hf") -> str:
     """unsloth or hf. auto takes the engine the kernel `prefer`s for its job and GPU (train: hf with its layers
     compiled where the base fits dequantized, else unsloth; infer: unsloth, whose fused kernels score faster), falling
-    back to hf where unsloth is not installed (or installable on Kaggle). Figures: bench/RESULTS.md, issue 6."""
+    back to hf where unsloth is not installed (on Kaggle, install_pinned installed it first). Figures: bench/RESULTS.md, issue 6."""
     gpu = cuda_available()
     if requested == "unsloth" and not gpu:
         raise RuntimeError("engine=unsloth needs a CUDA GPU; use engine=hf (or auto) on the CPU")
     if requested == "hf" or not gpu or (requested == "auto" and prefer == "hf"):
-        if on_kaggle() and gpu:
-            install_missing(ENGINE_PACKAGES["hf"])
         return "hf"
-    if on_kaggle():
-        install_missing(ENGINE_PACKAGES["unsloth"])
     if has_module("unsloth"):
         try:
             importlib.import_module("unsloth")  # before transformers is imported, so that its patches apply
@@ -123,7 +87,7 @@ def choose_engine(requested: str, prefer: str = "hf") -> str:
             warn(f"unsloth failed to import ({type(exc).__name__}: {exc}); using engine=hf")
             return "hf"
     if requested == "unsloth":
-        raise RuntimeError("engine=unsloth but unsloth is not installed; attach a wheel dataset or use engine=hf")
+        raise RuntimeError("engine=unsloth but unsloth is not installed; on Kaggle turn the internet on or attach the wheel dataset of `kit deps push`, else use engine=hf")
     warn("unsloth is not installed; using engine=hf")
     return "hf"
 

@@ -7,7 +7,8 @@ import time
 
 from kernels.runtime.attention import choose_packing
 from kernels.runtime.data import encode_prompts, label_token_ids, pad_multiple, parse_label, read_table, split_rows
-from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, skip_validation, warn
+from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, quiet_progress_bars, skip_validation, warn
+from kernels.runtime.install import install_pinned
 from kernels.runtime.modeling import load_for_scoring
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
@@ -35,6 +36,8 @@ def adapter_settings(config: dict):
 def main(config: dict) -> dict:
     """Run the inference kernel with `config`; returns the metrics it wrote."""
     started = time.time()
+    quiet_progress_bars()
+    install_pinned(config["engine"])  # before anything imports torch or transformers
     out = working_dir()
     engine = choose_engine(config["engine"], prefer="unsloth")
     import torch

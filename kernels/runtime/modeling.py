@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 
 from kernels.runtime.attention import use_packed_attention
@@ -109,6 +110,7 @@ def load_base_model(model_name: str, *, engine: str, dtype, load_in_4bit: bool, 
     import torch
 
     source = resolve_model(model_name)
+    started = time.time()
     gpu = torch.cuda.is_available()
     if gpu and engine != "unsloth":
         # cuDNN's attention builds a plan for every new sequence length (0.1-0.3 s each, measured on an H100), and
@@ -142,6 +144,7 @@ def load_base_model(model_name: str, *, engine: str, dtype, load_in_4bit: bool, 
         # Right padding is never attended to by a causal model, so any token serves.
         tokenizer.pad_token = tokenizer.eos_token
     model.config.use_cache = False
+    log(f"loaded {source} ({engine}{', 4-bit' if quantize else ''}) in {time.time() - started:.0f} s")  # its one line (quiet_progress_bars)
     return model, tokenizer
 
 

@@ -10,7 +10,8 @@ import time
 
 from kernels.runtime.attention import choose_packing, use_packed_attention
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
-from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, skip_validation, warn
+from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, quiet_progress_bars, skip_validation, warn
+from kernels.runtime.install import install_pinned
 from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
 from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
@@ -37,6 +38,9 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     with `worker_command`, default: this script again): the same steps on its share of the rows, and no outputs.
     """
     started = time.time()
+    quiet_progress_bars()
+    if RANK_ENV not in os.environ:  # workers start after the first process installed everything
+        install_pinned(config["engine"])  # before anything imports torch or transformers
     out = working_dir()
     processes = training_processes(config["train_processes"])
     if processes > 1 and RANK_ENV not in os.environ:

@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kit.backends.kaggle import KaggleSession, _split_ref
-from kit.errors import BackendError
+from kit.errors import BackendError, ConfigError
 from kit.fileio import atomic_write_json
+from kit.kernels import kernels_dir, packaged_kernels_dir
 from kit.workspace import Workspace
 
-# What the Kaggle image lacks for unsloth training; downloaded without dependencies so the image's torch stays.
-DEPS_PACKAGES = ("unsloth", "unsloth_zoo", "bitsandbytes", "peft", "trl", "accelerate", "cut_cross_entropy", "tyro", "msgspec", "hf_transfer")
-DEPS_PYTHONS = ("3.11", "3.12")  # the Kaggle image's Python, now and next
+PINS_FILE = Path("runtime") / "pins.py"  # under a kernels/ folder: the pinned set the kernels install
 DEPS_SLUG = "kit-offline-wheels"
+WHEELS_MANIFEST = "kit-wheels.json"  # the same name as pins.WHEELS_MANIFEST, which the kernels look for
+# Kaggle's image runs Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag it accepts, newest first. Asking for
+# fewer (manylinux2014 and _2_28 only) silently yields bitsandbytes 0.42.0, whose 0.50.2 is manylinux_2_24.
+PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)) + ("manylinux2014_x86_64", "manylinux1_x86_64")
+
+
+@dataclass(frozen=True)
+class Pins:
+    """kernels/runtime/pins.py: the image the pinned set was resolved for and the set per engine."""
+
+    image: dict
+    packages: dict[str, tuple[str, ...]]
+
+    @property
+    def union(self) -> tuple[str, ...]:
+        """Every pinned package once, in the order the sets name them (what a wheel dataset must hold)."""
+        return tuple(dict.fromkeys(pin for pins in self.packages.values() for pin in pins))
+
+
+def read_pins(kernels: Path | None = None) -> Pins:
+    """The pins the kernels of `kernels` (a workspace's kernels/, else kit's own) install, read without importing
+    them (the runtime imports `kernels.runtime`, which kit cannot)."""
+    path = kernels_dir(kernels) / PINS_FILE
+    if not path.is_file():
+        path = packaged_kernels_dir() / PINS_FILE
+    values = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    try:
+        return Pins(image=dict(values["PINNED_IMAGE"]), packages={k: tuple(v) for k, v in values["PINNED_PACKAGES"].items()})
+    except KeyError as exc:
+        raise ConfigError(f"{path} defines no {exc.args[0]}", hint="copy kit's kernels/runtime/pins.py into the workspace (kit init keeps your files)") from None
 
 
 @dataclass(frozen=True)
@@ -29,35 +65,31 @@ class DepsDataset:
     url: str = ""
 
 
-def build_deps_folder(
-    folder: Path,
-    ref: str,
-    packages: tuple[str, ...] = DEPS_PACKAGES,
-    pythons: tuple[str, ...] = DEPS_PYTHONS,
-    find_links: Path | None = None,
-) -> list[str]:
-    """pip-download wheels of `packages` for the Kaggle image (CPython `pythons`, manylinux x86_64) into `folder`
-    and write its dataset-metadata.json; return the wheel names. `find_links` uses a local wheel folder, offline."""
+def build_deps_folder(folder: Path, ref: str, packages: tuple[str, ...], image: dict, find_links: Path | None = None) -> list[str]:
+    """pip-download the wheels of `packages` (exact pins, their dependencies included: the pinned set is complete
+    for the image) for the image's CPython on x86_64 into `folder`; write its manifest (the image it is for) and its
+    dataset-metadata.json; return the wheel names. `find_links` takes wheels from a local folder instead of PyPI."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for python in pythons:
-        command = [
-            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-            "--dest", str(folder), "--python-version", python, "--implementation", "cp",
-            "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64", "--platform", "any",
-        ]
-        if find_links is not None:
-            command += ["--no-index", "--find-links", str(find_links)]
-        done = subprocess.run(command + list(packages), capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise BackendError(f"pip download for Python {python} failed: {tail[0]}", hint="check the package names given with --packages")
+    python = str(image.get("python", "3.12"))
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
+        "--python-version", python, "--implementation", "cp", *(arg for tag in PLATFORMS for arg in ("--platform", tag)),
+    ]
+    if find_links is not None:
+        command += ["--no-index", "--find-links", str(find_links)]
+    done = subprocess.run(command + list(packages), capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.startswith("ERROR")][-1:] or ["no output"]
+        raise BackendError(f"pip download for Python {python} failed: {tail[0]}", hint="check the package names given with --packages")
     wheels = sorted(p.name for p in folder.glob("*.whl"))
+    atomic_write_json(folder / WHEELS_MANIFEST, {"image": image, "packages": list(packages), "python": python, "platforms": list(PLATFORMS), "wheels": wheels})
     owner, slug = _split_ref(ref)
     atomic_write_json(
         folder / "dataset-metadata.json",
         {"id": ref, "title": slug.replace("-", " "), "licenses": [{"name": "other"}],
-         "description": "Wheels for internet-off Kaggle kernels, built by `kit deps push`: " + ", ".join(packages)},
+         "description": f"Wheels for internet-off Kaggle kernels on {image.get('image', 'the Kaggle image')}, built by `kit deps push`: "
+                        + ", ".join(packages)},
     )
     return wheels
 
@@ -65,16 +97,19 @@ def build_deps_folder(
 def push_deps(
     ws: Workspace,
     folder: Path,
-    packages: tuple[str, ...] = DEPS_PACKAGES,
+    packages: tuple[str, ...] = (),
     slug: str = DEPS_SLUG,
     find_links: Path | None = None,
     session: KaggleSession | None = None,
 ) -> DepsDataset:
-    """Build the wheel folder and create the Kaggle dataset `<user>/<slug>`, or add a version if it exists."""
+    """Build the wheel folder (`packages`, default the kernels' pinned set) and create the Kaggle dataset
+    `<user>/<slug>`, or add a version if it exists."""
     session = session or KaggleSession()
     user = ws.kaggle_username or session.username
     ref = f"{user}/{slug}"
-    wheels = build_deps_folder(folder, ref, packages, find_links=find_links)
+    pins = read_pins(ws.kernels_dir)
+    packages = packages or pins.union
+    wheels = build_deps_folder(folder, ref, packages, pins.image, find_links=find_links)
     if not wheels:
         raise BackendError("pip downloaded no wheels", hint="check --packages")
     api = session.api

@@ -78,7 +78,7 @@ def deps() -> None:
 
 
 @deps.command("push")
-@click.option("--packages", default="", help="comma-separated packages instead of unsloth & co")
+@click.option("--packages", default="", help="comma-separated pins (name==version) instead of the kernels' pinned set")
 @click.option("--slug", default="", help="dataset slug (default kit-offline-wheels)")
 @click.option("--find-links", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="take wheels from this local folder only (no index)")
@@ -88,12 +88,12 @@ def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | 
     """Download wheels for the Kaggle image and create or version them as a private Kaggle dataset.
 
     Add the printed dataset to kernels that run with the internet off (it is a dataset source)."""
-    from kit.backends.kaggle_deps import DEPS_PACKAGES, DEPS_SLUG, push_deps
+    from kit.backends.kaggle_deps import DEPS_SLUG, push_deps, read_pins
 
     ws = _ws()
-    names = tuple(p.strip() for p in packages.split(",") if p.strip()) or DEPS_PACKAGES
+    names = tuple(p.strip() for p in packages.split(",") if p.strip()) or read_pins(ws.kernels_dir).union
     folder = folder or ws.state_dir / "deps"
-    click.echo(f"downloading wheels for {', '.join(names)} into {folder}", err=True)
+    click.echo(f"downloading {len(names)} wheels ({', '.join(names)}) into {folder}", err=True)
     from kit import progress
     from kit.backends.kaggle_upload import upload_progress
 
