@@ -2,6 +2,7 @@
 
     python bench/image_check.py            # the whole check; prints the table, writes $OUT/image_check.json
     python bench/image_check.py resolve    # what the pinned sets add to or upgrade in the image (pip's dry run)
+    python bench/image_check.py tests [PYTEST ARGS]   # the kernels' CPU tests under the image's versions
 
 What it does, as Kaggle does it:
 - a Python 3.12 venv with the image's versions (shared/reference/kaggle-image/constraints.txt, torch==2.10.0 from
@@ -325,6 +326,21 @@ def resolve() -> int:
     return 0
 
 
+RUNTIME_TESTS = ("tests/test_kernel_runtime.py", "tests/test_attention_fallback.py", "tests/test_install.py")
+
+
+def tests() -> int:
+    """The kernels' runtime tests (tiny in-process Llamas) with the image's torch, transformers and peft: every API
+    the kernels call, at the image's versions (the test suite itself runs on newer ones)."""
+    base = image_venv()
+    venv = layer(base, "tests")
+    env = {**session_env(venv, CACHE / "homes" / "tests"), "PIP_CONFIG_FILE": os.devnull}
+    env.pop("KAGGLE_KERNEL_RUN_TYPE")
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "pytest", "click", "bitsandbytes==0.50.2"], check=True, env=env)
+    args = sys.argv[2:] or ["-q", *RUNTIME_TESTS]
+    return subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=REPO, env=env).returncode
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "check"
-    sys.exit({"check": check, "resolve": resolve}[mode]())
+    sys.exit({"check": check, "resolve": resolve, "tests": tests}[mode]())
