@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err
+from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err, warn_damaged as _warn_damaged
 from kit.errors import KitError
 
 
@@ -255,20 +255,32 @@ def _print_summary(ws, record) -> None:
 def status(run: str | None, as_json: bool) -> None:
     """Show a run's state (all runs without RUN): `kit status run-3`."""
     from kit import runs
-    from kit.push import log_tail, refresh
+    from kit.push import log_tail, refresh_each
 
     ws = _ws()
     backend = _backend(ws)
-    records = [runs.load(ws, run)] if run else runs.all_runs(ws)
-    records = [refresh(ws, backend, r) for r in records]
+    # One run's damaged record or unknown kernel shows on its own line; the other runs are still refreshed.
+    records, damaged = ([runs.load(ws, run)], []) if run else runs.scan(ws)
+    checked = refresh_each(ws, backend, records)
+    if run and checked[0][1] is not None:
+        raise checked[0][1]
+    records = [r for r, _ in checked]
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in records], indent=2))
+        rows = [{**r.to_json(), **({"error": e.message, "fix": e.hint} if e else {})} for r, e in checked]
+        rows += [{"id": d.run_id, "status": "damaged", "error": d.message, "fix": d.hint} for d in damaged]
+        click.echo(json.dumps(rows, indent=2))
         return
-    if not records:
+    if not records and not damaged:
         _err("no runs yet: kit push-kernel train")
         return
-    for r in records:
-        click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {r.message}".rstrip())
+    for r, problem in checked:
+        note = f"cannot refresh: {problem.message}" if problem else r.message
+        click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {note}".rstrip())
+        if problem and problem.hint:
+            _err(f"hint: {r.id}: {problem.hint}")
+    for d in damaged:
+        click.echo(f"{d.run_id:<8} damaged  {d.message}")
+        _err(f"hint: {d.run_id}: {d.hint}")
     if run and records[0].status.value == "error":
         click.echo(log_tail(backend.logs(records[0])))
     if run and records[0].status.value == "complete":
@@ -369,7 +381,10 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     _err(f"{plan.record.id}: {plan.valid.rows} rows, {plan.valid.true_share:.1%} True; submissions left today: {left}")
     if plan.note:
         _err(plan.note)
-    what = f"{plan.record.id}'s kernel" if plan.code else str(plan.valid.path)
+    if plan.valid.changes:
+        _err(f"normalized for upload: {'; '.join(plan.valid.changes)}")
+        _err(f"uploading kit's copy {plan.valid.path}; {plan.valid.source} is unchanged")
+    what = f"{plan.record.id}'s kernel" if plan.code else str(plan.valid.source or plan.valid.path)
     if not yes and not click.confirm(f"Submit {what} to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit submit {run} --yes skips the question")
     sub = do_submit(ws, backend, plan, message)
@@ -394,6 +409,7 @@ def scores() -> None:
     ws = _ws()
     changed = refresh_scores(ws, _backend(ws))
     _err(f"{len(changed)} runs updated; {ws.leaderboard_path}")
+    _warn_damaged(ws)
 
 
 @cli.command("leaderboard")

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the new one, never a half."""
+    """Write `text` to `path` so that a reader sees the old file or the new one, never a half.
+
+    The file keeps its mode (a new one gets the umask's), and the temporary file is named after this process, so
+    that one left by a killed writer is removed by the next write (`clean_temps`) rather than lasting."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_temps(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 less the umask, as open() gives
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(fh.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -26,6 +37,39 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def clean_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of writes to `path` whose writer is gone (killed mid-write); returns them.
+
+    Ours are `.NAME.PID.RANDOM.tmp`; older kits wrote `.NAME.RANDOM.tmp`, removed once an hour old."""
+    path = Path(path)
+    removed = []
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]+\.tmp")
+    older = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = ours.fullmatch(tmp.name)
+        try:
+            if match:
+                stale = int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
+            else:
+                stale = bool(older.fullmatch(tmp.name)) and time.time() - tmp.stat().st_mtime > 3600
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another writer cleaned it first
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

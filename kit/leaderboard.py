@@ -6,14 +6,12 @@ survives every rewrite, as do rows kit does not know. Writes are atomic and lock
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kit.errors import WorkspaceError
+from kit.csvfile import read_table, render_table
 from kit.fileio import atomic_write_text, locked
 from kit.runs import RunRecord, all_runs, run_dir
 from kit.workspace import Workspace
@@ -159,40 +157,25 @@ def _fmt(value: Any) -> str:
 
 
 def read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and rows of a leaderboard file ([] and [] if there is none)."""
-    if not path.is_file():
-        return [], []
-    text = path.read_text(encoding="utf-8-sig")
-    if not text.strip():
-        return [], []
-    reader = csv.DictReader(io.StringIO(text))
-    header = list(reader.fieldnames or [])
-    if "run" not in header:
-        raise WorkspaceError(f"{path} has no 'run' column", hint=f"restore its header (git checkout {path.name})")
-    rows = []
-    for row in reader:
-        if None in row:  # more cells than header names: keep them rather than drop a person's data
-            extra = row.pop(None)
-            raise WorkspaceError(f"{path}: row {row.get('run')!r} has {len(extra)} more cells than the header", hint="fix the row by hand")
-        rows.append({k: (v or "") for k, v in row.items()})
-    return header, rows
+    """The header and rows of a leaderboard file ([] and [] if there is none); a file kit cannot read without
+    losing a cell is refused in one line naming the file, the line and the fix (kit.csvfile)."""
+    table = read_table(path)
+    return table.header, table.rows
 
 
-def _render(header: list[str], rows: Iterable[dict[str, str]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n", extrasaction="raise")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in header})
-    return out.getvalue()
+def check(ws: Workspace) -> None:
+    """Refuse now, before anything is spent, a leaderboard.csv that the write after a push or submission would refuse."""
+    read_table(ws.leaderboard_path)
 
 
 def update(path: Path, changes: dict[str, dict[str, Any]], *, add_columns: Iterable[str] = ()) -> None:
     """Merge `changes` (run id -> column -> value) into the leaderboard under a lock, atomically.
 
-    Existing columns keep their order, unknown columns and rows are kept; new kit columns are appended."""
+    Existing columns keep their order, unknown columns and rows are kept (every cell as it was); new kit columns
+    are appended."""
     with locked(path):
-        header, rows = read(path)
+        table = read_table(path)
+        header, rows = table.header, table.rows
         for name in [*KIT_COLUMNS, *add_columns, *(k for c in changes.values() for k in c)]:
             if name not in header:
                 header.append(name)
@@ -205,7 +188,7 @@ def update(path: Path, changes: dict[str, dict[str, Any]], *, add_columns: Itera
                 by_run[run_id] = row
             row.update({k: _fmt(v) for k, v in values.items()})
         rows.sort(key=_run_sort_key)
-        atomic_write_text(path, _render(header, rows))
+        atomic_write_text(path, render_table(table))
 
 
 def _run_sort_key(row: dict[str, str]) -> tuple[int, str]:

@@ -63,6 +63,7 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     """Create run-N and build its kernel into submissions/run-N/kernel/; nothing is started yet."""
     config = resolve_config(ws, kernel, overrides, backend.name)
     _check_sources(ws, config)
+    leaderboard.check(ws)  # refused now, not in the write after a paid session started
     record = runs.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
     build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
     return record
@@ -110,6 +111,18 @@ def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
         runs.save(ws, record)
         leaderboard.sync(ws, [record])
     return record
+
+
+def refresh_each(ws: Workspace, backend: Backend, records: list[RunRecord]) -> list[tuple[RunRecord, KitError | None]]:
+    """Refresh each run on its own: one the backend cannot answer for (a kernel it does not know, a refused call)
+    keeps its last known state and carries the error, and the other runs go on."""
+    out: list[tuple[RunRecord, KitError | None]] = []
+    for record in records:
+        try:
+            out.append((refresh(ws, backend, record), None))
+        except KitError as exc:
+            out.append((record, exc))
+    return out
 
 
 def wait(

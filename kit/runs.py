@@ -128,20 +128,103 @@ def save(ws: Workspace, record: RunRecord) -> None:
 
 
 def load(ws: Workspace, run_id: str) -> RunRecord:
-    """Read a run's record, or a RunNotFoundError naming the command that lists runs."""
+    """Read a run's record, or a RunNotFoundError naming the command that lists runs, or a DamagedRunError naming
+    the file, what is wrong with it and the fix."""
     run_id = check_run_id(run_id)
     path = run_dir(ws, run_id) / RECORD
     if not path.is_file():
         raise RunNotFoundError(f"no run {run_id} in {ws.submissions_dir}", hint="kit status lists the runs")
+    return read_record(path, run_id)
+
+
+class DamagedRunError(WorkspaceError):
+    """A run.json that cannot be read as a run record; only its own run is affected."""
+
+    def __init__(self, run_id: str, path: Path, problem: str):
+        super().__init__(
+            f"{path}: {problem}",
+            hint=f"restore it (git checkout -- {path}) or repair it by hand; other runs are not affected",
+        )
+        self.run_id, self.path, self.problem = run_id, path, problem
+
+
+def read_record(path: Path, run_id: str) -> RunRecord:
+    """A run record read from `path`, its shape checked first, so a damaged file is one DamagedRunError (never a
+    traceback later, in whatever command first touches a field)."""
     try:
-        return RunRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise WorkspaceError(f"{path} is not a valid run record: {exc}", hint=f"restore {path} from git") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DamagedRunError(run_id, path, f"byte {exc.start} is not UTF-8 text") from None
+    except OSError as exc:
+        raise DamagedRunError(run_id, path, f"cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "ends early (truncated?)" if exc.pos >= len(text.rstrip()) else exc.msg
+        raise DamagedRunError(run_id, path, f"line {exc.lineno}: not valid JSON: {what}") from None
+    problem = record_problem(data, run_id)
+    if problem:
+        raise DamagedRunError(run_id, path, problem)
+    try:
+        return RunRecord.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise DamagedRunError(run_id, path, f"not a run record: {exc}") from None
+
+
+def _type_problem(name: str, value: Any, annotation: Any) -> str:
+    """What is wrong with a field's JSON value for its annotation ("" when it fits or the annotation is not simple)."""
+    wanted = {"str": str, "dict[str, Any]": dict, "dict[str, str]": dict, "list[str]": list, "float | None": (int, float, type(None))}
+    kind = wanted.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    if kind is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return ""
+    return f"{name} is {json.dumps(value)[:40]}, expected {'an object' if kind is dict else 'a list' if kind is list else 'text' if kind is str else 'a number or null'}"
+
+
+def record_problem(data: Any, run_id: str) -> str:
+    """What makes `data` (a parsed run.json) not a record of `run_id`, or ""."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("id") != run_id:
+        return f"id is {data.get('id')!r}, expected {run_id!r} (the folder's name)"
+    for f in dataclasses.fields(RunRecord):
+        if f.name in data and f.name not in ("status", "submissions"):
+            problem = _type_problem(f.name, data[f.name], f.type)
+            if problem:
+                return problem
+        elif f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            return f"{f.name} is missing"
+    if data.get("status", "queued") not in {s.value for s in KernelStatus}:
+        return f"status is {data.get('status')!r}, expected one of {', '.join(s.value for s in KernelStatus)}"
+    subs = data.get("submissions", [])
+    if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
+        return "submissions is not a list of objects"
+    for i, sub in enumerate(subs, start=1):
+        for f in dataclasses.fields(SubmissionRecord):
+            if f.name in sub:
+                problem = _type_problem(f.name, sub[f.name], f.type)
+                if problem:
+                    return f"submission {i}: {problem}"
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                return f"submission {i}: {f.name} is missing"
+    return ""
+
+
+def scan(ws: Workspace) -> tuple[list[RunRecord], list[DamagedRunError]]:
+    """Every run with a record, oldest first, and the runs whose record is damaged (each named with its fix)."""
+    if not ws.submissions_dir.is_dir():
+        return [], []
+    ids = [p.name for p in ws.submissions_dir.iterdir() if RUN_ID.match(p.name) and (p / RECORD).is_file()]
+    good: list[RunRecord] = []
+    damaged: list[DamagedRunError] = []
+    for run_id in sorted(ids, key=lambda i: int(i.split("-")[1])):
+        try:
+            good.append(read_record(run_dir(ws, run_id) / RECORD, run_id))
+        except DamagedRunError as exc:
+            damaged.append(exc)
+    return good, damaged
 
 
 def all_runs(ws: Workspace) -> list[RunRecord]:
-    """Every run with a record, oldest first."""
-    if not ws.submissions_dir.is_dir():
-        return []
-    ids = [p.name for p in ws.submissions_dir.iterdir() if RUN_ID.match(p.name) and (p / RECORD).is_file()]
-    return [load(ws, i) for i in sorted(ids, key=lambda i: int(i.split("-")[1]))]
+    """Every run with a readable record, oldest first. A damaged record affects only its own run: it is left out
+    here (scan() and `kit status` name it with its fix), so that other runs' status, scores and submits go on."""
+    return scan(ws)[0]

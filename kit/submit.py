@@ -41,7 +41,11 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
         pull(ws, backend, record)
     if not path.is_file():
         raise SubmissionError(f"{record.id} has no {SUBMISSION_FILE} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
-    valid = validate_submission(path, backend.sample_submission())
+    # The file kit uploads is its own normalized copy (the sample's spelling, no blank lines); the run's file stays.
+    # A code competition scores what the kernel writes on its rerun, so there the file must need no normalizing.
+    upload_dir = None if code else ws.state_dir / "uploads" / record.id
+    valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir)
+    leaderboard.check(ws)  # the write after the submission must not be the first to find leaderboard.csv unreadable
     note = ""
     if code:
         note = code_submission.describe(record, code, code_submission.check_time(ws, record, code), path)

@@ -22,3 +22,12 @@ def backend_for(ws):
 def echo_err(message: str) -> None:
     """Progress, hints and notes go to stderr; data goes to stdout."""
     click.echo(message, err=True)
+
+
+def warn_damaged(ws) -> None:
+    """Name each run whose record is damaged (left out of what a command did), with its fix, on stderr."""
+    from kit import runs
+
+    for damaged in runs.scan(ws)[1]:
+        echo_err(f"warning: {damaged.run_id} left out: {damaged.message}")
+        echo_err(f"hint: {damaged.hint}")
