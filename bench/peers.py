@@ -36,6 +36,8 @@ RESULTS = OUT / "peers.json"
 MODELS = {"8b": "/tmp/llama8b", "smollm2": "/tmp/smollm2-135m", "qwen15": "/tmp/qwen25-15b"}
 TIMED_TOKENS = int(os.environ.get("TIMED_TOKENS", "150000"))
 WARM_STEPS = int(os.environ.get("WARM_STEPS", "20"))
+MIN_TIMED_STEPS = 20  # trl's timed window: at least this many steps (about TIMED_TOKENS otherwise)
+LOGGING_STEPS = 10  # trl logs (and reads) the loss every this many steps, as users leave it
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MATMUL_FLOPS = 800e12  # bf16 dense, measured on these GPUs (shared/reference/gpu-baselines.md, KINDS.md: 769-798)
 
@@ -73,14 +75,15 @@ def qwen15_config():
                        tie_word_embeddings=True, use_sliding_window=False, bos_token_id=151643, eos_token_id=151643)
 
 
-def prep() -> None:
+def prep(small_only: bool = False) -> None:
     """The random-weight models on local disk (the 8B one as bench/gpu_verify.py makes it)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from gpu_verify import make_tokenizer, prep as prep_8b
 
-    prep_8b()
+    if not small_only:
+        prep_8b()
     for name, make in (("smollm2", smollm2_config), ("qwen15", qwen15_config)):
         folder = Path(MODELS[name])
         if (folder / "config.json").is_file():
@@ -135,6 +138,12 @@ def kit(model_key: str, then_trl: bool) -> None:
 
     path = MODELS.get(model_key, model_key)
     facts = model_facts(path)
+    if os.environ.get("CPP_WRAPPER") == "1":
+        # inductor's C++ wrapper: the compiled layers launch their kernels from C++, not from generated Python
+        import torch._inductor.config
+
+        torch._inductor.config.cpp_wrapper = True
+        facts["cpp_wrapper"] = True
     config = kit_default_config(path)
     rows = rows_for(facts["vocab"])
     model, tokenizer, plan = speed.kit_model(config)
@@ -150,9 +159,41 @@ def kit(model_key: str, then_trl: bool) -> None:
                     "wall_with_warm_s": round(time.time() - started, 1), "dynamo": speed.dynamo_counters(), **facts, **out})
 
         guarded(f"kit batch {bs}", one, trainer="kit", **facts)
+    if os.environ.get("HOST_PROFILE") == "1":
+        guarded("host profile", lambda: host_profile(model, tokenizer, config, plan, rows, facts), **facts)
     if then_trl:
         guarded("trl on kit's model", lambda: trl_train(model, tokenizer, rows, "trl SFTTrainer on kit's prepared model (kit's levers)",
                                                        facts, collator=PackedCollator(tokenizer.pad_token_id), extra=plan), **facts)
+
+
+def host_profile(model, tokenizer, config, plan, rows, facts) -> None:
+    """Where the host's time goes in kit's step at batch 8 (cProfile over ~6 steps, own time), and how many kernels a
+    step launches (torch.profiler): a step of a small model is bound by the host, not by the GPU."""
+    import cProfile
+    import pstats
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    import speed
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    out = speed.kit_train(model, tokenizer, config, plan, rows, 8, timed_tokens=15000, warm=0)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:30]
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        speed.kit_train(model, tokenizer, config, plan, rows, 8, timed_tokens=9000, warm=0)
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx"))
+    cpu_top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:25]
+    record({"what": "kit host profile, batch 8", "trainer": "kit-probe", "steps": out["steps"], "seconds": out["seconds"], **facts,
+            "cprofile_tottime": [{"function": f"{Path(f[0]).name}:{f[1]}:{f[2]}", "calls": v[1], "tottime_s": round(v[2], 3),
+                                  "cumtime_s": round(v[3], 3)} for f, v in top],
+            "profiled_steps_tokens": 9000, "kernel_launches": launches,
+            "cpu_self_top": [{"op": e.key[:80], "count": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1)} for e in cpu_top]})
 
 
 # ---------------------------------------------------------------- trl
@@ -212,7 +253,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, collator=None, 
     if trainer_cls is None:
         from trl import SFTConfig as config_cls, SFTTrainer as trainer_cls  # noqa: N813
 
-    steps = WARM_STEPS + max(20, TIMED_TOKENS // 2800)
+    steps = WARM_STEPS + max(MIN_TIMED_STEPS, TIMED_TOKENS // 2800)
     marks: list[float] = []
 
     class Clock(TrainerCallback):
@@ -226,7 +267,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, collator=None, 
     args = config_cls(
         output_dir="/tmp/trl-out", per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=steps, learning_rate=2e-4,
         lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.01, max_grad_norm=1.0, bf16=cuda, use_cpu=not cuda, optim="adamw_torch_fused",
-        logging_steps=10, save_strategy="no", report_to="none", seed=3407, gradient_checkpointing=False, max_length=None,
+        logging_steps=LOGGING_STEPS, save_strategy="no", report_to="none", seed=3407, gradient_checkpointing=False, max_length=None,
         completion_only_loss=True, padding_free=collator is None, dataloader_num_workers=0, remove_unused_columns=False,
     )
     data = trl_dataset(rows, 8 * (steps + 4))
@@ -347,7 +388,7 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if mode == "prep":
-        prep()
+        prep(small_only="small" in args)
     elif mode == "kit":
         kit(args[0], "trl" in args[1:])
     elif mode == "trl":

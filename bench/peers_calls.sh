@@ -5,6 +5,8 @@
 #                      on the model kit prepared (one process); kit on SmolLM2-135M
 #   2: WHEELS=.whl-b   install unsloth; transformers + peft + trl on 8B (sdpa, varlen); unsloth + trl on 8B;
 #                      kit on Qwen2.5-1.5B
+#   3: WHEELS=.whl-a   (BUDGET_S=300) SmolLM2-135M: kit's default with a host profile (cProfile, kernel launches), then
+#                      the same with inductor's C++ wrapper (CPP_WRAPPER=1), each in its own process
 # Each process gets what is left of the call's 10 minutes (less a margin), so the records written so far come back.
 set -uo pipefail
 step=$1
@@ -30,5 +32,9 @@ case $step in
      part trl-8b 170 trl 8b sdpa varlen
      part unsloth-8b 190 unsloth 8b
      PROFILE=1 KIT_BATCHES=8,16 part kit-qwen15 190 kit qwen15 ;;
+  3) pipinstall "$WHEELS"/*.whl || exit 1
+     python3 bench/peers.py prep small 2>&1 | tail -1
+     HOST_PROFILE=1 part kit-smollm2 125 kit smollm2
+     CPP_WRAPPER=1 part kit-smollm2-cpp 200 kit smollm2 ;;
 esac
 python3 bench/peers.py table 2>/dev/null
