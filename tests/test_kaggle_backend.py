@@ -192,7 +192,11 @@ def test_cancel_of_running_kernel_says_what_to_do(backend, standin, tmp_path):
 
 def test_cancel_of_finished_kernel_is_silent(backend, standin, tmp_path):
     run = pushed(backend, tmp_path, standin, walk=["COMPLETE"])
-    backend.cancel(run)
+    before = len(standin.requests)
+    backend.cancel(run)  # raises nothing: there is nothing to stop
+    asked = [r.method_name for r in standin.requests[before:]]
+    assert asked == ["GetKernelSessionStatus"]  # it looked, and sent nothing that changes anything
+    assert len(standin.kernels[run.remote].versions) == 1
 
 
 # -- faults -------------------------------------------------------------------------------------------------------

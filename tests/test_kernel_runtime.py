@@ -851,9 +851,12 @@ def test_compiled_layers_train_as_the_eager_ones_at_every_width(tokenizer):
 
 
 def test_compiling_and_unsloth_ask_for_a_gpu(monkeypatch, capsys):
+    import torch
+
     from kernels.runtime import environment
 
-    monkeypatch.setattr(environment, "cuda_available", lambda: False)
+    # A machine without a CUDA GPU, as torch reports it (torch's answer, not one of kit's own functions, is replaced).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert environment.choose_compile("auto", "hf") is False
     assert environment.choose_compile("on", "hf") is False and "compile=on needs engine=hf on a CUDA GPU" in capsys.readouterr().out
     assert environment.choose_engine("auto", prefer="unsloth") == "hf"  # the CPU: hf whatever the kernel prefers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 from kit import runs, workspace as workspace_mod
@@ -30,7 +31,9 @@ def test_push_wait_pulls_outputs_and_records_run(workspace, kit_cli):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete" and record["kernel"] == "train" and record["backend"] == "local"
     assert record["config"]["r"] == 8 and record["config"]["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert record["started"] and record["finished"] and record["gpu"] in ("cpu",) or record["gpu"]
+    assert record["started"] and record["finished"]
+    # the machine the kernel ran on: "cpu" here without nvidia-smi, else the GPU's name
+    assert (record["gpu"] == "cpu") == (shutil.which("nvidia-smi") is None) and record["gpu"], record["gpu"]
     assert "submission.csv" in record["outputs"]
     assert "step 1 loss 0.69" in (run_dir / "log.txt").read_text()
     assert (run_dir / "kernel" / "kernel.py").is_file()  # the exact script that ran stays with the run
@@ -44,8 +47,6 @@ def test_run_ids_increase_and_are_never_reused(workspace, kit_cli):
     assert ids == ["run-1", "run-2"]
     for run_id in ids:
         _wait_final(workspace, run_id, kit_cli)
-    import shutil
-
     shutil.rmtree(workspace / "submissions" / "run-2")
     assert kit_cli("push-kernel", "train", "--detach").stdout.strip() == "run-3"
     _wait_final(workspace, "run-3", kit_cli)
