@@ -70,6 +70,16 @@ def test_a_truncated_record_does_not_stop_another_runs_submit(ws, standin):
     assert str(_record(ws, "run-1")) in error and "git checkout" in hint
 
 
+def test_a_damaged_record_does_not_stop_another_runs_pull(ws, standin):
+    _record(ws, "run-1").write_text('{"id": "run-1", "kernel": "train", "backend": "kaggle", "config": {}, "status": "done?"}')
+    (ws / "submissions" / "run-2" / "submission.csv").unlink()
+    pulled = run_kit("pull", "run-2", "--all")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert (ws / "submissions" / "run-2" / "submission.csv").read_bytes() == SUBMISSION
+    error, hint = _one_line_error(run_kit("pull", "run-1"))
+    assert "status is 'done?'" in error and "other runs are not affected" in hint
+
+
 def test_config_null_is_named_not_a_traceback_in_scores(ws, standin):
     assert run_kit("submit", "run-2", "--yes").exit_code == 0
     data = json.loads(_record(ws, "run-1").read_text())

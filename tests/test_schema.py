@@ -156,3 +156,18 @@ def test_coerce_accepts_each_type(key, value, out):
 def test_coerce_refuses_wrong_types_and_values(key, value):
     with pytest.raises(ConfigError, match="bad value"):
         coerce("k", key, value)
+
+
+@pytest.mark.parametrize("write, says", [
+    (lambda p: p.write_bytes(b'name = "caf\xe9"\n'), ":1: byte 0xe9 is not UTF-8 text"),
+    (lambda p: p.write_bytes('name = "x"\n'.encode("utf-16")), "is UTF-16 text, not UTF-8"),
+    (lambda p: p.mkdir(), "is a folder, not a sweep spec"),
+])
+def test_unreadable_sweep_specs_are_one_line(tmp_path, write, says):
+    from kit.sweep import load_spec
+
+    spec = tmp_path / "s.toml"
+    write(spec)
+    with pytest.raises(ConfigError) as info:
+        load_spec(spec)
+    assert says in info.value.message and info.value.hint
