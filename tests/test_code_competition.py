@@ -214,7 +214,8 @@ def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     assert run_kit("scores").exit_code == 0
     row, = leaderboard_rows(root)
     assert row["private_score"] != "" and float(row["private_score"]) == pytest.approx(float(standin.submissions[0].rerun_private))
-    assert len(standin.calls("ListCompetitions")) == 1  # asked once, then cached in .kit/kaggle/
+    listed, = standin.calls("ListCompetitions")  # asked once, then cached in .kit/kaggle/
+    assert listed.json["search"] == "math-grader"
 
 
 def test_stand_in_internet_on_never_reaches_kaggle(kaggle_code, standin):
