@@ -21,6 +21,7 @@ from kit.config import KernelConfig, field_specs, script_settings, source_runs
 from kit.errors import ConfigError
 from kit.fileio import atomic_write_text
 from kit.kernels import check_prompt, template_path
+from kit.models import KAGGLE_DATASET, KAGGLE_MODEL, parse_model
 
 RUNTIME_PACKAGE = "kernels.runtime"
 CONFIG_MARKER = "# kit:config"
@@ -128,6 +129,9 @@ def build_kernel(
     script = render_script(template, kernels / "runtime", config, run_id=run_id)
     slug = kernel_slug(config.competition, run_id, workspace_id)
     known = dict(kernel_sources or {})
+    # A model from Kaggle is attached, so the kernel finds it under /kaggle/input with the internet off.
+    source = parse_model(config.model) if config.model != "auto" else None
+    model_datasets = [source.handle] if source is not None and source.kind == KAGGLE_DATASET else []
     metadata = KernelMetadata(
         id=f"{owner}/{slug}",
         title=kernel_title(slug),
@@ -136,7 +140,8 @@ def build_kernel(
         machine_shape=config.machine_shape,
         session_timeout_seconds=config.timeout_minutes * 60,
         competition_sources=[config.competition] if config.competition else [],
-        dataset_sources=[*dataset_sources, *([config.wheels_dataset] if config.wheels_dataset else [])],
+        dataset_sources=[*dataset_sources, *model_datasets, *([config.wheels_dataset] if config.wheels_dataset else [])],
+        model_sources=[source.handle] if source is not None and source.kind == KAGGLE_MODEL else [],
         kernel_sources=[known.get(r) or f"{owner}/{kernel_slug(config.competition, r, workspace_id)}" for r in source_runs(config)],
     )
     out_dir = Path(out_dir)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from kit import schema
 from kit.errors import ConfigError
+from kit.models import model_problem
 
 # The model each backend uses when a config says model = "auto".
 DEFAULT_MODELS = {
@@ -64,7 +65,12 @@ class KernelConfig:
     """Settings every kernel shares."""
 
     competition: str = setting("", "competition slug; its files appear under input/competitions/<slug>")
-    model: str = setting("auto", "base model: a hub name, a local path, or auto (SmolLM2-135M locally, Llama-3.1-8B 4-bit on Kaggle)")
+    model: str = setting(
+        "auto", "base model: auto (SmolLM2-135M locally, Llama-3.1-8B 4-bit on Kaggle), a hub id (org/name), a Kaggle model "
+        "handle (owner/model/framework/variation[/version]) or dataset (dataset:owner/slug[/folder]), both attached and "
+        "loaded with the hub offline, or a local path (local backend)",
+        check=model_problem, rule="auto, a hub id, a Kaggle model handle, dataset:owner/slug[/folder] or a local path",
+    )
     engine: str = choice(
         "auto", "unsloth", "hf", default="auto",
         help="auto = the engine measured fastest for the job, where installed: training on a GPU with room for the base "

@@ -13,6 +13,7 @@ from kit.build import BuiltKernel, build_kernel
 from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.errors import BackendError, ConfigError, KitError
 from kit.kernels import check_prompt, kernels_dir
+from kit.models import check_reachable, parse_model
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace, ensure_workspace_id
 
@@ -25,6 +26,7 @@ def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], bac
     check_prompt(config.prompt, kernels_dir(ws.kernels_dir))  # a closed set, known only from the kernels' prompts.py
     if config.model == "auto":
         config = dataclasses.replace(config, model=DEFAULT_MODELS[backend])
+    check_reachable(parse_model(config.model), backend, config.enable_internet)
     return config
 
 

@@ -35,7 +35,8 @@ def leaderboard_rows(root: Path) -> list[dict[str, str]]:
 
 def test_push_status_pull_submit_scores(kaggle_workspace, standin):
     root = kaggle_workspace
-    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false")
+    # internet off: the model comes from Kaggle, attached as a model source
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1")
     assert pushed.exit_code == 0, pushed.stderr
     assert pushed.stdout.strip() == "run-1"
     save, = standin.calls("SaveKernel")
@@ -43,6 +44,7 @@ def test_push_status_pull_submit_scores(kaggle_workspace, standin):
     assert save.json["text"] == script
     assert save.json["slug"] == f"testuser/kit-math-grader-{workspace_id(root)}-run-1"
     assert save.json["isPrivate"] is True and save.json["enableInternet"] is False
+    assert save.json["modelDataSources"] == ["me/llama/transformers/8b/1"]
     assert save.json["machineShape"] == "NvidiaTeslaT4" and save.json["competitionDataSources"] == ["math-grader"]
     assert "testkey" not in script and "testkey" not in json.dumps(save.json)
 

@@ -47,6 +47,16 @@ def skip_validation(threshold: str) -> bool:
     return False
 
 
+def hub_offline() -> None:
+    """Never ask the Hugging Face hub for anything (a model attached from Kaggle loads from the input tree; with the
+    internet off a hub call would only fail or hang). Set before transformers or unsloth is imported, where it counts."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[name] = "1"
+    constants = getattr(sys.modules.get("huggingface_hub"), "constants", None)
+    if constants is not None:  # already imported: it read the environment then
+        constants.HF_HUB_OFFLINE = True
+
+
 def has_module(name: str) -> bool:
     """Whether a module can be imported, without importing it."""
     return importlib.util.find_spec(name) is not None

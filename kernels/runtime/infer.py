@@ -9,7 +9,7 @@ from kernels.runtime.attention import choose_packing
 from kernels.runtime.data import encode_prompts, label_token_ids, pad_multiple, parse_label, read_table, split_rows
 from kernels.runtime.environment import choose_dtype, choose_engine, dtype_name, gpu_names, log, quiet_progress_bars, skip_validation, warn
 from kernels.runtime.install import install_pinned
-from kernels.runtime.modeling import load_for_scoring
+from kernels.runtime.modeling import load_for_scoring, use_model_source
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
 from kernels.runtime.scoring import SCORE_TOKENS, finite_or_none, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
@@ -39,6 +39,7 @@ def main(config: dict) -> dict:
     quiet_progress_bars()
     install_pinned(config["engine"])  # before anything imports torch or transformers
     out = working_dir()
+    use_model_source(config["model"])  # before unsloth or transformers is imported
     engine = choose_engine(config["engine"], prefer="unsloth")
     import torch
 

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from kernels.runtime.attention import use_packed_attention
-from kernels.runtime.environment import log, warn
+from kernels.runtime.environment import hub_offline, log, warn
 from kernels.runtime.fusion import fuse_projections
+from kernels.runtime.paths import attached_model
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -68,8 +69,20 @@ def cached_model_dir(name: str) -> Path:
     return kit_cache_dir() / "models" / (path.stem if path.suffix == ".gguf" else name.replace("/", "--"))
 
 
+def use_model_source(name: str) -> None:
+    """Before anything loads: a model attached from Kaggle is found in the input tree, and the hub goes offline."""
+    attached = attached_model(name)
+    if attached is not None:
+        hub_offline()
+        log(f"model {name}: attached at {attached}; the Hugging Face hub is offline")
+
+
 def resolve_model(name: str) -> str:
-    """A loadable folder or hub name for `name`: a local path, kit's cache, the HF cache, the bundled GGUF, else the hub."""
+    """A loadable folder or hub name for `name`: a model attached from Kaggle, a local path, kit's cache, the HF
+    cache, the bundled GGUF, else the hub."""
+    attached = attached_model(name)
+    if attached is not None:
+        return str(attached)
     path = Path(name).expanduser()
     cached = cached_model_dir(name)
     if path.is_file() and path.suffix == ".gguf":
@@ -91,7 +104,8 @@ def resolve_model(name: str) -> str:
 def read_model_config(name: str) -> dict | None:
     """A model's config.json without loading the model or transformers (unsloth must come first): a local folder,
     kit's cache, the Hugging Face cache or the hub; None where none answers."""
-    path = Path(name).expanduser()
+    attached = attached_model(name)
+    path = attached or Path(name).expanduser()
     for folder in (path, cached_model_dir(name), hf_cache_snapshot(name)):
         if folder is not None and (folder / "config.json").is_file():
             return json.loads((folder / "config.json").read_text())

@@ -12,7 +12,7 @@ from kernels.runtime.attention import choose_packing, use_packed_attention
 from kernels.runtime.data import collate, encode_prompts, label_token_ids, pad_multiple, padded_width, parse_label, read_table, split_by_tokens, split_rows, training_order
 from kernels.runtime.environment import choose_dtype, dtype_name, gpu_names, log, quiet_progress_bars, skip_validation, warn
 from kernels.runtime.install import install_pinned
-from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers
+from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights, load_base_model, load_for_scoring, prepare_for_scoring, resolve_model, uncompile_layers, use_model_source
 from kernels.runtime.parallel import RANK_ENV, StepShare, broadcast_trainable, join_group, training_processes
 from kernels.runtime.paths import competition_dir, find_source, working_dir
 from kernels.runtime.prompts import get_prompt
@@ -42,6 +42,7 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     if RANK_ENV not in os.environ:  # workers start after the first process installed everything
         install_pinned(config["engine"])  # before anything imports torch or transformers
     out = working_dir()
+    use_model_source(config["model"])  # before unsloth or transformers is imported
     processes = training_processes(config["train_processes"])
     if processes > 1 and RANK_ENV not in os.environ:
         resolve_model(config["model"])  # converted once, by this process, before the workers read it

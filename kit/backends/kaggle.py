@@ -478,6 +478,9 @@ class KaggleBackend(Backend):
             user = self.ws.kaggle_username or self.session.username
             meta = self._fill_owner(meta, owner, user)
             atomic_write_json(meta_path, meta)
+        if any(s.count("/") == 3 for s in meta.get("model_sources") or []):
+            meta = dict(meta, model_sources=[self._with_version(s) for s in meta["model_sources"]])
+            atomic_write_json(meta_path, meta)  # the run's record of its kernel says which version it got
         title = meta.get("title") or slug.replace("-", " ")
         if len(title) > TITLE_MAX:  # Kaggle answers a longer title with HTTP 500
             raise ConfigError(f"{meta_path}: title {title!r} is longer than Kaggle's {TITLE_MAX} characters", hint="kit build the kernel again")
@@ -535,6 +538,22 @@ class KaggleBackend(Backend):
         # The version this push created: a code submission names it (start_run saves the record right after).
         run.remote_version = int(getattr(response, "version_number", 0) or 0)
         return remote
+
+    def _with_version(self, handle: str) -> str:
+        """`handle` with the version Kaggle mounts for it: its own, or the latest one (the client needs a version)."""
+        if handle.count("/") != 3:
+            return handle
+        api = self.session.api
+        url = f"https://www.kaggle.com/models/{'/'.join(handle.split('/')[:2])}"
+        try:
+            instance = self.session.call(f"model {handle}", lambda: api.model_instance_get(handle))
+        except BackendError as exc:
+            if "HTTP 404" not in exc.message:
+                raise
+            raise ConfigError(f"model {handle!r} is not on Kaggle (or not visible to you)", hint=f"check the handle on {url}") from None
+        if not instance.version_number:
+            raise ConfigError(f"model {handle!r} has no version on Kaggle yet", hint=f"check the handle on {url}")
+        return f"{handle}/{instance.version_number}"
 
     @staticmethod
     def _fill_owner(meta: dict[str, Any], placeholder: str, user: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, Ke
 from kit.competition import CompetitionInfo
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json
+from kit.models import KAGGLE_MODEL, cache_folder, local_copy, parse_model
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace
 
@@ -85,6 +86,7 @@ class LocalBackend(Backend):
         meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
         for name, path in self._sources(meta).items():
             os.symlink(path.resolve(), inputs / name)
+        self._attach_model(run, inputs)
         atomic_write_json(session / STATE_NAME, {"status": KernelStatus.QUEUED.value})
         subprocess.Popen(
             [sys.executable, "-m", "kit.backends.local_runner", str(session), meta.get("code_file", "kernel.py")],
@@ -95,6 +97,24 @@ class LocalBackend(Backend):
             cwd=session,
         )
         return str(session.relative_to(self.ws.root))
+
+    def _attach_model(self, run: RunRecord, inputs: Path) -> None:
+        """A model attached from Kaggle appears where Kaggle mounts it, linked to its local copy (kagglehub's cache)."""
+        model = str(run.config.get("model", ""))
+        source = parse_model(model) if model and model != "auto" else None
+        if source is None or not source.on_kaggle:
+            return
+        found = local_copy(source)
+        if found is None:
+            raise BackendError(f"model {model!r} has no local copy in {cache_folder(source)}", hint="kagglehub.model_download or dataset_download it once, or copy its files there")
+        folder, version = found
+        if source.kind == KAGGLE_MODEL:
+            owner, name, framework, variation = source.parts[:4]
+            target = inputs / "models" / owner / name / framework.lower() / variation / str(version)
+        else:
+            target = inputs.joinpath("datasets", *source.parts[:2])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(folder.resolve(), target)
 
     def _competition_data(self) -> Path:
         data = self.ws.practice_dir / "data"

@@ -125,6 +125,7 @@ class StandIn:
         self.auto_score: str | None = None  # public score given to a new submission when next listed
         self.competition_files: dict[str, bytes] = {"sample_submission.csv": b"ID,is_correct\n1,True\n2,True\n"}
         self.datasets: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, int] = {}  # "owner/model/framework/variation" -> its latest version, for GetModelInstance
         # The public board: (team name, score as Kaggle sends it, a string), best first.
         self.board: list[tuple[str, str]] = []
         self.zipped_files: set[str] = set()  # data files served as <name>.zip, as Kaggle serves large ones
@@ -443,6 +444,16 @@ class StandIn:
         if start + size < len(self.board):
             data["nextPageToken"] = str(start + size)
         return 200, data, {}
+
+    def _rpc_GetModelInstance(self, body):
+        # The client sends the framework as its enum name (MODEL_FRAMEWORK_PY_TORCH); handles spell it pyTorch.
+        framework = str(body.get("framework", "")).removeprefix("MODEL_FRAMEWORK_").replace("_", "").lower()
+        for handle, version in self.models.items():
+            owner, model, fw, variation = handle.split("/")
+            if (owner, model, variation) == (body.get("ownerSlug"), body.get("modelSlug"), body.get("instanceSlug")) and fw.lower() == framework:
+                return 200, {"id": 7, "slug": variation, "framework": body["framework"], "versionNumber": version,
+                             "url": f"https://www.kaggle.com/models/{owner}/{model}/{fw}/{variation}/{version}"}, {}
+        return 404, {"code": 404, "message": "Model instance not found"}, {}
 
     def _rpc_GetDatasetStatus(self, body):
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
