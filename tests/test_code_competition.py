@@ -188,7 +188,8 @@ def expected_public(standin) -> float:
 
 def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     root = kaggle_code
-    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false")
+    # internet off on Kaggle: the model is attached from Kaggle Models
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1")
     assert pushed.exit_code == 0, pushed.stderr
     assert json.loads((root / "submissions" / "run-1" / "run.json").read_text())["remote_version"] == 1
     for _ in range(3):
@@ -228,7 +229,7 @@ def test_stand_in_internet_on_never_reaches_kaggle(kaggle_code, standin):
 
 
 def test_stand_in_failed_rerun_reports_kaggle_error(kaggle_code, standin, monkeypatch):
-    assert run_kit("push-kernel", "train", "--set", "enable_internet=false").exit_code == 0
+    assert run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1").exit_code == 0
     for _ in range(3):
         run_kit("status", "run-1")
     monkeypatch.setenv("KIT_TEST_RERUN", "fail")

@@ -42,9 +42,18 @@ def test_a_model_that_does_not_parse_fails_in_one_line(workspace, kit_cli, spec,
     result = kit_cli("build", "train", "--set", f"model={spec}")
     assert result.exit_code == 1
     error, hint = result.stderr.strip().splitlines()
-    assert error.startswith(f"error: model {spec!r} does not parse: ") and why in error
-    assert hint.startswith("hint: use a hub id (org/name), a Kaggle model handle (owner/model/framework/variation[/version]")
+    assert error.startswith(f"error: bad value {spec!r} for 'model': does not parse: ") and why in error
+    assert "; use a hub id (org/name), a Kaggle model handle (owner/model/framework/variation[/version]" in error
+    assert hint == "hint: kit build --set model=VALUE"
     assert not (workspace / "build").exists()
+
+
+def test_a_model_in_kit_toml_that_does_not_parse_names_its_line(workspace, kit_cli):
+    toml = workspace / "kit.toml"
+    toml.write_text(toml.read_text().replace("[train]\n", "[train]\nmodel = \"me/llama/transformers\"\n"))
+    result = kit_cli("build", "train")
+    assert result.exit_code == 1 and "kit.toml" in result.stderr and "'me/llama/transformers'" in result.stderr
+    assert "does not parse: 3 parts" in result.stderr
 
 
 @pytest.fixture
