@@ -168,6 +168,9 @@ def kaggle_code(kaggle_env, standin, tmp_path, monkeypatch) -> Path:
     """A Kaggle workspace of a code competition on the stand-in, with 20 hidden test rows."""
     root = init_kaggle_workspace(tmp_path, monkeypatch)
     install_template(root, RERUN_TEMPLATE)
+    # internet off on Kaggle: the model comes from Kaggle Models (a hub id would be refused at push)
+    toml = root / "kit.toml"
+    toml.write_text(toml.read_text().replace("[train]\n", '[train]\nmodel = "me/llama/transformers/8b/1"\n'))
     standin.competitions["math-grader"] = True
     _, test = generate(7, 0, 20)
     buffer = io.StringIO()
@@ -188,8 +191,7 @@ def expected_public(standin) -> float:
 
 def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     root = kaggle_code
-    # internet off on Kaggle: the model is attached from Kaggle Models
-    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1")
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false")
     assert pushed.exit_code == 0, pushed.stderr
     assert json.loads((root / "submissions" / "run-1" / "run.json").read_text())["remote_version"] == 1
     for _ in range(3):
@@ -229,7 +231,7 @@ def test_stand_in_internet_on_never_reaches_kaggle(kaggle_code, standin):
 
 
 def test_stand_in_failed_rerun_reports_kaggle_error(kaggle_code, standin, monkeypatch):
-    assert run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1").exit_code == 0
+    assert run_kit("push-kernel", "train", "--set", "enable_internet=false").exit_code == 0
     for _ in range(3):
         run_kit("status", "run-1")
     monkeypatch.setenv("KIT_TEST_RERUN", "fail")
