@@ -48,9 +48,16 @@ class KernelMetadata:
     kernel_sources: list[str] = field(default_factory=list)
     model_sources: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
+    # The image to run on (the workspace's, recorded from its first Kaggle run); "" = Kaggle's current one.
+    docker_image: str = ""
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
+        del data["docker_image"]
+        if self.docker_image:
+            # A new kernel has no older environment for "original" to return to: naming the image pins it.
+            data["docker_image"] = self.docker_image
+            data["docker_image_pinning_type"] = "original"
         if self.machine_shape == "None":
             data["machine_shape"] = None
             data["enable_gpu"] = False
@@ -119,6 +126,7 @@ def build_kernel(
     dataset_sources: tuple[str, ...] = (),
     workspace_id: str = "",
     kernel_sources: Mapping[str, str] | None = None,
+    docker_image: str = "",
 ) -> BuiltKernel:
     """Write `out_dir/kernel.py` and `out_dir/kernel-metadata.json` for `kernel` with `config`.
 
@@ -142,6 +150,7 @@ def build_kernel(
         competition_sources=[config.competition] if config.competition else [],
         dataset_sources=[*dataset_sources, *model_datasets, *([config.wheels_dataset] if config.wheels_dataset else [])],
         model_sources=[source.handle] if source is not None and source.kind == KAGGLE_MODEL else [],
+        docker_image=docker_image if config.pin_image else "",
         kernel_sources=[known.get(r) or f"{owner}/{kernel_slug(config.competition, r, workspace_id)}" for r in source_runs(config)],
     )
     out_dir = Path(out_dir)

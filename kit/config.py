@@ -103,6 +103,10 @@ class KernelConfig:
     is_private: bool = setting(True, "keep the kernel private")
     timeout_minutes: int = setting(720, "Kaggle session timeout in minutes", min=1, max=720)
     wheels_dataset: str = setting("", "Kaggle dataset (owner/slug) of wheels for internet-off kernels, from `kit deps push`")
+    pin_image: bool = setting(
+        True, "run on the workspace's Kaggle image (kit.toml [kaggle] docker_image, recorded from its first complete Kaggle "
+        "run) so that all its runs are comparable; false = Kaggle's current image",
+    )
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,7 @@ class InferConfig(KernelConfig):
 KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": InferConfig}
 
 # Keys that go to kernel-metadata.json rather than into the script.
-METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes", "wheels_dataset"})
+METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes", "wheels_dataset", "pin_image"})
 
 
 def config_class(kernel: str) -> type[KernelConfig]:

@@ -15,7 +15,7 @@ from kit.errors import BackendError, ConfigError, KitError
 from kit.kernels import check_prompt, kernels_dir
 from kit.models import check_reachable, parse_model
 from kit.runs import KernelStatus, RunRecord
-from kit.workspace import Workspace, ensure_workspace_id
+from kit.workspace import Workspace, ensure_workspace_id, set_value
 
 KERNEL_DIR = "kernel"
 
@@ -36,6 +36,7 @@ def build_for_workspace(ws: Workspace, kernel: str, config: KernelConfig, out_di
     return build_kernel(
         kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME",
         workspace_id=ensure_workspace_id(ws), kernel_sources=_pushed_kernels(ws, source_runs(config)),
+        docker_image=ws.docker_image,
     )
 
 
@@ -112,7 +113,25 @@ def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
     if changed:
         runs.save(ws, record)
         leaderboard.sync(ws, [record])
+    if changed and state.status is KernelStatus.COMPLETE:
+        record_image(ws, backend, record)
     return record
+
+
+def record_image(ws: Workspace, backend: Backend, record: RunRecord) -> None:
+    """The first run that completes on Kaggle names the workspace's image in kit.toml ([kaggle] docker_image), so
+    that later pushes run on it too; a run pushed with pin_image=false, or an image already recorded, changes nothing.
+    Not knowing the image (a failed call) only warns: the next complete run tries again."""
+    if ws.docker_image or not record.config.get("pin_image", True):
+        return
+    try:
+        image = backend.kernel_image(record)
+    except KitError as exc:
+        backend.warnings.append(f"the image {record.id} ran on is unknown ({exc.message}); the next complete run records it")
+        return
+    if image:
+        kept = set_value(ws.root, "kaggle", "docker_image", image, keep=True)
+        backend.warnings.append(f"later runs are pinned to {kept} (docker_image under [kaggle] in kit.toml; pin_image=false opts out)")
 
 
 def refresh_each(ws: Workspace, backend: Backend, records: list[RunRecord]) -> list[tuple[RunRecord, KitError | None]]:

@@ -115,6 +115,10 @@ class Backend(abc.ABC):
     def submissions(self) -> list[SubmissionResult]:
         """Every submission of this competition by this user, with current scores."""
 
+    def kernel_image(self, run: RunRecord) -> str:
+        """The image the run's kernel ran on, where the backend knows one ("" otherwise)."""
+        return ""
+
     @abc.abstractmethod
     def submissions_left_today(self) -> int | None:
         """Submissions still allowed today, or None if the backend cannot tell."""

@@ -579,6 +579,15 @@ class KaggleBackend(Backend):
         request.user_name, request.kernel_slug = _split_ref(remote)
         return self.session.send(f"status of {remote}", request, "kernels.kernels_api_client", "get_kernel_session_status")
 
+    def kernel_image(self, run: RunRecord) -> str:
+        """The image Kaggle ran the kernel on (GetKernel's metadata.dockerImage, as `kaggle kernels pull -m` writes it)."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = _split_ref(self._remote(run))
+        response = self.session.send(f"kernel {run.remote}", request, "kernels.kernels_api_client", "get_kernel")
+        return str(getattr(response.metadata, "docker_image", "") or "") if response.metadata is not None else ""
+
     def status(self, run: RunRecord) -> KernelState:
         """The kernel's state from GetKernelSessionStatus, with Kaggle's failure message on error."""
         response = self._status_response(self._remote(run))

@@ -125,6 +125,8 @@ class StandIn:
         self.auto_score: str | None = None  # public score given to a new submission when next listed
         self.competition_files: dict[str, bytes] = {"sample_submission.csv": b"ID,is_correct\n1,True\n2,True\n"}
         self.datasets: dict[str, dict[str, Any]] = {}
+        # The image a kernel runs on when its push names none (GetKernel reports it as metadata.dockerImage).
+        self.docker_image = "gcr.io/kaggle-private-byod/python@sha256:" + "5" * 64
         self.models: dict[str, int] = {}  # "owner/model/framework/variation" -> its latest version, for GetModelInstance
         # The public board: (team name, score as Kaggle sends it, a string), best first.
         self.board: list[tuple[str, str]] = []
@@ -444,6 +446,18 @@ class StandIn:
         if start + size < len(self.board):
             data["nextPageToken"] = str(start + size)
         return 200, data, {}
+
+    def _rpc_GetKernel(self, body):
+        kernel = self._kernel(body)
+        if kernel is None:
+            return 404, {"code": 404, "message": "Kernel not found"}, {}
+        sent = kernel.request
+        return 200, {"metadata": {"id": 1, "ref": f"{kernel.owner}/{kernel.slug}", "title": sent.get("newTitle", kernel.slug),
+                                  "slug": kernel.slug, "language": "python", "kernelType": "script",
+                                  "dockerImage": sent.get("dockerImage") or self.docker_image,
+                                  "machineShape": sent.get("machineShape", ""), "categoryIds": [], "datasetDataSources": [],
+                                  "kernelDataSources": [], "competitionDataSources": [], "modelDataSources": []},
+                     "blob": {"source": sent.get("text", ""), "language": "python", "kernelType": "script", "slug": kernel.slug}}, {}
 
     def _rpc_GetModelInstance(self, body):
         # The client sends the framework as its enum name (MODEL_FRAMEWORK_PY_TORCH); handles spell it pyTorch.
