@@ -49,9 +49,11 @@ MODEL_INPUT = KAGGLE / "input" / "smollm2-135m-instruct" / "transformers" / "def
 WHEELS_REF = "kit/kit-offline-wheels"
 WHEELS_INPUT = KAGGLE / "input" / "kit-offline-wheels"
 ADAPTER_INPUT = KAGGLE / "input" / "kit-practice-math-run-1"
-IMAGE_PACKAGES = ("torch==2.10.0", "transformers", "peft", "accelerate", "datasets", "safetensors", "tokenizers", "huggingface_hub",
-                  "numpy", "pandas", "pyarrow", "polars", "sentencepiece", "tqdm", "protobuf", "psutil", "jinja2", "pyyaml",
-                  "requests", "packaging", "regex", "filelock", "fsspec", "certifi")
+# What the kernels import, and what the image has that the pinned sets depend on (all at the image's versions).
+IMAGE_PACKAGES = ("torch==2.10.0", "torchvision==0.25.0", "transformers", "peft", "accelerate", "datasets", "safetensors", "tokenizers",
+                  "huggingface_hub", "numpy", "pandas", "pyarrow", "polars", "sentencepiece", "tqdm", "protobuf", "psutil", "jinja2",
+                  "pyyaml", "requests", "packaging", "regex", "filelock", "fsspec", "certifi", "wheel", "setuptools", "pillow",
+                  "diffusers", "pydantic", "typeguard", "docstring-parser", "einops", "importlib-metadata", "nest-asyncio", "zipp")
 ROWS = {"val_rows": 8, "test_rows": 8, "max_seq_length": 256, "batch_size": 8}
 RUN_TIMEOUT = 1500
 
@@ -61,15 +63,15 @@ def sh(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def image_venv() -> Path:
-    """The image's packages in a venv, made once (a stamp names what it holds)."""
+    """The image's packages in a venv, made once and topped up when IMAGE_PACKAGES grows (a stamp names them)."""
     venv = CACHE / "venv"
     stamp = venv / "image-check.json"
     wanted = {"packages": list(IMAGE_PACKAGES), "constraints": (REFERENCE / "constraints.txt").read_text()}
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    print(f"making the image venv in {venv} (a few GB, minutes)", flush=True)
-    subprocess.run([PYTHON, "-m", "venv", str(venv)], check=True)
+    if not (venv / "bin" / "python").exists():
+        print(f"making the image venv in {venv} (a few GB, minutes)", flush=True)
+        subprocess.run([PYTHON, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--progress-bar", "off", *IMAGE_PACKAGES, "-c", str(REFERENCE / "constraints.txt")],
                    check=True)
     stamp.write_text(json.dumps(wanted))
@@ -257,14 +259,25 @@ def install_unsloth_set(base: Path, wheels: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| kernel | internet | result | seconds | log lines | torch after | first error line |", "|---|---|---|---|---|---|---|"]
+    lines = ["| kernel | internet | result | seconds | log lines | installed | torch after | first error line |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['kernel']} | {row['internet']} | {row['result']} | {row['seconds']} | {row['log_lines']} | "
+        installed = ", ".join(line.split(" (was ")[0] for line in row["installed"])
+        if len(row["installed"]) > 3:
+            installed = f"{len(row['installed'])} packages ({', '.join(line.split(' (was ')[0] for line in row['installed'][:3])}, ...)"
+        lines.append(f"| {row['kernel']} | {row['internet']} | {row['result']} | {row['seconds']} | {row['log_lines']} | {installed or '-'} | "
                      f"{row['torch_after']} | {row['error'].replace('|', '/')[:160]} |")
     return "\n".join(lines)
 
 
+ROW_NAMES = ("train-on", "train-off", "infer-on", "infer-off", "unsloth-off")
+
+
 def check() -> int:
+    """The table; `check ROW...` runs some rows only (infer needs a train row before it)."""
+    wanted = sys.argv[2:] or list(ROW_NAMES)
+    unknown = [name for name in wanted if name not in ROW_NAMES]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; rows: {', '.join(ROW_NAMES)}")
     OUT.mkdir(parents=True, exist_ok=True)
     base = image_venv()
     model = converted_model()
@@ -275,12 +288,15 @@ def check() -> int:
     rows = []
     train_outputs = ["submission.csv", "adapter/adapter_config.json", "metrics.json"]
     for net in ("on", "off"):
-        rows.append(run_kernel("train", net, built[("train", net)], base, wheels, train_outputs))
-        if rows[-1]["result"] == "PASS" and not ADAPTER_INPUT.exists():
-            shutil.copytree(KAGGLE / "working", ADAPTER_INPUT)  # the run's output, attached as a kernel source
+        if f"train-{net}" in wanted:
+            rows.append(run_kernel("train", net, built[("train", net)], base, wheels, train_outputs))
+            if rows[-1]["result"] == "PASS" and not ADAPTER_INPUT.exists():
+                shutil.copytree(KAGGLE / "working", ADAPTER_INPUT)  # the run's output, attached as a kernel source
     for net in ("on", "off"):
-        rows.append(run_kernel("infer", net, built[("infer", net)], base, wheels, ["submission.csv", "test_probs.csv"]))
-    rows.append(install_unsloth_set(base, wheels))
+        if f"infer-{net}" in wanted:
+            rows.append(run_kernel("infer", net, built[("infer", net)], base, wheels, ["submission.csv", "test_probs.csv"]))
+    if "unsloth-off" in wanted:
+        rows.append(install_unsloth_set(base, wheels))
     report = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "image": "Kaggle/docker-python 78aaa43, Colab base release-colab-external-images_20260514-060047_RC00",
