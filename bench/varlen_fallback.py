@@ -1,6 +1,7 @@
 """Issue 13: packed attention's torch 2.10 fallback against the primary flash varlen path, on a CUDA GPU.
 
-    python bench/varlen_fallback.py      # writes $OUT/varlen_fallback.json (default /tmp/out), prints it
+    python bench/varlen_fallback.py          # writes $OUT/varlen_fallback.json (default /tmp/out), prints it
+    python bench/varlen_fallback.py selftest # the same plumbing on the CPU, varlen_attn played by row-by-row attention
 
 torch 2.10 (Kaggle's image) has varlen_attn(q, k, v, cu_seq_q, cu_seq_k, max_q, max_k, is_causal=False,
 return_aux=None): no scale, window_size or enable_gqa. kernels/runtime/attention.varlen_call then repeats the key
@@ -41,6 +42,9 @@ def lengths_for(count: int, seed: int) -> list[int]:
     return [max(8, min(1900, int(rng.lognormvariate(5.8, 0.5)))) for _ in range(count)]
 
 
+DEVICE = {"name": "cuda", "dtype": "bfloat16"}
+
+
 def attention_case(primary, fallback, scale: float, seed: int) -> dict:
     import torch
 
@@ -51,8 +55,9 @@ def attention_case(primary, fallback, scale: float, seed: int) -> dict:
     for n in lengths:
         bounds.append(bounds[-1] + n)
     torch.manual_seed(seed)
-    q, k, v = (torch.randn(1, h, bounds[-1], 128, device="cuda", dtype=torch.bfloat16, requires_grad=True) for h in (32, 8, 8))
-    cu = torch.tensor(bounds, dtype=torch.int32, device="cuda")
+    dtype = getattr(torch, DEVICE["dtype"])
+    q, k, v = (torch.randn(1, h, bounds[-1], 128, device=DEVICE["name"], dtype=dtype, requires_grad=True) for h in (32, 8, 8))
+    cu = torch.tensor(bounds, dtype=torch.int32, device=DEVICE["name"])
     outs = {}
     for name, attend in (("primary", primary), ("fallback", fallback)):
         out, _ = attend(None, q, k, v, scaling=scale, cu_seq_lens_q=cu, max_length_q=max(lengths))
@@ -70,7 +75,7 @@ def attention_case(primary, fallback, scale: float, seed: int) -> dict:
             "fallback_vs_rows": diff("fallback", "rows")}
 
 
-def model_case(primary, fallback) -> dict:
+def model_case(primary, fallback, layers: int = 2, hidden: int = 4096) -> dict:
     """A 2-layer Llama of 8B's widths with LoRA, one packed micro-batch: loss and LoRA gradients with each path."""
     import torch
     from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM
@@ -82,11 +87,12 @@ def model_case(primary, fallback) -> dict:
     from kit.config import make_config, script_settings
 
     config = script_settings(make_config("train", {"competition": "varlen", "model": "none", "max_seq_length": 2048}))
-    shape = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=2, num_attention_heads=32,
-                        num_key_value_heads=8, max_position_embeddings=4096, tie_word_embeddings=False)
+    shape = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=hidden * 7 // 2, num_hidden_layers=layers,
+                        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096, tie_word_embeddings=False)
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(shape).to(torch.bfloat16)
+    dtype = getattr(torch, DEVICE["dtype"])
+    with torch.device(DEVICE["name"]):
+        model = LlamaForCausalLM(shape).to(dtype)
     model = attach_lora(model, config, engine="hf", gradient_checkpointing=False).train()
     torch.manual_seed(1)
     for p in model.parameters():
@@ -100,8 +106,8 @@ def model_case(primary, fallback) -> dict:
         AttentionInterface.register(PACKED_ATTENTION, attend)
         model.get_base_model().set_attn_implementation(PACKED_ATTENTION)
         model.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = label_loss(model, collate(rows, 0, label_ids=labels, packed=True, pad_to_multiple=8, device="cuda"))
+        with torch.autocast(DEVICE["name"], dtype=dtype, enabled=DEVICE["name"] == "cuda"):
+            loss = label_loss(model, collate(rows, 0, label_ids=labels, packed=True, pad_to_multiple=8, device=DEVICE["name"]))
         loss.backward()
         grads = torch.cat([p.grad.flatten().float() for p in model.parameters() if p.requires_grad])
         results[name] = (loss.item(), grads)
@@ -110,7 +116,24 @@ def model_case(primary, fallback) -> dict:
             "grad_rel_diff": ((ga - gb).norm() / ga.norm()).item(), "grad_max_abs_diff": (ga - gb).abs().max().item()}
 
 
+def selftest() -> int:
+    """The script's plumbing on the CPU (fp32, a small model): varlen_attn played by tests/test_attention_fallback.py's
+    references of both signatures; the differences must be ~0."""
+    from kernels.runtime.attention import flash_packed_attention
+    from tests.test_attention_fallback import varlen_attn_210, varlen_attn_new
+
+    DEVICE.update(name="cpu", dtype="float32")
+    primary, fallback = flash_packed_attention(varlen_attn_new), flash_packed_attention(varlen_attn_210)
+    result = {"attention": [attention_case(primary, fallback, scale, seed) for seed, scale in ((0, 128**-0.5), (1, 0.05))],
+              "model": model_case(primary, fallback, layers=1, hidden=256)}
+    print(json.dumps(result, indent=2))
+    worst = max([c["fallback_vs_primary"]["out"] for c in result["attention"]] + [result["model"]["grad_rel_diff"]])
+    return 0 if worst < 1e-4 else 1
+
+
 def main() -> int:
+    if sys.argv[1:] == ["selftest"]:
+        return selftest()
     import torch
 
     from kernels.runtime.attention import flash_packed_attention, varlen_attention
