@@ -1,4 +1,4 @@
-"""The table of `kit pick` against the top public scores in bench/RESULTS.md, from kit.pick_simulation's model.
+"""The table of `kit pick` against the top public scores in bench/RESULTS.md, from tests/pick_simulation.py's model.
 
     python bench/pick_simulation.py                 # the scenarios of bench/RESULTS.md
     python bench/pick_simulation.py --trials 500 --val-rows 5000 --public-rows 1000
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit.pick_simulation import FAMILY, Outcome, Scenario, simulate  # noqa: E402
+from tests.pick_simulation import FAMILY, Outcome, Scenario, simulate  # noqa: E402
 
 SIZES = [(300, 1000, 1000), (1000, 1000, 1000), (5000, 1000, 1000), (5000, 500, 1500), (20000, 2500, 7500)]
 SCENARIOS = [Scenario(v, p, q, kind=kind) for kind in ("recipes", "variants", "near-duplicates") for v, p, q in SIZES]

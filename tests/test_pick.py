@@ -10,7 +10,7 @@ import pytest
 from kit import leaderboard
 from kit.pick import Candidate, choose, correlation, wilson_interval
 from kit.pick import TestPredictions as Predictions
-from kit.pick_simulation import Scenario, simulate
+from tests.pick_simulation import Scenario, simulate
 from tests.helpers import PROBS_TEMPLATE, install_template
 
 IDS = tuple(str(i) for i in range(1000))

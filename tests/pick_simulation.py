@@ -20,7 +20,7 @@ Then ways of choosing three finals are scored by the private score Kaggle keeps,
     top-3 estimates kit pick's estimates without the diversity step (its three best estimates)
     top-3 true      the three highest true accuracies
 
-The model lives here, beside kit.pick, so that the tests measure it; bench/pick_simulation.py prints the table of
+The model lives with the tests, so that they measure kit.pick with it; bench/pick_simulation.py prints the table of
 bench/RESULTS.md from it. Imported only by those two, never on the CLI's path (it needs numpy).
 """
 
