@@ -195,10 +195,13 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
 
 
 def _wait_and_pull(ws, backend, record) -> None:
+    """Follow the run to its end and pull its outputs; a run that ends in error or cancelled is a KitError."""
     from kit import progress
     from kit.push import log_tail, wait
 
     last = {"status": None}
+    if not record.status.final:
+        _err(f"{record.id}: following it until it ends (Ctrl-C stops following, not the run; kit wait {record.id} follows it again)")
     with progress.waiting(record.id) as bar:
 
         def on_progress(r, elapsed: float) -> None:
@@ -221,6 +224,21 @@ def _wait_and_pull(ws, backend, record) -> None:
         _pull_with_bar(ws, backend, record)
         _print_summary(ws, record)
         _err(f"next: kit submit {record.id}")
+
+
+@cli.command("wait")
+@click.argument("run")
+def wait_cmd(run: str) -> None:
+    """Follow a run until it ends and pull its outputs; exit 1 if it failed or was cancelled: `kit wait run-3`."""
+    from kit import runs
+
+    ws = _ws()
+    backend = _backend(ws)
+    record = runs.load(ws, run)
+    if not record.remote and not record.status.final:
+        raise KitError(f"{record.id} was never started ({record.message or record.status.value})", hint=f"kit status {record.id}")
+    _wait_and_pull(ws, backend, record)
+    click.echo(record.id)
 
 
 def _pull_with_bar(ws, backend, record, all_files: bool = False) -> list[str]:
@@ -259,9 +277,10 @@ def status(run: str | None, as_json: bool) -> None:
 
     ws = _ws()
     backend = _backend(ws)
-    # One run's damaged record or unknown kernel shows on its own line; the other runs are still refreshed.
+    # One run's damaged record or unknown kernel shows on its own line; the other runs are still refreshed. A push
+    # or submission left unfinished is reconciled first where the backend can be asked.
     records, damaged = ([runs.load(ws, run)], []) if run else runs.scan(ws)
-    checked = refresh_each(ws, backend, records)
+    checked = refresh_each(ws, backend, [_resolve_pending(ws, backend, r) for r in records])
     if run and checked[0][1] is not None:
         raise checked[0][1]
     records = [r for r, _ in checked]
@@ -278,13 +297,36 @@ def status(run: str | None, as_json: bool) -> None:
         click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {note}".rstrip())
         if problem and problem.hint:
             _err(f"hint: {r.id}: {problem.hint}")
+        if r.pending is not None:
+            from kit.intent import describe
+
+            click.echo(f"{'':<8} {describe(r.id, r.pending)}")
     for d in damaged:
         click.echo(f"{d.run_id:<8} damaged  {d.message}")
         _err(f"hint: {d.run_id}: {d.hint}")
-    if run and records[0].status.value == "error":
+    if run and records[0].status.value == "error" and records[0].remote:  # a push that failed has no log
         click.echo(log_tail(backend.logs(records[0])))
     if run and records[0].status.value == "complete":
         _print_summary(ws, records[0])
+
+
+def _resolve_pending(ws, backend, record):
+    """A run with a push or submission left unfinished: ask the backend what happened and record it, unless
+    another kit command is working on the run (it resolves it itself) or the backend cannot be asked (the run
+    is listed with the unresolved intent and the command that resolves it)."""
+    if record.pending is None:
+        return record
+    from kit import intent, runs
+    from kit.fileio import LockBusy
+
+    try:
+        with runs.action(ws, record.id, "status", wait=False):
+            return intent.resolve(ws, backend, record.id, _err)
+    except LockBusy:
+        return record
+    except KitError as exc:
+        _err(f"{record.id}: {exc.message}")
+        return runs.load(ws, record.id)
 
 
 @cli.command()
@@ -387,7 +429,7 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     what = f"{plan.record.id}'s kernel" if plan.code else str(plan.valid.source or plan.valid.path)
     if not yes and not click.confirm(f"Submit {what} to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit submit {run} --yes skips the question")
-    sub = do_submit(ws, backend, plan, message)
+    sub = do_submit(ws, backend, plan, message, allow_resubmit=again)
     if wait_score and sub.status not in ("complete", "error"):
         sub = wait_for_score(ws, backend, plan.record.id, sub.ref)
     score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
@@ -473,8 +515,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.message}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(1)
-    except click.exceptions.Abort:
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            if os.environ.get("KIT_DEBUG"):
+                raise
+            # Whatever spends something records its intent first (kit/intent.py), so stopping here loses nothing.
+            click.echo("error: interrupted", err=True)
+            click.echo("hint: kit status shows anything left unfinished and the command that resolves it", err=True)
+            sys.exit(130)
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:

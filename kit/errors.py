@@ -6,6 +6,8 @@ from __future__ import annotations
 class KitError(Exception):
     """A failure the user can fix; `hint` names the command or change that fixes it."""
 
+    exit_code = 1  # what the CLI exits with
+
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message = message
@@ -45,3 +47,14 @@ class AuthError(BackendError):
 
 class SessionLimitError(BackendError):
     """The backend refused to start a kernel because the account's concurrent sessions are in use; retry later."""
+
+
+class OutcomeUnknownError(BackendError):
+    """A request that spends something (a push, a submission) got no clear answer: a timeout, a 5xx, a dropped
+    connection or an empty reply. It may have taken effect; kit asks the backend before it acts again."""
+
+
+class Interrupted(KitError):
+    """Ctrl-C (or a kill) stopped a command; the hint says how what was in flight gets resolved."""
+
+    exit_code = 130

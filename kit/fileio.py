@@ -12,7 +12,7 @@ import secrets
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -77,15 +77,42 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+class LockBusy(Exception):
+    """locked(wait=False) found the lock held; the message is the holder's text."""
+
+
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock tied to `path` (a sibling `.lock` file) for the block."""
+def locked(path: Path, holder: str = "", on_wait: Callable[[str], None] | None = None, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive advisory lock tied to `path` (a sibling `.lock` file) for the block.
+
+    `holder` (who holds it: a pid and a command) is written into the lock file while held; when the lock is taken,
+    `on_wait` is told the current holder's text before this process blocks, so a command can say what it waits for;
+    with `wait=False` a held lock raises LockBusy instead.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(f".{path.name}.lock")
     with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            current = fh.read().strip()
+            if not wait:
+                raise LockBusy(current) from None
+            if on_wait is not None:
+                on_wait(current)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if holder:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(holder)
+                fh.flush()
             yield
         finally:
+            if holder:
+                fh.seek(0)
+                fh.truncate()
+                fh.flush()
             fcntl.flock(fh, fcntl.LOCK_UN)

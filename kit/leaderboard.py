@@ -174,21 +174,26 @@ def update(path: Path, changes: dict[str, dict[str, Any]], *, add_columns: Itera
     Existing columns keep their order, unknown columns and rows are kept (every cell as it was); new kit columns
     are appended."""
     with locked(path):
-        table = read_table(path)
-        header, rows = table.header, table.rows
-        for name in [*KIT_COLUMNS, *add_columns, *(k for c in changes.values() for k in c)]:
-            if name not in header:
-                header.append(name)
-        by_run = {row["run"]: row for row in rows}
-        for run_id, values in changes.items():
-            row = by_run.get(run_id)
-            if row is None:
-                row = {"run": run_id}
-                rows.append(row)
-                by_run[run_id] = row
-            row.update({k: _fmt(v) for k, v in values.items()})
-        rows.sort(key=_run_sort_key)
-        atomic_write_text(path, render_table(table))
+        _merge(path, changes, add_columns)
+
+
+def _merge(path: Path, changes: dict[str, dict[str, Any]], add_columns: Iterable[str] = ()) -> None:
+    """update() for a caller that holds the leaderboard's lock."""
+    table = read_table(path)
+    header, rows = table.header, table.rows
+    for name in [*KIT_COLUMNS, *add_columns, *(k for c in changes.values() for k in c)]:
+        if name not in header:
+            header.append(name)
+    by_run = {row["run"]: row for row in rows}
+    for run_id, values in changes.items():
+        row = by_run.get(run_id)
+        if row is None:
+            row = {"run": run_id}
+            rows.append(row)
+            by_run[run_id] = row
+        row.update({k: _fmt(v) for k, v in values.items()})
+    rows.sort(key=_run_sort_key)
+    atomic_write_text(path, render_table(table))
 
 
 def _run_sort_key(row: dict[str, str]) -> tuple[int, str]:
@@ -212,17 +217,24 @@ def differing_settings(records: Iterable[RunRecord]) -> list[str]:
 
 def sync(ws: Workspace, records: Iterable[RunRecord] | None = None) -> None:
     """Rewrite kit's columns for `records` (default: every run) from their run records and outputs, plus a column
-    for every other setting that differs between runs (filled in for every run)."""
-    everyone = all_runs(ws)
-    by_id = {r.id: r for r in everyone}
-    records = list(everyone if records is None else records)
-    by_id.update({r.id: r for r in records})  # the caller's copies are the newest
-    extra = differing_settings(by_id.values())
-    public_rows = ws.split_sizes()[0]
-    changes: dict[str, dict[str, Any]] = {r.id: {k: r.config.get(k, "") for k in extra} for r in by_id.values()}
-    for r in records:
-        changes[r.id].update(row_for(ws, r, public_rows, by_id))
-    update(ws.leaderboard_path, changes)
+    for every other setting that differs between runs (filled in for every run).
+
+    The records are read from disk while the leaderboard's lock is held: a row is never written from a copy older
+    than the one a parallel writer (a `kit submit` beside a `kit scores`) has already put there. `records` only
+    says which rows to rewrite; a record not saved yet is taken as given."""
+    given = list(records) if records is not None else None
+    with locked(ws.leaderboard_path):
+        everyone = all_runs(ws)
+        by_id = {r.id: r for r in everyone}
+        for r in given or []:
+            by_id.setdefault(r.id, r)
+        chosen = everyone if given is None else [by_id[r.id] for r in given]
+        extra = differing_settings(by_id.values())
+        public_rows = ws.split_sizes()[0]
+        changes: dict[str, dict[str, Any]] = {r.id: {k: r.config.get(k, "") for k in extra} for r in by_id.values()}
+        for r in chosen:
+            changes[r.id].update(row_for(ws, r, public_rows, by_id))
+        _merge(ws.leaderboard_path, changes)
 
 
 def load_table(ws: Workspace) -> tuple[list[str], list[dict[str, str]]]:

@@ -607,6 +607,7 @@ class PracticeSubmission:
     private_score: float | None
     late: bool = False  # made after close(); scored, as Kaggle scores late submissions
     error: str = ""
+    size: int | None = None  # the file's size in bytes, as Kaggle lists it (None for records from before kit kept it)
 
 
 class PracticeCompetition:
@@ -714,6 +715,7 @@ class PracticeCompetition:
             private_score=record["private_score"] if closed else None,
             late=record.get("late", False),
             error=record.get("error", ""),
+            size=record.get("size"),
         )
 
     def submit(self, csv_path: Path, message: str) -> PracticeSubmission:
@@ -737,6 +739,7 @@ class PracticeCompetition:
                 "date": self._clock().astimezone(timezone.utc).replace(microsecond=0).isoformat(),
                 "description": message,
                 "file_name": csv_path.name,
+                "size": csv_path.stat().st_size,
                 "status": "complete",
                 "public_score": public,
                 "private_score": private,

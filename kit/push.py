@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from kit import leaderboard, runs
+from kit import intent, leaderboard, runs
 from kit.backends import Backend
 from kit.build import BuiltKernel, build_kernel
 from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
-from kit.errors import BackendError, ConfigError, KitError
+from kit.errors import BackendError, ConfigError, Interrupted, KitError
 from kit.kernels import check_prompt, kernels_dir
 from kit.models import check_reachable, parse_model
-from kit.runs import KernelStatus, RunRecord
+from kit.runs import Intent, KernelStatus, RunRecord
 from kit.workspace import Workspace, ensure_workspace_id, set_value
 
 KERNEL_DIR = "kernel"
@@ -68,52 +71,122 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     _check_sources(ws, config)
     leaderboard.check(ws)  # refused now, not in the write after a paid session started
     record = runs.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
-    build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+    try:
+        build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+    except BaseException as exc:  # never a queued run that can never start
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else (exc.message if isinstance(exc, KitError) else type(exc).__name__)
+        record = runs.update(ws, record.id, lambda r: _failed(r, f"build failed, nothing was pushed: {why}"))
+        leaderboard.sync(ws, [record])
+        raise
     return record
 
 
-def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: tuple[type[KitError], ...] = ()) -> RunRecord:
-    """Start a created run's kernel on the backend. A refusal marks the run failed, except `retry_later` errors:
-    those leave it queued and unstarted (no remote), so that the same run can be started again later."""
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _script(kernel_dir: Path) -> Path:
+    """The kernel's code file, as its metadata names it."""
     try:
-        record.remote = backend.push(record, runs.run_dir(ws, record.id) / KERNEL_DIR)
-    except retry_later as exc:
-        record.message = f"not started yet: {exc.message}"
-        runs.save(ws, record)
-        leaderboard.sync(ws, [record])
-        raise
-    except KitError as exc:
-        record.status, record.message, record.finished = KernelStatus.ERROR, f"push failed: {exc.message}", runs.now()
-        runs.save(ws, record)
-        leaderboard.sync(ws, [record])
-        raise
-    record.message = ""
-    runs.save(ws, record)
+        meta = json.loads((kernel_dir / "kernel-metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    return kernel_dir / str(meta.get("code_file") or "kernel.py")
+
+
+def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: tuple[type[KitError], ...] = (),
+              say: Callable[[str], None] = _say) -> RunRecord:
+    """Start a created run's kernel on the backend, exactly once. A refusal marks the run failed, except
+    `retry_later` errors: those leave it queued and unstarted (no remote), so that the same run can be started
+    again later.
+
+    Under the run's action lock, an earlier push left unfinished is reconciled first; the intent (the kernel, its
+    version before, the script's hash) is recorded before the push, and a lost answer is reconciled against the
+    kernel's versions rather than pushed again (kit/intent.py)."""
+    run_id = record.id
+    kernel_dir = runs.run_dir(ws, run_id) / KERNEL_DIR
+    with runs.action(ws, run_id, "push"):
+        record = intent.resolve(ws, backend, run_id, say)
+        if record.remote or record.status.final:  # started by the interrupted push, or found never started
+            leaderboard.sync(ws, [record])
+            if record.status.final and not record.remote:
+                raise BackendError(f"{run_id}: {record.message}", hint=f"kit push-kernel {record.kernel}")
+            return record
+        try:
+            target = backend.push_target(record, kernel_dir)
+            script = _script(kernel_dir)
+            planned = Intent(action="push", at=runs.now(), file=script.name, sha256=_sha256(script), size=script.stat().st_size,
+                             target=target, version_before=backend.kernel_version(target) if target else None)
+            remote, found = intent.spend(ws, backend, run_id, planned, lambda: backend.push(record, kernel_dir), say)
+        except Interrupted:
+            raise  # the push may be running: the intent stays, kit status resolves it
+        except KeyboardInterrupt:  # before the intent: nothing was sent
+            runs.update(ws, run_id, lambda r: _failed(r, NOT_SENT))
+            raise Interrupted(f"interrupted: {run_id} was not pushed; nothing runs", hint=f"kit push-kernel {record.kernel} starts a new run") from None
+        except retry_later as exc:
+            record = runs.update(ws, run_id, lambda r: setattr(r, "message", f"not started yet: {exc.message}"))
+            leaderboard.sync(ws, [record])
+            raise
+        except KitError as exc:
+            if runs.load(ws, run_id).pending is not None:  # unresolved: it may be running, so not failed
+                raise
+            record = runs.update(ws, run_id, lambda r: _failed(r, f"push failed: {exc.message}"))
+            leaderboard.sync(ws, [record])
+            raise
+
+        def started(r: RunRecord) -> None:
+            r.remote, r.message, r.pending = remote or planned.target, "", None
+            # The version the push created: Kaggle's answer (backend.push sets it on the record it was given), or
+            # the version reconciliation found.
+            r.remote_version = record.remote_version or (found if isinstance(found, int) else 0)
+
+        record = runs.update(ws, run_id, started)
     leaderboard.sync(ws, [record])
     return record
 
 
+NOT_SENT = "push interrupted before it was sent; nothing runs (push a new run)"
+
+
+def _failed(record: RunRecord, message: str) -> None:
+    record.status, record.message, record.finished = KernelStatus.ERROR, message, runs.now()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
 def push_kernel(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
     """Create run-N, build its kernel into submissions/run-N/kernel/, and start it on the backend."""
-    return start_run(ws, backend, create_run(ws, backend, kernel, overrides, tags=tags))
+    try:
+        record = create_run(ws, backend, kernel, overrides, tags=tags)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before anything was pushed", hint=f"kit push-kernel {kernel} starts a new run") from None
+    return start_run(ws, backend, record)
 
 
 def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
-    """Ask the backend for the run's state and save what changed; final runs are not asked again."""
+    """Ask the backend for the run's state and save what changed; final runs are not asked again. The change is
+    applied to the record as it is on disk, under its lock, so a parallel command's change (a submission) stays."""
     if record.status.final or not record.remote:  # no remote: created but not started, nothing to ask
         return record
     state = backend.status(record)
-    changed = (state.status, state.message, state.gpu or record.gpu) != (record.status, record.message, record.gpu)
-    if state.status is KernelStatus.RUNNING and not record.started:
-        record.started, changed = runs.now(), True
-    if state.status.final:
-        record.finished = runs.now()
-        record.started = record.started or record.finished
-    record.status, record.message, record.gpu = state.status, state.message, state.gpu or record.gpu
-    if changed:
-        runs.save(ws, record)
-        leaderboard.sync(ws, [record])
-    if changed and state.status is KernelStatus.COMPLETE:
+
+    def apply(r: RunRecord) -> bool:
+        changed = (state.status, state.message, state.gpu or r.gpu) != (r.status, r.message, r.gpu)
+        if state.status is KernelStatus.RUNNING and not r.started:
+            r.started, changed = runs.now(), True
+        if state.status.final and not r.finished:
+            r.finished = runs.now()
+            r.started = r.started or r.finished
+        r.status, r.message, r.gpu = state.status, state.message, state.gpu or r.gpu
+        return changed
+
+    if not apply(dataclasses.replace(record)):
+        return record
+    record = runs.update(ws, record.id, apply)
+    leaderboard.sync(ws, [record])
+    if state.status is KernelStatus.COMPLETE:
         record_image(ws, backend, record)
     return record
 
@@ -174,12 +247,11 @@ def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = F
     """Download the run's outputs into submissions/run-N/ and record them; `on_bytes` hears of each chunk."""
     record = refresh(ws, backend, record)
     if record.status in (KernelStatus.QUEUED, KernelStatus.RUNNING):
-        raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit push-kernel --wait, or kit status {record.id}")
+        raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit wait {record.id} follows it and pulls its outputs when it ends")
     if not record.remote:  # made here (an ensemble): its files are already in submissions/run-N/
         return list(record.outputs)
     files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files, on_bytes=on_bytes)
-    record.outputs = sorted(set(record.outputs) | set(files))
-    runs.save(ws, record)
+    record = runs.update(ws, record.id, lambda r: setattr(r, "outputs", sorted(set(r.outputs) | set(files))))
     leaderboard.sync(ws, [record])
     return files
 

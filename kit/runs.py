@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from kit.errors import RunNotFoundError, WorkspaceError
 from kit.fileio import atomic_write_json, atomic_write_text, locked
@@ -54,6 +57,32 @@ class SubmissionRecord:
 
 
 @dataclass
+class Intent:
+    """A request that spends something (a push, a submission), written to the run's record before it is sent.
+
+    If the answer is lost (timeout, 5xx, dropped connection, Ctrl-C, a crash) the intent stays, and kit asks the
+    backend what happened since `at` before it acts on the run again (kit/intent.py): what it finds is recorded,
+    never done twice. `unresolved` says why kit could not tell yet ("" while the request is in flight).
+    """
+
+    action: str  # "push" | "submit"
+    at: str  # when the request was about to be sent, ISO-8601 UTC
+    file: str = ""  # the file sent: submission.csv, or the kernel's script
+    sha256: str = ""
+    size: int = 0
+    description: str = ""  # a submission's description on the competition; starts with the run's tag
+    message: str = ""  # the user's -m
+    target: str = ""  # a push: the kernel it creates or updates (owner/slug)
+    version_before: int | None = None  # a push: the kernel's version before it (None: no such kernel yet)
+    unresolved: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Intent":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
 class RunRecord:
     """Everything known about one run: what was pushed, where, and what came back."""
 
@@ -72,6 +101,7 @@ class RunRecord:
     outputs: list[str] = field(default_factory=list)
     submissions: list[SubmissionRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    pending: Intent | None = None  # a push or submission whose outcome is not known yet
 
     @property
     def number(self) -> int:
@@ -87,6 +117,7 @@ class RunRecord:
         data = dict(data)
         data["status"] = KernelStatus(data.get("status", "queued"))
         data["submissions"] = [SubmissionRecord(**s) for s in data.get("submissions", [])]
+        data["pending"] = Intent.from_json(data["pending"]) if isinstance(data.get("pending"), dict) else None
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -125,6 +156,31 @@ def allocate(ws: Workspace, kernel: str, backend: str, config: dict[str, Any], t
 def save(ws: Workspace, record: RunRecord) -> None:
     """Write a run's record atomically."""
     atomic_write_json(run_dir(ws, record.id) / RECORD, record.to_json())
+
+
+def update(ws: Workspace, run_id: str, change: Callable[[RunRecord], Any]) -> RunRecord:
+    """Load run `run_id`'s record, apply `change` to it and save it, under the record's lock: two commands that
+    change one run (a submit and a kit scores, a pull and a kit status) never lose each other's change."""
+    with locked(run_dir(ws, run_id) / RECORD):
+        record = load(ws, run_id)
+        change(record)
+        save(ws, record)
+    return record
+
+
+def _say_waiting(run_id: str, holder: str) -> None:
+    print(f"{run_id}: another kit command is working on it ({holder or 'pid unknown'}); waiting for it to finish", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def action(ws: Workspace, run_id: str, what: str, on_wait: Callable[[str, str], None] = _say_waiting, wait: bool = True) -> Iterator[None]:
+    """Hold run `run_id`'s action lock for a command that changes it on the backend (push, submit): a second
+    command on the same run waits here (and says so) until the first is done; other runs go on in parallel.
+    With `wait=False` a held lock raises kit.fileio.LockBusy instead of waiting."""
+    run_id = check_run_id(run_id)
+    holder = f"pid {os.getpid()}: kit {what} {run_id}"
+    with locked(run_dir(ws, run_id) / "action", holder=holder, on_wait=lambda h: on_wait(run_id, h), wait=wait):
+        yield
 
 
 def load(ws: Workspace, run_id: str) -> RunRecord:

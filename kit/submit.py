@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kit import code_submission, leaderboard, runs
+from kit import code_submission, intent, leaderboard, runs
 from kit.backends import Backend, SubmissionResult
 from kit.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError, SubmissionLimitError
 from kit.push import pull
-from kit.runs import KernelStatus, RunRecord, SubmissionRecord
+from kit.runs import Intent, KernelStatus, RunRecord, SubmissionRecord
 from kit.submission import ValidSubmission, validate_submission
 from kit.workspace import Workspace
 
@@ -61,38 +62,65 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     return SubmitPlan(record, valid, left, code=code, note=note)
 
 
-def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str) -> SubmissionRecord:
-    """Submit the planned file and record the submission in the run record and leaderboard.csv."""
-    record = runs.load(ws, plan.record.id)  # re-read: another kit may have written it since prepare()
-    # The default description is unique per file, so a lost answer can be matched to its submission.
-    description = message or f"kit {record.id} {plan.valid.sha256[:8]}"
-    if plan.code:
-        # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there.
-        result = backend.submit_code(record, SUBMISSION_FILE, description)
-    else:
-        result = backend.submit(plan.valid.path, description)
-    sub = SubmissionRecord(
-        ref=result.ref,
-        date=result.date or runs.now(),
-        message=message,
-        file_sha256=plan.valid.sha256,
-        status=result.status,
-        public_score=result.public_score,
-        private_score=result.private_score,
-        error=result.error,
-        kernel=code_submission.kernel_ref(record) if plan.code else "",
-    )
-    record.submissions.append(sub)
-    runs.save(ws, record)
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allow_resubmit: bool = False,
+           say: Callable[[str], None] = _say) -> SubmissionRecord:
+    """Submit the planned file exactly once and record it in the run record and leaderboard.csv.
+
+    Under the run's action lock (a second `kit submit` of the run waits, then sees this one's submission): an
+    earlier submission left unfinished is reconciled first, the duplicate check is made again, and the intent is
+    recorded before anything is sent (kit/intent.py)."""
+    run_id = plan.record.id
+    valid = plan.valid
+    with runs.action(ws, run_id, "submit"):
+        left = runs.load(ws, run_id).pending
+        before = {s.ref for s in runs.load(ws, run_id).submissions}
+        record = intent.resolve(ws, backend, run_id, say)
+        if left is not None and left.action == "submit" and left.sha256 == valid.sha256:
+            landed = [s for s in record.submissions if s.ref not in before and s.file_sha256 == valid.sha256]
+            if landed:  # the interrupted submission of this very file went through: that was the one asked for
+                return landed[-1]
+        earlier = [s for s in record.submissions if s.file_sha256 == valid.sha256 and s.status != "error"]
+        if earlier and not allow_resubmit:
+            raise SubmissionError(
+                f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
+                hint="pass --again to spend another submission on the same file, or kit scores to refresh its score",
+            )
+        description = intent.submission_description(record.id, valid.sha256, message)
+        if plan.code:
+            # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there;
+            # the submission lists that output's name, not a size kit knows.
+            planned = Intent(action="submit", at=runs.now(), file=SUBMISSION_FILE, sha256=valid.sha256, description=description,
+                             message=message, target=code_submission.kernel_ref(record))
+
+            def act() -> SubmissionResult:
+                return backend.submit_code(record, SUBMISSION_FILE, description)
+        else:
+            planned = Intent(action="submit", at=runs.now(), file=valid.path.name, sha256=valid.sha256,
+                             size=valid.path.stat().st_size, description=description, message=message)
+
+            def act() -> SubmissionResult:
+                return backend.submit(valid.path, description)
+
+        answer, found = intent.spend(ws, backend, record.id, planned, act, say)
+        results: list[SubmissionResult] = [answer] if answer is not None else list(found)
+        record = intent.record_found_submissions(ws, record.id, planned, results)
     leaderboard.sync(ws, [record])
-    return sub
+    return next(s for s in reversed(record.submissions) if s.ref == results[-1].ref)
 
 
 def refresh_scores(ws: Workspace, backend: Backend) -> list[RunRecord]:
-    """Update every run's submissions (status, public and private score) from the competition."""
+    """Update every run's submissions (status, public and private score) from the competition.
+
+    Each run is re-read and written under its record's lock, so a submission recorded meanwhile by a parallel
+    `kit submit` is kept."""
     by_ref: dict[str, SubmissionResult] = {s.ref: s for s in backend.submissions()}
     changed: list[RunRecord] = []
-    for record in runs.all_runs(ws):
+
+    def apply(record: RunRecord) -> bool:
         dirty = False
         for sub in record.submissions:
             fresh = by_ref.get(sub.ref)
@@ -102,9 +130,11 @@ def refresh_scores(ws: Workspace, backend: Backend) -> list[RunRecord]:
             if new != (sub.status, sub.public_score, sub.private_score, sub.error):
                 sub.status, sub.public_score, sub.private_score, sub.error = new
                 dirty = True
-        if dirty:
-            runs.save(ws, record)
-            changed.append(record)
+        return dirty
+
+    for record in runs.all_runs(ws):
+        if apply(record):  # a copy: only runs with news are re-read and written under the lock
+            changed.append(runs.update(ws, record.id, apply))
     leaderboard.sync(ws)
     return changed
 
@@ -112,13 +142,22 @@ def refresh_scores(ws: Workspace, backend: Backend) -> list[RunRecord]:
 def wait_for_score(
     ws: Workspace, backend: Backend, run_id: str, ref: str, timeout: float = 600, poll: float = 5.0, sleep: Callable[[float], None] = time.sleep
 ) -> SubmissionRecord:
-    """Poll until submission `ref` of `run_id` is scored (or failed)."""
+    """Poll until submission `ref` of `run_id` is scored (or failed), showing the wait on stderr."""
+    from kit import progress
+
     deadline = time.monotonic() + timeout
-    while True:
-        refresh_scores(ws, backend)
-        sub = next(s for s in runs.load(ws, run_id).submissions if s.ref == ref)
-        if sub.status in ("complete", "error"):
-            return sub
-        if time.monotonic() > deadline:
-            raise KitError(f"submission {ref} not scored after {timeout:.0f}s", hint="kit scores refreshes it later")
-        sleep(poll)
+    with progress.waiting(f"{run_id} submission {ref}") as shown:
+        if not progress.bars_enabled():
+            shown.write(f"{run_id} submission {ref}: waiting for its score (up to {timeout / 60:.0f} min; Ctrl-C stops waiting, kit scores fetches it later)")
+        while True:
+            refresh_scores(ws, backend)
+            sub = next(s for s in runs.load(ws, run_id).submissions if s.ref == ref)
+            if sub.status in ("complete", "error"):
+                score = "" if sub.public_score is None else f", public {sub.public_score:.5f}"
+                shown.done(f"{run_id} submission {ref}: {sub.status}{score} after {progress.clock(shown.elapsed)}")
+                return sub
+            if time.monotonic() > deadline:
+                shown.fail("not scored yet")
+                raise KitError(f"submission {ref} not scored after {timeout:.0f}s", hint="kit scores refreshes it later")
+            shown.note(f"{sub.status}, scored in a few minutes usually")
+            sleep(poll)

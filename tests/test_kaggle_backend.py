@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
-from kit.errors import AuthError, BackendError, ConfigError
+from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError
 from kit.runs import KernelStatus
 from tests.kaggle_standin.fixtures import FAST, build_kernel_folder, make_run
 
@@ -73,21 +73,26 @@ def test_invalid_sources_are_reported(backend, standin, tmp_path):
         backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
 
 
-def test_hung_push_is_not_pushed_twice(backend, standin, tmp_path):
-    # Kaggle started the kernel but the answer never came: kit must find it rather than push again.
+def test_hung_push_is_never_sent_again_by_the_backend(backend, standin, tmp_path):
+    # Kaggle started the kernel but the answer never came: the backend says it cannot tell, and sends nothing more
+    # (kit/intent.py reconciles; tests/test_exactly_once.py drives that end to end).
     standin.inject("SaveKernel", "hang", seconds=5)
-    remote = backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
-    assert remote == "testuser/kit-math-grader-run-1"
+    with pytest.raises(OutcomeUnknownError, match="no answer"):
+        backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
     assert len(standin.calls("SaveKernel")) == 1
-    assert len(standin.calls("GetKernelSessionStatus")) == 1
+    assert backend.kernel_version("testuser/kit-math-grader-run-1") == 1
 
 
-def test_push_503_is_retried_when_nothing_was_started(backend, standin, tmp_path):
+def test_push_503_is_not_retried_blindly(backend, standin, tmp_path):
     standin.inject("SaveKernel", "status", status=503)
-    remote = backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
-    assert remote == "testuser/kit-math-grader-run-1"
-    assert len(standin.calls("SaveKernel")) == 2
-    assert len(standin.kernels) == 1
+    with pytest.raises(OutcomeUnknownError, match="HTTP 503"):
+        backend.push(make_run(), build_kernel_folder(tmp_path / "built"))
+    assert len(standin.calls("SaveKernel")) == 1
+
+
+def test_kernel_version_is_none_for_an_unknown_kernel(backend, standin, tmp_path):
+    assert backend.kernel_version("testuser/kit-math-grader-run-9") is None
+    assert standin.calls("GetKernel")[0].json == {"userName": "testuser", "kernelSlug": "kit-math-grader-run-9"}
 
 
 # -- status, logs, outputs ----------------------------------------------------------------------------------------
@@ -316,12 +321,13 @@ def test_blob_upload_that_keeps_failing_submits_nothing(backend, standin, tmp_pa
     assert standin.calls("CreateSubmission") == [] and standin.submissions == []
 
 
-def test_lost_submit_answer_is_found_not_resubmitted(backend, standin, tmp_path):
+def test_lost_submit_answer_is_not_sent_again_by_the_backend(backend, standin, tmp_path):
     standin.inject("CreateSubmission", "hang", seconds=10)
-    result = backend.submit(write_submission(tmp_path), "kit run-1 abc123")
-    assert len(standin.submissions) == 1 and result.ref == str(standin.submissions[0].ref)
-    assert len(standin.calls("CreateSubmission")) == 1
-    assert len(standin.calls("ListSubmissions")) == 1
+    with pytest.raises(OutcomeUnknownError):
+        backend.submit(write_submission(tmp_path), "kit run-1 abc123")
+    assert len(standin.submissions) == 1 and len(standin.calls("CreateSubmission")) == 1
+    listed, = backend.submissions()
+    assert (listed.file_name, listed.size, listed.description) == ("submission.csv", write_submission(tmp_path).stat().st_size, "kit run-1 abc123")
 
 
 def test_submit_429_before_anything_is_retried(backend, standin, tmp_path):

@@ -37,6 +37,8 @@ class SubmissionResult:
     date: str = ""
     description: str = ""
     error: str = ""
+    file_name: str = ""  # the uploaded file's name as the competition lists it ("" where it does not say)
+    size: int | None = None  # its size in bytes (None where the competition does not say)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Backend(abc.ABC):
     # its last line while waiting.
     max_poll_seconds: float = 30.0
     live_logs: bool = False
+    # After a lost answer to a push or a submission, how long a request may still be landing on the backend:
+    # kit looks for its effect, waits this long, and looks again before it may send it again (kit/intent.py).
+    settle_seconds: float = 0.0
     # Things the user should know that did not stop a call (the CLI prints them after each command).
     warnings: list[str]
 
@@ -137,3 +142,13 @@ class Backend(abc.ABC):
         """Download one data file into folder `dest` (never half a file under its name); `on_bytes(n)` is told of
         each chunk written (n < 0 when a retry starts the file again). Returns the file's path."""
         raise BackendError(f"the {self.name} backend cannot download the competition's data", hint="see the competition's data page")
+    # Reconciling a push whose answer was lost (kit/intent.py): where it goes, and what is there now.
+
+    def push_target(self, run: RunRecord, kernel_dir: Path) -> str:
+        """The remote reference a push of `kernel_dir` for `run` creates or updates; "" where it cannot be known
+        before the push (then a lost push cannot be reconciled and is reported as unresolved)."""
+        return ""
+
+    def kernel_version(self, remote: str) -> int | None:
+        """The current version of the kernel at `remote`, or None if there is no such kernel."""
+        return None

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
 from kit.build import TITLE_MAX
 from kit.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
-from kit.errors import AuthError, BackendError, ConfigError, SessionLimitError, SubmissionError
+from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs import KernelStatus, RunRecord
 from kit.workspace import Workspace
@@ -54,16 +54,18 @@ class RetryPolicy:
     attempts: int = 5  # tries per call, the first included
     backoff: float = 2.0  # first wait in seconds, doubled each retry, unless Retry-After says otherwise
     max_wait: float = 120.0  # no single wait is longer, whatever Retry-After asks
+    settle: float = 10.0  # after a lost answer to a push or submission, how long it may take to show on Kaggle
 
     @classmethod
     def from_env(cls) -> "RetryPolicy":
-        """The defaults, overridden by KIT_KAGGLE_TIMEOUT, KIT_KAGGLE_ATTEMPTS, KIT_KAGGLE_BACKOFF, KIT_KAGGLE_MAX_WAIT."""
+        """The defaults, overridden by KIT_KAGGLE_TIMEOUT, _ATTEMPTS, _BACKOFF, _MAX_WAIT and _SETTLE."""
         values: dict[str, Any] = {}
         for name, key, kind in (
             ("KIT_KAGGLE_TIMEOUT", "timeout", float),
             ("KIT_KAGGLE_ATTEMPTS", "attempts", int),
             ("KIT_KAGGLE_BACKOFF", "backoff", float),
             ("KIT_KAGGLE_MAX_WAIT", "max_wait", float),
+            ("KIT_KAGGLE_SETTLE", "settle", float),
         ):
             raw = os.environ.get(name)
             if raw:
@@ -202,6 +204,48 @@ def _import_client(timeout: float) -> Any:
 # Turning the client's failures into kit's errors
 
 
+NOTICE_SECONDS = 3.0  # a wait at least this long is announced on stderr
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a network failure happened before the request left (so it cannot have been acted on)."""
+    import requests
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return isinstance(exc, requests.ConnectionError) and ("NewConnectionError" in text or "Connection refused" in text)
+
+
+@contextlib.contextmanager
+def _slow_answer_notice(what: str, timeout: float, enabled: bool = True) -> Iterator[None]:
+    """While a request waits more than a few seconds for its answer, say so on stderr every few seconds (the
+    client's own output is captured meanwhile, so this writes to the stderr of before the capture)."""
+    import threading
+
+    if not enabled:
+        yield
+        return
+
+    stream = sys.stderr
+    done = threading.Event()
+    started = time.monotonic()
+
+    def watch() -> None:
+        interval = NOTICE_SECONDS
+        while not done.wait(interval):
+            waited = time.monotonic() - started
+            print(f"{what}: waiting for Kaggle's answer ({waited:.0f}s of at most {timeout:.0f}s)", file=stream, flush=True)
+            interval = min(interval * 2, 30.0)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 class _NothingDone(Exception):
     """A call that failed before it changed anything on Kaggle, so trying again is safe."""
 
@@ -287,12 +331,16 @@ class KaggleSession:
         competition: str = "",
         safe: bool = True,
         on_ambiguous: Callable[[], T | None] | None = None,
+        notice: bool = True,
     ) -> T:
         """Run `fn` (one client call) with a timeout, retries and kit's errors. `what` names it in messages.
 
-        `safe` calls are retried on 429, 5xx and network failures. Unsafe ones (they start something on Kaggle) are
-        retried only on 429, which Kaggle answers before doing anything; after a 5xx or a timeout `on_ambiguous` is
-        asked whether the call took effect anyway (its result is returned) before it is tried again.
+        `safe` calls are retried on 429, 5xx and network failures. Unsafe ones (they spend something: a push, a
+        submission) are retried only where Kaggle cannot have acted: a 429, which it answers before doing anything,
+        and a connection that was never made. After a 5xx, a timeout, a dropped connection or an answer that is not
+        JSON they raise OutcomeUnknownError, for the caller to reconcile (kit/intent.py) before anything is sent
+        again; `on_ambiguous`, if given, is asked first whether the call took effect (its result is returned).
+        Waits longer than a few seconds (retries, Retry-After, a slow answer) are shown on stderr.
         """
         import requests
 
@@ -300,7 +348,7 @@ class KaggleSession:
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             try:
-                with _client_io(self.policy.timeout) as captured:
+                with _slow_answer_notice(what, self.policy.timeout, notice), _client_io(self.policy.timeout) as captured:
                     try:
                         return fn()
                     finally:
@@ -309,30 +357,39 @@ class KaggleSession:
             except requests.HTTPError as exc:
                 code = _status_code(exc)
                 retryable = code == 429 or (code is not None and code >= 500)
-                if not retryable or last:
-                    raise self._translate(exc, what, competition) from None
-                if code != 429 and not safe and on_ambiguous is not None:
-                    done = on_ambiguous()
+                if retryable and code != 429 and not safe:
+                    done = on_ambiguous() if on_ambiguous is not None else None
                     if done is not None:
                         return done
-                self._wait(attempt, _retry_after(exc))
+                    raise OutcomeUnknownError(
+                        f"{what}: Kaggle answered HTTP {code}", hint="Kaggle is having trouble; kit checks whether it happened before trying again"
+                    ) from None
+                if not retryable or last:
+                    raise self._translate(exc, what, competition) from None
+                self._wait(attempt, _retry_after(exc), what, f"HTTP {code}")
             except (requests.Timeout, requests.ConnectionError) as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                if not safe and not _never_sent(exc):
+                    done = on_ambiguous() if on_ambiguous is not None else None
+                    if done is not None:
+                        return done
+                    lost = f"no answer within {self.policy.timeout:.0f}s" if isinstance(exc, requests.Timeout) else "the connection dropped"
+                    raise OutcomeUnknownError(f"{what}: {lost}", hint="check your network; kit checks whether it happened before trying again") from None
                 if last:
-                    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
                     raise BackendError(
                         f"{what}: Kaggle {kind} after {attempts} tries ({exc.__class__.__name__})",
                         hint="check your network, or raise KIT_KAGGLE_TIMEOUT; https://www.kaggle.com shows outages",
                     ) from None
-                if not safe and on_ambiguous is not None:
-                    done = on_ambiguous()
-                    if done is not None:
-                        return done
-                self._wait(attempt, None)
+                self._wait(attempt, None, what, kind)
             except _NothingDone as exc:
                 if last:
                     raise BackendError(f"{what}: {exc} ({attempts} tries)", hint="try again later") from None
-                self._wait(attempt, None)
+                self._wait(attempt, None, what, str(exc))
             except json.JSONDecodeError:
+                if not safe:
+                    raise OutcomeUnknownError(
+                        f"{what}: Kaggle's answer was empty or not JSON", hint="kit checks whether it happened before trying again"
+                    ) from None
                 raise BackendError(
                     f"{what}: Kaggle answered with a page that is not JSON (an HTML error or login page)",
                     hint="Kaggle may be down, or a proxy is answering instead of it: check https://www.kaggle.com and HTTP(S)_PROXY",
@@ -343,11 +400,20 @@ class KaggleSession:
                 raise BackendError(f"{what}: {exc}", hint="run again with KIT_DEBUG=1 for details") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, attempt: int, retry_after: float | None) -> None:
-        wait = retry_after if retry_after is not None else self.policy.backoff * 2 ** (attempt - 1)
-        self.sleep(min(wait, self.policy.max_wait))
+    def _wait(self, attempt: int, retry_after: float | None, what: str = "", why: str = "") -> None:
+        asked = retry_after if retry_after is not None else self.policy.backoff * 2 ** (attempt - 1)
+        wait = min(asked, self.policy.max_wait)
+        if wait >= NOTICE_SECONDS:
+            said = f"Kaggle asked to wait {asked:.0f}s (Retry-After); waiting {wait:.0f}s" if retry_after is not None else f"waiting {wait:.0f}s"
+            print(f"{what}: {why}; {said} before try {attempt + 1} of {self.policy.attempts}", file=sys.stderr, flush=True)
+        self.sleep(wait)
 
     def _translate(self, exc: BaseException, what: str, competition: str) -> BackendError:
+        error = self._translate_code(exc, what, competition)
+        error.http_status = _status_code(exc)  # type: ignore[attr-defined]
+        return error
+
+    def _translate_code(self, exc: BaseException, what: str, competition: str) -> BackendError:
         code = _status_code(exc)
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         if _is_html(exc):
@@ -430,13 +496,15 @@ def _submission(sub: Any) -> SubmissionResult:
         date=date,
         description=sub.description or "",
         error=sub.error_description or "",
+        file_name=getattr(sub, "file_name", "") or "",
+        size=int(sub.total_bytes) if getattr(sub, "total_bytes", None) else None,
     )
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
     owner, _, slug = ref.partition("/")
     if not owner or not slug:
-        raise BackendError(f"{ref!r} is not a Kaggle kernel reference (owner/slug)", hint="push the run first: kit push")
+        raise BackendError(f"{ref!r} is not a Kaggle kernel reference (owner/slug)", hint="check the id in the kernel's kernel-metadata.json, or kit status for the runs' kernels")
     return owner, slug
 
 
@@ -496,22 +564,16 @@ class KaggleBackend(Backend):
         remote = f"{user}/{slug}"
         api = self.session.api
 
-        def already_pushed() -> str | None:
-            # A push whose answer was lost may still have started the kernel: never start a second paid session.
-            try:
-                self._status_response(remote)
-            except BackendError:
-                return None
-            return "pushed"
-
+        # SaveKernel starts a paid session: it is never retried blindly. A lost answer raises OutcomeUnknownError
+        # and the caller (kit/intent.py) looks at the kernel's versions before anything is pushed again.
         response = self.session.call(
             f"push {remote}",
             lambda: api.kernels_push(str(kernel_dir), timeout=str(int(timeout)) if timeout else None),
             safe=False,
-            on_ambiguous=already_pushed,
         )
-        if response == "pushed":
-            return remote
+        if not response.error and not response.ref and not getattr(response, "version_number", None):
+            raise OutcomeUnknownError(f"push {remote}: Kaggle's answer was empty (no kernel, no version, no error)",
+                                      hint="kit checks the kernel's versions before pushing again")
         if response.error:
             if GPU_SESSION_LIMIT in response.error:
                 raise SessionLimitError(
@@ -555,6 +617,36 @@ class KaggleBackend(Backend):
             raise ConfigError(f"model {handle!r} has no version on Kaggle yet", hint=f"check the handle on {url}")
         return f"{handle}/{instance.version_number}"
 
+    def push_target(self, run: RunRecord, kernel_dir: Path) -> str:
+        """The kernel (owner/slug) a push of `kernel_dir` creates, from its metadata, the owner filled in."""
+        try:
+            meta = json.loads((Path(kernel_dir) / METADATA_FILE).read_text(encoding="utf-8"))
+            owner, slug = _split_ref(str(meta.get("id", "")))
+        except (OSError, ValueError, BackendError):
+            return ""  # push() reports the bad metadata
+        if owner in PLACEHOLDER_OWNERS:
+            owner = self.ws.kaggle_username or self.session.username
+        return f"{owner}/{slug}" if owner else ""
+
+    def kernel_version(self, remote: str) -> int | None:
+        """The kernel's current version number (GetKernel), or None if Kaggle has no such kernel."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = _split_ref(remote)
+        try:
+            response = self.session.send(f"kernel {remote}", request, "kernels.kernels_api_client", "get_kernel")
+        except BackendError as exc:
+            if getattr(exc, "http_status", None) == 404:
+                return None
+            raise
+        metadata = response.metadata
+        return int(metadata.current_version_number or 0) if metadata is not None else None
+
+    @property
+    def settle_seconds(self) -> float:  # type: ignore[override]
+        return self.session.policy.settle
+
     @staticmethod
     def _fill_owner(meta: dict[str, Any], placeholder: str, user: str) -> dict[str, Any]:
         if not user:
@@ -597,7 +689,7 @@ class KaggleBackend(Backend):
 
     def _remote(self, run: RunRecord) -> str:
         if not run.remote:
-            raise BackendError(f"{run.id} has no Kaggle kernel yet", hint=f"kit push (or kit status {run.id})")
+            raise BackendError(f"{run.id} has no Kaggle kernel yet", hint=f"kit status {run.id} says why; kit push-kernel {run.kernel} starts a new run")
         return run.remote
 
     def _output_page(self, remote: str, page_token: str, page_size: int) -> Any:
@@ -679,7 +771,7 @@ class KaggleBackend(Backend):
             if expected and expected.isdigit() and part.stat().st_size != int(expected):
                 raise requests.ConnectionError(f"{name}: got {part.stat().st_size} of {expected} bytes")
 
-        self.session.call(f"download {name}", fetch)
+        self.session.call(f"download {name}", fetch, notice=False)
         os.replace(part, target)
 
     def cancel(self, run: RunRecord) -> None:
@@ -718,17 +810,10 @@ class KaggleBackend(Backend):
         return path
 
     def submit(self, file: Path, message: str) -> SubmissionResult:
-        """Upload `file` in the client's three steps and create the submission; never creates it twice."""
+        """Upload `file` in the client's three steps and create the submission. Never sent twice here: a lost
+        answer raises OutcomeUnknownError, and the caller (kit/intent.py) looks for it before sending it again."""
         file = Path(file)
         api = self.session.api
-
-        def find_existing() -> SubmissionResult | None:
-            # After a lost answer the submission may exist: look for it before trying again.
-            # kit's submission messages name the run and the file's hash, so a match is this very submission.
-            for sub in self.submissions():
-                if sub.description == message and sub.status != "error":
-                    return sub
-            return None
 
         def submit_once() -> Any:
             response = api.competition_submit(str(file), message, self.competition, quiet=True)
@@ -737,22 +822,19 @@ class KaggleBackend(Backend):
                 raise _NothingDone(f"the upload of {file.name} failed, nothing was submitted")
             return response
 
-        response = self.session.call(
-            f"submit {file.name} to {self.competition}",
-            submit_once,
-            competition=self.competition,
-            safe=False,
-            on_ambiguous=find_existing,
-        )
-        if isinstance(response, SubmissionResult):
-            return response
+        response = self.session.call(f"submit {file.name} to {self.competition}", submit_once, competition=self.competition, safe=False)
         if not response.ref:
-            raise SubmissionError(f"Kaggle did not accept {file.name}: {response.message}", hint="check the file with kit submit --dry-run")
+            if not response.message:
+                raise OutcomeUnknownError(f"submit {file.name}: Kaggle's answer was empty (no submission ref)",
+                                          hint="kit looks for the submission before sending it again")
+            raise SubmissionError(f"Kaggle did not accept {file.name}: {response.message}", hint="kit checked its format against the sample submission; Kaggle's message says what else it wants")
         return SubmissionResult(
             ref=str(response.ref),
             status="pending",
-            date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            date=datetime.now(timezone.utc).isoformat(),
             description=message,
+            file_name=file.name,
+            size=file.stat().st_size,
         )
 
     def competition_info(self) -> CompetitionInfo:
@@ -789,14 +871,8 @@ class KaggleBackend(Backend):
         hidden test set and scores the `file_name` it writes. Never creates the submission twice."""
         remote = self._remote(run)
         api = self.session.api
-
-        def find_existing() -> SubmissionResult | None:
-            # As for a file: a lost answer may hide a created submission; kit's message names the run and file.
-            for sub in self.submissions():
-                if sub.description == message and sub.status != "error":
-                    return sub
-            return None
-
+        # As for a file, never sent twice here: a lost answer raises OutcomeUnknownError and kit/intent.py looks
+        # for the submission (the run's tag, the output's name, the time) before sending it again.
         response = self.session.call(
             f"submit {remote} to {self.competition}",
             # Without a recorded version (runs pushed by an older kit) Kaggle takes the kernel's latest version,
@@ -805,18 +881,19 @@ class KaggleBackend(Backend):
                                                 kernel_version=run.remote_version or None, quiet=True),
             competition=self.competition,
             safe=False,
-            on_ambiguous=find_existing,
         )
-        if isinstance(response, SubmissionResult):
-            return response
         if not response.ref:
+            if not response.message:
+                raise OutcomeUnknownError(f"submit {remote}: Kaggle's answer was empty (no submission ref)",
+                                          hint="kit looks for the submission before sending it again")
             raise SubmissionError(f"Kaggle did not accept {remote} as a code submission: {response.message}",
                                   hint=f"open {self.kernel_url(remote)} and check that its version ran and wrote {file_name}")
         return SubmissionResult(
             ref=str(response.ref),
             status="pending",
-            date=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            date=datetime.now(timezone.utc).isoformat(),
             description=message,
+            file_name=file_name,
         )
 
     def submissions(self, page_size: int = 100) -> list[SubmissionResult]:

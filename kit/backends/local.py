@@ -153,6 +153,13 @@ class LocalBackend(Backend):
             return KernelState(KernelStatus.ERROR, "the local runner process died before the kernel finished", state.get("gpu", ""))
         return KernelState(status, state.get("message", ""), state.get("gpu", ""))
 
+    def push_target(self, run: RunRecord, kernel_dir: Path) -> str:
+        return str(self.session_dir(run.id).relative_to(self.ws.root))
+
+    def kernel_version(self, remote: str) -> int | None:
+        """1 once a push has laid out the session and its state (a push interrupted before that left nothing)."""
+        return 1 if (self.ws.root / remote / STATE_NAME).is_file() else None
+
     def logs(self, run: RunRecord) -> str:
         path = self.session_dir(run.id) / LOG_NAME
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
@@ -261,4 +268,6 @@ def _result(sub) -> SubmissionResult:
         date=str(sub.date),
         description=sub.description,
         error=sub.error,
+        file_name=sub.file_name,
+        size=sub.size,
     )

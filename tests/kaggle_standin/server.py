@@ -51,15 +51,25 @@ class Recorded:
 
 @dataclass
 class Fault:
-    """A fault served instead of (or after) the normal answer to the next `times` matching requests."""
+    """A fault served instead of (or after) the normal answer to the next `times` matching requests.
+
+    Kinds: `status` answers an error (with `apply`, after doing the request: a processed request answered with a
+    5xx); `html` answers a web page; `hang` does the request and answers `seconds` later (after the client's
+    timeout: the answer is lost); `late` waits `seconds`, then does the request (it lands after the client gave up);
+    `empty` answers 200 with `{}` (with `apply`, after doing the request); `drop` does the request and closes the
+    connection unanswered; `cut` (GET) sends half a file. `served` is set when a request meets the fault, so a test
+    can act at that moment (send Ctrl-C to a kit in the middle of a request).
+    """
 
     match: str  # an RPC method name (SaveKernel), "PUT" for blob uploads, or "GET" for file downloads
-    kind: str  # status | html | hang | cut
+    kind: str  # status | html | hang | late | empty | drop | cut
     status: int = 503
     retry_after: str | None = None
     seconds: float = 5.0
     times: int = 1
     message: str = "injected fault"
+    apply: bool = False
+    served: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -122,6 +132,7 @@ class StandIn:
         self.daily_limit = 5
         self.submissions: list[Submission] = []
         self.blobs: dict[str, bytes | None] = {}  # upload token -> bytes (None until PUT)
+        self.blob_names: dict[str, str] = {}  # upload token -> the file name StartSubmissionUpload gave
         self.auto_score: str | None = None  # public score given to a new submission when next listed
         self.competition_files: dict[str, bytes] = {"sample_submission.csv": b"ID,is_correct\n1,True\n2,True\n"}
         self.datasets: dict[str, dict[str, Any]] = {}
@@ -238,6 +249,19 @@ class StandIn:
                      "versionNumber": len(kernel.versions), "kernelId": 1000 + len(self.kernels),
                      "invalidDatasetSources": list(self.invalid_dataset_sources), **empty}, {}
 
+    def _rpc_GetKernel(self, body):
+        kernel = self._kernel(body)
+        if kernel is None:
+            return 404, {"code": 404, "message": "Kernel not found"}, {}
+        ref = f"{kernel.owner}/{kernel.slug}"
+        metadata = {"id": 1000, "ref": ref, "title": kernel.request.get("newTitle", kernel.slug), "author": kernel.owner,
+                    "slug": kernel.slug, "language": "python", "kernelType": "script", "isPrivate": True,
+                    "currentVersionNumber": len(kernel.versions), "categoryIds": [], "datasetDataSources": [],
+                    "kernelDataSources": [], "competitionDataSources": [], "modelDataSources": []}
+        latest = kernel.versions[-1] if kernel.versions else kernel.request
+        blob = {"source": latest.get("text", ""), "language": "python", "kernelType": "script", "slug": kernel.slug}
+        return 200, {"metadata": metadata, "blob": blob}, {}
+
     def _rpc_GetKernelSessionStatus(self, body):
         kernel = self._kernel(body)
         if kernel is None:
@@ -282,6 +306,7 @@ class StandIn:
             return gate
         token = f"sub-blob-{len(self.blobs) + 1}"
         self.blobs[token] = None
+        self.blob_names[token] = body.get("fileName", "")
         return 200, {"token": token, "createUrl": f"{self.url}/upload/{token}"}, {}
 
     def _rpc_CreateSubmission(self, body):
@@ -297,7 +322,8 @@ class StandIn:
         ref = self._next_ref
         self._next_ref += 1
         date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        self.submissions.append(Submission(ref, "submission.csv", body.get("submissionDescription", ""), content, date))
+        name = self.blob_names.get(token) or "submission.csv"
+        self.submissions.append(Submission(ref, name, body.get("submissionDescription", ""), content, date))
         return 200, {"message": f"Successfully submitted to {body.get('competitionName')}", "ref": ref}, {}
 
     def _rpc_ListCompetitions(self, body):
@@ -561,7 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (a timeout test)
 
     def _fault(self, fault: Fault, answer: tuple[int, Any, dict[str, str]] | None) -> bool:
-        """Serve `fault`; True if the request is answered. A hang applies the request first: its answer is lost."""
+        """Serve a fault that answers instead of the request (status, html, empty); True if it answered."""
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send(fault.status, {"code": fault.status, "message": fault.message}, headers)
@@ -570,12 +596,22 @@ class _Handler(BaseHTTPRequestHandler):
             page = b"<!DOCTYPE html><html><body><h1>Kaggle is down for maintenance</h1></body></html>"
             self._send(fault.status if fault.status < 500 else 200, page, {"Content-Type": "text/html; charset=utf-8"})
             return True
-        if fault.kind == "hang":
+        if fault.kind == "empty":
+            self._send(200, {})
+            return True
+        if fault.kind == "hang":  # the request was done first: only its answer is late
             self.standin.wait(fault.seconds)
             if answer is not None:
                 self._send(*answer)
             return True
+        if fault.kind == "drop":
+            self.close_connection = True
+            return True
         return False
+
+    def _apply(self, method: str, recorded: Recorded) -> tuple[int, Any, dict[str, str]]:
+        with self.standin._lock:
+            return self.standin.rpc(method, recorded.json)
 
     def do_POST(self) -> None:
         path, recorded = self._record()
@@ -585,7 +621,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method = recorded.method_name
         fault = standin.take_fault(method)
-        if fault and fault.kind != "hang" and self._fault(fault, None):
+        if fault is not None:
+            fault.served.set()
+        if fault and fault.kind == "late":  # the request lands after the client gave up; its answer goes nowhere
+            standin.wait(fault.seconds)
+            fault = None
+        # Faults that answer before the request is done (unless `apply`): nothing happened on the server.
+        if fault and fault.kind in ("status", "html", "empty") and not fault.apply and self._fault(fault, None):
             return
         auth = recorded.headers.get("Authorization", "")
         if method != "IntrospectToken" and (standin.reject_auth or not auth):
@@ -593,8 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if auth.startswith("Basic "):
             recorded.headers["X-User"] = base64.b64decode(auth[6:]).decode().partition(":")[0]
-        with standin._lock:
-            answer = standin.rpc(method, recorded.json)
+        answer = self._apply(method, recorded)
         if fault:
             self._fault(fault, answer)
             return
@@ -604,6 +645,8 @@ class _Handler(BaseHTTPRequestHandler):
         path, recorded = self._record()
         token = path.rpartition("/")[2]
         fault = self.standin.take_fault("PUT")
+        if fault is not None:
+            fault.served.set()
         if fault and self._fault(fault, None):
             return
         if not path.startswith("/upload/") or token not in self.standin.blobs:

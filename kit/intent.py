@@ -1,0 +1,266 @@
+"""Exactly once: a push or a submission is written down before it is sent, and after any doubt kit asks the
+backend what happened before it acts on the run again.
+
+A GPU session and a day's submission are what a Kaggle user has least of, so neither may happen twice nor be
+credited to the wrong run. The run's record gets a `pending` Intent (kit/runs.py: the file's sha256 and size, the
+time, the kernel version before a push) before the request goes out. When the answer is lost (a timeout, a 5xx,
+a dropped connection, an empty reply: OutcomeUnknownError; Ctrl-C; a crash) the intent stays, and kit reconciles:
+
+- a submission: the competition's submissions since the intent's time whose file name and size are the intent's,
+  whose description starts with the run's tag (`kit run-3 1a2b3c4d`: the run and the file's hash, never the
+  description alone) and whose ref no run has recorded yet;
+- a push: the kernel's current version, against the version before the push.
+
+What is found is recorded, never sent again; what is not found was not spent and may be sent again. While the
+backend cannot be asked the intent stays `unresolved`, `kit status` shows it with the command that resolves it,
+and nothing is sent for that run until it is resolved.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, TypeVar
+
+from kit import leaderboard, runs
+from kit.backends.base import Backend, SubmissionResult
+from kit.errors import Interrupted, KitError, OutcomeUnknownError
+from kit.runs import Intent, KernelStatus, RunRecord, SubmissionRecord
+from kit.workspace import Workspace
+
+T = TypeVar("T")
+Say = Callable[[str], None]
+
+# This machine's clock and the competition's may disagree; a submission this much older than the intent still
+# counts as a candidate (the run's tag, the file's size and an uncredited ref still have to match).
+CLOCK_SLACK = timedelta(minutes=10)
+ATTEMPTS = 3  # sends of one request, each after a reconciliation found that the previous one did not happen
+
+
+def submission_tag(run_id: str, sha256: str) -> str:
+    """The start of every description kit sends for `run_id`'s file: it names the run and the file."""
+    return f"kit {run_id} {sha256[:8]}"
+
+
+def submission_description(run_id: str, sha256: str, message: str) -> str:
+    """What the competition shows for the submission: the run's tag, then the user's message."""
+    tag = submission_tag(run_id, sha256)
+    return f"{tag}: {message}" if message else tag
+
+
+def _parse_time(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # Kaggle's dates are UTC without a zone
+
+
+def credited_refs(ws: Workspace) -> set[str]:
+    """Every submission ref some run has recorded; an unreadable record is skipped (it cannot credit anything)."""
+    refs: set[str] = set()
+    if not ws.submissions_dir.is_dir():
+        return refs
+    for path in ws.submissions_dir.iterdir():
+        if not runs.RUN_ID.match(path.name):
+            continue
+        try:
+            refs.update(s.ref for s in runs.load(ws, path.name).submissions)
+        except KitError:
+            continue
+    return refs
+
+
+def matching_submissions(ws: Workspace, backend: Backend, intent: Intent, run_id: str) -> list[SubmissionResult]:
+    """The competition's submissions that are this intent's (see the module docstring), oldest first."""
+    since = (_parse_time(intent.at) or datetime.now(timezone.utc)) - CLOCK_SLACK
+    tag = submission_tag(run_id, intent.sha256)
+    credited = credited_refs(ws)
+    found = []
+    for sub in backend.submissions():
+        description = sub.description.strip()
+        if sub.ref in credited or not (description == tag or description.startswith(tag + ":")):
+            continue
+        if sub.file_name and intent.file and sub.file_name != intent.file:
+            continue
+        if sub.size is not None and intent.size and sub.size != intent.size:
+            continue
+        when = _parse_time(sub.date)
+        if when is None or when < since:
+            continue
+        found.append(sub)
+    return sorted(found, key=lambda s: (_parse_time(s.date) or since, s.ref))
+
+
+def pushed_version(backend: Backend, intent: Intent) -> int | None:
+    """The kernel version the intent's push made, or None if the kernel is where it was before."""
+    if not intent.target:
+        raise OutcomeUnknownError(
+            "the push's kernel is not known, so kit cannot ask whether it started",
+            hint="look at your kernels on https://www.kaggle.com/code before pushing again",
+        )
+    version = backend.kernel_version(intent.target)
+    if version is None or (intent.version_before is not None and version <= intent.version_before):
+        return None
+    return version
+
+
+def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say) -> T | None:
+    """`find()`; if nothing is there yet and the request is recent, wait until it has settled and look again
+    (a request answered late may still be landing)."""
+    found = find()
+    if found:
+        return found
+    sent = _parse_time(intent.at) or datetime.now(timezone.utc)
+    left = backend.settle_seconds - (datetime.now(timezone.utc) - sent).total_seconds()
+    if left <= 0:
+        return found
+    say(f"not there yet; looking again in {left:.0f}s, in case the request is still landing")
+    time.sleep(left)
+    return find()
+
+
+def _finder(ws: Workspace, backend: Backend, run_id: str, intent: Intent) -> Callable[[], Any]:
+    if intent.action == "submit":
+        return lambda: matching_submissions(ws, backend, intent, run_id)
+    return lambda: pushed_version(backend, intent)
+
+
+def _set_pending(ws: Workspace, run_id: str, intent: Intent | None) -> RunRecord:
+    def change(record: RunRecord) -> None:
+        record.pending = intent
+
+    return runs.update(ws, run_id, change)
+
+
+def resolving_command(run_id: str, intent: Intent) -> str:
+    """The command that resolves an unresolved intent (it asks the backend again first)."""
+    return f"kit submit {run_id}" if intent.action == "submit" else f"kit status {run_id}"
+
+
+def spend(ws: Workspace, backend: Backend, run_id: str, intent: Intent, act: Callable[[], T], say: Say) -> tuple[T | None, Any]:
+    """Record `intent` on the run, then `act()` (the request that spends); after a lost answer, reconcile and
+    send again only when nothing happened. Returns (act's answer, None) or (None, what reconciliation found:
+    the submissions or the kernel version). The caller records the outcome and clears the intent.
+
+    Ctrl-C leaves the intent pending and says which command resolves it; a definite refusal clears it.
+    """
+    _set_pending(ws, run_id, intent)
+    what = "submission" if intent.action == "submit" else "push"
+    try:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return act(), None
+            except OutcomeUnknownError as exc:
+                lost = exc
+            except KitError:
+                _set_pending(ws, run_id, None)  # a definite refusal: nothing was spent
+                raise
+            say(f"{run_id}: {lost.message}; asking {backend.name} whether the {what} went through")
+            try:
+                found = _look(backend, intent, _finder(ws, backend, run_id, intent), say)
+            except KitError as failed:
+                _unresolved(ws, run_id, intent, f"{lost.message}; then {failed.message}")
+                raise KitError(
+                    f"{run_id}: the {what} may have gone through, and {backend.name} cannot be asked now ({failed.message})",
+                    hint=f"{resolving_command(run_id, intent)} asks again before sending anything",
+                ) from None
+            if found:
+                return None, found
+            if attempt == ATTEMPTS:
+                _set_pending(ws, run_id, None)
+                again = f"kit submit {run_id}" if intent.action == "submit" else "kit push-kernel"
+                raise KitError(
+                    f"{run_id}: the {what} failed {ATTEMPTS} times ({lost.message}); {backend.name} shows that none went through",
+                    hint=f"nothing was spent; try again later: {again}",
+                )
+            say(f"{run_id}: it did not go through; sending it again ({attempt + 1} of {ATTEMPTS})")
+    except KeyboardInterrupt:
+        _unresolved(ws, run_id, intent, "interrupted (Ctrl-C) while it was being sent")
+        raise Interrupted(
+            f"interrupted: {run_id}'s {what} may or may not have gone through",
+            hint=f"{resolving_command(run_id, intent)} asks {backend.name} first and records it if it did; it never sends it twice",
+        ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unresolved(ws: Workspace, run_id: str, intent: Intent, why: str) -> None:
+    intent.unresolved = why
+    _set_pending(ws, run_id, intent)
+
+
+# -- a later command finds an intent -----------------------------------------------------------------------------
+
+
+def record_found_submissions(ws: Workspace, run_id: str, intent: Intent, found: list[SubmissionResult]) -> RunRecord:
+    """Credit `found` (the intent's submissions) to the run, once each, and clear the intent."""
+
+    def change(record: RunRecord) -> None:
+        have = {s.ref for s in record.submissions}
+        for sub in found:
+            if sub.ref in have:
+                continue
+            record.submissions.append(
+                SubmissionRecord(ref=sub.ref, date=sub.date or intent.at, message=intent.message, file_sha256=intent.sha256,
+                                 status=sub.status, public_score=sub.public_score, private_score=sub.private_score, error=sub.error,
+                                 kernel=intent.target)  # a code submission's kernel version
+            )
+            have.add(sub.ref)
+        record.pending = None
+
+    return runs.update(ws, run_id, change)
+
+
+def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord:
+    """If the run has a pending intent, ask the backend what happened and record it (the submission found, the
+    kernel started), or clear it when nothing happened. Raises a KitError (the intent stays, marked unresolved)
+    when the backend cannot be asked. Callers hold the run's action lock."""
+    record = runs.load(ws, run_id)
+    intent = record.pending
+    if intent is None:
+        return record
+    what = "submission" if intent.action == "submit" else "push"
+    say(f"{run_id}: a {what} from {intent.at} was left unfinished ({intent.unresolved or 'kit stopped before its answer'}); asking {backend.name} what happened")
+    try:
+        found = _look(backend, intent, _finder(ws, backend, run_id, intent), say)
+    except KitError as exc:
+        _unresolved(ws, run_id, intent, exc.message)
+        raise KitError(
+            f"{run_id}: cannot tell whether the {what} from {intent.at} went through: {exc.message}",
+            hint=f"{resolving_command(run_id, intent)} asks again; nothing is sent for {run_id} until then",
+        ) from None
+    if intent.action == "submit":
+        if found:
+            refs = ", ".join(s.ref for s in found)
+            say(f"{run_id}: it went through as submission {refs}; recorded, not submitted again")
+            record = record_found_submissions(ws, run_id, intent, found)
+            leaderboard.sync(ws, [record])
+            return record
+        say(f"{run_id}: it never reached {backend.name}; nothing was spent")
+        return _set_pending(ws, run_id, None)
+
+    def change(record: RunRecord) -> None:
+        record.pending = None
+        if found:
+            record.remote = intent.target
+            record.message = ""
+        elif not record.remote:
+            record.status, record.finished = KernelStatus.ERROR, runs.now()
+            record.message = "push interrupted before the backend started it; nothing runs (push a new run)"
+
+    if found:
+        say(f"{run_id}: it did start {intent.target} (version {found}); recorded, not pushed again")
+    else:
+        say(f"{run_id}: it never started on {backend.name}; nothing runs")
+    record = runs.update(ws, run_id, change)
+    leaderboard.sync(ws, [record])
+    return record
+
+
+def describe(run_id: str, intent: Intent) -> str:
+    """One line for kit status: what is pending and the command that resolves it."""
+    what = f"submission of {intent.file}" if intent.action == "submit" else f"push of {intent.target or 'the kernel'}"
+    why = intent.unresolved or "in flight, or kit stopped before its answer"
+    return f"unresolved {what} from {intent.at} ({why}): {resolving_command(run_id, intent)} resolves it"
