@@ -4,6 +4,7 @@ on the practice competition (local backend) and on the stand-in with the real ka
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import socket
@@ -201,8 +202,10 @@ def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
     call, = standin.calls("CreateCodeSubmission")
     save, = standin.calls("SaveKernel")
     owner, slug = save.json["slug"].split("/")  # the run's own kernel, as pushed
+    # The description starts with the run's tag (the run and its file's hash), by which a lost answer is found.
+    sha = hashlib.sha256((root / "submissions" / "run-1" / "submission.csv").read_bytes()).hexdigest()
     assert call.json == {"competitionName": "math-grader", "kernelOwner": owner, "kernelSlug": slug,
-                         "kernelVersion": 1, "fileName": "submission.csv", "submissionDescription": "code try"}
+                         "kernelVersion": 1, "fileName": "submission.csv", "submissionDescription": f"kit run-1 {sha[:8]}: code try"}
     assert standin.calls("StartSubmissionUpload") == [] and standin.calls("CreateSubmission") == []
     names = [r.method_name for r in standin.requests]
     assert names.index("GetSubmissionLimits") < names.index("CreateCodeSubmission")

@@ -33,9 +33,9 @@ def kernel(root: Path, n: int = 1) -> str:
     return f"testuser/kit-math-grader-{tomllib.loads((root / 'kit.toml').read_text())['kaggle']['workspace_id']}-run-{n}"
 
 
-def fault_class(number: int, scenario: str):
-    """Tag a test with the issue's fault class and the scenario it tries (for bench/fault_table.py)."""
-    return pytest.mark.fault(number=number, scenario=scenario)
+def fault_class(number: int, scenario: str, sees: str):
+    """Tag a test with the issue's fault class, the scenario it tries and what the user sees (bench/fault_table.py)."""
+    return pytest.mark.fault(number=number, scenario=scenario, sees=sees)
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def kit_process(root: Path, *args: str) -> subprocess.Popen:
 # -- 1. a score credited to the wrong run ------------------------------------------------------------------------
 
 
-@fault_class(1, "503 (not processed) on run-2's CreateSubmission after run-1 submitted with the same -m")
+@fault_class(1, "503 (not processed) on run-2's CreateSubmission after run-1 submitted with the same -m", "run-2 gets its own new submission; run-1's is never credited to it")
 def test_503_after_another_runs_same_message_is_not_credited_to_it(ws, standin):
     finished_runs(2)
     assert run_kit("submit", "run-1", "-m", "baseline", "--yes").exit_code == 0
@@ -124,7 +124,7 @@ def test_503_after_another_runs_same_message_is_not_credited_to_it(ws, standin):
     ]
 
 
-@fault_class(1, "503 after CreateSubmission was processed, same -m as another run")
+@fault_class(1, "503 after CreateSubmission was processed, same -m as another run", 'the submission is found by its run tag, file and time and recorded once')
 def test_processed_503_is_found_and_credited_to_its_own_run(ws, standin):
     finished_runs(2)
     assert run_kit("submit", "run-1", "-m", "baseline", "--yes").exit_code == 0
@@ -137,7 +137,7 @@ def test_processed_503_is_found_and_credited_to_its_own_run(ws, standin):
     assert_exactly_once(ws, standin, ["run-1", "run-2"])
 
 
-@fault_class(1, "--again with a lost answer: the old ref is never recorded twice")
+@fault_class(1, "--again with a lost answer: the old ref is never recorded twice", 'each --again records only the new ref')
 def test_again_with_a_lost_answer_records_the_new_ref_only(ws, standin):
     finished_runs(1)
     assert run_kit("submit", "run-1", "--yes").exit_code == 0
@@ -155,7 +155,7 @@ def test_again_with_a_lost_answer_records_the_new_ref_only(ws, standin):
 # -- 2. double submissions ---------------------------------------------------------------------------------------
 
 
-@fault_class(2, "CreateSubmission processed, answered after the client's timeout")
+@fault_class(2, "CreateSubmission processed, answered after the client's timeout", '"asking kaggle whether the submission went through", then the one ref')
 def test_slow_create_submission_is_found_not_sent_again(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "hang", seconds=4)
@@ -167,7 +167,7 @@ def test_slow_create_submission_is_found_not_sent_again(ws, standin):
     no_traceback(result)
 
 
-@fault_class(2, "CreateSubmission that lands on the server after the client gave up")
+@fault_class(2, "CreateSubmission that lands on the server after the client gave up", '"not there yet; looking again in 4s", then the one ref')
 def test_submission_landing_after_the_timeout_is_waited_for(ws, standin, monkeypatch):
     finished_runs(1)
     monkeypatch.setenv("KIT_KAGGLE_SETTLE", "4")  # > the 2.5 s the request takes to land, less the 1.5 s timeout
@@ -180,7 +180,7 @@ def test_submission_landing_after_the_timeout_is_waited_for(ws, standin, monkeyp
 
 
 @pytest.mark.parametrize("apply", [True, False], ids=["processed", "not-processed"])
-@fault_class(2, "empty 200 answer to CreateSubmission")
+@fault_class(2, "empty 200 answer to CreateSubmission", 'found when it happened, sent again when it did not; one submission')
 def test_empty_answer_to_create_submission(ws, standin, apply):
     finished_runs(1)
     standin.inject("CreateSubmission", "empty", apply=apply)
@@ -190,7 +190,7 @@ def test_empty_answer_to_create_submission(ws, standin, apply):
     assert_exactly_once(ws, standin, ["run-1"])
 
 
-@fault_class(2, "connection dropped after CreateSubmission was processed")
+@fault_class(2, "connection dropped after CreateSubmission was processed", 'found and recorded; one submission')
 def test_dropped_connection_after_create_submission(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "drop")
@@ -200,7 +200,7 @@ def test_dropped_connection_after_create_submission(ws, standin):
     assert_exactly_once(ws, standin, ["run-1"])
 
 
-@fault_class(2, "CreateSubmission fails 5xx every time (not processed)")
+@fault_class(2, "CreateSubmission fails 5xx every time (not processed)", 'exit 1: "none went through ... nothing was spent"')
 def test_submission_failing_every_time_spends_nothing_and_says_so(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "status", status=500, times=10)
@@ -211,7 +211,7 @@ def test_submission_failing_every_time_spends_nothing_and_says_so(ws, standin):
     no_traceback(result)
 
 
-@fault_class(2, "Kaggle cannot be asked after a lost answer: unresolved, shown by kit status, resolved later")
+@fault_class(2, "Kaggle cannot be asked after a lost answer: unresolved, shown by kit status, resolved later", 'exit 1 naming `kit submit run-1`; the next kit status records it')
 def test_unresolved_submission_is_shown_then_resolved(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "hang", seconds=3)
@@ -229,7 +229,7 @@ def test_unresolved_submission_is_shown_then_resolved(ws, standin):
     assert len(standin.submissions) == 1
 
 
-@fault_class(2, "kit status while Kaggle still cannot be asked: the intent and its command are listed")
+@fault_class(2, "kit status while Kaggle still cannot be asked: the intent and its command are listed", 'kit status: "unresolved submission ... kit submit run-1 resolves it"')
 def test_status_lists_an_unresolved_intent_with_its_command(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "hang", seconds=3)
@@ -245,7 +245,7 @@ def test_status_lists_an_unresolved_intent_with_its_command(ws, standin):
     assert_exactly_once(ws, standin, ["run-1"])
 
 
-@fault_class(2, "five parallel `kit submit run-1 --yes`")
+@fault_class(2, "five parallel `kit submit run-1 --yes`", 'one submits; four wait ("another kit command is working on it") then "already submitted"')
 def test_parallel_submits_of_one_run_spend_one(ws, standin):
     finished_runs(1)
     standin.inject("CreateSubmission", "hang", seconds=1.0)  # keep the first one busy while the others queue
@@ -264,7 +264,7 @@ STEPS = ["GetSubmissionLimits", "StartSubmissionUpload", "PUT", "CreateSubmissio
 
 
 @pytest.mark.parametrize("step", STEPS)
-@fault_class(2, "Ctrl-C (SIGINT) at each step of `kit submit`, then the same command again")
+@fault_class(2, "Ctrl-C (SIGINT) at each step of `kit submit`, then the same command again", 'exit 130 "interrupted" with the command to run; the rerun records or sends exactly one')
 def test_ctrl_c_at_each_step_then_rerun_spends_one(ws, standin, step):
     finished_runs(1)
     fault = standin.inject(step, "hang", seconds=30)  # the request is done; kit is interrupted while it waits
@@ -283,6 +283,7 @@ def test_ctrl_c_at_each_step_then_rerun_spends_one(ws, standin, step):
     assert_exactly_once(ws, standin, ["run-1"])
 
 
+@fault_class(2, "kit dies between Kaggle's answer and writing it down", "exit 130; the rerun finds the submission and records it, sends nothing")
 def test_crash_after_the_answer_before_the_record_is_reconciled(ws, standin, monkeypatch):
     """kit dies between Kaggle's answer and writing it down (a KeyboardInterrupt injected into the write)."""
     finished_runs(1)
@@ -304,6 +305,22 @@ def test_crash_after_the_answer_before_the_record_is_reconciled(ws, standin, mon
     assert_exactly_once(ws, standin, ["run-1"])
 
 
+@pytest.mark.parametrize("fault", ["hang", "status"], ids=["answer-lost", "503-not-processed"])
+@fault_class(2, "code competition: a lost or failed answer to CreateCodeSubmission", "one submission of the run's kernel version, recorded once")
+def test_code_submission_with_a_lost_answer_is_made_once(ws, standin, fault):
+    standin.competitions["math-grader"] = True
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert run_kit("pull", "run-1").exit_code == 0
+    standin.inject("CreateCodeSubmission", fault, seconds=3)
+    result = run_kit("submit", "run-1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert len(standin.submissions) == 1
+    assert len(standin.calls("CreateCodeSubmission")) == (1 if fault == "hang" else 2)
+    assert record(ws, "run-1")["submissions"][0]["kernel"] == f"{kernel(ws)}/1"
+    assert_exactly_once(ws, standin, ["run-1"])
+
+
 # -- 3. double pushes --------------------------------------------------------------------------------------------
 
 
@@ -312,7 +329,7 @@ def versions(standin) -> int:
     return sum(len(k.versions) for k in standin.kernels.values())
 
 
-@fault_class(3, "SaveKernel processed, answered after the client's timeout")
+@fault_class(3, "SaveKernel processed, answered after the client's timeout", 'one version; the run has its kernel')
 def test_slow_save_kernel_is_one_version(ws, standin):
     standin.inject("SaveKernel", "hang", seconds=4)
     result = run_kit("push-kernel", "train")
@@ -322,7 +339,7 @@ def test_slow_save_kernel_is_one_version(ws, standin):
     assert record(ws, "run-1")["remote"] == kernel(ws) and record(ws, "run-1")["pending"] is None
 
 
-@fault_class(3, "SaveKernel that always times out")
+@fault_class(3, "SaveKernel that always times out", 'one version found by GetKernel; exit 0 with the run started')
 def test_save_kernel_that_always_times_out_is_one_version(ws, standin):
     standin.inject("SaveKernel", "hang", seconds=4, times=10)
     result = run_kit("push-kernel", "train")
@@ -330,7 +347,7 @@ def test_save_kernel_that_always_times_out_is_one_version(ws, standin):
     assert versions(standin) == 1 and len(standin.calls("SaveKernel")) == 1
 
 
-@fault_class(3, "SaveKernel that lands after the client gave up")
+@fault_class(3, "SaveKernel that lands after the client gave up", '"looking again", then one version')
 def test_save_kernel_landing_late_is_waited_for(ws, standin, monkeypatch):
     monkeypatch.setenv("KIT_KAGGLE_SETTLE", "4")
     standin.inject("SaveKernel", "late", seconds=2.5)
@@ -341,7 +358,7 @@ def test_save_kernel_landing_late_is_waited_for(ws, standin, monkeypatch):
 
 
 @pytest.mark.parametrize("apply", [True, False], ids=["processed", "not-processed"])
-@fault_class(3, "empty 200 answer to SaveKernel")
+@fault_class(3, "empty 200 answer to SaveKernel", 'found when it happened, pushed again when it did not; one version')
 def test_empty_answer_to_save_kernel(ws, standin, apply):
     standin.inject("SaveKernel", "empty", apply=apply)
     result = run_kit("push-kernel", "train")
@@ -350,7 +367,7 @@ def test_empty_answer_to_save_kernel(ws, standin, apply):
     assert record(ws, "run-1")["remote"] == kernel(ws)
 
 
-@fault_class(3, "empty 200 answer to SaveKernel every time (nothing started): no phantom run")
+@fault_class(3, "empty 200 answer to SaveKernel every time (nothing started): no phantom run", 'exit 1 "none went through"; the run is marked error, no kernel')
 def test_save_kernel_answering_empty_every_time_is_no_phantom_run(ws, standin):
     standin.inject("SaveKernel", "empty", times=10)
     result = run_kit("push-kernel", "train")
@@ -362,7 +379,7 @@ def test_save_kernel_answering_empty_every_time_is_no_phantom_run(ws, standin):
 
 
 @pytest.mark.parametrize("apply", [True, False], ids=["processed", "not-processed"])
-@fault_class(3, "503 answer to SaveKernel")
+@fault_class(3, "503 answer to SaveKernel", 'one version either way')
 def test_503_on_save_kernel(ws, standin, apply):
     standin.inject("SaveKernel", "status", status=503, apply=apply)
     result = run_kit("push-kernel", "train")
@@ -371,7 +388,7 @@ def test_503_on_save_kernel(ws, standin, apply):
 
 
 @pytest.mark.parametrize("step", ["GetKernel", "SaveKernel"])
-@fault_class(3, "Ctrl-C (SIGINT) during `kit push-kernel`, then kit status")
+@fault_class(3, "Ctrl-C (SIGINT) during `kit push-kernel`, then kit status", 'exit 130; kit status records the started kernel, or marks the run "nothing runs"')
 def test_ctrl_c_during_push_is_resolved_by_status(ws, standin, step):
     fault = standin.inject(step, "hang", seconds=30)
     proc = kit_process(ws, "push-kernel", "train")
@@ -396,7 +413,7 @@ def test_ctrl_c_during_push_is_resolved_by_status(ws, standin, step):
 # -- 6. parallel writers -----------------------------------------------------------------------------------------
 
 
-@fault_class(6, "20 parallel `kit submit` on different runs + 10 `kit scores`")
+@fault_class(6, "20 parallel `kit submit` on different runs + 10 `kit scores`", "20 submissions, every row's ref and score as in its run.json; a person's column kept")
 def test_parallel_submits_and_scores_lose_no_row(ws, standin):
     ids = finished_runs(20)
     standin.auto_score = "0.75"
@@ -419,7 +436,7 @@ def test_parallel_submits_and_scores_lose_no_row(ws, standin):
 # -- 8. silence and wrong hints ----------------------------------------------------------------------------------
 
 
-@fault_class(8, "Retry-After on a 429 is announced, with the wait")
+@fault_class(8, "Retry-After on a 429 is announced, with the wait", '"Kaggle asked to wait 30s (Retry-After); waiting 3s before try 2 of 3"')
 def test_retry_after_is_announced(ws, standin, monkeypatch):
     monkeypatch.setenv("KIT_KAGGLE_MAX_WAIT", "3")
     standin.inject("GetSubmissionLimits", "status", status=429, retry_after="30")
@@ -428,7 +445,7 @@ def test_retry_after_is_announced(ws, standin, monkeypatch):
     assert "Kaggle asked to wait 30s (Retry-After); waiting 3s" in result.stderr
 
 
-@fault_class(8, "a hung answer is announced while kit waits for it")
+@fault_class(8, "a hung answer is announced while kit waits for it", '"waiting for Kaggle\'s answer (3s of at most 5s)"')
 def test_hung_answer_is_announced(ws, standin, monkeypatch):
     monkeypatch.setenv("KIT_KAGGLE_TIMEOUT", "5")
     standin.inject("GetSubmissionLimits", "hang", seconds=4)
@@ -437,7 +454,7 @@ def test_hung_answer_is_announced(ws, standin, monkeypatch):
     assert "waiting for Kaggle's answer (3s of at most 5s)" in result.stderr
 
 
-@fault_class(8, "a pending score is waited for on stderr (kit submit --wait)")
+@fault_class(8, "a pending score is waited for on stderr (kit submit --wait)", '"waiting for its score (up to 10 min ...)", then "complete, public 0.81234"')
 def test_pending_score_wait_is_shown(ws, standin):
     finished_runs(1)
     timer = threading.Timer(1.0, lambda: standin.score(41000001, "0.81234"))
@@ -448,7 +465,7 @@ def test_pending_score_wait_is_shown(ws, standin):
     assert "waiting for its score" in result.stderr and "complete, public 0.81234" in result.stderr
 
 
-@fault_class(8, "kit pull on a running run names kit wait, which follows it and pulls")
+@fault_class(8, "kit pull on a running run names kit wait, which follows it and pulls", '"hint: kit wait run-1 follows it ..."; kit wait pulls the outputs')
 def test_pull_of_a_running_run_points_to_kit_wait(ws, standin):
     standin.default_walk = ["RUNNING", "RUNNING", "COMPLETE"]
     assert run_kit("push-kernel", "train").exit_code == 0
@@ -461,7 +478,7 @@ def test_pull_of_a_running_run_points_to_kit_wait(ws, standin):
 
 
 @pytest.mark.parametrize("end", ["ERROR", "CANCEL_ACKNOWLEDGED"])
-@fault_class(8, "kit wait and --wait exit non-zero on a run that fails or is cancelled")
+@fault_class(8, "kit wait and --wait exit non-zero on a run that fails or is cancelled", 'exit 1 with the failure or "was cancelled" and a hint')
 def test_wait_exits_non_zero_on_error_or_cancel(ws, standin, end):
     standin.default_walk = ["RUNNING", end]
     pushed = run_kit("push-kernel", "train", "--wait")

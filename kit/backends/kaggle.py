@@ -788,23 +788,33 @@ class KaggleBackend(Backend):
     # -- competition ------------------------------------------------------------------------------------------------
 
     def sample_submission(self) -> Path:
-        """The competition's sample_submission.csv, downloaded once into .kit/kaggle/<competition>/."""
+        """The competition's sample_submission.csv, downloaded once into .kit/kaggle/<competition>/. Parallel
+        commands take turns (a lock), and the file appears whole or not at all (downloaded aside, then renamed)."""
+        import tempfile
+
+        from kit.fileio import locked
+
         folder = self.ws.state_dir / "kaggle" / self.competition
         path = folder / "sample_submission.csv"
         if path.is_file():
             return path
         folder.mkdir(parents=True, exist_ok=True)
-        api = self.session.api
-        self.session.call(
-            f"sample submission of {self.competition}",
-            lambda: api.competition_download_file(self.competition, "sample_submission.csv", path=str(folder), force=True, quiet=True),
-            competition=self.competition,
-        )
-        zipped = folder / "sample_submission.csv.zip"
-        if not path.is_file() and zipped.is_file():
-            with zipfile.ZipFile(zipped) as archive:
-                archive.extract("sample_submission.csv", folder)
-            zipped.unlink()
+        with locked(path):
+            if path.is_file():  # another kit fetched it while this one waited
+                return path
+            api = self.session.api
+            with tempfile.TemporaryDirectory(prefix=".sample-", dir=folder) as tmp:
+                self.session.call(
+                    f"sample submission of {self.competition}",
+                    lambda: api.competition_download_file(self.competition, "sample_submission.csv", path=tmp, force=True, quiet=True),
+                    competition=self.competition,
+                )
+                got, zipped = Path(tmp) / "sample_submission.csv", Path(tmp) / "sample_submission.csv.zip"
+                if not got.is_file() and zipped.is_file():
+                    with zipfile.ZipFile(zipped) as archive:
+                        archive.extract("sample_submission.csv", tmp)
+                if got.is_file():
+                    os.replace(got, path)
         if not path.is_file():
             raise BackendError(f"{self.competition} has no sample_submission.csv", hint=f"see the data tab at {_competition_url(self.competition)}/data")
         return path
