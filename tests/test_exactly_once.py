@@ -309,7 +309,8 @@ def test_crash_after_the_answer_before_the_record_is_reconciled(ws, standin, mon
 @fault_class(2, "code competition: a lost or failed answer to CreateCodeSubmission", "one submission of the run's kernel version, recorded once")
 def test_code_submission_with_a_lost_answer_is_made_once(ws, standin, fault):
     standin.competitions["math-grader"] = True
-    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false")
+    # internet off: the model comes from Kaggle Models (a versioned handle needs no lookup)
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1")
     assert pushed.exit_code == 0, pushed.stderr
     assert run_kit("pull", "run-1").exit_code == 0
     standin.inject("CreateCodeSubmission", fault, seconds=3)

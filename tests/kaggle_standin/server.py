@@ -249,19 +249,6 @@ class StandIn:
                      "versionNumber": len(kernel.versions), "kernelId": 1000 + len(self.kernels),
                      "invalidDatasetSources": list(self.invalid_dataset_sources), **empty}, {}
 
-    def _rpc_GetKernel(self, body):
-        kernel = self._kernel(body)
-        if kernel is None:
-            return 404, {"code": 404, "message": "Kernel not found"}, {}
-        ref = f"{kernel.owner}/{kernel.slug}"
-        metadata = {"id": 1000, "ref": ref, "title": kernel.request.get("newTitle", kernel.slug), "author": kernel.owner,
-                    "slug": kernel.slug, "language": "python", "kernelType": "script", "isPrivate": True,
-                    "currentVersionNumber": len(kernel.versions), "categoryIds": [], "datasetDataSources": [],
-                    "kernelDataSources": [], "competitionDataSources": [], "modelDataSources": []}
-        latest = kernel.versions[-1] if kernel.versions else kernel.request
-        blob = {"source": latest.get("text", ""), "language": "python", "kernelType": "script", "slug": kernel.slug}
-        return 200, {"metadata": metadata, "blob": blob}, {}
-
     def _rpc_GetKernelSessionStatus(self, body):
         kernel = self._kernel(body)
         if kernel is None:
@@ -477,9 +464,10 @@ class StandIn:
         kernel = self._kernel(body)
         if kernel is None:
             return 404, {"code": 404, "message": "Kernel not found"}, {}
-        sent = kernel.request
+        sent = kernel.versions[-1] if kernel.versions else kernel.request  # the latest version's SaveKernel
         return 200, {"metadata": {"id": 1, "ref": f"{kernel.owner}/{kernel.slug}", "title": sent.get("newTitle", kernel.slug),
                                   "slug": kernel.slug, "language": "python", "kernelType": "script",
+                                  "currentVersionNumber": len(kernel.versions),
                                   "dockerImage": sent.get("dockerImage") or self.docker_image,
                                   "machineShape": sent.get("machineShape", ""), "categoryIds": [], "datasetDataSources": [],
                                   "kernelDataSources": [], "competitionDataSources": [], "modelDataSources": []},
