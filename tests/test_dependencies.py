@@ -103,3 +103,20 @@ def test_readme_says_why_for_each_package_of_the_design():
     section = section[: section.find("\n## ", 3)] if "\n## " in section[3:] else section
     for package in ("kaggle", "unsloth", "transformers", "trl", "peft", "datasets", "bitsandbytes", "huggingface-hub", "polars"):
         assert re.search(rf"^- \*\*{re.escape(package)}\*\*", section, re.M), f"README's Dependencies section says nothing of {package}"
+
+
+def test_the_cli_starts_light_and_fast():
+    """`kit --help` imports none of the heavy packages and answers under 0.5 s (the fastest of three: the code's cost, not a busy machine's)."""
+    import subprocess
+    import time
+
+    heavy = ("torch", "transformers", "numpy", "pandas", "polars", "tqdm", "matplotlib", "kaggle", "requests")
+    code = f"import sys, kit.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "kit", "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    assert min(times) < 0.5, times
