@@ -54,13 +54,14 @@ def test_the_first_complete_run_pins_the_workspace_image(kaggle_workspace, stand
 
 def test_an_opted_out_run_records_nothing(kaggle_workspace, standin):
     assert run_kit("push-kernel", "train", "--set", "pin_image=false").exit_code == 0
+    pushed = len(standin.calls("GetKernel"))  # the push reads the kernel's version (exactly-once check)
     _finish("run-1")
-    assert _image(kaggle_workspace) == "" and standin.calls("GetKernel") == []
+    assert _image(kaggle_workspace) == "" and len(standin.calls("GetKernel")) == pushed  # no image lookup
 
 
 def test_a_failed_image_lookup_only_warns_and_the_next_run_records_it(kaggle_workspace, standin):
-    standin.inject("GetKernel", status=404, times=1)
     assert run_kit("push-kernel", "train").exit_code == 0
+    standin.inject("GetKernel", status=404, times=1)  # the image lookup after the run, not the push's version check
     _finish("run-1")
     assert _image(kaggle_workspace) == ""
     assert run_kit("push-kernel", "train").exit_code == 0
@@ -71,5 +72,6 @@ def test_a_failed_image_lookup_only_warns_and_the_next_run_records_it(kaggle_wor
 def test_failed_runs_do_not_pin(kaggle_workspace, standin):
     standin.default_walk = ["RUNNING", "ERROR"]
     assert run_kit("push-kernel", "train").exit_code == 0
+    pushed = len(standin.calls("GetKernel"))  # the push reads the kernel's version (exactly-once check)
     _finish("run-1")
-    assert _image(kaggle_workspace) == "" and standin.calls("GetKernel") == []
+    assert _image(kaggle_workspace) == "" and len(standin.calls("GetKernel")) == pushed  # no image lookup
