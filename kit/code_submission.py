@@ -12,7 +12,8 @@ from pathlib import Path
 
 from kit import runs
 from kit.competition import CompetitionInfo
-from kit.errors import SubmissionError
+from kit.errors import KitError, SubmissionError
+from kit.models import HUB, parse_model
 from kit.runs import RunRecord
 from kit.workspace import Workspace
 
@@ -28,13 +29,26 @@ def pushed_metadata(ws: Workspace, record: RunRecord) -> dict:
         return {}
 
 
+def offline_settings(ws: Workspace, model: str) -> str:
+    """The --set flags for a kernel Kaggle can rerun: the internet off and, on Kaggle, the model attached, since a
+    hub id cannot be downloaded offline (kit build refuses it there; this says so before the user meets it)."""
+    flags = "--set enable_internet=false"
+    try:
+        hub = parse_model(model).kind == HUB
+    except KitError:  # a bad model is refused at build with its own message
+        hub = False
+    if ws.backend == "kaggle" and hub:
+        flags += f" --set model=OWNER/MODEL/FRAMEWORK/VARIATION (a Kaggle Models handle: offline, {model} cannot be downloaded)"
+    return flags
+
+
 def check_kernel(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> None:
     """Refuse, before anything is fetched or spent, a run whose kernel the competition could not rerun."""
     if not record.remote:
         raise SubmissionError(
             f"{record.id} was made on this machine ({record.kernel}), not by a kernel; {info.slug} is a code competition "
             "and scores only notebooks",
-            hint="push a kernel that writes it: kit push-kernel infer --set adapter_run=RUN --set enable_internet=false",
+            hint=f"push a kernel that writes it: kit push-kernel infer --set adapter_run=RUN {offline_settings(ws, str(record.config.get('model', '')))}",
         )
     meta = pushed_metadata(ws, record)
     # The client's default is the internet on when the metadata does not say (kaggle-client-protocol.md section 6).
@@ -43,8 +57,8 @@ def check_kernel(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> Non
         raise SubmissionError(
             f"{record.id}'s kernel ran with the internet on; {info.slug} is a code competition, whose reruns have the "
             "internet off, so Kaggle refuses it as a submission",
-            hint=f"push it again with the internet off: kit push-kernel {record.kernel} --set enable_internet=false "
-            "(with the run's other settings); nothing was submitted",
+            hint=f"push it again with the internet off: kit push-kernel {record.kernel} "
+            f"{offline_settings(ws, str(record.config.get('model', '')))} (with the run's other settings); nothing was submitted",
         )
 
 
@@ -69,7 +83,7 @@ def check_time(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> float
             f"{record.id} took {duration(seconds)}; {info.slug} stops a rerun after {duration(info.rerun_seconds)}, so "
             "this submission would fail",
             hint="submit a faster kernel (an infer run on its adapter: kit push-kernel infer --set adapter_run="
-            f"{record.id} --set enable_internet=false), or set rerun_hours under [competition] if the rules allow more",
+            f"{record.id} {offline_settings(ws, str(record.config.get('model', '')))}), or set rerun_hours under [competition] if the rules allow more",
         )
     return seconds
 

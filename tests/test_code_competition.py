@@ -329,3 +329,17 @@ def test_a_competition_kaggle_does_not_list_is_one_line(kaggle_code, standin):
     result = run_kit("submit", "run-1", "--yes")
     assert result.exit_code == 1
     assert "Kaggle lists no competition 'math-grader'" in result.stderr and "kit.toml" in result.stderr
+
+
+def test_offline_advice_attaches_a_hub_model_on_kaggle_only(tmp_path):
+    from kit.code_submission import offline_settings
+    from kit.workspace import Workspace
+
+    kaggle = Workspace(root=tmp_path, competition="c", backend="kaggle")
+    local = Workspace(root=tmp_path, competition="c", backend="local")
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert offline_settings(local, hub_id) == "--set enable_internet=false"  # the practice backend loads it locally
+    advice = offline_settings(kaggle, hub_id)
+    assert advice.startswith("--set enable_internet=false --set model=OWNER/MODEL/FRAMEWORK/VARIATION")
+    assert hub_id in advice
+    assert offline_settings(kaggle, "me/llama/transformers/8b/1") == "--set enable_internet=false"  # already attached
