@@ -39,12 +39,18 @@ WARM_STEPS = int(os.environ.get("WARM_STEPS", "20"))
 MIN_TIMED_STEPS = 20  # trl's timed window: at least this many steps (about TIMED_TOKENS otherwise)
 LOGGING_STEPS = 10  # trl logs (and reads) the loss every this many steps, as users leave it
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+T4 = os.environ.get("T4") == "1"  # the T4 profile emulated on this GPU (bench/issue17.py emulate_t4): fp16, no flash attention, 15 GiB
+T4_LABEL = " [T4 profile: fp16, no flash, 15 GiB]"
 MATMUL_FLOPS = 800e12  # bf16 dense, measured on these GPUs (shared/reference/gpu-baselines.md, KINDS.md: 769-798)
 
 
 def record(entry: dict) -> None:
     """Add one measurement to $OUT/peers.json (processes run one after another, so read-modify-write is safe)."""
     OUT.mkdir(parents=True, exist_ok=True)
+    if T4:
+        import torch
+
+        entry = {**entry, "what": entry["what"] + T4_LABEL, "max_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)}
     entries = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     entries.append({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **entry})
     RESULTS.write_text(json.dumps(entries, indent=1))
@@ -144,9 +150,11 @@ def kit(model_key: str, then_trl: bool) -> None:
 
         torch._inductor.config.cpp_wrapper = True
         facts["cpp_wrapper"] = True
+    from kernels.runtime.environment import choose_dtype
+
     config = kit_default_config(path)
     rows = rows_for(facts["vocab"])
-    model, tokenizer, plan = speed.kit_model(config)
+    model, tokenizer, plan = speed.kit_model(config, dtype=choose_dtype(config["dtype"]))
     batches = [int(b) for b in os.environ.get("KIT_BATCHES", "8").split(",")]
     for bs in batches:
         def one(bs=bs):
@@ -235,6 +243,11 @@ class CountingCollator:
         return self.inner(examples)
 
 
+def trl_dataset_rows(prompts: list[list[int]], label_ids: list[int]) -> dict:
+    """Pre-tokenized prompt + label columns: trl builds labels from completion_mask (completion-only loss)."""
+    return {"input_ids": [p + [y] for p, y in zip(prompts, label_ids)], "completion_mask": [[0] * len(p) + [1] for p in prompts]}
+
+
 def trl_dataset(rows: list[list[int]], n: int):
     """Pre-tokenized prompt + label rows: trl builds labels from completion_mask (completion-only loss)."""
     from datasets import Dataset
@@ -266,7 +279,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, collator=None, 
     cuda = torch.cuda.is_available()
     args = config_cls(
         output_dir="/tmp/trl-out", per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=steps, learning_rate=2e-4,
-        lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.01, max_grad_norm=1.0, bf16=cuda, use_cpu=not cuda, optim="adamw_torch_fused",
+        lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.01, max_grad_norm=1.0, bf16=cuda and not T4, fp16=cuda and T4, use_cpu=not cuda, optim="adamw_torch_fused",
         logging_steps=LOGGING_STEPS, save_strategy="no", report_to="none", seed=3407, gradient_checkpointing=False, max_length=None,
         completion_only_loss=True, padding_free=collator is None, dataloader_num_workers=0, remove_unused_columns=False,
     )
@@ -352,7 +365,8 @@ def unsloth_peer(model_key: str) -> None:
 
     def one():
         started = time.time()
-        model, tokenizer = FastLanguageModel.from_pretrained(path, max_seq_length=2048, dtype=torch.bfloat16, load_in_4bit=False)
+        # the T4 profile: 4-bit (a bf16 8B base does not fit in 15 GiB) and fp16
+        model, tokenizer = FastLanguageModel.from_pretrained(path, max_seq_length=2048, dtype=torch.float16 if T4 else torch.bfloat16, load_in_4bit=T4)
         model = FastLanguageModel.get_peft_model(model, r=32, lora_alpha=64, lora_dropout=0, bias="none", target_modules=TARGETS,
                                                  use_gradient_checkpointing=False, random_state=3407)
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
@@ -373,8 +387,8 @@ def table(path: Path = RESULTS) -> str:
     entries = [e for e in json.loads(path.read_text()) if "useful_tokens_per_s" in e]
     lines = ["| model | trainer | useful tokens/s | steady | rows/s | peak GiB | share of bf16 bound | vs strongest peer |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for model in dict.fromkeys(e["model"] for e in entries):
-        rows = [e for e in entries if e["model"] == model]
+    for model, t4 in dict.fromkeys((e["model"], T4_LABEL in e["what"]) for e in entries):
+        rows = [e for e in entries if e["model"] == model and (T4_LABEL in e["what"]) == t4]
         peers = [e["useful_tokens_per_s"] for e in rows if e["trainer"] != "kit" and "kit's" not in e["what"]]
         best = max(peers) if peers else None
         for e in rows:
@@ -387,6 +401,10 @@ def table(path: Path = RESULTS) -> str:
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if T4:
+        from issue17 import emulate_t4
+
+        emulate_t4()
     if mode == "prep":
         prep(small_only="small" in args)
     elif mode == "kit":

