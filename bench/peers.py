@@ -368,7 +368,8 @@ def unsloth_peer(model_key: str) -> None:
         # the T4 profile: 4-bit (a bf16 8B base does not fit in 15 GiB) and fp16
         model, tokenizer = FastLanguageModel.from_pretrained(path, max_seq_length=2048, dtype=torch.float16 if T4 else torch.bfloat16, load_in_4bit=T4)
         model = FastLanguageModel.get_peft_model(model, r=32, lora_alpha=64, lora_dropout=0, bias="none", target_modules=TARGETS,
-                                                 use_gradient_checkpointing=False, random_state=3407)
+                                                 use_gradient_checkpointing="unsloth" if T4 else False,  # T4: without recomputation it runs out of 15 GiB
+                                                 random_state=3407)
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
         from trl import SFTConfig, SFTTrainer
 
