@@ -86,12 +86,12 @@ def predict(variants: list[str]) -> None:
 
     import speed
     from kernels.runtime.modeling import compile_layers, load_for_scoring
-    from kernels.runtime.scoring import SCORE_TOKENS
+    from kernels.runtime.plan import SCORE_TOKENS
 
     defaults = speed.kit_config({})
     speed.ensure_adapter(defaults)
     started = time.time()
-    model, tokenizer = load_for_scoring(speed.MODEL_DIR, Path(speed.KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, load_in_4bit=True,
+    model, tokenizer = load_for_scoring(speed.MODEL_DIR, Path(speed.KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, quantize=True,
                                         max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"], packed=True)
     load_s = round(time.time() - started, 1)
     rows = speed.random_rows(speed.length_mix(10000, 1), 1)

@@ -119,7 +119,7 @@ def model_facts(path: str) -> dict:
     """Parameter count (all weights, as the issue's bounds count them) and the bf16 bound at 4N FLOPs a token."""
     from transformers import AutoConfig
 
-    from kernels.runtime.training import bf16_weight_bytes
+    from kernels.runtime.plan import bf16_weight_bytes
 
     config = AutoConfig.from_pretrained(path)
     params = bf16_weight_bytes(config) // 2
@@ -342,7 +342,7 @@ def trl_peer(model_key: str, attentions: list[str]) -> None:
             model.config.use_cache = False
             collator = None
             if attention == "varlen":
-                use_packed_attention(model, 0 if torch.cuda.is_available() else "cpu")  # PyTorch's flash varlen, registered with transformers (as kit does)
+                use_packed_attention(model, __import__("kernels.runtime.plan", fromlist=["x"]).detect_machine().flash_attention())  # PyTorch's flash varlen, registered with transformers (as kit does)
                 collator = PackedCollator(tokenizer.pad_token_id)
             trl_train(model, tokenizer, rows, f"transformers + peft + trl SFTTrainer, padding-free, {attention} attention", facts,
                       collator=collator, peft_config=lora, extra={"attention": attention})

@@ -164,24 +164,27 @@ def kit_model(config: dict, engine: str = "", dtype=None):
     and the layers compiled where the kernel would (engine and compile from the config unless `engine` is given)."""
     import torch
 
-    from kernels.runtime.attention import choose_packing, use_packed_attention
-    from kernels.runtime.data import pad_multiple, padded_width
-    from kernels.runtime.modeling import load_base_model
-    from kernels.runtime.training import prepare_for_training, training_engine
+    from kernels.runtime.attention import use_packed_attention
+    from kernels.runtime.data import padded_width
+    from kernels.runtime.modeling import load_base_model, read_model_config
+    from kernels.runtime.plan import detect_machine, make_plan
+    from kernels.runtime.training import prepare_for_training
 
-    engine = engine or training_engine(config)
+    made = make_plan({**config, "engine": engine or config["engine"], "load_in_4bit": True}, detect_machine(), "train",
+                     read_model_config(config["model"]))  # the kernel's own plan (kernels/runtime/plan.py)
+    engine = made.engine.value
     dtype = dtype or torch.bfloat16
     started = time.time()
-    model, tokenizer = load_base_model(config["model"], engine=engine, dtype=dtype, load_in_4bit=True,
+    model, tokenizer = load_base_model(config["model"], engine=engine, dtype=dtype, quantize=True,
                                        max_seq_length=config["max_seq_length"])
     load_seconds = time.time() - started
-    packed = choose_packing(config["packing"], engine)
-    attention = use_packed_attention(model, 0) if packed else "sdpa, padded rows"
-    model, memory, compiled = prepare_for_training(model, config, engine=engine, dtype=dtype,
-                                                   longest_row=padded_width(1929, 1 if packed else pad_multiple(engine)))
-    plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": memory.checkpointing,
-            "chunk_tokens": memory.chunk_tokens, "dequantized_base": memory.dequantize, "packed": packed, "attention": attention,
-            "fused": engine == "hf" and config["fuse_projections"] and memory.dequantize, "dtype": str(dtype).removeprefix("torch.")}
+    packed = made.packing.value
+    attention = use_packed_attention(model, made.attention.value == "flash varlen") if packed else "sdpa, padded rows"
+    model, made = prepare_for_training(model, config, made, dtype=dtype, longest_row=padded_width(1929, made.pad_multiple.value))
+    compiled = made.compile.value
+    plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": made.checkpointing.value,
+            "chunk_tokens": made.chunk_tokens.value, "dequantized_base": made.dequantize_base.value, "packed": packed, "attention": attention,
+            "fused": made.fuse_projections.value and made.dequantize_base.value, "dtype": str(dtype).removeprefix("torch.")}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
@@ -191,7 +194,8 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size."""
     import torch
 
-    from kernels.runtime.data import collate, pad_multiple, split_by_tokens, training_order
+    from kernels.runtime.data import collate, split_by_tokens, training_order
+    from kernels.runtime.plan import pad_multiple
     from kernels.runtime.training import make_optimizer, train_step
 
     packed = plan.get("packed", False)
@@ -272,7 +276,7 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
     """score_sequences as the kernels call it (rows sorted by length, token-budget batches, rounded widths)."""
     import torch
 
-    from kernels.runtime.data import pad_multiple
+    from kernels.runtime.plan import pad_multiple
     from kernels.runtime.scoring import score_sequences
 
     def run(seqs):
@@ -498,7 +502,7 @@ def ensure_adapter(config: dict) -> None:
 
     if Path(KIT_ADAPTER).is_dir():
         return
-    base, _ = load_base_model(MODEL_DIR, engine="hf", dtype=torch.bfloat16, load_in_4bit=True, max_seq_length=2048)
+    base, _ = load_base_model(MODEL_DIR, engine="hf", dtype=torch.bfloat16, quantize=True, max_seq_length=2048)
     attach_lora(base, config, engine="hf", gradient_checkpointing=False).save_pretrained(KIT_ADAPTER)
     del base
     free_gpu()
@@ -567,7 +571,7 @@ def smoke() -> None:
                 torch.nn.init.normal_(p, std=0.02)
         models.append(model)
     eager, fast = models
-    results["smoke_attention"] = use_packed_attention(fast, 0)
+    results["smoke_attention"] = use_packed_attention(fast, True)
     results["smoke_fused_groups"] = fuse_projections(fast.get_base_model().model.layers)
     compile_layers(fast)
     checks = []
@@ -604,8 +608,8 @@ def run(batch_sizes: list[int]) -> None:
     VARIANTS=round3,default times round 3's training (padded rows, projections apart) before today's default."""
     import torch
 
-    from kernels.runtime.data import pad_multiple
-    from kernels.runtime.scoring import SCORE_TOKENS
+    from kernels.runtime.plan import pad_multiple
+    from kernels.runtime.plan import SCORE_TOKENS
 
     parts = os.environ.get("PARTS", "attn,kit,infer,infer-hf,peer,t4").split(",")
     results["device"] = torch.cuda.get_device_name(0)
@@ -660,12 +664,12 @@ def run(batch_sizes: list[int]) -> None:
 
     def kit_predict():
         """The infer kernel: its engine (auto), the base loaded, the trained adapter on it, made fast to score."""
-        from kernels.runtime.environment import choose_engine
         from kernels.runtime.modeling import load_for_scoring
+        from kernels.runtime.plan import detect_machine, make_plan
 
         ensure_adapter(defaults)
-        engine = choose_engine(defaults["engine"], prefer="unsloth")
-        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine=engine, dtype=torch.bfloat16, load_in_4bit=True,
+        engine = make_plan(defaults, detect_machine(), "infer").engine.value
+        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine=engine, dtype=torch.bfloat16, quantize=True,
                                             max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"])
         results["kit_scoring_engine"] = engine
         multiple = pad_multiple(engine)
@@ -690,12 +694,12 @@ def run(batch_sizes: list[int]) -> None:
 
     def kit_predict_hf_packed():
         """The infer kernel with engine=hf: rows packed (flash attention, no padding), adapter merged, 10,000 rows."""
-        from kernels.runtime.attention import choose_packing
         from kernels.runtime.modeling import load_for_scoring
+        from kernels.runtime.plan import choose_packing, detect_machine
 
         ensure_adapter(defaults)
-        packed = choose_packing(defaults["packing"], "hf")
-        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, load_in_4bit=True,
+        packed = choose_packing(defaults["packing"], "hf", detect_machine()).value
+        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, quantize=True,
                                             max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"], packed=packed)
         results["kit_predict_hf"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
                                               multiple=pad_multiple("hf"), packed=packed)

@@ -24,9 +24,9 @@ OUT = Path(os.environ.get("OUT", "/tmp/out"))
 def main() -> None:
     import torch
 
-    from kernels.runtime.data import pad_multiple
+    from kernels.runtime.plan import SCORE_TOKENS, pad_multiple
     from kernels.runtime.modeling import load_for_scoring
-    from kernels.runtime.scoring import SCORE_TOKENS, score_on_devices
+    from kernels.runtime.scoring import score_on_devices
     from speed import MODEL_DIR, length_mix, random_rows
 
     count = torch.cuda.device_count()
@@ -34,7 +34,7 @@ def main() -> None:
     models, devices = [], []
     for k in range(count):
         started = time.time()
-        model, tokenizer = load_for_scoring(MODEL_DIR, None, engine="hf", dtype=torch.bfloat16, load_in_4bit=True, max_seq_length=2048,
+        model, tokenizer = load_for_scoring(MODEL_DIR, None, engine="hf", dtype=torch.bfloat16, quantize=True, max_seq_length=2048,
                                             device=k, dequantize="auto")
         models.append(model)
         devices.append(f"cuda:{k}")

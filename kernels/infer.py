@@ -1,12 +1,42 @@
 """kit inference kernel: score the test set with a base model and a train run's adapter, one forward pass a row.
 
-Writes submission.csv (ID,is_correct), test_probs.csv and, when labelled validation rows exist, val_predictions.csv
-and metrics.json to the working folder.
+Writes submission.csv (ID,is_correct), test_probs.csv, plan.json and, when labelled validation rows exist,
+val_predictions.csv and metrics.json to the working folder.
 """
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from kernels.runtime.infer import main  # noqa: E402  (inlined by kit build)
+from kernels.runtime.data import validation_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from kernels.runtime.environment import log  # noqa: E402
+from kernels.runtime.evaluate import predict, scoring_models, validate  # noqa: E402
+from kernels.runtime.modeling import adapter_settings  # noqa: E402
+from kernels.runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from kernels.runtime.session import start_run  # noqa: E402
+
+
+def main(config: dict) -> dict:
+    """The recipe: start (install, plan) -> data -> model (one per planned GPU) -> validate -> predict -> outputs."""
+    run = start_run(config, "infer")
+    adapter_dir, prompt = adapter_settings(config)
+    log(f"adapter={adapter_dir or 'none (base model)'} prompt={prompt}")
+    rows = validation_rows(config) if run.plan.validation.value else None
+    scorer = scoring_models(run, config, prompt, adapter_dir)
+    metrics, threshold = validate(run, config, rows, scorer)
+    metrics.update(predict(run, config, scorer, threshold))
+    metrics.update({
+        **run_metrics(run), "prompt": prompt, "adapter_run": config["adapter_run"], "threshold": threshold,
+        "peak_memory_gib": peak_memory_gib(run),
+    })
+    effective = {**config, "engine": run.plan.engine.value, "dtype": run.plan.dtype.value, "prompt": prompt, "threshold_used": threshold}
+    return write_outputs(run, metrics, effective)
+
+
+def peak_memory_gib(run) -> float | None:
+    """The most GPU memory scoring held."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3) if run.gpu else None
+
 
 if __name__ == "__main__":
     main(CONFIG)

@@ -1,12 +1,45 @@
 """kit train kernel: fine-tune a causal LM with LoRA to label answers True/False, then score the test set.
 
 Reads the competition's train.csv/test.csv from the input tree and writes to the working folder: the adapter,
-config.json, metrics.json, val_predictions.csv and (unless predict_test is off) submission.csv and test_probs.csv.
+config.json, metrics.json, plan.json, val_predictions.csv and (unless predict_test is off) submission.csv and test_probs.csv.
 """
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from kernels.runtime.train import main  # noqa: E402  (inlined by kit build)
+from kernels.runtime.data import training_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from kernels.runtime.evaluate import predict, scoring_models, validate  # noqa: E402
+from kernels.runtime.fit import train  # noqa: E402
+from kernels.runtime.modeling import load_model  # noqa: E402
+from kernels.runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from kernels.runtime.session import start_run  # noqa: E402
+
+
+def main(config: dict, worker_command: list[str] | None = None) -> dict:
+    """The recipe: start (install, plan, process group) -> data -> model -> train -> validate -> predict -> outputs.
+
+    With several training processes (train_processes) each worker (started by the first with `worker_command`,
+    default: this script again) runs the same steps on its share of the rows, and writes nothing.
+    """
+    run = start_run(config, "train", worker_command)  # the plan is printed and fixed here; nothing after asks the machine
+    rows = training_rows(config)
+    model, tokenizer = load_model(config, run.plan)
+    trained = train(run, config, rows, model, tokenizer)
+    if not run.leader:
+        return {}
+    scorer = scoring_models(run, config, config["prompt"], run.out / "adapter", trained=trained.model, tokenizer=tokenizer)
+    metrics, threshold = validate(run, config, rows, scorer)
+    metrics.update(predict(run, config, scorer, threshold))
+    plan = run.plan
+    metrics.update({
+        **run_metrics(run), "gradient_checkpointing": plan.checkpointing.value, "dequantized_base": plan.dequantize_base.value,
+        "compiled": plan.compile.value, "train_processes": run.group.world, "train_rows": len(rows.split.train),
+        "train_true_rows": trained.train_true_rows, "data_offset": config["data_offset"], "next_data_offset": rows.split.next_offset,
+        **trained.metrics(), "steps": trained.steps,
+    })
+    effective = {**config, "engine": plan.engine.value, "dtype": plan.dtype.value, "gradient_checkpointing": "on" if plan.checkpointing.value else "off",
+                 "compile": "on" if plan.compile.value else "off", "packing": plan.packing.value, "threshold_used": threshold}
+    return write_outputs(run, metrics, effective)
+
 
 if __name__ == "__main__":
     main(CONFIG)

@@ -1,8 +1,9 @@
 """The kernel builder: a template + a typed config -> one self-contained script and kernel-metadata.json.
 
 The script never imports kit. It starts with the template's docstring and the effective config (one setting per
-line, with its help as a comment), then the runtime modules the template imports from kernels/runtime/, inlined in
-dependency order, then the template's body.
+line, with its help as a comment), then the template's recipe (its `main`: the stages in order), then the runtime
+modules the template imports from kernels/runtime/, inlined in dependency order, and last the
+`if __name__ == "__main__": main(CONFIG)` call, so a reader meets the settings and the recipe before any helper.
 """
 
 from __future__ import annotations
@@ -177,9 +178,11 @@ def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_i
         "# " + "-" * 30 + " settings (the effective run config) " + "-" * 30,
         render_config(config),
     ]
+    recipe, entry = _strip_template(template, source, tree)
+    parts += ["", "", f"# {'-' * 30} the recipe (kernels/{template.name}) {'-' * 30}", recipe]
     for name, path in modules:
         parts += ["", "", f"# {'-' * 30} inlined from kernels/runtime/{name}.py {'-' * 30}", _strip_module(path)]
-    parts += ["", "", f"# {'-' * 30} kernels/{template.name} {'-' * 30}", _strip_template(template, source, tree)]
+    parts += ["", "", f"# {'-' * 30} run it {'-' * 30}", entry]
     script = "\n".join(parts).rstrip() + "\n"
     try:
         compile(script, str(template), "exec")
@@ -294,13 +297,20 @@ def _strip_module(path: Path) -> str:
     return _drop_lines(source, tree, lambda n: _is_docstring(n, tree) or _is_future(n) or _is_runtime_import(n))
 
 
-def _strip_template(path: Path, source: str, tree: ast.Module) -> str:
+def _is_entry_point(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+
+
+def _strip_template(path: Path, source: str, tree: ast.Module) -> tuple[str, str]:
+    """(the template's recipe without its docstring, CONFIG and runtime imports; its `if __name__ == "__main__"`
+    block): the built script puts the recipe right after the settings and the entry point after the runtime."""
     if CONFIG_MARKER not in source:
         raise ConfigError(f"{path} has no `CONFIG: dict = {{}}  {CONFIG_MARKER}` line", hint="add it where the settings go")
 
     def drop(node: ast.stmt) -> bool:
         is_config = isinstance(node, (ast.Assign, ast.AnnAssign)) and "CONFIG" in ast.unparse(node).split("=")[0]
-        return _is_docstring(node, tree) or _is_future(node) or _is_runtime_import(node) or is_config
+        return _is_docstring(node, tree) or _is_future(node) or _is_runtime_import(node) or is_config or _is_entry_point(node)
 
-    return _drop_lines(source, tree, drop)
+    entry = _drop_lines(source, tree, lambda node: not _is_entry_point(node))
+    return _drop_lines(source, tree, drop), entry
 

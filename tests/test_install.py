@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kernels.runtime.install import package_set, pip_failure, split_pin
+from kernels.runtime.install import pip_failure, split_pin
+from kernels.runtime.plan import package_set
 from kernels.runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +148,7 @@ def test_pip_failure_names_the_pinned_package():
 
 
 LOAD = ("import sys; {quiet}from kernels.runtime.modeling import load_base_model; "
-        "load_base_model(sys.argv[1], engine='hf', dtype=__import__('torch').float32, load_in_4bit=False, max_seq_length=64)")
+        "load_base_model(sys.argv[1], engine='hf', dtype=__import__('torch').float32, quantize=False, max_seq_length=64)")
 
 
 @pytest.mark.parametrize("quiet", [True, False])

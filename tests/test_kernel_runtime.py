@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from kernels.runtime import data, prompts, scoring, training  # noqa: E402
+from kernels.runtime import data, modeling, plan, prompts, scoring, training  # noqa: E402
 from kernels.runtime.fusion import fuse_projections  # noqa: E402
 from kernels.runtime.modeling import attach_lora  # noqa: E402
 
@@ -225,7 +225,7 @@ def test_packed_attention_trains_and_scores_rows_as_if_each_were_alone(tokenizer
     from kernels.runtime.attention import use_packed_attention
 
     padded_model, packed_model = lora_model(tokenizer), lora_model(tokenizer)
-    assert use_packed_attention(packed_model, "cpu") == "attention row by row"  # flash attention needs a CUDA GPU
+    assert use_packed_attention(packed_model, flash=plan.PROFILES["cpu"].flash_attention()) == "attention row by row"  # flash attention needs a CUDA GPU
     sequences, labels = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13, 14, 15, 16]], [20, 21, 22]
     padded = loss_and_grads(padded_model, data.collate(sequences, 0, label_ids=labels))
     packed = loss_and_grads(packed_model, data.collate(sequences, 0, label_ids=labels, packed=True))
@@ -265,11 +265,11 @@ def test_projections_stay_apart_where_a_base_is_not_a_plain_linear_layer(tokeniz
 
 
 def test_packing_is_automatic_only_with_flash_attention_and_never_with_unsloth():
-    from kernels.runtime.attention import choose_packing
-
-    assert choose_packing("auto", "hf") is False  # no CUDA GPU here
-    assert choose_packing("on", "hf") is True and choose_packing("on", "unsloth") is False
-    assert choose_packing("off", "hf") is False
+    cpu, t4, h100 = plan.PROFILES["cpu"], plan.PROFILES["t4x2"], plan.PROFILES["h100"]
+    assert plan.choose_packing("auto", "hf", cpu).value is False and plan.choose_packing("auto", "hf", t4).value is False
+    assert plan.choose_packing("auto", "hf", h100).value is True and plan.choose_packing("auto", "unsloth", h100).value is False
+    assert plan.choose_packing("on", "hf", cpu).value is True and plan.choose_packing("on", "unsloth", h100).value is False
+    assert plan.choose_packing("off", "hf", h100).value is False
 
 
 def test_split_by_tokens_counts_a_packed_chunk_by_its_rows_own_tokens():
@@ -310,7 +310,7 @@ def test_threshold_tuning_and_the_output_files(tmp_path):
 
 
 def test_widths_are_rounded_up_to_the_engines_multiple():
-    assert data.pad_multiple("unsloth") == 64 and data.pad_multiple("hf") == 8
+    assert plan.pad_multiple("unsloth") == 64 and plan.pad_multiple("hf") == 8
     assert [data.padded_width(n, 64) for n in (1, 63, 64, 65, 128, 129)] == [64, 64, 64, 128, 128, 192]
     assert [data.padded_width(n, 8) for n in (1, 8, 9, 17)] == [8, 8, 16, 24]
     assert data.padded_width(37, 1) == 37
@@ -421,29 +421,35 @@ def fake_gpu(monkeypatch):
     return gpu
 
 
+def plan_memory(setting, model_config, rank, longest_row, **kwargs):
+    """plan.plan_memory on the room torch reports on the first GPU, as the train stage calls it."""
+    room = modeling.gpu_room(0) if torch.cuda.is_available() else None
+    return plan.plan_memory(setting, model_config, rank, longest_row, room, **kwargs)
+
+
 def test_memory_plan_recomputes_activations_only_when_the_longest_row_cannot_fit(fake_gpu):
     from types import SimpleNamespace
 
     config = SimpleNamespace(**LLAMA_8B)
-    per_token = training.activation_bytes_per_token(config, False)
-    per_token_recomputed = training.activation_bytes_per_token(config, True)
+    per_token = plan.activation_bytes_per_token(config, False)
+    per_token_recomputed = plan.activation_bytes_per_token(config, True)
     assert 4.5e6 < per_token < 5.5e6 and per_token_recomputed * 10 < per_token  # ~5 MB a token on Llama-3.1-8B
 
     # an 80 GiB GPU with 70 GiB free: ~12k tokens a chunk without recomputation
-    ample, chunk, _ = training.plan_memory("auto", config, 16, 2048)
+    ample, chunk, _, _ = plan_memory("auto", config, 16, 2048)
     assert not ample and 8000 < chunk < 70 * GIB // per_token and chunk * per_token < 70 * GIB
 
     fake_gpu.update(free=30 * GIB, total=40 * GIB)  # room for ~5k tokens without recomputation
-    fits, chunk, _ = training.plan_memory("auto", config, 16, 4096)
+    fits, chunk, _, _ = plan_memory("auto", config, 16, 4096)
     assert not fits and 4096 <= chunk < 30 * GIB // per_token
-    too_long, chunk, _ = training.plan_memory("auto", config, 16, 8192)
+    too_long, chunk, _, _ = plan_memory("auto", config, 16, 8192)
     assert too_long and chunk >= 8192 and chunk * per_token_recomputed < 30 * GIB
-    assert training.plan_memory("on", config, 16, 512).checkpointing is True
-    off, chunk, _ = training.plan_memory("off", config, 16, 8192)
+    assert plan_memory("on", config, 16, 512).checkpointing is True
+    off, chunk, _, _ = plan_memory("off", config, 16, 8192)
     assert off is False and chunk == 8192  # forced off: one row at a time at least, never less than the longest row
 
     fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=0.25)  # a process held to 20 GiB: an emulated smaller GPU
-    squeezed, chunk, _ = training.plan_memory("auto", config, 16, 4096)
+    squeezed, chunk, _, _ = plan_memory("auto", config, 16, 4096)
     assert squeezed and chunk * per_token_recomputed < 20 * GIB
 
 
@@ -454,26 +460,26 @@ def test_memory_plan_keeps_a_dequantized_base_only_where_it_costs_no_recomputati
     from types import SimpleNamespace
 
     config = SimpleNamespace(**LLAMA_8B)
-    per_token = training.activation_bytes_per_token(config, False)
-    plain = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    per_token = plan.activation_bytes_per_token(config, False)
+    plain = plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
     assert plain.dequantize and not plain.checkpointing  # an H100: room for the copy and ~10k tokens a chunk
-    alone = training.plan_memory("auto", config, 32, 2048)
+    alone = plan_memory("auto", config, 32, 2048)
     assert plain.chunk_tokens < alone.chunk_tokens and (alone.chunk_tokens - plain.chunk_tokens) * per_token <= COPY + per_token
-    assert not training.plan_memory("auto", config, 32, 2048, dequantize="off", dequantize_bytes=COPY).dequantize
-    assert not training.plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=0).dequantize  # nothing 4-bit
+    assert not plan_memory("auto", config, 32, 2048, dequantize="off", dequantize_bytes=COPY).dequantize
+    assert not plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=0).dequantize  # nothing 4-bit
 
     fake_gpu.update(free=30 * GIB, total=40 * GIB)  # an A100 40GB: the copy would leave under 4k tokens a chunk
-    roomy = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    roomy = plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
     assert not roomy.dequantize and not roomy.checkpointing
-    forced = training.plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=COPY)
+    forced = plan_memory("auto", config, 32, 2048, dequantize="on", dequantize_bytes=COPY)
     assert forced.dequantize  # asked for: taken, at the price the plan then pays
 
     fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=9 / 80)  # a T4: 15 GiB less the 4-bit model's ~6 GiB
-    t4 = training.plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
+    t4 = plan_memory("auto", config, 32, 2048, dequantize="auto", dequantize_bytes=COPY)
     assert not t4.dequantize and t4.checkpointing
 
     fake_gpu.update(free=70 * GIB, total=80 * GIB, fraction=1.0)  # layers run eagerly by transformers keep ~20% more
-    eager = training.plan_memory("auto", config, 32, 2048, activation_scale=training.EAGER_HF_ACTIVATIONS)
+    eager = plan_memory("auto", config, 32, 2048, activation_scale=plan.EAGER_HF_ACTIVATIONS)
     assert eager.chunk_tokens < alone.chunk_tokens / 1.15
 
 
@@ -482,8 +488,8 @@ def test_memory_plan_on_the_cpu_sets_no_chunk_limit(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = SimpleNamespace(**LLAMA_8B)
-    assert training.plan_memory("auto", config, 16, 100_000) == (False, 0, False)
-    assert training.plan_memory("on", config, 16, 10, dequantize="on", dequantize_bytes=COPY) == (True, 0, False)
+    assert plan_memory("auto", config, 16, 100_000)[:3] == (False, 0, False)
+    assert plan_memory("on", config, 16, 10, dequantize="on", dequantize_bytes=COPY)[:3] == (True, 0, False)
 
 
 # ------------------------------------------------------------------------------------------------ speed: scoring batches
@@ -661,8 +667,8 @@ def kernel_config(kernel: str, **settings):
 
 
 def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, tiny_model_dir, capsys):
-    from kernels.runtime.infer import main as infer_main
-    from kernels.runtime.train import main as train_main
+    from kernels.infer import main as infer_main
+    from kernels.train import main as train_main
 
     monkeypatch.setenv("KIT_KAGGLE_ROOT", str(tmp_path / "kaggle"))
     inputs, working = tmp_path / "kaggle" / "input", tmp_path / "kaggle" / "working"
@@ -671,8 +677,12 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
                   learning_rate=1e-3, warmup_steps=1, logging_steps=1)
 
     # phase 1: 4 steps, a checkpoint at step 2
-    metrics = train_main(kernel_config("train", **common, save_steps=2))
+    config = kernel_config("train", **common, save_steps=2)
+    metrics = train_main(config)
     out = capsys.readouterr().out
+    # the plan is printed at the top of the log and saved: the same make_plan the CPU profile gets (kit build --explain)
+    assert out.startswith("plan (train kernel) on CPU (no CUDA GPU)") and "  engine              hf           no GPU: transformers" in out
+    assert json.loads((working / "plan.json").read_text()) == json.loads(json.dumps(plan.make_plan(config, plan.PROFILES["cpu"], "train").to_json()))
     assert "step 1/4 (global 1) loss" in out and "tokens/s" in out and "checkpoint saved" in out
     for name in ("adapter/adapter_model.safetensors", "adapter/adapter_config.json", "config.json", "metrics.json",
                  "val_predictions.csv", "submission.csv", "test_probs.csv", "train_state.json", "optimizer.pt"):
@@ -732,7 +742,7 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
 
 
 WORKER = (
-    "import json, os, sys; sys.path.insert(0, {repo!r}); from kernels.runtime.train import main; "
+    "import json, os, sys; sys.path.insert(0, {repo!r}); from kernels.train import main; "
     "main(json.loads(os.environ['KIT_CONFIG_JSON']))"
 )
 
@@ -742,7 +752,7 @@ def test_two_training_processes_make_the_updates_of_one(tmp_path, monkeypatch, t
 
     from safetensors.torch import load_file
 
-    from kernels.runtime.train import main as train_main
+    from kernels.train import main as train_main
 
     settings = dict(model=str(tiny_model_dir), train_rows=40, val_rows=8, test_rows=4, batch_size=8, max_steps=4, r=4, lora_alpha=8,
                     warmup_steps=1, optim="sgd", learning_rate=0.05, logging_steps=1, seed=1, completion_only=False)
@@ -806,7 +816,7 @@ def test_compiled_fused_layers_on_packed_rows_train_as_eager_padded_ones(tokeniz
         if p.requires_grad:
             torch.nn.init.normal_(p, std=0.05)
     fast.load_state_dict(eager.state_dict())
-    use_packed_attention(fast, "cpu")
+    use_packed_attention(fast, flash=False)
     assert fuse_projections(fast.get_base_model().model.layers) == 4
     compile_layers(fast)
     for size in (3, 5):
@@ -850,18 +860,15 @@ def test_compiled_layers_train_as_the_eager_ones_at_every_width(tokenizer):
     assert all(layer._compiled_call_impl is None for layer in compiled.get_base_model().model.layers)
 
 
-def test_compiling_and_unsloth_ask_for_a_gpu(monkeypatch, capsys):
-    import torch
-
-    from kernels.runtime import environment
-
-    # A machine without a CUDA GPU, as torch reports it (torch's answer, not one of kit's own functions, is replaced).
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert environment.choose_compile("auto", "hf") is False
-    assert environment.choose_compile("on", "hf") is False and "compile=on needs engine=hf on a CUDA GPU" in capsys.readouterr().out
-    assert environment.choose_engine("auto", prefer="unsloth") == "hf"  # the CPU: hf whatever the kernel prefers
-    with pytest.raises(RuntimeError, match="engine=unsloth needs a CUDA GPU"):
-        environment.choose_engine("unsloth")
+def test_compiling_and_unsloth_ask_for_a_gpu():
+    cpu, p100 = plan.PROFILES["cpu"], plan.PROFILES["p100"]
+    assert plan.choose_compile("auto", "hf", cpu).value is False
+    off = plan.choose_compile("on", "hf", cpu)
+    assert off.value is False and "compile=on needs engine=hf on a CUDA GPU" in off.warning
+    assert plan.choose_compile("auto", "hf", p100).value is False  # Triton does not compile for compute capability 6.0
+    assert plan.choose_engine("auto", "unsloth", cpu, train=False, roomy=True).value == "hf"  # the CPU: hf whatever the kernel prefers
+    with pytest.raises(plan.PlanError, match="engine=unsloth needs a CUDA GPU"):
+        plan.choose_engine("unsloth", "hf", cpu, train=True, roomy=True)
 
 
 LLAMA_31_8B_CONFIG = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
@@ -874,13 +881,13 @@ def test_engine_auto_trains_with_compiled_layers_only_where_the_base_fits_dequan
     from kernels.runtime.modeling import read_model_config
 
     # Llama-3.1-8B has 8,030,261,248 parameters, 266,240 of them in the norms (not counted)
-    assert training.bf16_weight_bytes(SimpleNamespace(**LLAMA_31_8B_CONFIG)) == 2 * (8_030_261_248 - 266_240)
-    fits = lambda gib: training.dequantized_base_fits(LLAMA_31_8B_CONFIG, 32, gib * GIB)  # noqa: E731
+    assert plan.bf16_weight_bytes(SimpleNamespace(**LLAMA_31_8B_CONFIG)) == 2 * (8_030_261_248 - 266_240)
+    fits = lambda gib: plan.dequantized_base_fits(LLAMA_31_8B_CONFIG, 32, gib * GIB)  # noqa: E731
     assert not fits(15) and not fits(24) and not fits(40) and fits(80)  # T4, L4, A100 40GB: unsloth; H100: hf compiled
     smol = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
             "num_key_value_heads": 3, "tie_word_embeddings": True}
-    assert training.dequantized_base_fits(smol, 32, 15 * GIB)
-    assert training.dequantized_base_fits(None, 32, 80 * GIB) and not training.dequantized_base_fits(None, 32, 15 * GIB)
+    assert plan.dequantized_base_fits(smol, 32, 15 * GIB)
+    assert plan.dequantized_base_fits(None, 32, 80 * GIB) and not plan.dequantized_base_fits(None, 32, 15 * GIB)
 
     # the config is read without loading the model: from a folder, from kit's cache; None where nothing answers
     folder = tmp_path / "model"
@@ -894,4 +901,4 @@ def test_engine_auto_trains_with_compiled_layers_only_where_the_base_fits_dequan
     (cached / "config.json").write_text(json.dumps(LLAMA_31_8B_CONFIG))
     assert read_model_config("someone/model") == LLAMA_31_8B_CONFIG
     assert read_model_config("nobody/nothing") is None
-    assert training.room_for_dequantized("someone/model", 32, "auto") is True  # no GPU here: nothing is quantized
+    assert plan.room_for_dequantized({"dequantize_base": "auto", "r": 32}, plan.PROFILES["cpu"], None) is True  # no GPU: nothing is quantized

@@ -2,7 +2,7 @@
 
 A packed batch is one row of all its rows' tokens back to back, with positions restarting at each row and the
 rows' boundaries (cumulative lengths) passed to the attention. On a CUDA GPU with flash attention (compute
-capability 8.0 or newer, torch >= 2.10) PyTorch's variable-length flash attention computes exactly the rows'
+capability 8.0 or newer, torch >= 2.10: plan.choose_attention) PyTorch's variable-length flash attention computes exactly the rows'
 causal attention and nothing across them (varlen_call adapts to the keywords the installed torch takes); elsewhere each row runs through scaled_dot_product_attention on its own
 (the same numbers, slower: for the CPU and the tests). The attention is registered with transformers'
 AttentionInterface, so the model's own layers (and a compiled copy of them) call it.
@@ -22,23 +22,6 @@ def varlen_attention():
     except ImportError:
         return None
     return varlen_attn
-
-
-def flash_varlen_available(device=0) -> bool:
-    """Whether packed rows can use flash attention on `device`: a CUDA GPU of compute capability 8.0 or newer (A100,
-    L4, H100; not the T4) and a torch that has varlen_attn."""
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0) and varlen_attention() is not None
-
-
-def choose_packing(requested: str, engine: str) -> bool:
-    """Whether a run packs its rows: auto = with the transformers engine where flash attention takes packed rows (no
-    pad tokens, and one shape for every step of the compiled layers); on = wherever the engine allows (unsloth's
-    attention ignores row boundaries, so never with it)."""
-    if engine == "unsloth" or requested == "off":
-        return False
-    return requested == "on" or flash_varlen_available()
 
 
 def varlen_call(varlen_attn):
@@ -108,12 +91,11 @@ def causal_attention(query, key, value, scaling):
     return out.transpose(1, 2).contiguous(), None
 
 
-def use_packed_attention(model, device=0) -> str:
+def use_packed_attention(model, flash: bool) -> str:
     """Make `model` (a transformers model, through a PEFT wrapper if there is one) attend over packed rows: with flash
-    attention where `device` has it, else row by row. Returns which."""
+    attention where the plan says the GPU has it (plan.choose_attention), else row by row. Returns which."""
     from transformers import AttentionInterface
 
-    flash = flash_varlen_available(device) if str(device) != "cpu" else False
     AttentionInterface.register(PACKED_ATTENTION, flash_packed_attention(varlen_attention()) if flash else rowwise_packed_attention)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     inner.set_attn_implementation(PACKED_ATTENTION)

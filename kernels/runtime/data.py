@@ -1,5 +1,8 @@
 """Rows in, token ids out: reading the competition files, the validation/training split, encoding and batching.
 
+The data stage: `training_rows(config)` (train kernel) and `validation_rows(config)` (infer kernel) -> Rows, the
+labelled table and which of its rows validate and which train; Rows.encode turns rows into prompts' token ids.
+
 The validation set depends only on the number of rows, `val_seed` and `val_rows`, so every run of a workspace is
 scored on the same rows; training rows come from the rest, ordered by `seed`, so that `data_offset` lets a later
 phase continue on rows an earlier phase with the same seed never saw.
@@ -12,6 +15,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernels.runtime.environment import log, warn
+from kernels.runtime.paths import competition_dir
 from kernels.runtime.prompts import PromptTemplate
 
 
@@ -130,12 +135,6 @@ def training_order(lengths: list[int], batch_size: int, group_by_length: bool, s
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
-
-
-def pad_multiple(engine: str) -> int:
-    """Batch widths are rounded up to this: unsloth compiles per new shape, so 64 bounds its recompilations; kit's
-    compiled layers take any width (dynamic shapes), and 8 measured faster than 1 (H100: 14,405 vs 14,116 tokens/s)."""
-    return 64 if engine == "unsloth" else 8
 
 
 def padded_width(longest: int, multiple: int) -> int:
@@ -271,3 +270,50 @@ def to_device(tensor, device):
     if str(device).startswith("cuda"):
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The data stage's output: train.csv, its labels, and the split of its rows."""
+
+    table: object  # train.csv as a DataFrame of text
+    labels: list  # every row's label
+    split: Split
+
+    def encode(self, tokenizer, template: PromptTemplate, rows: list[int], max_seq_length: int) -> list[list[int]]:
+        """Token ids of the prompts of `rows` (positions in train.csv)."""
+        column = lambda name: [self.table[name].iat[i] for i in rows]  # noqa: E731
+        return encode_prompts(tokenizer, template, column("question"), column("answer"), column("solution"), max_seq_length)
+
+
+def read_labelled(config: dict):
+    """train.csv of the competition and its parsed labels."""
+    table = read_table(competition_dir(config["competition"]) / "train.csv")
+    return table, [parse_label(v) for v in table["is_correct"]]
+
+
+def training_rows(config: dict) -> Rows:
+    """The train kernel's data stage: the shared validation rows and this run's training rows (train_rows sampled
+    after data_offset, balanced when asked)."""
+    table, labels = read_labelled(config)
+    split = split_rows(
+        labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
+        seed=config["seed"], balance=config["balance"], offset=config["data_offset"],
+    )
+    if not split.train:
+        raise ValueError(f"no training rows left after data_offset={config['data_offset']} ({split.available} available)")
+    if config["train_rows"] and len(split.train) < config["train_rows"]:
+        warn(f"only {len(split.train)} training rows available (train_rows={config['train_rows']})")
+    log(f"rows: {len(split.train)} training ({sum(labels[i] for i in split.train)} True), {len(split.val)} validation, "
+        f"data_offset={config['data_offset']} -> next phase data_offset={split.next_offset}")
+    return Rows(table, labels, split)
+
+
+def validation_rows(config: dict) -> Rows | None:
+    """The infer kernel's data stage: the shared validation rows (the train runs' own, by val_seed), or None where
+    the competition has no train.csv."""
+    if not (competition_dir(config["competition"]) / "train.csv").is_file():
+        return None
+    table, labels = read_labelled(config)
+    split = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=1, seed=0, balance=False)
+    return Rows(table, labels, split)

@@ -1,9 +1,9 @@
-"""What the machine offers: whether it is a Kaggle session online, which engine and dtype to use, and the GPU's name."""
+"""The session around a kernel: logging, whether it is a Kaggle session (online, a competition rerun), the GPUs' names.
+
+What the machine offers and what a run makes of it: plan.py."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import socket
 import sys
@@ -38,15 +38,6 @@ def competition_rerun() -> bool:
     return bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))
 
 
-def skip_validation(threshold: str) -> bool:
-    """Whether to leave the validation rows unscored: during a rerun nobody reads the metrics, so they are scored only
-    when the threshold is tuned on them (the predictions then depend on them); the time goes to the hidden rows."""
-    if competition_rerun() and str(threshold) != "tune":
-        log("competition rerun: validation rows not scored (the threshold is fixed; only submission.csv counts)")
-        return True
-    return False
-
-
 def hub_offline() -> None:
     """Never ask the Hugging Face hub for anything (a model attached from Kaggle loads from the input tree; with the
     internet off a hub call would only fail or hang). Set before transformers or unsloth is imported, where it counts."""
@@ -57,11 +48,6 @@ def hub_offline() -> None:
         constants.HF_HUB_OFFLINE = True
 
 
-def has_module(name: str) -> bool:
-    """Whether a module can be imported, without importing it."""
-    return importlib.util.find_spec(name) is not None
-
-
 def internet_available(host: str = "pypi.org", timeout: float = 3.0) -> bool:
     """Whether PyPI answers (Kaggle sessions may run with the internet off)."""
     try:
@@ -69,69 +55,6 @@ def internet_available(host: str = "pypi.org", timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA GPU."""
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def choose_engine(requested: str, prefer: str = "hf") -> str:
-    """unsloth or hf. auto takes the engine the kernel `prefer`s for its job and GPU (train: hf with its layers
-    compiled where the base fits dequantized, else unsloth; infer: unsloth, whose fused kernels score faster), falling
-    back to hf where unsloth is not installed (on Kaggle, install_pinned installed it first). Figures: bench/RESULTS.md, issue 6."""
-    gpu = cuda_available()
-    if requested == "unsloth" and not gpu:
-        raise RuntimeError("engine=unsloth needs a CUDA GPU; use engine=hf (or auto) on the CPU")
-    if requested == "hf" or not gpu or (requested == "auto" and prefer == "hf"):
-        return "hf"
-    if has_module("unsloth"):
-        try:
-            importlib.import_module("unsloth")  # before transformers is imported, so that its patches apply
-            return "unsloth"
-        except Exception as exc:  # a broken unsloth install must not sink an auto run
-            if requested == "unsloth":
-                raise
-            warn(f"unsloth failed to import ({type(exc).__name__}: {exc}); using engine=hf")
-            return "hf"
-    if requested == "unsloth":
-        raise RuntimeError("engine=unsloth but unsloth is not installed; on Kaggle turn the internet on or attach the wheel dataset of `kit deps push`, else use engine=hf")
-    warn("unsloth is not installed; using engine=hf")
-    return "hf"
-
-
-def choose_compile(requested: str, engine: str) -> bool:
-    """Whether to torch.compile the decoder layers for training: auto = with engine hf on a CUDA GPU that Triton
-    compiles for (compute capability 7.0 or newer: T4, A100, H100; not the P100)."""
-    if requested == "off" or engine != "hf" or not cuda_available():
-        if requested == "on":
-            warn(f"compile=on needs engine=hf on a CUDA GPU (engine={engine}); training eagerly")
-        return False
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(0)
-    if major < 7:
-        if requested == "on":
-            warn(f"compile=on: Triton does not compile for this GPU (compute capability {major}.{minor}); training eagerly")
-        return False
-    return True
-
-
-def choose_dtype(requested: str):
-    """The compute dtype: bf16 where the GPU supports it, fp16 on older GPUs (T4), fp32 on the CPU."""
-    import torch
-
-    gpu = torch.cuda.is_available()
-    if requested == "auto":
-        if not gpu:
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if not gpu and requested != "fp32":
-        warn(f"dtype={requested} on the CPU is slow and unsupported by some ops; using fp32")
-        return torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[requested]
 
 
 def gpu_names() -> list[str]:
@@ -146,3 +69,10 @@ def dtype_name(dtype) -> str:
     import torch
 
     return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
+
+
+def torch_dtype(name: str):
+    """The torch dtype of bf16, fp16 or fp32."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]

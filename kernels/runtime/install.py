@@ -22,6 +22,7 @@ from pathlib import Path
 from kernels.runtime.environment import internet_available, log, on_kaggle, warn
 from kernels.runtime.paths import input_dir
 from kernels.runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
+from kernels.runtime.plan import package_set
 
 # A version pip takes in a constraint (public PEP 440 with an optional local part, as in 2.10.0+cu128).
 _CONSTRAINABLE = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?$", re.IGNORECASE)
@@ -42,11 +43,6 @@ def nvidia_gpu_present() -> bool:
     """Whether the session has an NVIDIA GPU, asked of the driver rather than torch (torch must not load yet)."""
     gpus = Path("/proc/driver/nvidia/gpus")
     return gpus.is_dir() and any(gpus.iterdir())
-
-
-def package_set(engine: str, gpu: bool) -> str:
-    """Which pinned set a kernel needs: unsloth's where it may run unsloth (a GPU, engine auto or unsloth), else hf's."""
-    return "unsloth" if gpu and engine in ("auto", "unsloth") else "hf"
 
 
 def installed_versions() -> dict[str, str]:

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from kernels.runtime.attention import use_packed_attention
-from kernels.runtime.environment import hub_offline, log, warn
+from kernels.runtime.environment import hub_offline, log, torch_dtype, warn
 from kernels.runtime.fusion import fuse_projections
-from kernels.runtime.paths import attached_model
+from kernels.runtime.paths import attached_model, find_source
+from kernels.runtime.plan import Plan, dequantize_for_scoring
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -119,8 +120,14 @@ def read_model_config(name: str) -> dict | None:
         return None
 
 
-def load_base_model(model_name: str, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device: int | str = 0):
-    """The base model (4-bit on a GPU when asked) and its tokenizer, with a pad token, ready for LoRA."""
+def load_model(config: dict, plan: Plan):
+    """The model stage: the base model and its tokenizer, loaded as the plan says (engine, dtype, 4-bit)."""
+    return load_base_model(config["model"], engine=plan.engine.value, dtype=torch_dtype(plan.dtype.value), quantize=plan.load_in_4bit.value,
+                           max_seq_length=config["max_seq_length"])
+
+
+def load_base_model(model_name: str, *, engine: str, dtype, quantize: bool, max_seq_length: int, device: int | str = 0):
+    """The base model (4-bit when `quantize`: plan.load_in_4bit) and its tokenizer, with a pad token, ready for LoRA."""
     import torch
 
     source = resolve_model(model_name)
@@ -131,9 +138,6 @@ def load_base_model(model_name: str, *, engine: str, dtype, load_in_4bit: bool, 
         # batches rounded to 8 (not unsloth's 64) make most batches a new length; PyTorch's flash attention has no
         # such cost.
         torch.backends.cuda.enable_cudnn_sdp(False)
-    quantize = load_in_4bit and gpu
-    if load_in_4bit and not gpu:
-        log("load_in_4bit ignored on the CPU")
     if engine == "unsloth":
         from unsloth import FastLanguageModel
 
@@ -317,19 +321,17 @@ def gpu_room(device=0) -> tuple[int, int]:
     return min(free, usable - allocated), usable
 
 
-SCORING_RESERVE = 6 * 2**30  # activations of a SCORE_TOKENS batch, the logits at the label positions, allocator slack
-
-
 def prepare_for_scoring(model, *, dtype, setting: str, device=0, fuse: bool = False) -> str:
     """Make a model (a trained or loaded adapter on its base) as fast to score as memory allows: dequantize a 4-bit
-    base when `setting` is on, or auto and the copy fits next to SCORING_RESERVE; then merge the adapter into any
-    base that is not 4-bit; with `fuse`, fuse the projections of plain bases (fusion.fuse_projections; a model fused
-    for training stays so). Returns a line saying what it did."""
+    base where plan.dequantize_for_scoring says so on the room measured now; then merge the adapter into any base
+    that is not 4-bit; with `fuse`, fuse the projections of plain bases (fusion.fuse_projections; a model fused for
+    training stays so). Returns a line saying what it did."""
     import torch
 
     extra = dequantize_bytes(model)
+    gpu = torch.cuda.is_available()
     done = []
-    if extra and (setting == "on" or (setting == "auto" and torch.cuda.is_available() and gpu_room(device)[0] - SCORING_RESERVE >= extra)):
+    if dequantize_for_scoring(setting, gpu, gpu_room(device)[0] if gpu and extra else 0, extra):
         done.append(f"dequantized {dequantize_base(model, dtype)} 4-bit layers (+{extra / 2**30:.1f} GiB)")
     elif extra:
         done.append("base kept in 4-bit (no room for a dequantized copy)")
@@ -342,15 +344,14 @@ def prepare_for_scoring(model, *, dtype, setting: str, device=0, fuse: bool = Fa
     return "; ".join(done) or "nothing to prepare"
 
 
-def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, load_in_4bit: bool, max_seq_length: int, device=0,
-                     dequantize: str = "auto", packed: bool = False, fuse: bool = True):
+def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, dtype, quantize: bool, max_seq_length: int, device=0,
+                     dequantize: str = "auto", packed: bool = False, flash: bool = False, fuse: bool = True):
     """Base model plus (optionally) a saved adapter, in eval mode, made fast to score (prepare_for_scoring; `fuse`
-    applies to engine hf); `packed`: attending over packed rows (attention.use_packed_attention)."""
-    model, tokenizer = load_base_model(
-        model_name, engine=engine, dtype=dtype, load_in_4bit=load_in_4bit, max_seq_length=max_seq_length, device=device
-    )
+    applies to engine hf); `packed`: attending over packed rows (attention.use_packed_attention, with flash
+    attention where `flash`)."""
+    model, tokenizer = load_base_model(model_name, engine=engine, dtype=dtype, quantize=quantize, max_seq_length=max_seq_length, device=device)
     if packed:
-        log(f"packed rows on {device}: {use_packed_attention(model, device)}")
+        log(f"packed rows on {device}: {use_packed_attention(model, flash)}")
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -358,6 +359,24 @@ def load_for_scoring(model_name: str, adapter_dir: Path | None, *, engine: str, 
     log(f"scoring model on {device}: {prepare_for_scoring(model, dtype=dtype, setting=dequantize, device=device, fuse=fuse and engine == 'hf')}")
     model.eval()
     return model, tokenizer
+
+
+def adapter_settings(config: dict):
+    """The adapter folder of config['adapter_run'] (None for the base model) and the prompt it was trained with."""
+    if not config["adapter_run"]:
+        return None, config["prompt"]
+    source = find_source(config["adapter_run"])
+    adapter_dir = source / "adapter"
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"no adapter/ in the output of {config['adapter_run']} ({source})")
+    prompt = config["prompt"]
+    trained = source / "config.json"
+    if trained.is_file():
+        trained_prompt = json.loads(trained.read_text()).get("prompt", prompt)
+        if trained_prompt != prompt:
+            warn(f"{config['adapter_run']} was trained with prompt={trained_prompt}; scoring with it, not prompt={prompt}")
+            prompt = trained_prompt
+    return adapter_dir, prompt
 
 
 def compile_layers(model) -> int:

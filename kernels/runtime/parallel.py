@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 from kernels.runtime.environment import log
+from kernels.runtime.plan import RANK_ENV, WORLD_ENV
 
-RANK_ENV = "KIT_RANK"
-WORLD_ENV = "KIT_WORLD"
 PORT_ENV = "KIT_PORT"
 CONFIG_ENV = "KIT_CONFIG_JSON"
 
@@ -54,18 +53,6 @@ class ProcessGroup:
         for worker in self.workers:
             if worker.wait() != 0:
                 raise RuntimeError(f"a training process (pid {worker.pid}) exited with code {worker.returncode}; see the log above")
-
-
-def training_processes(setting: int) -> int:
-    """How many processes train: `setting` (0 = one per GPU), at most one per GPU, 1 for a worker itself."""
-    import torch
-
-    if RANK_ENV in os.environ:
-        return int(os.environ[WORLD_ENV])
-    if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        return count if setting == 0 else min(max(setting, 1), count)
-    return max(setting, 1)
 
 
 def free_port() -> int:

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernels.runtime.data import collate, encode_prompts, read_table, scoring_order, to_device
-from kernels.runtime.environment import competition_rerun, log, warn
+from kernels.runtime.environment import log
 from kernels.runtime.modeling import causal_parts
-
-SCORE_TOKENS = 16384  # padded tokens per scoring batch on a GPU: large enough to keep an H100 busy, ~2 GiB transient
 
 
 def hidden_at(model, batch):
@@ -189,16 +187,15 @@ def finite_or_none(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def predict_test_set(competition: Path, tokenizer, template, config: dict, score, out_dir: Path, threshold: float) -> dict:
-    """Score test.csv (only its first `test_rows` rows when set) with `score`, write submission.csv and
-    test_probs.csv into out_dir, and return the test metrics."""
+def predict_test_set(competition: Path, tokenizer, template, config: dict, score, out_dir: Path, threshold: float, *, test_rows: int = 0,
+                     note: str = "scoring every test row") -> dict:
+    """Score test.csv (only its first `test_rows` rows when set: the plan's test_rows, `note` its reason) with
+    `score`, write submission.csv and test_probs.csv into out_dir, and return the test metrics."""
     started = time.time()
     table = read_table(competition / "test.csv")
-    if competition_rerun():  # the hidden test set replaced the visible one: every row of it is scored
-        log(f"competition rerun: scoring the hidden test set, {len(table)} rows of {competition / 'test.csv'}")
-    elif config["test_rows"]:
-        table = table.head(config["test_rows"])
-        warn(f"scoring only the first {len(table)} test rows (test_rows={config['test_rows']}): submission.csv is incomplete")
+    if test_rows:
+        table = table.head(test_rows)
+    log(f"{note}, {len(table)} rows of {competition / 'test.csv'}")
     sequences = encode_prompts(
         tokenizer, template, list(table["question"]), list(table["answer"]), list(table["solution"]), config["max_seq_length"]
     )

@@ -12,13 +12,12 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import NamedTuple
 
 from kernels.runtime.data import steps_per_epoch
-from kernels.runtime.environment import choose_compile, choose_engine, log, warn
+from kernels.runtime.environment import log, warn
 from kernels.runtime.fusion import fuse_projections
-from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room, read_model_config
+from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room
+from kernels.runtime.plan import Plan, activation_scale, plan_memory, settle_memory
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -105,25 +104,19 @@ def find_resume_point(source: Path) -> Path | None:
 
 
 def make_optimizer(params, name: str, learning_rate: float, weight_decay: float):
-    """The optimizer by name; 8-bit ones need bitsandbytes and a GPU, else AdamW (torch) takes their place."""
+    """The optimizer by name, as the plan chose it (plan.choose_optimizer: 8-bit ones only where bitsandbytes and a
+    GPU are there, the fused AdamW only on a GPU)."""
     import torch
 
     params = list(params)
     if name in ("adamw_8bit", "paged_adamw_8bit"):
-        try:
-            if not torch.cuda.is_available():
-                raise RuntimeError("no CUDA GPU")
-            import bitsandbytes as bnb
+        import bitsandbytes as bnb
 
-            cls = bnb.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bnb.optim.AdamW8bit
-            return cls(params, lr=learning_rate, weight_decay=weight_decay)
-        except (ImportError, RuntimeError) as exc:
-            log(f"optim={name} unavailable ({exc}); using adamw_torch")
-            name = "adamw_torch"
+        cls = bnb.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bnb.optim.AdamW8bit
+        return cls(params, lr=learning_rate, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=learning_rate, momentum=0.9, weight_decay=weight_decay)
-    fused = name == "adamw_torch_fused" and torch.cuda.is_available()
-    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=fused or None)
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=(name == "adamw_torch_fused") or None)
 
 
 def make_scheduler(optimizer, name: str, warmup_steps: int, total_steps: int):
@@ -145,134 +138,29 @@ def label_loss(model, batch):
     return torch.nn.functional.cross_entropy(logits, batch.targets)
 
 
-def activation_bytes_per_token(model_config, checkpointing: bool = False, dtype_bytes: int = 2) -> int:
-    """Activation memory a token costs in training (calibrated on Llama-3.1-8B: ~5 MB without recomputation;
-    with it, each layer's input plus one layer's activations at a time)."""
-    hidden = model_config.hidden_size
-    inter = getattr(model_config, "intermediate_size", 4 * hidden)
-    one_layer = (9 * hidden + 3 * inter) * dtype_bytes
-    if checkpointing:
-        return model_config.num_hidden_layers * hidden * dtype_bytes + one_layer
-    return model_config.num_hidden_layers * one_layer
-
-
-def lora_state_bytes(model_config, rank: int) -> int:
-    """GPU memory of LoRA weights, gradients and fp32 Adam state at this rank (an upper bound, all 7 modules)."""
-    hidden = model_config.hidden_size
-    inter = getattr(model_config, "intermediate_size", 4 * hidden)
-    params = rank * model_config.num_hidden_layers * (10 * hidden + 3 * inter)
-    return params * 18  # fp32 weight, gradient and two moments + allocator slack
-
-
-EAGER_HF_ACTIVATIONS = 1.2  # transformers run eagerly keeps ~20% more per token than unsloth's or compiled layers (H100, 8B)
-
-
-def activation_budget(model_config, rank: int, device: int = 0) -> int:
-    """Bytes left for activations on the GPU (what this process can still take, see gpu_room), less LoRA and
-    optimizer state, allocator slack and the output layer."""
-    free, usable = gpu_room(device)
-    return int(free - 2**30 - 0.1 * usable - lora_state_bytes(model_config, rank))
-
-
-def bf16_weight_bytes(model_config) -> int:
-    """Bytes of a decoder-only model's weights in 16 bits (embeddings, attention with grouped keys, gated MLP)."""
-    hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
-    inter = getattr(model_config, "intermediate_size", 4 * hidden)
-    heads = model_config.num_attention_heads
-    head_dim = getattr(model_config, "head_dim", None) or hidden // heads
-    kv_width = (getattr(model_config, "num_key_value_heads", None) or heads) * head_dim
-    embeddings = model_config.vocab_size * hidden * (1 if getattr(model_config, "tie_word_embeddings", False) else 2)
-    return 2 * (embeddings + layers * (2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * inter))
-
-
-def dequantized_base_fits(model_config: dict | None, rank: int, usable: int) -> bool:
-    """Whether a GPU that lets this process hold `usable` bytes has room for the base model dequantized (16-bit
-    weights), LoRA state and DEQUANTIZED_MIN_TOKENS tokens of activations: the test engine=auto makes before
-    loading. Without the model's config, a GPU of 40 GiB or more (an 8B model's need) counts as roomy."""
-    if model_config is None:
-        return usable >= 40 * 2**30
-    config = SimpleNamespace(**model_config)
-    need = (bf16_weight_bytes(config) + activation_bytes_per_token(config) * DEQUANTIZED_MIN_TOKENS
-            + lora_state_bytes(config, rank) + 2**30)
-    return need <= 0.9 * usable
-
-
-def room_for_dequantized(model_name: str, rank: int, dequantize: str) -> bool:
-    """Whether the first GPU has room for this model with its base dequantized (dequantized_base_fits), as
-    engine=auto asks before anything is loaded; True without a GPU (where nothing is quantized)."""
+def prepare_for_training(model, config: dict, plan: Plan, *, dtype, longest_row: int):
+    """Settle the plan's memory decisions on the room measured now that the base is loaded (plan.plan_memory), attach
+    LoRA as they say, dequantize the 4-bit base where they found room, fuse and compile as planned; returns (model,
+    settled plan)."""
     import torch
 
-    if not torch.cuda.is_available():
-        return True
-    return dequantize != "off" and dequantized_base_fits(read_model_config(model_name), rank, gpu_room(0)[1])
-
-
-def training_engine(config: dict) -> str:
-    """The engine a train run uses: engine=auto prefers hf (its layers compiled) where the base fits dequantized,
-    else unsloth (choose_engine)."""
-    roomy = room_for_dequantized(config["model"], config["r"], config["dequantize_base"])
-    return choose_engine(config["engine"], prefer="hf" if roomy else "unsloth")
-
-
-MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; recomputation is then the better trade
-DEQUANTIZED_MIN_TOKENS = 4096  # a dequantized copy saves ~15-25% of a step; recomputation costs ~33%, so never trade one for it
-
-
-class MemoryPlan(NamedTuple):
-    """How a train run uses the GPU's memory."""
-
-    checkpointing: bool  # recompute activations in the backward pass
-    chunk_tokens: int  # most padded tokens in one forward pass (0 = no limit)
-    dequantize: bool  # keep the 4-bit base's weights dequantized (dequantize_base)
-
-
-def plan_memory(setting: str, model_config, rank: int, longest_row: int, device: int = 0, *, dequantize: str = "off",
-                dequantize_bytes: int = 0, activation_scale: float = 1.0) -> MemoryPlan:
-    """Recompute activations only when a chunk of the longest row (and at least MIN_CHUNK_TOKENS) would not fit in
-    memory without it; keep a dequantized copy of a 4-bit base (`dequantize_bytes` more) when `dequantize` is on, or
-    auto and chunks of DEQUANTIZED_MIN_TOKENS (and the longest row) still fit without recomputation next to it.
-    `activation_scale` corrects the per-token estimate for a way of running that keeps more (EAGER_HF_ACTIVATIONS)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return MemoryPlan(setting == "on", 0, False)
-    budget = max(activation_budget(model_config, rank, device), 0)
-    per_token = int(activation_bytes_per_token(model_config, False) * activation_scale)
-    copy = dequantize_bytes > 0 and (
-        dequantize == "on"
-        or (dequantize == "auto" and (budget - dequantize_bytes) // per_token >= max(longest_row, DEQUANTIZED_MIN_TOKENS))
-    )
-    if copy:
-        budget = max(budget - dequantize_bytes, 0)
-    without = budget // per_token
-    checkpointing = setting == "on" or (setting == "auto" and without < max(longest_row, MIN_CHUNK_TOKENS))
-    chunk = budget // int(activation_bytes_per_token(model_config, checkpointing) * activation_scale)
-    beside = f" next to a dequantized base (+{dequantize_bytes / 2**30:.1f} GiB)" if copy else ""
-    log(f"{budget / 2**30:.1f} GiB for activations{beside}: "
-        f"{without} tokens a chunk without recomputation, longest row {longest_row} -> gradient checkpointing "
-        f"{'on' if checkpointing else 'off'}, chunks of up to {chunk} tokens")
-    return MemoryPlan(checkpointing, max(int(chunk), longest_row), copy)
-
-
-def prepare_for_training(model, config: dict, *, engine: str, dtype, longest_row: int):
-    """The run's memory plan (plan_memory), LoRA attached as it says, the 4-bit base dequantized where it has room
-    and the decoder layers compiled where `compile` allows; returns (model, plan, compiled)."""
-    compiled = choose_compile(config["compile"], engine)
-    plan = plan_memory(
-        config["gradient_checkpointing"], model.config, config["r"], longest_row,
-        dequantize=config["dequantize_base"], dequantize_bytes=dequantize_bytes(model),
-        activation_scale=EAGER_HF_ACTIVATIONS if engine == "hf" and not compiled else 1.0,
-    )
-    model = attach_lora(model, config, engine=engine, gradient_checkpointing=plan.checkpointing)
-    if plan.dequantize:
+    engine, compiled = plan.engine.value, plan.compile.value
+    room = gpu_room(0) if torch.cuda.is_available() else None
+    memory = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest_row, room, dequantize=config["dequantize_base"],
+                         dequantize_bytes=dequantize_bytes(model), activation_scale=activation_scale(engine, compiled))
+    if room is not None:
+        log(f"{memory.note} -> gradient checkpointing {'on' if memory.checkpointing else 'off'}, chunks of up to {memory.chunk_tokens} tokens")
+    plan = settle_memory(plan, memory)
+    model = attach_lora(model, config, engine=engine, gradient_checkpointing=memory.checkpointing)
+    if memory.dequantize:
         log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
-    if engine == "hf" and config["fuse_projections"]:
+    if plan.fuse_projections.value:
         fused = fuse_projections(causal_parts(model)[0].layers)
         log(f"fused the projections of {fused} q/k/v and gate/up groups: one matmul for each (the same products)" if fused
             else "projections not fused (4-bit base, or a layer kind kit does not fuse)")
     if compiled:
         log(f"compiling {compile_layers(model)} decoder layers (torch.compile; the first steps wait for it, once)")
-    return model, plan, compiled
+    return model, plan
 
 
 def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast,

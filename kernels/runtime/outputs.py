@@ -1,0 +1,31 @@
+"""The last stage: write metrics.json, config.json (the settings as they ran) and plan.json to the working folder.
+
+    write_outputs(run, metrics, effective)   # -> the metrics as written (NaN as null)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from kernels.runtime.environment import gpu_names, log
+from kernels.runtime.scoring import finite_or_none
+from kernels.runtime.session import Run
+
+
+def run_metrics(run: Run) -> dict:
+    """What every kernel's metrics.json records about how it ran (the plan's key choices)."""
+    plan = run.plan
+    return {"engine": plan.engine.value, "dtype": plan.dtype.value, "packing": plan.packing.value, "gpu": gpu_names(),
+            "gpu_count": len(gpu_names())}
+
+
+def write_outputs(run: Run, metrics: dict, effective: dict) -> dict:
+    """metrics.json (with the wall time), config.json (`effective`: the config with what the plan made of it) and
+    plan.json (every decision with its reason)."""
+    metrics = {k: finite_or_none(v) for k, v in {**metrics, "wall_seconds": round(time.time() - run.started, 2)}.items()}
+    (run.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (run.out / "config.json").write_text(json.dumps(effective, indent=1))
+    (run.out / "plan.json").write_text(json.dumps(run.plan.to_json(), indent=1))
+    log(f"done in {metrics['wall_seconds']:.1f}s; outputs in {run.out}")
+    return metrics
