@@ -291,6 +291,7 @@ def test_real_infer_kernel_on_an_attached_adapter_is_rerun_on_the_hidden_rows(wo
 
 
 def test_rerun_scores_every_hidden_row_whatever_test_rows_says(tmp_path, monkeypatch):
+    from kernels.runtime.plan import choose_test_rows, detect_machine
     from kernels.runtime.prompts import get_prompt
     from kernels.runtime.scoring import Scores, predict_test_set
     from tests.test_kernel_runtime import make_tokenizer
@@ -301,9 +302,14 @@ def test_rerun_scores_every_hidden_row_whatever_test_rows_says(tmp_path, monkeyp
     score = lambda seqs, labels=None: Scores([0.9] * len(seqs), [None] * len(seqs))  # noqa: E731
     config = {"test_rows": 3, "max_seq_length": 128}
     args = (comp.data_dir, make_tokenizer(), get_prompt("grader"), config, score, out, 0.5)
-    assert predict_test_set(*args)["test_rows"] == 3  # a quick check on the visible rows
+
+    def scored() -> int:  # as the predict stage does: the plan, made on this machine, says how many rows
+        decision = choose_test_rows(config, detect_machine())
+        return predict_test_set(*args, test_rows=decision.value, note=decision.reason)["test_rows"]
+
+    assert scored() == 3  # a quick check on the visible rows
     monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "1")
-    assert predict_test_set(*args)["test_rows"] == 12  # the rerun: the whole (hidden) test set
+    assert scored() == 12  # the rerun: the whole (hidden) test set
     assert len(list(csv.DictReader(open(out / "submission.csv")))) == 12
 
 
