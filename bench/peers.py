@@ -150,11 +150,12 @@ def kit(model_key: str, then_trl: bool) -> None:
 
         torch._inductor.config.cpp_wrapper = True
         facts["cpp_wrapper"] = True
-    from kernels.runtime.environment import choose_dtype
+    from kernels.runtime.environment import torch_dtype
+    from kernels.runtime.plan import choose_dtype, detect_machine
 
     config = kit_default_config(path)
     rows = rows_for(facts["vocab"])
-    model, tokenizer, plan = speed.kit_model(config, dtype=choose_dtype(config["dtype"]))
+    model, tokenizer, plan = speed.kit_model(config, dtype=torch_dtype(choose_dtype(config["dtype"], detect_machine()).value))
     batches = [int(b) for b in os.environ.get("KIT_BATCHES", "8").split(",")]
     for bs in batches:
         def one(bs=bs):
