@@ -136,8 +136,15 @@ def practice_close() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a setting (repeatable)")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="folder to write (default: build/KERNEL)")
 @click.option("--help-settings", is_flag=True, help="list the kernel's settings with their defaults and exit")
-def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings: bool) -> None:
-    """Build a kernel folder (one script + kernel-metadata.json): `kit build train --set r=64 -o build/train`."""
+@click.option("--explain", is_flag=True, help="print the plan the run would get (engine, dtype, packing, memory...) and build nothing")
+@click.option("--gpu", metavar="PROFILE", help="with --explain: the machine to plan for (cpu, t4, t4x2, p100, l4, l4x4, a100, "
+              "a100-80gb, h100, h200); default on the Kaggle backend: the run's machine_shape; required on the local backend")
+@click.option("--json", "as_json", is_flag=True, help="with --explain: plan.json as the kernel writes it")
+def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings: bool, explain: bool, gpu: str | None, as_json: bool) -> None:
+    """Build a kernel folder (one script + kernel-metadata.json): `kit build train --set r=64 -o build/train`.
+
+    `kit build train --explain --gpu t4x2` prints the plan the kernel would make on that machine, with the same
+    make_plan (the workspace's kernels/runtime/plan.py), without running or building anything."""
     from kit.config import parse_assignments
     from kit.push import build_for_workspace, resolve_config
 
@@ -146,6 +153,14 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
         return
     ws = _ws()
     config = resolve_config(ws, kernel, parse_assignments(sets), ws.backend)
+    if explain or gpu or as_json:
+        from kit.explain import explain as make_explained
+
+        plan = make_explained(ws, kernel, config, gpu)
+        click.echo(json.dumps(plan.to_json(), indent=1) if as_json else plan.table())
+        for warning in plan.warnings():
+            _err(f"warning: {warning}")
+        return
     built = build_for_workspace(ws, kernel, config, output or ws.root / "build" / kernel)
     click.echo(str(built.directory))
 

@@ -7,7 +7,7 @@ survives every rewrite, as do rows kit does not know. Writes are atomic and lock
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -34,6 +34,7 @@ class RunView:
     metrics: dict
     lineage: str = ""
     public_rows: int = 0  # the competition's public split, for the public score's interval
+    plan: dict = field(default_factory=dict)  # plan.json's decisions as pulled ({} for a run without one)
 
     @property
     def latest(self):
@@ -83,6 +84,15 @@ def _gpu_minutes(v: RunView) -> Any:
     return round(seconds / 60, 1) if isinstance(seconds, (int, float)) and v.record.gpu not in ("", "cpu") else ""
 
 
+def _planned(name: str) -> Callable[[RunView], Any]:
+    """A decision of the run's plan.json, as the plan's table prints it (on/off for a yes or no)."""
+    def get(v: RunView) -> Any:
+        value = v.plan.get(name, {}).get("value", "") if isinstance(v.plan.get(name), dict) else ""
+        return ("on" if value else "off") if isinstance(value, bool) else value
+
+    return get
+
+
 SCHEMA: list[Column] = [
     Column("run", lambda v: v.record.id),
     Column("kernel", lambda v: v.record.kernel),
@@ -111,6 +121,12 @@ SCHEMA: list[Column] = [
     Column("private_score", _sub("private_score")),
     Column("gpu", lambda v: v.record.gpu),
     Column("gpu_minutes", _gpu_minutes),
+    # The plan's choices that tell runs on different machines apart (plan.json; the settings say only "auto").
+    Column("plan_engine", _planned("engine"), "the engine that ran (plan.json)"),
+    Column("plan_dtype", _planned("dtype"), "the compute dtype that ran (plan.json)"),
+    Column("plan_packing", _planned("packing"), "rows packed back to back (plan.json)"),
+    Column("plan_compile", _planned("compile"), "decoder layers compiled (plan.json; train runs)"),
+    Column("plan_checkpointing", _planned("checkpointing"), "activations recomputed (plan.json; train runs)"),
     Column("sweep", lambda v: v.record.tags.get("sweep", "")),
     Column("lineage", lambda v: v.lineage, "the runs whose adapter this run continues, oldest first: run-3>run-7>run-9"),
 ]
@@ -127,9 +143,19 @@ def read_metrics(ws: Workspace, run_id: str) -> dict:
         return {}
 
 
+def read_plan(ws: Workspace, run_id: str) -> dict:
+    """The decisions of a run's plan.json as pulled, or {}."""
+    try:
+        decisions = json.loads((run_dir(ws, run_id) / "plan.json").read_text(encoding="utf-8")).get("decisions", {})
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return {}
+    return decisions if isinstance(decisions, dict) else {}
+
+
 def row_for(ws: Workspace, record: RunRecord, public_rows: int, records: dict[str, RunRecord]) -> dict[str, Any]:
     """The leaderboard row kit computes for a run (`records`: every run by id, for its lineage)."""
-    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(record, records), public_rows=public_rows)
+    view = RunView(record, read_metrics(ws, record.id), lineage=lineage(record, records), public_rows=public_rows,
+                   plan=read_plan(ws, record.id))
     return {c.name: _fmt(c.value(view)) for c in SCHEMA}
 
 

@@ -14,7 +14,7 @@ from kit.runs import KernelStatus, RunRecord
 
 # What `kit pull` fetches by default on every backend: what a person reads or submits (plus the log);
 # the adapter and checkpoints only with --all.
-DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json"})
+DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "plan.json"})
 
 
 @dataclass(frozen=True)
