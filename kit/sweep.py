@@ -58,7 +58,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEFAULT_CONCURRENCY = {"kaggle": 2, "local": 1}  # Kaggle allows two GPU sessions at once per account
 # A prior for Kaggle when no earlier run measured it: 8B QLoRA on one T4 trains about one row a second (an H100 does
 # ~9, gpu-baselines.md; a T4 has about a tenth of its fp16 throughput), plus setup, validation and the test set.
 PRIOR_ROWS_PER_SECOND = {"kaggle": 1.0}
@@ -377,9 +376,9 @@ def plan(ws: Workspace, backend: Backend, spec: SweepSpec, concurrency: int | No
         hours = spec.gpu_hours_per_run or _estimate_hours(config, rates[config.model][0], backend.name)
         planned.append(PlannedPoint(point, record, hours, to_run))
     left = None
-    if quota and hasattr(backend, "quota") and any(p.to_run for p in planned):
-        left = backend.quota().gpu_hours_left  # type: ignore[attr-defined]
-    limit = concurrency or spec.concurrency or ws.value("sweep", "concurrency") or DEFAULT_CONCURRENCY.get(backend.name, 1)
+    if quota and backend.has_quota and any(p.to_run for p in planned):
+        left = backend.quota().gpu_hours_left
+    limit = concurrency or spec.concurrency or ws.value("sweep", "concurrency") or backend.max_concurrent_kernels
     session = max((getattr(c, "timeout_minutes", 720) for c in configs), default=720) / 60
     return SweepPlan(state, planned, limit, source, left, session)
 
@@ -527,22 +526,10 @@ def _pushed_remote(ws: Workspace, backend: Backend, record: RunRecord) -> str:
     """The remote of a run that was pushed although its record does not say so (kit stopped mid-push), else ""."""
     kernel_dir = runs.run_dir(ws, record.id) / KERNEL_DIR
     try:
-        meta = json.loads((kernel_dir / "kernel-metadata.json").read_text(encoding="utf-8"))
+        json.loads((kernel_dir / "kernel-metadata.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return ""  # never built completely, so never pushed
-    if backend.name == "local":
-        session = backend.session_dir(record.id)  # type: ignore[attr-defined]
-        return str(session.relative_to(ws.root)) if (session / "state.json").is_file() else ""
-    remote = str(meta.get("id", ""))
-    if remote.partition("/")[0] in ("", "USERNAME"):
-        return ""  # the owner is filled in just before the push: this one never went out
-    try:
-        backend.status(dataclasses.replace(record, remote=remote))
-    except BackendError as exc:
-        if "HTTP 404" in exc.message:
-            return ""
-        raise  # unknown whether it runs: pushing again could start a second paid session
-    return remote
+    return backend.pushed_remote(record, kernel_dir)
 
 
 def _start(ws: Workspace, backend: Backend, state: SweepState, point: Point, on_event: Callable[[SweepEvent], None]) -> RunRecord:

@@ -4,6 +4,7 @@ interruption without pushing a run twice, status, and submitting the best runs."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kit import runs, workspace as workspace_mod
+from kit.backends.base import Backend, Quota
 from kit.errors import ConfigError
 from kit.sweep import Range, load_spec
 from tests.conftest import run_kit
@@ -138,6 +140,36 @@ def test_plan_is_shown_and_nothing_runs_without_yes(sweep_ws):
     refused = run_kit("sweep", str(spec), input="n\n")
     assert refused.exit_code == 1 and "nothing pushed" in refused.stderr
     assert not sweep_records(sweep_ws) and not (sweep_ws / ".kit" / "sweeps" / "lr-rank.json").exists()
+
+
+def _spends_nothing(*args, **kwargs):
+    raise AssertionError("planning a sweep must not push, poll or submit anything")
+
+
+def contract_only_backend(**capabilities):
+    """A Backend that implements only the abstract methods (each fails the test if a plan calls it) plus the given
+    capabilities; named "local" so that the configs resolve as on this machine."""
+    body = {"name": "local", "warnings": [], **dict.fromkeys(Backend.__abstractmethods__, _spends_nothing), **capabilities}
+    return type("ContractOnlyBackend", (Backend,), body)()
+
+
+def test_a_backend_without_quota_plans_with_no_quota_and_its_own_concurrency(sweep_ws):
+    from kit import sweep as sweeps
+
+    ws = workspace_mod.load(sweep_ws)
+    spec = load_spec(write_spec(sweep_ws, 1))
+    bare = sweeps.plan(ws, contract_only_backend(), spec)
+    # no has_quota: quota() is never asked (the default would refuse), and nothing is over a quota it does not have
+    assert bare.gpu_hours_left is None and not bare.over_quota
+    assert bare.concurrency == 1 and len(bare.to_run) == 4
+
+    metered = contract_only_backend(
+        has_quota=True, max_concurrent_kernels=3,
+        quota=lambda self: Quota(gpu_hours_used=9.5, gpu_hours_total=10.0, refresh="", submissions_left_today=None),
+    )
+    planned = sweeps.plan(ws, metered, dataclasses.replace(spec, gpu_hours_per_run=0.25))
+    assert planned.gpu_hours_left == 0.5 and planned.hours == 1.0 and planned.over_quota
+    assert planned.concurrency == 3
 
 
 # ------------------------------------------------------------------------------------------------ running

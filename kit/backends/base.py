@@ -42,6 +42,20 @@ class SubmissionResult:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """This week's GPU hours and today's submissions, on a backend that meters GPU time."""
+
+    gpu_hours_used: float
+    gpu_hours_total: float
+    refresh: str  # when the weekly GPU quota resets, ISO-8601, or ""
+    submissions_left_today: int | None
+
+    @property
+    def gpu_hours_left(self) -> float:
+        return max(0.0, self.gpu_hours_total - self.gpu_hours_used)
+
+
+@dataclass(frozen=True)
 class BoardEntry:
     """One team on the competition's public board (Kaggle's, or the practice competition's)."""
 
@@ -62,7 +76,12 @@ class DataFile:
 
 
 class Backend(abc.ABC):
-    """Where kernels run and where submissions go."""
+    """Where kernels run and where submissions go.
+
+    The abstract methods are what every backend does. The attributes and the methods with a body below them are
+    optional capabilities: their defaults say "not supported" (or give the cautious value), a backend that has one
+    overrides it, and code that needs to know what a backend can do asks them, never the backend's name.
+    """
 
     name: str = ""
     # How long `wait` may sleep between polls at most, and whether reading the log is cheap enough to show
@@ -72,6 +91,13 @@ class Backend(abc.ABC):
     # After a lost answer to a push or a submission, how long a request may still be landing on the backend:
     # kit looks for its effect, waits this long, and looks again before it may send it again (kit/intent.py).
     settle_seconds: float = 0.0
+    # How many kernels one account may run at once: a sweep keeps this many going unless told otherwise.
+    max_concurrent_kernels: int = 1
+    # How often a loop following many kernels (a sweep) asks each for its state; each ask is a call to the backend.
+    sweep_poll_seconds: float = 30.0
+    # Whether the backend meters GPU time, so that `quota()` can say how much is left (a sweep checks its
+    # estimate against it before spending any).
+    has_quota: bool = False
     # Things the user should know that did not stop a call (the CLI prints them after each command).
     warnings: list[str]
 
@@ -152,3 +178,17 @@ class Backend(abc.ABC):
     def kernel_version(self, remote: str) -> int | None:
         """The current version of the kernel at `remote`, or None if there is no such kernel."""
         return None
+
+    def pushed_remote(self, run: RunRecord, kernel_dir: Path) -> str:
+        """The remote of `run` if a push of `kernel_dir` reached the backend although the run's record does not say
+        so (kit stopped mid-push, before it saved the answer), else "". Raises BackendError when the backend cannot
+        tell: pushing again could then start a second session. By default, the push's target (`push_target`) if
+        the backend has a kernel there (`kernel_version`): "" where the target cannot be known."""
+        target = self.push_target(run, kernel_dir)
+        return target if target and self.kernel_version(target) is not None else ""
+
+    # GPU quota: only where `has_quota`.
+
+    def quota(self) -> Quota:
+        """GPU hours used and allowed this week, and today's submissions left."""
+        raise BackendError(f"the {self.name} backend has no GPU quota", hint="kit quota shows the submissions left today")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, Quota, SubmissionResult
 from kit.build import TITLE_MAX
 from kit.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
 from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError, SessionLimitError, SubmissionError
@@ -74,20 +75,6 @@ class RetryPolicy:
                 except ValueError:
                     raise ConfigError(f"{name}={raw!r} is not a number", hint=f"unset {name} or give it a number") from None
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class Quota:
-    """This week's GPU hours and today's submissions."""
-
-    gpu_hours_used: float
-    gpu_hours_total: float
-    refresh: str  # when the weekly GPU quota resets, ISO-8601, or ""
-    submissions_left_today: int | None
-
-    @property
-    def gpu_hours_left(self) -> float:
-        return max(0.0, self.gpu_hours_total - self.gpu_hours_used)
 
 
 @dataclass(frozen=True)
@@ -518,6 +505,9 @@ class KaggleBackend(Backend):
     """Kernels run on Kaggle's GPUs; submissions go to the workspace's competition."""
 
     name = "kaggle"
+    max_concurrent_kernels = 2  # Kaggle runs two GPU sessions at once per account
+    sweep_poll_seconds = 30.0  # every poll is a call to Kaggle's API for each running kernel
+    has_quota = True  # GPU hours a week
 
     def __init__(self, ws: Workspace, session: KaggleSession | None = None):
         self.ws = ws
@@ -642,6 +632,24 @@ class KaggleBackend(Backend):
             raise
         metadata = response.metadata
         return int(metadata.current_version_number or 0) if metadata is not None else None
+
+    def pushed_remote(self, run: RunRecord, kernel_dir: Path) -> str:
+        """The kernel its metadata names, if Kaggle has a session of it. An owner still a placeholder means the
+        push never went out (push() fills it in before it sends anything); a 404 means Kaggle has no such kernel."""
+        try:
+            meta = json.loads((Path(kernel_dir) / METADATA_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return ""  # never built completely, so never pushed
+        remote = str(meta.get("id", ""))
+        if remote.partition("/")[0] in PLACEHOLDER_OWNERS:
+            return ""
+        try:
+            self.status(dataclasses.replace(run, remote=remote))
+        except BackendError as exc:
+            if getattr(exc, "http_status", None) == 404:
+                return ""
+            raise  # unknown whether it runs: pushing again could start a second paid session
+        return remote
 
     @property
     def settle_seconds(self) -> float:  # type: ignore[override]

@@ -59,6 +59,10 @@ class LocalBackend(Backend):
     name = "local"
     max_poll_seconds = 2.0
     live_logs = True
+    max_concurrent_kernels = 1  # kernels share this machine's GPU (or CPU)
+    sweep_poll_seconds = 1.0  # a poll reads a state file
+    # has_quota stays False: kernels run on this machine; and pushed_remote is the default (the session's state
+    # file, written before the runner starts, says whether a push laid it out).
 
     def __init__(self, ws: Workspace):
         self.ws = ws

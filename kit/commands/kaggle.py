@@ -21,11 +21,14 @@ def _kaggle_backend(ws):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def quota(as_json: bool) -> None:
     """GPU hours used and left this week, and today's submissions left: `kit quota`."""
+    from kit.commands.common import backend_for
+
     ws = _ws()
-    if ws.backend != "kaggle":
-        _local_quota(ws, as_json)
+    backend = backend_for(ws)
+    if not backend.has_quota:
+        _unmetered_quota(ws, backend, as_json)
         return
-    q = _kaggle_backend(ws).quota()
+    q = backend.quota()
     if as_json:
         click.echo(json.dumps({"gpu_hours_used": round(q.gpu_hours_used, 3), "gpu_hours_left": round(q.gpu_hours_left, 3),
                                "gpu_hours_total": round(q.gpu_hours_total, 3), "quota_resets": q.refresh,
@@ -39,11 +42,11 @@ def quota(as_json: bool) -> None:
     click.echo(f"submissions_left_today\t{left}")
 
 
-def _local_quota(ws, as_json: bool) -> None:
-    """The local backend has no GPU quota (kernels run on this machine); its limit is the practice competition's."""
-    from kit.commands.common import backend_for, echo_err
+def _unmetered_quota(ws, backend, as_json: bool) -> None:
+    """A backend without a GPU quota (the local one: kernels run on this machine); its limit is the competition's."""
+    from kit.commands.common import echo_err
 
-    left = backend_for(ws).submissions_left_today()
+    left = backend.submissions_left_today()
     if as_json:
         click.echo(json.dumps({"gpu_hours_used": None, "gpu_hours_left": None, "gpu_hours_total": None, "quota_resets": None,
                                "submissions_left_today": left}, indent=2))

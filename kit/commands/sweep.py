@@ -68,7 +68,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
     backend = _backend(ws)
     loaded = sweeps.load_spec(spec)
     plan = sweeps.plan(ws, backend, loaded, concurrency=concurrency)
-    _show_plan(plan, backend.name)
+    _show_plan(plan, backend)
     if dry_run:
         return
     if plan.to_run:
@@ -79,7 +79,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
             )
         if not yes and not click.confirm(f"Push {len(plan.to_run)} runs to {backend.name}?", err=True):
             raise KitError("nothing pushed", hint=f"kit sweep {spec} --yes skips the question")
-    timing = sweeps.SweepTiming(poll_seconds=poll if poll is not None else (30.0 if backend.name == "kaggle" else 1.0), retry_seconds=retry_after)
+    timing = sweeps.SweepTiming(poll_seconds=poll if poll is not None else backend.sweep_poll_seconds, retry_seconds=retry_after)
     from kit import progress
 
     bar = progress.bar(f"sweep {loaded.name}", total=len(plan.points), unit="run")
@@ -106,11 +106,11 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
     _err(f"next: kit sweep submit {state.name} --top 1  |  kit leaderboard --sort val_accuracy")
 
 
-def _show_plan(plan, backend: str) -> None:
+def _show_plan(plan, backend) -> None:
     from kit.sweep import describe
 
     state = plan.state
-    _err(f"sweep {state.name}: {len(plan.points)} runs of {state.kernel} on {backend}, {plan.concurrency} at a time; "
+    _err(f"sweep {state.name}: {len(plan.points)} runs of {state.kernel} on {backend.name}, {plan.concurrency} at a time; "
          f"{len(plan.to_run)} to push")
     for p in plan.points:
         run = p.record.id if p.record else "-"
@@ -119,7 +119,7 @@ def _show_plan(plan, backend: str) -> None:
         _err(f"  {p.point.key:>3}  {run:<8} {where:<9} {hours:>8}  {describe(p.point.settings)}")
     if not plan.to_run:
         return
-    unit = "GPU hours" if backend == "kaggle" else "hours"
+    unit = "GPU hours" if backend.has_quota else "hours"  # a metered backend's hours are the ones it counts
     total = f"about {plan.hours:.1f} {unit}" if plan.hours is not None else f"{unit} unknown"
     quota = "no quota" if plan.gpu_hours_left is None else f"{plan.gpu_hours_left:.1f} h left this week"
     _err(f"estimate: {total} ({plan.hours_source}); {quota}")
