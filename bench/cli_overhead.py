@@ -28,7 +28,7 @@ def timed(command: list[str], cwd: Path, runs: int) -> str:
 
 
 def main(runs: int) -> None:
-    from kit.leaderboard import SCHEMA
+    from kit.leaderboard.sheet import SCHEMA
 
     kit = [str(Path(sys.executable).with_name("kit"))]
     with tempfile.TemporaryDirectory() as folder:

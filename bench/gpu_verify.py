@@ -71,7 +71,7 @@ def kaggle_tree(name: str, n_train: int, n_test: int, seed: int = 0) -> Path:
 
 def run_kernel(kernel: str, settings: dict, root: Path, label: str) -> dict:
     """Run kernels/runtime/<kernel>.main(config) in a subprocess under a fresh working folder; return its record."""
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     config = script_settings(make_config(kernel, settings))
     working = root / "working"

@@ -166,7 +166,7 @@ def peer_accuracy(trainer: str) -> None:
     if trainer == "unsloth":
         import unsloth  # noqa: F401  (first: it patches transformers and trl)
     import torch
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     from kernels.runtime.data import encode_prompts, label_token_ids, parse_label, read_table, split_rows
     from kernels.runtime.modeling import resolve_model

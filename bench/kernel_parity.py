@@ -63,8 +63,8 @@ def competition(folder: Path, n_train: int = 96, n_test: int = 24) -> None:
 
 def build(kernel: str, settings: dict, folder: Path) -> Path:
     """kit build of the repo's kernel template with `settings`; returns the script."""
-    from kit.build import build_kernel
-    from kit.config import make_config
+    from kit.build.script import build_kernel
+    from kit.workspace.kernel_config import make_config
 
     return build_kernel(kernel, make_config(kernel, settings), folder, REPO / "kernels", run_id="run-1").script
 

@@ -127,7 +127,7 @@ def model_facts(path: str) -> dict:
 
 
 def kit_default_config(path: str, settings: dict | None = None) -> dict:
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     return script_settings(make_config("train", {"competition": "speed", "model": path, "max_seq_length": 2048, **(settings or {})}))
 

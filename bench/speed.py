@@ -154,7 +154,7 @@ def peer_predict(model, tokenizer, lengths: list[int], batch: int = 16) -> dict:
 
 
 def kit_config(settings: dict) -> dict:
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     return script_settings(make_config("train", {"competition": "speed", "model": MODEL_DIR, "max_seq_length": 2048, **settings}))
 

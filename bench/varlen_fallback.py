@@ -84,7 +84,7 @@ def model_case(primary, fallback, layers: int = 2, hidden: int = 4096) -> dict:
     from kernels.runtime.data import collate
     from kernels.runtime.modeling import attach_lora
     from kernels.runtime.training import label_loss
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     config = script_settings(make_config("train", {"competition": "varlen", "model": "none", "max_seq_length": 2048}))
     shape = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=hidden * 7 // 2, num_hidden_layers=layers,

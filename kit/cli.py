@@ -77,9 +77,9 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="replace an existing kit.toml")
 def init(competition: str, backend: str, force: bool) -> None:
     """Write kit.toml here and copy the kernel templates: `kit init --backend kaggle --competition SLUG`."""
-    from kit import workspace
+    from kit.workspace import layout
 
-    path = workspace.init(Path.cwd(), slug=competition, backend=backend, force=force)
+    path = layout.init(Path.cwd(), slug=competition, backend=backend, force=force)
     click.echo(str(path))
     _err("next: kit practice init  (local backend), then kit push-kernel train --wait")
 
@@ -120,7 +120,7 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
 def practice_close() -> None:
     """End the practice competition and reveal private scores: `kit practice close`."""
     from kit.practice import PracticeCompetition
-    from kit.submit import refresh_scores
+    from kit.submissions.submit import refresh_scores
 
     ws = _ws()
     PracticeCompetition(ws.practice_dir).close()
@@ -145,8 +145,8 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
 
     `kit build train --explain --gpu t4x2` prints the plan the kernel would make on that machine, with the same
     make_plan (the workspace's kernels/runtime/plan.py), without running or building anything."""
-    from kit.config import parse_assignments
-    from kit.push import build_for_workspace, resolve_config
+    from kit.workspace.kernel_config import parse_assignments
+    from kit.runs.lifecycle import build_for_workspace, resolve_config
 
     if help_settings:
         _print_settings(kernel)
@@ -154,7 +154,7 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
     ws = _ws()
     config = resolve_config(ws, kernel, parse_assignments(sets), ws.backend)
     if explain or gpu or as_json:
-        from kit.explain import explain as make_explained
+        from kit.build.explain import explain as make_explained
 
         plan = make_explained(ws, kernel, config, gpu)
         click.echo(json.dumps(plan.to_json(), indent=1) if as_json else plan.table())
@@ -168,7 +168,7 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
 def _print_settings(kernel: str) -> None:
     import dataclasses
 
-    from kit.config import config_class
+    from kit.workspace.kernel_config import config_class
 
     for f in dataclasses.fields(config_class(kernel)):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
@@ -179,7 +179,7 @@ def _print_settings(kernel: str) -> None:
 def _code_competition_warning(backend, record) -> str:
     """A push to a code competition that could not be submitted says so; the push itself has happened already, so a
     failure to learn the competition's kind is not an error here (kit submit asks again)."""
-    from kit.code_submission import push_warning
+    from kit.submissions.code_checks import push_warning
 
     try:
         return push_warning(backend.competition_info(), record)
@@ -193,8 +193,8 @@ def _code_competition_warning(backend, record) -> str:
 @click.option("--wait/--detach", default=False, help="follow the run to its end and pull its outputs, or return at once")
 def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
     """Push a kernel as a new run and print its id: `kit push-kernel train --set learning_rate=1e-4 --wait`."""
-    from kit.config import parse_assignments
-    from kit.push import push_kernel as push
+    from kit.workspace.kernel_config import parse_assignments
+    from kit.runs.lifecycle import push_kernel as push
 
     ws = _ws()
     backend = _backend(ws)
@@ -212,7 +212,7 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
 def _wait_and_pull(ws, backend, record) -> None:
     """Follow the run to its end and pull its outputs; a run that ends in error or cancelled is a KitError."""
     from kit import progress
-    from kit.push import log_tail, wait
+    from kit.runs.lifecycle import log_tail, wait
 
     last = {"status": None}
     if not record.status.final:
@@ -245,11 +245,11 @@ def _wait_and_pull(ws, backend, record) -> None:
 @click.argument("run")
 def wait_cmd(run: str) -> None:
     """Follow a run until it ends and pull its outputs; exit 1 if it failed or was cancelled: `kit wait run-3`."""
-    from kit import runs
+    from kit.runs import store
 
     ws = _ws()
     backend = _backend(ws)
-    record = runs.load(ws, run)
+    record = store.load(ws, run)
     if not record.remote and not record.status.final:
         raise KitError(f"{record.id} was never started ({record.message or record.status.value})", hint=f"kit status {record.id}")
     _wait_and_pull(ws, backend, record)
@@ -258,7 +258,7 @@ def wait_cmd(run: str) -> None:
 
 def _pull_with_bar(ws, backend, record, all_files: bool = False) -> list[str]:
     from kit import progress
-    from kit.push import pull
+    from kit.runs.lifecycle import pull
 
     with progress.transfer(f"pull {record.id}") as bar:
         files = pull(ws, backend, record, all_files=all_files, on_bytes=bar.update)
@@ -268,7 +268,7 @@ def _pull_with_bar(ws, backend, record, all_files: bool = False) -> list[str]:
 
 def _print_summary(ws, record) -> None:
     """What the run trained, against the majority class, and what to run next (stderr: it is a reading aid)."""
-    from kit.summary import summarize
+    from kit.leaderboard.summary import summarize
 
     baselines = None
     if ws.backend == "local":  # the practice board scores always-True and always-False on the public rows
@@ -287,14 +287,14 @@ def _print_summary(ws, record) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status(run: str | None, as_json: bool) -> None:
     """Show a run's state (all runs without RUN): `kit status run-3`."""
-    from kit import runs
-    from kit.push import log_tail, refresh_each
+    from kit.runs import store
+    from kit.runs.lifecycle import log_tail, refresh_each
 
     ws = _ws()
     backend = _backend(ws)
     # One run's damaged record or unknown kernel shows on its own line; the other runs are still refreshed. A push
     # or submission left unfinished is reconciled first where the backend can be asked.
-    records, damaged = ([runs.load(ws, run)], []) if run else runs.scan(ws)
+    records, damaged = ([store.load(ws, run)], []) if run else store.scan(ws)
     checked = refresh_each(ws, backend, [_resolve_pending(ws, backend, r) for r in records])
     if run and checked[0][1] is not None:
         raise checked[0][1]
@@ -313,7 +313,7 @@ def status(run: str | None, as_json: bool) -> None:
         if problem and problem.hint:
             _err(f"hint: {r.id}: {problem.hint}")
         if r.pending is not None:
-            from kit.intent import describe
+            from kit.runs.intent import describe
 
             click.echo(f"{'':<8} {describe(r.id, r.pending)}")
     for d in damaged:
@@ -331,17 +331,17 @@ def _resolve_pending(ws, backend, record):
     is listed with the unresolved intent and the command that resolves it)."""
     if record.pending is None:
         return record
-    from kit import intent, runs
+    from kit.runs import intent, store
     from kit.fileio import LockBusy
 
     try:
-        with runs.action(ws, record.id, "status", wait=False):
+        with store.action(ws, record.id, "status", wait=False):
             return intent.resolve(ws, backend, record.id, _err)
     except LockBusy:
         return record
     except KitError as exc:
         _err(f"{record.id}: {exc.message}")
-        return runs.load(ws, record.id)
+        return store.load(ws, record.id)
 
 
 @cli.command()
@@ -350,12 +350,12 @@ def _resolve_pending(ws, backend, record):
 @click.option("-n", "--tail", "tail", type=click.IntRange(min=0), default=None, metavar="N", help="start with the last N lines only")
 def logs(run: str, follow: bool, tail: int | None) -> None:
     """Print a run's log: `kit logs run-3 --tail 20 -f`."""
-    from kit import runs
-    from kit.push import refresh
+    from kit.runs import store
+    from kit.runs.lifecycle import refresh
 
     ws = _ws()
     backend = _backend(ws)
-    record = runs.load(ws, run)
+    record = store.load(ws, run)
     shown = 0
     if tail is not None:
         text = backend.logs(record)
@@ -394,10 +394,10 @@ def _tail_start(text: str, lines: int) -> int:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def pull(run: str, all_files: bool, as_json: bool) -> None:
     """Download a run's outputs into submissions/RUN/: `kit pull run-3`."""
-    from kit import runs
+    from kit.runs import store
 
     ws = _ws()
-    record = runs.load(ws, run)
+    record = store.load(ws, run)
     files = _pull_with_bar(ws, _backend(ws), record, all_files=all_files)
     paths = [str(ws.submissions_dir / record.id / name) for name in files]
     click.echo(json.dumps(paths, indent=2) if as_json else "\n".join(paths))
@@ -407,12 +407,12 @@ def pull(run: str, all_files: bool, as_json: bool) -> None:
 @click.argument("run")
 def cancel(run: str) -> None:
     """Stop a queued or running run: `kit cancel run-3`."""
-    from kit import runs
-    from kit.push import refresh
+    from kit.runs import store
+    from kit.runs.lifecycle import refresh
 
     ws = _ws()
     backend = _backend(ws)
-    record = runs.load(ws, run)
+    record = store.load(ws, run)
     backend.cancel(record)
     _err(f"{record.id}: cancel requested (now {refresh(ws, backend, record).status.value})")
 
@@ -429,7 +429,7 @@ def cancel(run: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_json: bool) -> None:
     """Validate and submit a run's submission.csv: `kit submit run-3 -m "r=64, lr 1e-4" --yes`."""
-    from kit.submit import prepare, submit as do_submit, wait_for_score
+    from kit.submissions.submit import prepare, submit as do_submit, wait_for_score
 
     ws = _ws()
     backend = _backend(ws)
@@ -461,7 +461,7 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
 @cli.command()
 def scores() -> None:
     """Refresh every submission's status and scores into leaderboard.csv: `kit scores`."""
-    from kit.submit import refresh_scores
+    from kit.submissions.submit import refresh_scores
 
     ws = _ws()
     changed = refresh_scores(ws, _backend(ws))
@@ -482,13 +482,13 @@ def scores() -> None:
 def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascending: bool, group_by: str, metrics: str,
                     aggregates: str, all_columns: bool) -> None:
     """Print kit's table of runs (leaderboard.csv), filtered, sorted or grouped: `kit leaderboard --where "val_accuracy > 0.8" --group-by prompt`."""
-    from kit import leaderboard
-    from kit.table import render_table
+    from kit.leaderboard import sheet
+    from kit.leaderboard.terminal import render_table
 
     ws = _ws()
-    header, rows = leaderboard.load_table(ws)
+    header, rows = sheet.load_table(ws)
     if rows and (conditions or sort_col or group_by):
-        from kit.analysis import analyse  # polars: only when there is something to analyse
+        from kit.leaderboard.analysis import analyse  # polars: only when there is something to analyse
 
         header, rows = analyse(header, rows, conditions=conditions, sort_by=sort_col or "", ascending=ascending,
                                group_by=group_by, metrics=metrics, aggregates=aggregates)
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
             if os.environ.get("KIT_DEBUG"):
                 raise
-            # Whatever spends something records its intent first (kit/intent.py), so stopping here loses nothing.
+            # Whatever spends something records its intent first (kit/runs/intent.py), so stopping here loses nothing.
             click.echo("error: interrupted", err=True)
             click.echo("hint: kit status shows anything left unfinished and the command that resolves it", err=True)
             sys.exit(130)

@@ -42,15 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from kit import leaderboard, runs, schema
+from kit.leaderboard import sheet
+from kit.runs import store
+from kit.workspace import schema
 from kit.backends import Backend
-from kit.config import KERNEL_CONFIGS, config_class, make_config, setting_keys, settings_table
+from kit.workspace.kernel_config import KERNEL_CONFIGS, config_class, make_config, setting_keys, settings_table
 from kit.errors import BackendError, ConfigError, KitError, SessionLimitError, SubmissionError, WorkspaceError
 from kit.fileio import atomic_write_json
-from kit.push import KERNEL_DIR, build_for_workspace, create_run, pull, refresh, resolve_config, start_run
-from kit.runs import KernelStatus, RunRecord
-from kit.schema import Key, Table
-from kit.workspace import Workspace
+from kit.runs.lifecycle import KERNEL_DIR, build_for_workspace, create_run, pull, refresh, resolve_config, start_run
+from kit.runs.store import KernelStatus, RunRecord
+from kit.workspace.schema import Key, Table
+from kit.workspace.layout import Workspace
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,7 +126,7 @@ def _positive(value: float) -> str:
 
 
 def spec_schema(kernel: str) -> dict[str, Key | Table]:
-    """A sweep spec's keys and tables (one declaration each, checked by kit.schema like kit.toml); the settings in
+    """A sweep spec's keys and tables (one declaration each, checked by kit.workspace.schema like kit.toml); the settings in
     [base], [grid] and [random] are the kernel's run settings."""
     settings = settings_table(kernel)
     return {
@@ -240,7 +242,7 @@ class SweepState:
     backend: str
     base: dict[str, Any]
     points: list[Point]
-    created: str = field(default_factory=runs.now)
+    created: str = field(default_factory=store.now)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -387,7 +389,7 @@ def _current_record(ws: Workspace, point: Point) -> RunRecord | None:
     if not point.run:
         return None
     try:
-        return runs.load(ws, point.run)
+        return store.load(ws, point.run)
     except KitError:
         return None
 
@@ -404,10 +406,10 @@ def _trained_rows(config: Any) -> float | None:
 def _seconds_per_row(ws: Workspace, backend: str, kernel: str, model: str) -> tuple[float | None, str]:
     """Wall seconds per trained row, measured on this workspace's finished runs of the same kernel and model."""
     rates = []
-    for record in runs.all_runs(ws):
+    for record in store.all_runs(ws):
         if (record.backend, record.kernel, record.status, record.config.get("model")) != (backend, kernel, KernelStatus.COMPLETE, model):
             continue
-        metrics = leaderboard.read_metrics(ws, record.id)
+        metrics = sheet.read_metrics(ws, record.id)
         wall, steps = metrics.get("wall_seconds"), metrics.get("steps_this_run")
         per_step = record.config.get("batch_size", 0) * record.config.get("grad_accum", 1)
         if isinstance(wall, (int, float)) and isinstance(steps, int) and steps > 0 and per_step:
@@ -500,7 +502,7 @@ def run(
 def _reconcile(ws: Workspace, backend: Backend, state: SweepState, on_event: Callable[[SweepEvent], None]) -> None:
     """Bring the state in line with the run records after an interruption: adopt runs created but not yet saved in
     the state, find runs whose push went through before the answer was recorded, and forget runs that never started."""
-    tagged = {r.tags.get("sweep_point"): r for r in runs.all_runs(ws) if r.tags.get("sweep") == state.name}
+    tagged = {r.tags.get("sweep_point"): r for r in store.all_runs(ws) if r.tags.get("sweep") == state.name}
     for point in state.points:
         if not point.run and point.key in tagged and tagged[point.key].id not in point.earlier_runs:
             point.run = tagged[point.key].id
@@ -517,14 +519,14 @@ def _reconcile(ws: Workspace, backend: Backend, state: SweepState, on_event: Cal
         remote = _pushed_remote(ws, backend, record)
         if remote:
             record.remote, record.message = remote, ""
-            runs.save(ws, record)
-            leaderboard.sync(ws, [record])
+            store.save(ws, record)
+            sheet.sync(ws, [record])
             on_event(SweepEvent("resumed", point, record, "pushed before the interruption"))
 
 
 def _pushed_remote(ws: Workspace, backend: Backend, record: RunRecord) -> str:
     """The remote of a run that was pushed although its record does not say so (kit stopped mid-push), else ""."""
-    kernel_dir = runs.run_dir(ws, record.id) / KERNEL_DIR
+    kernel_dir = store.run_dir(ws, record.id) / KERNEL_DIR
     try:
         json.loads((kernel_dir / "kernel-metadata.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -542,9 +544,9 @@ def _start(ws: Workspace, backend: Backend, state: SweepState, point: Point, on_
         point.run = record.id
         save_state(ws, state)
         on_event(SweepEvent("created", point, record))
-    elif not (runs.run_dir(ws, record.id) / KERNEL_DIR / "kernel-metadata.json").is_file():
+    elif not (store.run_dir(ws, record.id) / KERNEL_DIR / "kernel-metadata.json").is_file():
         config = make_config(record.kernel, record.config)
-        build_for_workspace(ws, record.kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+        build_for_workspace(ws, record.kernel, config, store.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
     record = start_run(ws, backend, record, retry_later=(SessionLimitError,))
     on_event(SweepEvent("pushed", point, record))
     return record
@@ -586,7 +588,7 @@ def status(ws: Workspace, backend: Backend | None, name: str) -> list[PointStatu
         record = _current_record(ws, point)
         if record is not None and backend is not None and not record.status.final:
             record = refresh(ws, backend, record)
-        accuracy = leaderboard.read_metrics(ws, record.id).get("val_accuracy") if record is not None else None
+        accuracy = sheet.read_metrics(ws, record.id).get("val_accuracy") if record is not None else None
         out.append(PointStatus(point, record, accuracy if isinstance(accuracy, (int, float)) else None))
     return out
 
@@ -604,12 +606,12 @@ class TopPick:
     status: PointStatus
     action: str  # "submit", "submitted" (already, earlier), "skip" (no file, or no submissions left)
     reason: str = ""
-    plan: Any = None  # kit.submit.SubmitPlan when action == "submit"
+    plan: Any = None  # kit.submissions.submit.SubmitPlan when action == "submit"
 
 
 def pick_top(ws: Workspace, backend: Backend, name: str, k: int) -> list[TopPick]:
     """The K best runs by validation accuracy and whether each can be submitted today; nothing is sent."""
-    from kit.submit import prepare
+    from kit.submissions.submit import prepare
 
     if k < 1:
         raise KitError(f"--top must be at least 1, not {k}", hint=f"kit sweep submit {name} --top 2")
@@ -640,7 +642,7 @@ def pick_top(ws: Workspace, backend: Backend, name: str, k: int) -> list[TopPick
 
 def submit_top(ws: Workspace, backend: Backend, picks: list[TopPick], message: str = "") -> list[tuple[TopPick, Any]]:
     """Submit the picks marked "submit", re-checking the day's limit before each; returns (pick, SubmissionRecord)."""
-    from kit.submit import submit
+    from kit.submissions.submit import submit
 
     done = []
     for pick in picks:

@@ -15,12 +15,12 @@ kinds of families:
 
 Then ways of choosing three finals are scored by the private score Kaggle keeps, the best of the three:
 
-    kit pick        kit.pick.choose: validation and public combined by size, shrunk, diverse picks
+    kit pick        kit.finals.pick.choose: validation and public combined by size, shrunk, diverse picks
     top-3 public    the three highest public scores
     top-3 estimates kit pick's estimates without the diversity step (its three best estimates)
     top-3 true      the three highest true accuracies
 
-The model lives with the tests, so that they measure kit.pick with it; bench/pick_simulation.py prints the table of
+The model lives with the tests, so that they measure kit.finals.pick with it; bench/pick_simulation.py prints the table of
 bench/RESULTS.md from it. Imported only by those two, never on the CLI's path (it needs numpy).
 """
 
@@ -32,7 +32,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from kit.pick import Candidate, TestPredictions, choose
+from kit.finals.pick import Candidate, TestPredictions, choose
 
 # How a run's latent per-row score splits: shared by every run (hard rows), by its family, and its own.
 SHARED = 0.45

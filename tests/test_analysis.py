@@ -89,13 +89,13 @@ def test_plain_leaderboard_does_not_import_polars(table):
 
 def test_ensemble_pick_and_plots_choose_runs_from_the_table(workspace, kit_cli):
     """The same --where as kit leaderboard chooses ensemble members, pick candidates and plotted runs."""
-    from kit import leaderboard
+    from kit.leaderboard import sheet
     from tests.helpers import PROBS_TEMPLATE, install_template
 
     install_template(workspace, PROBS_TEMPLATE)
     for seed in (1, 2, 3):
         assert kit_cli("push-kernel", "train", "--set", "val_rows=60", "--set", f"seed={seed}", "--wait").exit_code == 0
-    _, rows = leaderboard.read(workspace / "leaderboard.csv")
+    _, rows = sheet.read(workspace / "leaderboard.csv")
     by_val = sorted(rows, key=lambda r: -float(r["val_accuracy"]))
     best_two = [r["run"] for r in by_val[:2]]
 
@@ -116,8 +116,8 @@ def test_ensemble_pick_and_plots_choose_runs_from_the_table(workspace, kit_cli):
 
     plotted = kit_cli("plot", "scores", "--where", "seed == 3")
     assert plotted.exit_code == 0, plotted.stderr
-    from kit.plots import run_scores
-    from kit.workspace import load
+    from kit.leaderboard.plots import run_scores
+    from kit.workspace.layout import load
 
     assert [s.run for s in run_scores(load(workspace), {"run-3"})] == ["run-3"]
     nothing = kit_cli("plot", "scores", "--where", "seed == 99")

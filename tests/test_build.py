@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kit.build import build_kernel, kernel_slug, kernel_title
-from kit.config import make_config
+from kit.build.script import build_kernel, kernel_slug, kernel_title
+from kit.workspace.kernel_config import make_config
 from kit.errors import ConfigError
-from kit.kernels import packaged_kernels_dir
+from kit.build.templates import packaged_kernels_dir
 
 
 def _kernels(tmp_path: Path, body: str, runtime: dict[str, str]) -> Path:
@@ -96,7 +96,7 @@ def test_source_runs_become_kernel_sources(tmp_path):
     "runtime,message",
     [
         ({"main_mod": "import kit\ndef main(c):\n    pass\n"}, "may not `import kit`"),
-        ({"main_mod": "from kit.config import x\ndef main(c):\n    pass\n"}, "may not import kit"),
+        ({"main_mod": "from kit.workspace.kernel_config import x\ndef main(c):\n    pass\n"}, "may not import kit"),
         ({"main_mod": "from kernels.runtime.other import f\ndef main(c):\n    pass\n"}, "missing module"),
         ({"main_mod": "from kernels.runtime.a import f\ndef main(c):\n    pass\n", "a": "def main(c):\n    pass\ndef f():\n    pass\n"}, "both define 'main'"),
         ({"main_mod": "def main(c):\n    from kernels.runtime.a import f\n", "a": "def f():\n    pass\n"}, "top level only"),

@@ -338,8 +338,8 @@ def test_a_competition_kaggle_does_not_list_is_one_line(kaggle_code, standin):
 
 
 def test_offline_advice_attaches_a_hub_model_on_kaggle_only(tmp_path):
-    from kit.code_submission import offline_settings
-    from kit.workspace import Workspace
+    from kit.submissions.code_checks import offline_settings
+    from kit.workspace.layout import Workspace
 
     kaggle = Workspace(root=tmp_path, competition="c", backend="kaggle")
     local = Workspace(root=tmp_path, competition="c", backend="local")

@@ -96,17 +96,17 @@ def test_data_local_downloads_into_an_ignored_folder_once(workspace):
 
 
 def test_logs_tail_prints_the_last_lines(workspace):
-    from kit import runs
-    from kit.workspace import load
+    from kit.runs import store
+    from kit.workspace.layout import load
 
     ws = load(workspace)
-    record = runs.allocate(ws, "train", "local", {})
+    record = store.allocate(ws, "train", "local", {})
     session = workspace / ".kit" / "local" / record.id
     session.mkdir(parents=True)
     (session / "log.txt").write_text("".join(f"line {i}\n" for i in range(1, 11)))
     (session / "state.json").write_text('{"status": "complete"}')
     record.remote = str(session)
-    runs.save(ws, record)
+    store.save(ws, record)
 
     tail = run_kit("logs", record.id, "--tail", "3")
     assert tail.exit_code == 0 and tail.stdout == "line 8\nline 9\nline 10\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.config import make_config, parse_assignments
+from kit.workspace.kernel_config import make_config, parse_assignments
 from kit.errors import ConfigError
 
 

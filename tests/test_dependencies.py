@@ -35,7 +35,7 @@ UNDECLARED = {
 GROUPS = {
     "kit (CLI path)": (lambda p: p.parts[0] == "kit" and not re.match(r"(kaggle.*|plots)\.py$", p.name), ()),
     "kit Kaggle backend": (lambda p: p.parts[0] == "kit" and p.name.startswith("kaggle"), ("kaggle",)),
-    "kit plots": (lambda p: p.parts[:2] == ("kit", "plots.py"), ("plots",)),
+    "kit plots": (lambda p: p.parts[:3] == ("kit", "leaderboard", "plots.py"), ("plots",)),
     "kernels": (lambda p: p.parts[0] == "kernels", ("train",)),
     "tests": (lambda p: p.parts[0] == "tests", ("test", "train", "kaggle", "plots")),
 }

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from kit import leaderboard
-from kit.ensemble import tune_threshold
+from kit.leaderboard import sheet
+from kit.finals.ensemble import tune_threshold
 from tests.helpers import CONSTANT_TEMPLATE, PROBS_TEMPLATE, install_template
 
 
@@ -52,7 +52,7 @@ def test_ensemble_reproduces_hand_computed_average_and_validation(workspace, kit
     record = json.loads((folder / "run.json").read_text())
     assert (record["kernel"], record["status"], record["backend"]) == ("ensemble", "complete", "local")
     assert record["config"]["runs"] == [a, b] and record["config"]["weights"] == [0.75, 0.25]
-    _, rows = leaderboard.read(workspace / "leaderboard.csv")
+    _, rows = sheet.read(workspace / "leaderboard.csv")
     row = next(r for r in rows if r["run"] == run)
     assert row["kernel"] == "ensemble" and float(row["val_accuracy"]) == metrics["val_accuracy"] and row["val_ci95"]
 
@@ -96,7 +96,7 @@ def test_threshold_tuning_agrees_with_the_kernels():
 
     from kernels.runtime.scoring import accuracy
     from kernels.runtime.scoring import tune_threshold as kernel_tune
-    from kit.ensemble import tune_threshold
+    from kit.finals.ensemble import tune_threshold
 
     rng = random.Random(0)
     for n in (1, 2, 7, 50, 400):

@@ -287,7 +287,7 @@ def test_ctrl_c_at_each_step_then_rerun_spends_one(ws, standin, step):
 def test_crash_after_the_answer_before_the_record_is_reconciled(ws, standin, monkeypatch):
     """kit dies between Kaggle's answer and writing it down (a KeyboardInterrupt injected into the write)."""
     finished_runs(1)
-    from kit import intent
+    from kit.runs import intent
 
     real = intent.record_found_submissions
 

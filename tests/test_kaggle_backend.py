@@ -12,7 +12,7 @@ import pytest
 
 from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
 from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError
-from kit.runs import KernelStatus
+from kit.runs.store import KernelStatus
 from tests.kaggle_standin.fixtures import FAST, build_kernel_folder, make_run
 
 
@@ -75,7 +75,7 @@ def test_invalid_sources_are_reported(backend, standin, tmp_path):
 
 def test_hung_push_is_never_sent_again_by_the_backend(backend, standin, tmp_path):
     # Kaggle started the kernel but the answer never came: the backend says it cannot tell, and sends nothing more
-    # (kit/intent.py reconciles; tests/test_exactly_once.py drives that end to end).
+    # (kit/runs/intent.py reconciles; tests/test_exactly_once.py drives that end to end).
     standin.inject("SaveKernel", "hang", seconds=5)
     with pytest.raises(OutcomeUnknownError, match="no answer"):
         backend.push(make_run(), build_kernel_folder(tmp_path / "built"))

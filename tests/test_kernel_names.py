@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from slugify import slugify  # python-slugify: what the kaggle client checks a title against
 
-from kit import runs
-from kit import workspace as workspace_mod
-from kit.build import TITLE_MAX, kernel_slug, kernel_title
+from kit.runs import store
+from kit.workspace import layout
+from kit.build.script import TITLE_MAX, kernel_slug, kernel_title
 from kit.errors import ConfigError
-from kit.runs import KernelStatus
+from kit.runs.store import KernelStatus
 from tests.conftest import run_kit
 from tests.helpers import CONSTANT_TEMPLATE, install_template
 
@@ -78,7 +78,7 @@ def test_two_workspaces_of_one_competition_never_share_a_kernel(kaggle_env, stan
     for body, root in ((a, first), (b, second)):
         assert body["slug"] == f"testuser/kit-ai-mathematical-olympiad-{_workspace_id(root)}-run-1"
         assert len(body["newTitle"]) <= TITLE_MAX and slugify(body["newTitle"]) == body["slug"].split("/")[1]
-        assert runs.load(workspace_mod.load(root), "run-1").remote == body["slug"]
+        assert store.load(layout.load(root), "run-1").remote == body["slug"]
 
 
 def test_run_10000_gets_a_valid_name_on_the_wire(kaggle_env, standin, tmp_path, monkeypatch):
@@ -109,11 +109,11 @@ def test_a_workspace_without_an_id_gets_one_recorded_once(kaggle_env, standin, t
 
 def test_pushed_runs_keep_their_kernel_as_sources(kaggle_env, standin, tmp_path, monkeypatch):
     root = _workspace(tmp_path, monkeypatch, "ws", "math-grader")
-    ws = workspace_mod.load(root)
+    ws = layout.load(root)
     # run-1 was pushed before kernel names carried the workspace id: its record names its kernel
-    old = runs.allocate(ws, "train", "kaggle", {})
+    old = store.allocate(ws, "train", "kaggle", {})
     old.remote, old.status = "testuser/kit-math-grader-run-1", KernelStatus.COMPLETE
-    runs.save(ws, old)
+    store.save(ws, old)
     pushed = run_kit("push-kernel", "train", "--set", "resume_from=run-1", cwd=root)
     assert pushed.exit_code == 0, pushed.stderr
     body = standin.calls("SaveKernel")[0].json
@@ -143,5 +143,5 @@ def test_local_runs_are_named_like_kaggle_ones(workspace, kit_cli):
     install_template(workspace, CONSTANT_TEMPLATE)
     assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
     meta = json.loads((workspace / "submissions" / "run-1" / "kernel" / "kernel-metadata.json").read_text())
-    wsid = workspace_mod.load(workspace).workspace_id
+    wsid = layout.load(workspace).workspace_id
     assert meta["id"] == f"USERNAME/kit-practice-math-{wsid}-run-1" and meta["title"] == f"kit practice math {wsid} run 1"

@@ -661,7 +661,7 @@ def write_competition(folder: Path, n_train: int = 64, n_test: int = 10) -> None
 
 
 def kernel_config(kernel: str, **settings):
-    from kit.config import make_config, script_settings
+    from kit.workspace.kernel_config import make_config, script_settings
 
     return script_settings(make_config(kernel, {"competition": "tiny-comp", **settings}))
 
@@ -784,9 +784,9 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
     import subprocess
     import sys
 
-    from kit.build import build_kernel
-    from kit.config import make_config
-    from kit.kernels import packaged_kernels_dir
+    from kit.build.script import build_kernel
+    from kit.workspace.kernel_config import make_config
+    from kit.build.templates import packaged_kernels_dir
 
     config = make_config("train", {"competition": "tiny-comp", "model": str(tiny_model_dir), "train_rows": 24, "val_rows": 8,
                                    "test_rows": 4, "batch_size": 4, "max_steps": 2, "r": 4, "lora_alpha": 8, "warmup_steps": 1,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 
-from kit import leaderboard
+from kit.leaderboard import sheet
 from tests.helpers import CONSTANT_TEMPLATE, install_template
 
 
 def _writer(path, start, count):
     for i in range(start, start + count):
-        leaderboard.update(path, {f"run-{i}": {"status": "complete", "public_score": i / 1000}})
+        sheet.update(path, {f"run-{i}": {"status": "complete", "public_score": i / 1000}})
 
 
 def test_two_concurrent_writers_lose_nothing(tmp_path):
@@ -22,7 +22,7 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
     for p in procs:
         p.join()
         assert p.exitcode == 0
-    header, rows = leaderboard.read(path)
+    header, rows = sheet.read(path)
     assert len(rows) == 80 and {r["run"] for r in rows} == {f"run-{i}" for i in [*range(1, 41), *range(1001, 1041)]}
     assert [r["run"] for r in rows][:3] == ["run-1", "run-2", "run-3"]
 
@@ -31,7 +31,7 @@ def test_hand_added_column_and_row_survive_rewrites(workspace, kit_cli):
     install_template(workspace, CONSTANT_TEMPLATE)
     assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
     path = workspace / "leaderboard.csv"
-    header, rows = leaderboard.read(path)
+    header, rows = sheet.read(path)
     # A person adds a column and a note, and a row of their own.
     text = path.read_text().splitlines()
     text[0] += ",notes"
@@ -40,7 +40,7 @@ def test_hand_added_column_and_row_survive_rewrites(workspace, kit_cli):
     path.write_text("\n".join(text) + "\n")
     assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
     assert kit_cli("submit", "run-1", "--yes").exit_code == 0
-    header, rows = leaderboard.read(path)
+    header, rows = sheet.read(path)
     assert "notes" in header
     by_run = {r["run"]: r for r in rows}
     assert by_run["run-1"]["notes"] == "looks promising" and by_run["run-1"]["public_score"] != ""
@@ -68,8 +68,8 @@ def test_leaderboard_command_prints_table_and_json(workspace, kit_cli):
 def test_settings_that_differ_between_runs_get_their_own_column(workspace, kit_cli):
     install_template(workspace, CONSTANT_TEMPLATE)
     assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
-    header, _ = leaderboard.read(workspace / "leaderboard.csv")
+    header, _ = sheet.read(workspace / "leaderboard.csv")
     assert "weight_decay" not in header
     assert kit_cli("push-kernel", "train", "--set", "weight_decay=0.1", "--wait").exit_code == 0
-    header, rows = leaderboard.read(workspace / "leaderboard.csv")
+    header, rows = sheet.read(workspace / "leaderboard.csv")
     assert [r["weight_decay"] for r in rows] == ["0.01", "0.1"]

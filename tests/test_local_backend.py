@@ -6,7 +6,8 @@ import json
 import shutil
 import time
 
-from kit import runs, workspace as workspace_mod
+from kit.runs import store
+from kit.workspace import layout
 from tests.helpers import CONSTANT_TEMPLATE, FAILING_TEMPLATE, install_template
 
 
@@ -86,10 +87,10 @@ def test_earlier_run_is_attached_as_source(workspace, kit_cli):
     assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
     run_id = kit_cli("push-kernel", "train", "--set", "resume_from=run-1", "--detach").stdout.strip()
     _wait_final(workspace, run_id, kit_cli)
-    ws = workspace_mod.load(workspace)
+    ws = layout.load(workspace)
     linked = ws.state_dir / "local" / run_id / "kaggle" / "input" / f"kit-practice-math-{ws.workspace_id}-run-1"
     assert (linked / "adapter" / "weights.bin").is_file()
-    assert runs.load(ws, run_id).config["resume_from"] == "run-1"
+    assert store.load(ws, run_id).config["resume_from"] == "run-1"
 
 
 def test_source_must_be_a_complete_run(workspace, kit_cli):

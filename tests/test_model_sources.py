@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.models import HUB, KAGGLE_DATASET, KAGGLE_MODEL, PATH, parse_model
+from kit.workspace.model_sources import HUB, KAGGLE_DATASET, KAGGLE_MODEL, PATH, parse_model
 from kernels.runtime.paths import attached_model
 from tests.conftest import run_kit
 from tests.kaggle_standin.fixtures import init_kaggle_workspace

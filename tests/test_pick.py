@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from kit import leaderboard
-from kit.pick import Candidate, choose, correlation, wilson_interval
-from kit.pick import TestPredictions as Predictions
+from kit.leaderboard import sheet
+from kit.finals.pick import Candidate, choose, correlation, wilson_interval
+from kit.finals.pick import TestPredictions as Predictions
 from tests.pick_simulation import Scenario, simulate
 from tests.helpers import PROBS_TEMPLATE, install_template
 
@@ -112,14 +112,14 @@ def test_pick_mark_writes_final_and_says_to_click(workspace, kit_cli):
     result = kit_cli("pick", "-n", "1", "--mark")
     assert result.exit_code == 0, result.stderr
     assert "https://www.kaggle.com/competitions/practice-math/submissions" in result.stderr
-    _, rows = leaderboard.read(path)
+    _, rows = sheet.read(path)
     finals = {r["run"]: r["final"] for r in rows}
     first = result.stdout.split()[1]
     assert finals == {first: "1", **{r: "" for r in finals if r != first}}
     # A later --mark replaces earlier marks; a sync of the runs keeps them.
     assert kit_cli("pick", "-n", "2", "--mark").exit_code == 0
     assert kit_cli("scores").exit_code == 0
-    _, rows = leaderboard.read(path)
+    _, rows = sheet.read(path)
     assert sorted(r["final"] for r in rows) == ["", "1", "2"]
     assert rows[0]["val_ci95"] and rows[0]["public_ci95"]  # the intervals the issue asks for
 

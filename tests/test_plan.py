@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kernels.runtime.plan import PROFILES, PlanError, make_plan
-from kit.config import make_config, script_settings
+from kit.workspace.kernel_config import make_config, script_settings
 
 REPO = Path(__file__).resolve().parents[1]
 # Llama-3.1-8B's config.json (the default model's shape)
@@ -64,7 +64,7 @@ def test_the_infer_kernel_scores_with_unsloth_on_every_gpu_and_plans_no_training
 
 
 def test_the_built_kernel_reads_settings_then_recipe_then_runtime_then_runs(tmp_path):
-    from kit.build import build_kernel
+    from kit.build.script import build_kernel
 
     for kernel in ("train", "infer"):
         script = build_kernel(kernel, make_config(kernel, {"competition": "tiny-comp"}), tmp_path / kernel, REPO / "kernels").script

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kit.plots import rolling_mean
+from kit.leaderboard.plots import rolling_mean
 from tests.helpers import PROBS_TEMPLATE, install_template
 
 

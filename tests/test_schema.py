@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.schema import Key, coerce
+from kit.workspace.schema import Key, coerce
 from kit.errors import ConfigError
 
 
@@ -75,11 +75,11 @@ def test_unreadable_kit_toml_is_one_line(workspace, kit_cli, data, says):
 
 
 def test_kit_toml_values_reach_the_workspace_typed(workspace):
-    from kit import workspace as workspace_mod
+    from kit.workspace import layout
 
     _edit(workspace, "public_rows = 0", "public_rows = 1e3")  # an integral float is an integer
     _edit(workspace, "\n[infer]\n", "\n[sweep]\nconcurrency = 2\n[infer]\n")
-    ws = workspace_mod.load(workspace)
+    ws = layout.load(workspace)
     assert ws.public_rows == 1000 and isinstance(ws.public_rows, int) and ws.value("sweep", "concurrency") == 2
     assert ws.value("kaggle", "username") == "" and ws.final_picks == 3
 

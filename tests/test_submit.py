@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from kit import leaderboard, workspace as workspace_mod
+from kit.leaderboard import sheet
+from kit.workspace import layout
 from tests.helpers import CONSTANT_TEMPLATE, install_template
 
 
@@ -41,14 +42,14 @@ def test_submit_scores_public_split_by_hand(workspace, kit_cli, finished_run):
     assert result.exit_code == 0, result.stderr
     expected = round(7 / len(public), 5)
     assert f"public {expected:.5f}" in result.stdout
-    _, rows = leaderboard.read(workspace / "leaderboard.csv")
+    _, rows = sheet.read(workspace / "leaderboard.csv")
     row = next(r for r in rows if r["run"] == "run-1")
     assert float(row["public_score"]) == pytest.approx(expected) and row["private_score"] == ""
     assert row["submission_ref"] and row["val_accuracy"] == "0.6"
     # The private score appears once the competition closes.
     assert kit_cli("practice", "close").exit_code == 0
     private = [r for r in hidden if r["Usage"] == "Private"]
-    _, rows = leaderboard.read(workspace / "leaderboard.csv")
+    _, rows = sheet.read(workspace / "leaderboard.csv")
     assert float(rows[0]["private_score"]) == pytest.approx(round(0 / len(private), 5))
 
 
@@ -103,5 +104,5 @@ def test_bad_submission_is_refused_with_nothing_recorded(workspace, kit_cli, fin
     assert _submissions_json(workspace) == []
     assert json.loads((finished_run / "run.json").read_text())["submissions"] == []
     assert (workspace / "leaderboard.csv").read_text() == before
-    ws = workspace_mod.load(workspace)
+    ws = layout.load(workspace)
     assert ws.practice_dir.is_dir()

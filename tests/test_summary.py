@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from kit import runs
-from kit.summary import RunSummary, summarize
-from kit.workspace import load
+from kit.runs import store
+from kit.leaderboard.summary import RunSummary, summarize
+from kit.workspace.layout import load
 from tests.conftest import run_kit
 
 
@@ -41,10 +41,10 @@ def test_level_with_the_majority_and_the_public_baseline():
 
 def test_summarize_reads_the_pulled_metrics_and_status_prints_it(workspace):
     ws = load(workspace)
-    record = runs.allocate(ws, "train", "local", {"model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
-    record.status = runs.KernelStatus.COMPLETE
-    runs.save(ws, record)
-    (runs.run_dir(ws, record.id) / "metrics.json").write_text(json.dumps(
+    record = store.allocate(ws, "train", "local", {"model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    record.status = store.KernelStatus.COMPLETE
+    store.save(ws, record)
+    (store.run_dir(ws, record.id) / "metrics.json").write_text(json.dumps(
         {"train_rows": 128, "val_rows": 64, "val_accuracy": 0.59375, "val_true_rate": 0.40625, "test_true_rate": 0.01,
          "wall_seconds": 420.0, "gpu": ["NVIDIA H200"]}))
     got = summarize(ws, record)
@@ -55,4 +55,4 @@ def test_summarize_reads_the_pulled_metrics_and_status_prints_it(workspace):
     assert "smoke" not in shown.stdout  # the status line alone is data
     # The majority class comes from the validation rows (40.6% True).
     assert "always answering False" in shown.stderr
-    assert summarize(ws, runs.allocate(ws, "train", "local", {})) is None  # nothing pulled: no summary
+    assert summarize(ws, store.allocate(ws, "train", "local", {})) is None  # nothing pulled: no summary

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kit import runs, workspace as workspace_mod
+from kit.runs import store
+from kit.workspace import layout
 from kit.backends.base import Backend, Quota
 from kit.errors import ConfigError
 from kit.sweep import Range, load_spec
@@ -75,8 +76,8 @@ def write_spec(root: Path, warmup: int = 12, text: str | None = None) -> Path:
     return path
 
 
-def sweep_records(root: Path, name: str = "lr-rank") -> list[runs.RunRecord]:
-    return [r for r in runs.all_runs(workspace_mod.load(root)) if r.tags.get("sweep") == name]
+def sweep_records(root: Path, name: str = "lr-rank") -> list[store.RunRecord]:
+    return [r for r in store.all_runs(layout.load(root)) if r.tags.get("sweep") == name]
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -156,7 +157,7 @@ def contract_only_backend(**capabilities):
 def test_a_backend_without_quota_plans_with_no_quota_and_its_own_concurrency(sweep_ws):
     from kit import sweep as sweeps
 
-    ws = workspace_mod.load(sweep_ws)
+    ws = layout.load(sweep_ws)
     spec = load_spec(write_spec(sweep_ws, 1))
     bare = sweeps.plan(ws, contract_only_backend(), spec)
     # no has_quota: quota() is never asked (the default would refuse), and nothing is over a quota it does not have
@@ -243,7 +244,7 @@ def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(swee
     from kit import sweep as sweeps
     from kit.backends import get_backend
 
-    ws = workspace_mod.load(sweep_ws)
+    ws = layout.load(sweep_ws)
     backend = get_backend(ws)
     plan = sweeps.plan(ws, backend, load_spec(write_spec(sweep_ws, 1)), concurrency=2)
 
@@ -253,7 +254,7 @@ def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(swee
 
     with pytest.raises(KeyboardInterrupt):
         sweeps.run(ws, backend, plan, sweeps.SweepTiming(0.05, 0.05), on_event=stop_after_first_create)
-    record = runs.load(ws, "run-1")
+    record = store.load(ws, "run-1")
     assert record.remote == "" and record.status.value == "queued"
     assert run_kit("status").exit_code == 0  # a created, unstarted run does not break kit status
 
@@ -270,11 +271,11 @@ def test_a_run_pushed_but_not_recorded_is_adopted_not_pushed_again(sweep_ws):
     from kit import sweep as sweeps
     from kit.backends import get_backend
 
-    ws = workspace_mod.load(sweep_ws)
+    ws = layout.load(sweep_ws)
     backend = get_backend(ws)
     spec = load_spec(write_spec(sweep_ws, 1))
     record = sweeps.create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "lr-rank", "sweep_point": "1"})
-    backend.push(record, runs.run_dir(ws, record.id) / "kernel")  # the push went out; the record never heard
+    backend.push(record, store.run_dir(ws, record.id) / "kernel")  # the push went out; the record never heard
     events = []
     sweeps.run(ws, backend, sweeps.plan(ws, backend, spec, concurrency=2), sweeps.SweepTiming(0.05, 0.05), on_event=events.append)
     assert [(e.kind, e.record.id) for e in events if e.kind in ("resumed", "pushed")][:2] == [("resumed", "run-1"), ("resumed", "run-1")]
@@ -290,7 +291,7 @@ def test_a_changed_plan_is_refused_and_a_running_sweep_is_not_run_twice(sweep_ws
     spec.write_text(GRID.format(warmup=1).replace("r = [8, 16]", "r = [8, 32]"))
     changed = run_kit("sweep", str(spec), "--yes")
     assert changed.exit_code == 1 and "points this spec no longer has" in changed.stderr
-    ws = workspace_mod.load(sweep_ws)
+    ws = layout.load(sweep_ws)
     with sweeps.exclusive(ws, "lr-rank"):
         spec.write_text(GRID.format(warmup=1))
         busy = run_kit("sweep", str(spec), "--yes")
@@ -316,12 +317,12 @@ def test_status_and_submit_the_top_k_within_the_day(sweep_ws):
     assert result.stdout.count("submission") == 1 and result.stdout.startswith("run-4")
     assert "run-3    val 0.5280  skip      no submissions left today" in result.stderr
     assert "run-2    val 0.5260  submitted" in result.stderr
-    ws = workspace_mod.load(sweep_ws)
-    assert [len(runs.load(ws, f"run-{i}").submissions) for i in range(1, 5)] == [1, 1, 0, 1]
+    ws = layout.load(sweep_ws)
+    assert [len(store.load(ws, f"run-{i}").submissions) for i in range(1, 5)] == [1, 1, 0, 1]
 
     none_left = run_kit("sweep", "submit", "lr-rank", "--top", "3", "--yes")
     assert none_left.exit_code == 1 and "nothing to submit" in none_left.stderr
-    assert sum(len(runs.load(ws, f"run-{i}").submissions) for i in range(1, 5)) == 3
+    assert sum(len(store.load(ws, f"run-{i}").submissions) for i in range(1, 5)) == 3
 
 
 def test_unknown_sweep_names_the_command_that_starts_one(sweep_ws):

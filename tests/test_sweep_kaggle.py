@@ -8,7 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from kit import runs, workspace as workspace_mod
+from kit.runs import store
+from kit.workspace import layout
 from tests.conftest import run_kit
 from tests.kaggle_standin.fixtures import init_kaggle_workspace, serve
 from tests.kaggle_standin.server import StandIn
@@ -67,12 +68,12 @@ def test_session_cap_refusals_are_retried_not_failed(kaggle_workspace, standin):
     assert "2 at a time" in result.stderr  # Kaggle's default
     assert standin.refused >= 2 and "waiting" in result.stderr and LIMIT in result.stderr
     assert standin.most_at_once <= 2
-    records = runs.all_runs(workspace_mod.load(kaggle_workspace))
+    records = store.all_runs(layout.load(kaggle_workspace))
     # every refused push was tried again as the same run: four runs, no failed ones left behind
     assert [r.id for r in records] == ["run-1", "run-2", "run-3", "run-4"]
     assert all(r.status.value == "complete" and r.message == "" for r in records)
     accepted = {c.json["slug"] for c in standin.calls("SaveKernel")}
-    wsid = workspace_mod.load(kaggle_workspace).workspace_id
+    wsid = layout.load(kaggle_workspace).workspace_id
     assert accepted == {f"testuser/kit-math-grader-{wsid}-run-{i}" for i in range(1, 5)}
     assert len(standin.calls("SaveKernel")) == 4 + standin.refused
     assert all((kaggle_workspace / "submissions" / r.id / "metrics.json").is_file() for r in records)
@@ -92,13 +93,13 @@ def test_a_run_pushed_before_kit_was_killed_is_adopted_not_pushed_twice(kaggle_w
     from kit import sweep as sweeps
     from kit.backends import get_backend
 
-    ws = workspace_mod.load(kaggle_workspace)
+    ws = layout.load(kaggle_workspace)
     backend = get_backend(ws)
     spec = sweeps.load_spec(kaggle_workspace / "sweep.toml")
     record = sweeps.create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "cap", "sweep_point": "1"})
-    backend.push(record, runs.run_dir(ws, record.id) / "kernel")  # Kaggle started it; the record never heard
+    backend.push(record, store.run_dir(ws, record.id) / "kernel")  # Kaggle started it; the record never heard
     result = run_kit("sweep", "sweep.toml", "--yes", "--poll", "0.05", "--retry-after", "0.1")
     assert result.exit_code == 0, result.stderr
     slugs = [c.json["slug"] for c in standin.calls("SaveKernel")]
     assert sorted(slugs) == [f"testuser/kit-math-grader-{ws.workspace_id}-run-{i}" for i in range(1, 5)]  # run-1 once
-    assert runs.load(ws, "run-1").remote == f"testuser/kit-math-grader-{ws.workspace_id}-run-1"
+    assert store.load(ws, "run-1").remote == f"testuser/kit-math-grader-{ws.workspace_id}-run-1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kit.backends.base import Backend, KernelState, SubmissionResult
 from kit.errors import ConfigError
-from kit.workspace import Workspace
+from kit.workspace.layout import Workspace
 
 __all__ = ["Backend", "KernelState", "SubmissionResult", "get_backend"]
 

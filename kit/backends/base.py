@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kit.competition import CompetitionInfo
+from kit.workspace.competition import CompetitionInfo
 from kit.errors import BackendError
-from kit.runs import KernelStatus, RunRecord
+from kit.runs.store import KernelStatus, RunRecord
 
 
 # What `kit pull` fetches by default on every backend: what a person reads or submits (plus the log);
@@ -89,7 +89,7 @@ class Backend(abc.ABC):
     max_poll_seconds: float = 30.0
     live_logs: bool = False
     # After a lost answer to a push or a submission, how long a request may still be landing on the backend:
-    # kit looks for its effect, waits this long, and looks again before it may send it again (kit/intent.py).
+    # kit looks for its effect, waits this long, and looks again before it may send it again (kit/runs/intent.py).
     settle_seconds: float = 0.0
     # How many kernels one account may run at once: a sweep keeps this many going unless told otherwise.
     max_concurrent_kernels: int = 1
@@ -168,7 +168,7 @@ class Backend(abc.ABC):
         """Download one data file into folder `dest` (never half a file under its name); `on_bytes(n)` is told of
         each chunk written (n < 0 when a retry starts the file again). Returns the file's path."""
         raise BackendError(f"the {self.name} backend cannot download the competition's data", hint="see the competition's data page")
-    # Reconciling a push whose answer was lost (kit/intent.py): where it goes, and what is there now.
+    # Reconciling a push whose answer was lost (kit/runs/intent.py): where it goes, and what is there now.
 
     def push_target(self, run: RunRecord, kernel_dir: Path) -> str:
         """The remote reference a push of `kernel_dir` for `run` creates or updates; "" where it cannot be known

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, Quota, SubmissionResult
-from kit.build import TITLE_MAX
-from kit.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
+from kit.build.script import TITLE_MAX
+from kit.workspace.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
 from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
-from kit.runs import KernelStatus, RunRecord
-from kit.workspace import Workspace
+from kit.runs.store import KernelStatus, RunRecord
+from kit.workspace.layout import Workspace
 
 T = TypeVar("T")
 
@@ -325,7 +325,7 @@ class KaggleSession:
         `safe` calls are retried on 429, 5xx and network failures. Unsafe ones (they spend something: a push, a
         submission) are retried only where Kaggle cannot have acted: a 429, which it answers before doing anything,
         and a connection that was never made. After a 5xx, a timeout, a dropped connection or an answer that is not
-        JSON they raise OutcomeUnknownError, for the caller to reconcile (kit/intent.py) before anything is sent
+        JSON they raise OutcomeUnknownError, for the caller to reconcile (kit/runs/intent.py) before anything is sent
         again; `on_ambiguous`, if given, is asked first whether the call took effect (its result is returned).
         Waits longer than a few seconds (retries, Retry-After, a slow answer) are shown on stderr.
         """
@@ -555,7 +555,7 @@ class KaggleBackend(Backend):
         api = self.session.api
 
         # SaveKernel starts a paid session: it is never retried blindly. A lost answer raises OutcomeUnknownError
-        # and the caller (kit/intent.py) looks at the kernel's versions before anything is pushed again.
+        # and the caller (kit/runs/intent.py) looks at the kernel's versions before anything is pushed again.
         response = self.session.call(
             f"push {remote}",
             lambda: api.kernels_push(str(kernel_dir), timeout=str(int(timeout)) if timeout else None),
@@ -829,7 +829,7 @@ class KaggleBackend(Backend):
 
     def submit(self, file: Path, message: str) -> SubmissionResult:
         """Upload `file` in the client's three steps and create the submission. Never sent twice here: a lost
-        answer raises OutcomeUnknownError, and the caller (kit/intent.py) looks for it before sending it again."""
+        answer raises OutcomeUnknownError, and the caller (kit/runs/intent.py) looks for it before sending it again."""
         file = Path(file)
         api = self.session.api
 
@@ -889,7 +889,7 @@ class KaggleBackend(Backend):
         hidden test set and scores the `file_name` it writes. Never creates the submission twice."""
         remote = self._remote(run)
         api = self.session.api
-        # As for a file, never sent twice here: a lost answer raises OutcomeUnknownError and kit/intent.py looks
+        # As for a file, never sent twice here: a lost answer raises OutcomeUnknownError and kit/runs/intent.py looks
         # for the submission (the run's tag, the output's name, the time) before sending it again.
         response = self.session.call(
             f"submit {remote} to {self.competition}",
@@ -989,7 +989,7 @@ def build_checks(ws: Workspace) -> list[Check]:
     import tempfile
 
     from kit.errors import KitError
-    from kit.push import build_for_workspace, resolve_config
+    from kit.runs.lifecycle import build_for_workspace, resolve_config
 
     checks = []
     with tempfile.TemporaryDirectory(prefix="kit-doctor-") as tmp:

@@ -11,8 +11,8 @@ from pathlib import Path
 from kit.backends.kaggle import KaggleSession, _split_ref
 from kit.errors import BackendError, ConfigError
 from kit.fileio import atomic_write_json
-from kit.kernels import kernels_dir, packaged_kernels_dir
-from kit.workspace import Workspace
+from kit.build.templates import kernels_dir, packaged_kernels_dir
+from kit.workspace.layout import Workspace
 
 PINS_FILE = Path("runtime") / "pins.py"  # under a kernels/ folder: the pinned set the kernels install
 DEPS_SLUG = "kit-offline-wheels"

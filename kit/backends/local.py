@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
-from kit.competition import CompetitionInfo
+from kit.workspace.competition import CompetitionInfo
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json
-from kit.models import KAGGLE_MODEL, cache_folder, local_copy, parse_model
-from kit.runs import KernelStatus, RunRecord
-from kit.workspace import Workspace
+from kit.workspace.model_sources import KAGGLE_MODEL, cache_folder, local_copy, parse_model
+from kit.runs.store import KernelStatus, RunRecord
+from kit.workspace.layout import Workspace
 
 LOG_NAME = "log.txt"
 STATE_NAME = "state.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kit.backends.local import LOG_NAME, STATE_NAME
 from kit.fileio import atomic_write_json
-from kit.runs import now
+from kit.runs.store import now
 
 
 def detect_gpu() -> str:

@@ -7,9 +7,9 @@ import click
 
 def load_workspace():
     """The workspace around the current folder (kit.toml found upwards)."""
-    from kit import workspace
+    from kit.workspace import layout
 
-    return workspace.load()
+    return layout.load()
 
 
 def backend_for(ws):
@@ -26,8 +26,8 @@ def echo_err(message: str) -> None:
 
 def warn_damaged(ws) -> None:
     """Name each run whose record is damaged (left out of what a command did), with its fix, on stderr."""
-    from kit import runs
+    from kit.runs import store
 
-    for damaged in runs.scan(ws)[1]:
+    for damaged in store.scan(ws)[1]:
         echo_err(f"warning: {damaged.run_id} left out: {damaged.message}")
         echo_err(f"hint: {damaged.hint}")

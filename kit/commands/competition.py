@@ -25,7 +25,7 @@ def _score(value: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[dict[str, str]]) -> str:
-    from kit.table import render_table
+    from kit.leaderboard.terminal import render_table
 
     return render_table(header, rows, all_columns=True, color=sys.stdout.isatty())
 
@@ -34,11 +34,11 @@ def _table(header: list[str], rows: list[dict[str, str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def submissions(as_json: bool) -> None:
     """The competition's submissions as it has them, kit's and others, with the run each came from: `kit submissions`."""
-    from kit import runs
+    from kit.runs import store
 
     ws = _ws()
     subs = _backend(ws).submissions()
-    run_of = {s.ref: r.id for r in runs.all_runs(ws) for s in r.submissions}
+    run_of = {s.ref: r.id for r in store.all_runs(ws) for s in r.submissions}
     rows = [{"ref": s.ref, "run": run_of.get(s.ref, ""), "date": s.date, "status": s.status,
              "public_score": s.public_score, "private_score": s.private_score, "description": s.description,
              "error": s.error} for s in subs]
@@ -96,7 +96,7 @@ def board(top: int, team: str, as_json: bool) -> None:
 def data(list_only: bool, names: tuple[str, ...], output: Path | None, force: bool, as_json: bool) -> None:
     """Download the competition's data to look at it: `kit data` (into data/COMPETITION/), `kit data --list`."""
     from kit import progress
-    from kit.workspace import ignore
+    from kit.workspace.layout import ignore
 
     ws = _ws()
     backend = _backend(ws)

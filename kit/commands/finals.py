@@ -23,7 +23,7 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
     Each run's true accuracy is estimated from its validation and public scores weighted by their sizes, shrunk
     toward the mean of the runs to undo the luck of the best of many; then picks are added that raise the
     expected best private score, keeping near-duplicate runs apart."""
-    from kit.pick import mark as mark_finals, pick as propose, submissions_url
+    from kit.finals.pick import mark as mark_finals, pick as propose, submissions_url
 
     ws = _ws()
     result = propose(ws, count, include_unsubmitted, _only(ws, conditions))
@@ -55,7 +55,7 @@ def _only(ws, conditions: str) -> set[str] | None:
     """The runs meeting --where in kit's table (polars is imported only when there is a condition)."""
     if not conditions:
         return None
-    from kit.analysis import runs_where
+    from kit.leaderboard.analysis import runs_where
 
     return set(runs_where(ws, conditions))
 
@@ -72,7 +72,7 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditi
     """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit.
 
     Or let the table choose: `kit ensemble --where "status == complete" --top 3 --by val_accuracy`."""
-    from kit.ensemble import ensemble
+    from kit.finals.ensemble import ensemble
 
     try:
         parsed = [float(w) for w in weights.split(",")] if weights.strip() else None
@@ -84,7 +84,7 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditi
     if not members:
         if not (conditions or top):
             raise KitError("no runs to ensemble", hint='kit ensemble run-3 run-5, or kit ensemble --where "val_accuracy > 0.7" --top 3')
-        from kit.analysis import runs_where
+        from kit.leaderboard.analysis import runs_where
 
         members = tuple(runs_where(ws, conditions, sort_by=by, top=top or 0))
         click.echo(f"members from kit's table: {', '.join(members) or 'none'}", err=True)
@@ -111,7 +111,7 @@ def plot() -> None:
 @click.option("--window", type=click.IntRange(min=1), default=None, help="rolling-mean window in steps (default: about 5% of the steps)")
 def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None) -> None:
     """Training loss per step, smoothed, with the learning rate beneath: `kit plot loss run-3 run-5`."""
-    from kit.plots import plot_loss as draw
+    from kit.leaderboard.plots import plot_loss as draw
 
     click.echo(str(draw(_ws(), list(run_ids), output, window)))
 
@@ -121,7 +121,7 @@ def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None)
 @click.option("--where", "conditions", default="", metavar="COND", help="plot only runs meeting COND, as kit leaderboard --where")
 def plot_scores(output: Path | None, conditions: str) -> None:
     """Validation vs public score per run with 95% intervals, private where known: `kit plot scores`."""
-    from kit.plots import plot_scores as draw
+    from kit.leaderboard.plots import plot_scores as draw
 
     ws = _ws()
     click.echo(str(draw(ws, output, _only(ws, conditions))))

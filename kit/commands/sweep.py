@@ -143,7 +143,7 @@ def _points_json(points) -> list[dict]:
 
 
 def _print_points(points) -> None:
-    from kit.table import render_table
+    from kit.leaderboard.terminal import render_table
 
     keys: list[str] = []
     for p in points:

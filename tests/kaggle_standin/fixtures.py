@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 
 from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy
-from kit.runs import RunRecord
-from kit.workspace import Workspace
+from kit.runs.store import RunRecord
+from kit.workspace.layout import Workspace
 from tests.kaggle_standin.server import StandIn
 
 # Short waits so fault tests stay fast; the timeout still gives a hung request 1.5 s.
@@ -86,7 +86,7 @@ def make_run(remote: str = "", run_id: str = "run-1") -> RunRecord:
 
 
 def build_kernel_folder(folder: Path, slug: str = "kit-math-grader-run-1", owner: str = "USERNAME", **meta) -> Path:
-    """A kernel folder as kit/build.py writes it: kernel.py + kernel-metadata.json."""
+    """A kernel folder as kit/build/script.py writes it: kernel.py + kernel-metadata.json."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "kernel.py").write_text("# kit kernel\nprint('training')\n")
     data = {

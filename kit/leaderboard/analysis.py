@@ -1,6 +1,6 @@
 """Filtering, sorting and grouping kit's table of runs with polars.
 
-A layer on top of kit.leaderboard: it takes the rows the leaderboard's reader returns (text, exactly as in the
+A layer on top of kit.leaderboard.sheet: it takes the rows the leaderboard's reader returns (text, exactly as in the
 file) and never writes. Every column stays text, so a person's cells are shown as they typed them; comparisons
 and aggregates cast a column to numbers where its cells are numbers (`val_accuracy > 0.8`) and compare text
 otherwise (`prompt == grader`). polars is imported only by the commands that analyse (~0.1 s), never at CLI start.
@@ -164,7 +164,7 @@ def select_runs(header: list[str], rows: list[dict[str, str]], conditions: str, 
 
 def runs_where(ws: Any, conditions: str, sort_by: str = "", top: int = 0) -> list[str]:
     """select_runs on the workspace's leaderboard.csv, as the leaderboard's reader returns it."""
-    from kit.leaderboard import load_table
+    from kit.leaderboard.sheet import load_table
 
     header, rows = load_table(ws)
     if not rows:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kit.leaderboard import read_metrics
-from kit.runs import RunRecord
-from kit.workspace import Workspace
+from kit.leaderboard.sheet import read_metrics
+from kit.runs.store import RunRecord
+from kit.workspace.layout import Workspace
 
 # Below this many training rows a run is a smoke run: it checks the loop, not the model.
 SMOKE_ROWS = 2000

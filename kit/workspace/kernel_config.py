@@ -13,9 +13,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from kit import schema
+from kit.workspace import schema
 from kit.errors import ConfigError
-from kit.models import model_problem
+from kit.workspace.model_sources import model_problem
 
 # The model each backend uses when a config says model = "auto".
 DEFAULT_MODELS = {
@@ -34,7 +34,7 @@ def choice(*values: str, default: str, help: str) -> Any:
 def setting(
     default: Any, help: str, *, min: float | None = None, max: float | None = None, check: Callable[[Any], str] | None = None, rule: str = ""
 ) -> Any:
-    """A field with a help line, optional numeric bounds and an optional `check` (see kit.schema.Key)."""
+    """A field with a help line, optional numeric bounds and an optional `check` (see kit.workspace.schema.Key)."""
     metadata = {"help": help, "min": min, "max": max, "check": check, "rule": rule}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)

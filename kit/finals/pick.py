@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
-from kit import runs
+from kit.runs import store
 from kit.errors import ConfigError, KitError
-from kit.runs import KernelStatus
-from kit.workspace import Workspace
+from kit.runs.store import KernelStatus
+from kit.workspace.layout import Workspace
 
 Z95 = 1.959964
 # Correlation assumed between two runs when one has no test predictions on this machine to compare.
@@ -401,10 +401,10 @@ def read_predictions(folder: Path) -> TestPredictions | None:
 def load_candidates(ws: Workspace, include_unsubmitted: bool = False, only: set[str] | None = None) -> tuple[list[Candidate], list[Skipped]]:
     """Every complete run with a scored submission (or, if asked, with a validation score) as a Candidate;
     with `only`, just those runs (the others are not considered, nor listed as skipped)."""
-    from kit.leaderboard import read_metrics
+    from kit.leaderboard.sheet import read_metrics
 
     candidates, skipped = [], []
-    for record in runs.all_runs(ws):
+    for record in store.all_runs(ws):
         if only is not None and record.id not in only:
             continue
         if record.status is not KernelStatus.COMPLETE:
@@ -427,7 +427,7 @@ def load_candidates(ws: Workspace, include_unsubmitted: bool = False, only: set[
             public_score=sub.public_score if sub else None,
             private_score=sub.private_score if sub else None,
             submission_ref=sub.ref if sub else "",
-            predictions=read_predictions(runs.run_dir(ws, record.id)),
+            predictions=read_predictions(store.run_dir(ws, record.id)),
             threshold_tuned=str(record.config.get("threshold", "")) == "tune",
         ))
     return candidates, skipped
@@ -448,13 +448,13 @@ def pick(ws: Workspace, n: int | None = None, include_unsubmitted: bool = False,
 
 def mark(ws: Workspace, result: PickResult) -> list[str]:
     """Write the picks' ranks into leaderboard.csv's `final` column, clearing earlier marks; returns the runs marked."""
-    from kit import leaderboard
+    from kit.leaderboard import sheet
 
-    header, rows = leaderboard.load_table(ws)
+    header, rows = sheet.load_table(ws)
     chosen = {p.candidate.run: str(p.rank) for p in result.picks}
     changes = {r["run"]: {"final": ""} for r in rows if r.get("final") and r["run"] not in chosen}
     changes.update({run: {"final": rank} for run, rank in chosen.items()})
-    leaderboard.update(ws.leaderboard_path, changes, add_columns=leaderboard.MARK_COLUMNS)
+    sheet.update(ws.leaderboard_path, changes, add_columns=sheet.MARK_COLUMNS)
     return list(chosen)
 
 

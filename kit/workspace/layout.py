@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit import schema
+from kit.workspace import schema
 from kit.errors import ConfigError, WorkspaceError
-from kit.config import settings_table
-from kit.schema import Key, Table
+from kit.workspace.kernel_config import settings_table
+from kit.workspace.schema import Key, Table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,7 +70,7 @@ def _workspace_id(value: str) -> str:
     return "" if not value or WORKSPACE_ID.fullmatch(value) else "expected 4 to 12 lower-case letters or digits"
 
 
-# kit.toml's tables and keys, each key declared once (type, default, allowed values, help); `kit.schema` checks the
+# kit.toml's tables and keys, each key declared once (type, default, allowed values, help); `kit.workspace.schema` checks the
 # file against them when it is loaded, and `Workspace.value` reads them.
 KIT_TOML: dict[str, Table] = {
     "competition": Table({
@@ -105,7 +105,7 @@ class Workspace:
     final_picks: int = 3
     rerun_hours: float = 0.0  # code competitions' rerun time limit from kit.toml (0: the competition's default)
     kaggle_username: str = ""
-    workspace_id: str = ""  # [kaggle] workspace_id: part of every kernel's name (kit.build.kernel_slug)
+    workspace_id: str = ""  # [kaggle] workspace_id: part of every kernel's name (kit.build.script.kernel_slug)
     docker_image: str = ""  # [kaggle] docker_image: the image kernels are pinned to, recorded from the first run
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # kit.toml's checked values, by table
@@ -209,7 +209,7 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
     if path.exists() and not force:
         raise WorkspaceError(f"{path} already exists", hint="edit it, or pass --force to replace it")
     from kit.fileio import atomic_write_text
-    from kit.kernels import copy_templates
+    from kit.build.templates import copy_templates
 
     text = KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows, workspace_id=new_workspace_id())
     atomic_write_text(path, text)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import runs
+from kit.runs import store
 from kit.errors import KitError
-from kit.workspace import Workspace
+from kit.workspace.layout import Workspace
 
 PLOTS_DIR = "plots"
 
@@ -49,9 +49,9 @@ def rolling_mean(values: list[float], window: int) -> list[float]:
 
 
 def _steps(ws: Workspace, run_id: str) -> list[dict]:
-    from kit.leaderboard import read_metrics
+    from kit.leaderboard.sheet import read_metrics
 
-    record = runs.load(ws, run_id)
+    record = store.load(ws, run_id)
     steps = [s for s in read_metrics(ws, record.id).get("steps") or [] if isinstance(s, dict) and s.get("loss") is not None]
     if not steps:
         raise KitError(
@@ -63,7 +63,7 @@ def _steps(ws: Workspace, run_id: str) -> list[dict]:
 
 def plot_loss(ws: Workspace, run_ids: list[str], out: Path | None = None, window: int | None = None) -> Path:
     """Training loss per step (faint) and its rolling mean, learning rate beneath, for each run; returns the PNG."""
-    data = {runs.check_run_id(r): _steps(ws, r) for r in run_ids}
+    data = {store.check_run_id(r): _steps(ws, r) for r in run_ids}
     plt = _pyplot()
     fig, (ax_loss, ax_lr) = plt.subplots(2, 1, sharex=True, figsize=(9, 6.5), gridspec_kw={"height_ratios": [3, 1]})
     for run_id, steps in data.items():
@@ -90,14 +90,14 @@ def plot_loss(ws: Workspace, run_ids: list[str], out: Path | None = None, window
 def run_scores(ws: Workspace, only: set[str] | None = None) -> list[RunScores]:
     """Every run with a validation or public score (of `only`, if given), with 95% intervals (public from the
     public split's size)."""
-    from kit.leaderboard import load_table, read_metrics
-    from kit.pick import wilson_interval
+    from kit.leaderboard.sheet import load_table, read_metrics
+    from kit.finals.pick import wilson_interval
 
     public_rows = ws.split_sizes()[0]
     _, rows = load_table(ws)
     finals = {r["run"]: r.get("final", "") for r in rows}
     out = []
-    for record in runs.all_runs(ws):
+    for record in store.all_runs(ws):
         if only is not None and record.id not in only:
             continue
         metrics = read_metrics(ws, record.id)

@@ -1,6 +1,6 @@
 """Where a run's base model comes from, as the `model` setting spells it, and what that means for its kernel.
 
-- `auto`: the backend's default (kit.config.DEFAULT_MODELS);
+- `auto`: the backend's default (kit.workspace.kernel_config.DEFAULT_MODELS);
 - a Hugging Face hub id, `org/name` (or a bare legacy `name`): downloaded by the kernel, so it needs the internet;
 - a path on this machine (`/...`, `./...`, `../...`, `~/...` or a `.gguf` file): the local backend only;
 - a Kaggle Models handle, `owner/model/framework/variation[/version]`: attached as a model source; Kaggle mounts it

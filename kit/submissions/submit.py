@@ -7,14 +7,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kit import code_submission, intent, leaderboard, runs
+from kit.submissions import code_checks
+from kit.runs import intent, store
+from kit.leaderboard import sheet
 from kit.backends import Backend, SubmissionResult
-from kit.competition import CompetitionInfo
+from kit.workspace.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError, SubmissionLimitError
-from kit.push import pull
-from kit.runs import Intent, KernelStatus, RunRecord, SubmissionRecord
-from kit.submission import ValidSubmission, validate_submission
-from kit.workspace import Workspace
+from kit.runs.lifecycle import pull
+from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
+from kit.submissions.validate import ValidSubmission, validate_submission
+from kit.workspace.layout import Workspace
 
 SUBMISSION_FILE = "submission.csv"
 
@@ -32,12 +34,12 @@ class SubmitPlan:
 
 def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool = False) -> SubmitPlan:
     """Validate the run's file and check it may be submitted; nothing is sent."""
-    record = runs.load(ws, run_id)
+    record = store.load(ws, run_id)
     info = backend.competition_info()
     code = info if info.code else None
     if code:
-        code_submission.check_kernel(ws, record, code)  # before the outputs are fetched or anything is spent
-    path = runs.run_dir(ws, record.id) / SUBMISSION_FILE
+        code_checks.check_kernel(ws, record, code)  # before the outputs are fetched or anything is spent
+    path = store.run_dir(ws, record.id) / SUBMISSION_FILE
     if not path.is_file() and record.status is KernelStatus.COMPLETE:
         pull(ws, backend, record)
     if not path.is_file():
@@ -46,10 +48,10 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     # A code competition scores what the kernel writes on its rerun, so there the file must need no normalizing.
     upload_dir = None if code else ws.state_dir / "uploads" / record.id
     valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir)
-    leaderboard.check(ws)  # the write after the submission must not be the first to find leaderboard.csv unreadable
+    sheet.check(ws)  # the write after the submission must not be the first to find leaderboard.csv unreadable
     note = ""
     if code:
-        note = code_submission.describe(record, code, code_submission.check_time(ws, record, code), path)
+        note = code_checks.describe(record, code, code_checks.check_time(ws, record, code), path)
     earlier = [s for s in record.submissions if s.file_sha256 == valid.sha256 and s.status != "error"]
     if earlier and not allow_resubmit:
         raise SubmissionError(
@@ -72,12 +74,12 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
 
     Under the run's action lock (a second `kit submit` of the run waits, then sees this one's submission): an
     earlier submission left unfinished is reconciled first, the duplicate check is made again, and the intent is
-    recorded before anything is sent (kit/intent.py)."""
+    recorded before anything is sent (kit/runs/intent.py)."""
     run_id = plan.record.id
     valid = plan.valid
-    with runs.action(ws, run_id, "submit"):
-        left = runs.load(ws, run_id).pending
-        before = {s.ref for s in runs.load(ws, run_id).submissions}
+    with store.action(ws, run_id, "submit"):
+        left = store.load(ws, run_id).pending
+        before = {s.ref for s in store.load(ws, run_id).submissions}
         record = intent.resolve(ws, backend, run_id, say)
         if left is not None and left.action == "submit" and left.sha256 == valid.sha256:
             landed = [s for s in record.submissions if s.ref not in before and s.file_sha256 == valid.sha256]
@@ -93,13 +95,13 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
         if plan.code:
             # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there;
             # the submission lists that output's name, not a size kit knows.
-            planned = Intent(action="submit", at=runs.now(), file=SUBMISSION_FILE, sha256=valid.sha256, description=description,
-                             message=message, target=code_submission.kernel_ref(record))
+            planned = Intent(action="submit", at=store.now(), file=SUBMISSION_FILE, sha256=valid.sha256, description=description,
+                             message=message, target=code_checks.kernel_ref(record))
 
             def act() -> SubmissionResult:
                 return backend.submit_code(record, SUBMISSION_FILE, description)
         else:
-            planned = Intent(action="submit", at=runs.now(), file=valid.path.name, sha256=valid.sha256,
+            planned = Intent(action="submit", at=store.now(), file=valid.path.name, sha256=valid.sha256,
                              size=valid.path.stat().st_size, description=description, message=message)
 
             def act() -> SubmissionResult:
@@ -108,7 +110,7 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
         answer, found = intent.spend(ws, backend, record.id, planned, act, say)
         results: list[SubmissionResult] = [answer] if answer is not None else list(found)
         record = intent.record_found_submissions(ws, record.id, planned, results)
-    leaderboard.sync(ws, [record])
+    sheet.sync(ws, [record])
     return next(s for s in reversed(record.submissions) if s.ref == results[-1].ref)
 
 
@@ -132,10 +134,10 @@ def refresh_scores(ws: Workspace, backend: Backend) -> list[RunRecord]:
                 dirty = True
         return dirty
 
-    for record in runs.all_runs(ws):
+    for record in store.all_runs(ws):
         if apply(record):  # a copy: only runs with news are re-read and written under the lock
-            changed.append(runs.update(ws, record.id, apply))
-    leaderboard.sync(ws)
+            changed.append(store.update(ws, record.id, apply))
+    sheet.sync(ws)
     return changed
 
 
@@ -151,7 +153,7 @@ def wait_for_score(
             shown.write(f"{run_id} submission {ref}: waiting for its score (up to {timeout / 60:.0f} min; Ctrl-C stops waiting, kit scores fetches it later)")
         while True:
             refresh_scores(ws, backend)
-            sub = next(s for s in runs.load(ws, run_id).submissions if s.ref == ref)
+            sub = next(s for s in store.load(ws, run_id).submissions if s.ref == ref)
             if sub.status in ("complete", "error"):
                 score = "" if sub.public_score is None else f", public {sub.public_score:.5f}"
                 shown.done(f"{run_id} submission {ref}: {sub.status}{score} after {progress.clock(shown.elapsed)}")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from kit.errors import RunNotFoundError, WorkspaceError
 from kit.fileio import atomic_write_json, atomic_write_text, locked
-from kit.workspace import Workspace
+from kit.workspace.layout import Workspace
 
 RUN_ID = re.compile(r"^run-(\d+)$")
 RECORD = "run.json"
@@ -61,7 +61,7 @@ class Intent:
     """A request that spends something (a push, a submission), written to the run's record before it is sent.
 
     If the answer is lost (timeout, 5xx, dropped connection, Ctrl-C, a crash) the intent stays, and kit asks the
-    backend what happened since `at` before it acts on the run again (kit/intent.py): what it finds is recorded,
+    backend what happened since `at` before it acts on the run again (kit/runs/intent.py): what it finds is recorded,
     never done twice. `unresolved` says why kit could not tell yet ("" while the request is in flight).
     """
 

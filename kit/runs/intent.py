@@ -2,7 +2,7 @@
 backend what happened before it acts on the run again.
 
 A GPU session and a day's submission are what a Kaggle user has least of, so neither may happen twice nor be
-credited to the wrong run. The run's record gets a `pending` Intent (kit/runs.py: the file's sha256 and size, the
+credited to the wrong run. The run's record gets a `pending` Intent (kit/runs/store.py: the file's sha256 and size, the
 time, the kernel version before a push) before the request goes out. When the answer is lost (a timeout, a 5xx,
 a dropped connection, an empty reply: OutcomeUnknownError; Ctrl-C; a crash) the intent stays, and kit reconciles:
 
@@ -22,11 +22,12 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
-from kit import leaderboard, runs
+from kit.leaderboard import sheet
+from kit.runs import store
 from kit.backends.base import Backend, SubmissionResult
 from kit.errors import Interrupted, KitError, OutcomeUnknownError
-from kit.runs import Intent, KernelStatus, RunRecord, SubmissionRecord
-from kit.workspace import Workspace
+from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
+from kit.workspace.layout import Workspace
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -64,10 +65,10 @@ def credited_refs(ws: Workspace) -> set[str]:
     if not ws.submissions_dir.is_dir():
         return refs
     for path in ws.submissions_dir.iterdir():
-        if not runs.RUN_ID.match(path.name):
+        if not store.RUN_ID.match(path.name):
             continue
         try:
-            refs.update(s.ref for s in runs.load(ws, path.name).submissions)
+            refs.update(s.ref for s in store.load(ws, path.name).submissions)
         except KitError:
             continue
     return refs
@@ -132,7 +133,7 @@ def _set_pending(ws: Workspace, run_id: str, intent: Intent | None) -> RunRecord
     def change(record: RunRecord) -> None:
         record.pending = intent
 
-    return runs.update(ws, run_id, change)
+    return store.update(ws, run_id, change)
 
 
 def resolving_command(run_id: str, intent: Intent) -> str:
@@ -210,14 +211,14 @@ def record_found_submissions(ws: Workspace, run_id: str, intent: Intent, found: 
             have.add(sub.ref)
         record.pending = None
 
-    return runs.update(ws, run_id, change)
+    return store.update(ws, run_id, change)
 
 
 def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord:
     """If the run has a pending intent, ask the backend what happened and record it (the submission found, the
     kernel started), or clear it when nothing happened. Raises a KitError (the intent stays, marked unresolved)
     when the backend cannot be asked. Callers hold the run's action lock."""
-    record = runs.load(ws, run_id)
+    record = store.load(ws, run_id)
     intent = record.pending
     if intent is None:
         return record
@@ -236,7 +237,7 @@ def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord
             refs = ", ".join(s.ref for s in found)
             say(f"{run_id}: it went through as submission {refs}; recorded, not submitted again")
             record = record_found_submissions(ws, run_id, intent, found)
-            leaderboard.sync(ws, [record])
+            sheet.sync(ws, [record])
             return record
         say(f"{run_id}: it never reached {backend.name}; nothing was spent")
         return _set_pending(ws, run_id, None)
@@ -247,15 +248,15 @@ def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord
             record.remote = intent.target
             record.message = ""
         elif not record.remote:
-            record.status, record.finished = KernelStatus.ERROR, runs.now()
+            record.status, record.finished = KernelStatus.ERROR, store.now()
             record.message = "push interrupted before the backend started it; nothing runs (push a new run)"
 
     if found:
         say(f"{run_id}: it did start {intent.target} (version {found}); recorded, not pushed again")
     else:
         say(f"{run_id}: it never started on {backend.name}; nothing runs")
-    record = runs.update(ws, run_id, change)
-    leaderboard.sync(ws, [record])
+    record = store.update(ws, run_id, change)
+    sheet.sync(ws, [record])
     return record
 
 

@@ -5,7 +5,7 @@ a value is checked, and `check_document` checks a parsed TOML file against its t
 key (with a did-you-mean), a wrong type or a bad value is refused before anything runs, in one line that names the
 file, the line where it can be found, the key and the fix.
 
-To add a kit.toml key, declare it in `kit.workspace.KIT_TOML` and read it with `Workspace.value(table, key)`.
+To add a kit.toml key, declare it in `kit.workspace.layout.KIT_TOML` and read it with `Workspace.value(table, key)`.
 """
 
 from __future__ import annotations

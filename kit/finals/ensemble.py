@@ -11,11 +11,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import leaderboard, runs
+from kit.leaderboard import sheet
+from kit.runs import store
 from kit.errors import KitError
 from kit.fileio import atomic_write_json, atomic_write_text
-from kit.runs import KernelStatus, RunRecord
-from kit.workspace import Workspace
+from kit.runs.store import KernelStatus, RunRecord
+from kit.workspace.layout import Workspace
 
 KERNEL = "ensemble"
 TEST_PROBS = "test_probs.csv"
@@ -80,7 +81,7 @@ def _accuracy(probs: list[float], labels: list[bool], threshold: float) -> float
 
 def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = None, threshold: str = "0.5") -> EnsembleResult:
     """Create a run averaging `members`' test probabilities (weighted), with validation from their predictions."""
-    member_ids = [runs.check_run_id(m) for m in members]
+    member_ids = [store.check_run_id(m) for m in members]
     if len(member_ids) < 2 or len(set(member_ids)) != len(member_ids):
         raise KitError("an ensemble needs at least two different runs", hint="kit ensemble run-3 run-5 [run-8 ...]")
     weights = list(weights) if weights else [1.0] * len(member_ids)
@@ -89,10 +90,10 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
     total = sum(weights)
     weights = [w / total for w in weights]
 
-    records = [runs.load(ws, m) for m in member_ids]
+    records = [store.load(ws, m) for m in member_ids]
     tests, vals = [], []
     for record in records:
-        folder = runs.run_dir(ws, record.id)
+        folder = store.run_dir(ws, record.id)
         if not (folder / TEST_PROBS).is_file():
             raise KitError(
                 f"{record.id} has no {TEST_PROBS}: there are no probabilities to average",
@@ -133,8 +134,8 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
             raise KitError(f"bad threshold {threshold!r}", hint="a number between 0 and 1, or tune")
 
     config = {"runs": member_ids, "weights": [round(w, 6) for w in weights], "threshold": threshold, "threshold_used": cut}
-    record = runs.allocate(ws, KERNEL, "local", config)
-    folder = runs.run_dir(ws, record.id)
+    record = store.allocate(ws, KERNEL, "local", config)
+    folder = store.run_dir(ws, record.id)
     atomic_write_text(folder / TEST_PROBS, "ID,prob_true\n" + "".join(f"{i},{p:.6f}\n" for i, p in zip(ids, test_probs)))
     atomic_write_text(folder / "submission.csv", "ID,is_correct\n" + "".join(f"{i},{p >= cut}\n" for i, p in zip(ids, test_probs)))
     metrics: dict = {"members": member_ids, "weights": config["weights"], "threshold": cut, "test_rows": len(ids),
@@ -153,8 +154,8 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
     atomic_write_json(folder / "metrics.json", metrics)
     atomic_write_json(folder / "config.json", config)
     record.status, record.gpu = KernelStatus.COMPLETE, ""
-    record.started = record.finished = runs.now()
+    record.started = record.finished = store.now()
     record.outputs = sorted(["submission.csv", TEST_PROBS, "metrics.json", "config.json", *([VAL_PREDICTIONS] if val_rows else [])])
-    runs.save(ws, record)
-    leaderboard.sync(ws, [record])
+    store.save(ws, record)
+    sheet.sync(ws, [record])
     return EnsembleResult(record, member_ids, weights, cut, val_accuracy, len(val_rows), member_acc)

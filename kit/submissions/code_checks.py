@@ -1,7 +1,7 @@
 """Code competitions: the checks a run must pass before its kernel is submitted, since Kaggle reruns the notebook on
 the hidden test set with the internet off and within a time limit, and a rerun that fails still costs the day's
 submission. What can be checked here is checked here; the run's own submission.csv (on the visible test rows) is
-validated as for a file competition by kit.submit.
+validated as for a file competition by kit.submissions.submit.
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from kit import runs
-from kit.competition import CompetitionInfo
+from kit.runs import store
+from kit.workspace.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError
-from kit.models import HUB, parse_model
-from kit.runs import RunRecord
-from kit.workspace import Workspace
+from kit.workspace.model_sources import HUB, parse_model
+from kit.runs.store import RunRecord
+from kit.workspace.layout import Workspace
 
 METADATA_FILE = "kernel-metadata.json"
 
 
 def pushed_metadata(ws: Workspace, record: RunRecord) -> dict:
     """The kernel-metadata.json the run was pushed with ({} when it has none: a run made here)."""
-    path = runs.run_dir(ws, record.id) / "kernel" / METADATA_FILE
+    path = store.run_dir(ws, record.id) / "kernel" / METADATA_FILE
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -65,7 +65,7 @@ def check_kernel(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> Non
 def run_seconds(ws: Workspace, record: RunRecord) -> float | None:
     """How long the run's kernel took: metrics.json's wall_seconds, else its record's start and end."""
     try:
-        metrics = json.loads((runs.run_dir(ws, record.id) / "metrics.json").read_text(encoding="utf-8"))
+        metrics = json.loads((store.run_dir(ws, record.id) / "metrics.json").read_text(encoding="utf-8"))
         if isinstance(metrics.get("wall_seconds"), (int, float)):
             return float(metrics["wall_seconds"])
     except (OSError, ValueError, AttributeError):

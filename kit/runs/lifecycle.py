@@ -10,15 +10,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from kit import intent, leaderboard, runs
+from kit.runs import intent, store
+from kit.leaderboard import sheet
 from kit.backends import Backend
-from kit.build import BuiltKernel, build_kernel
-from kit.config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
+from kit.build.script import BuiltKernel, build_kernel
+from kit.workspace.kernel_config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.errors import BackendError, ConfigError, Interrupted, KitError
-from kit.kernels import check_prompt, kernels_dir
-from kit.models import check_reachable, parse_model
-from kit.runs import Intent, KernelStatus, RunRecord
-from kit.workspace import Workspace, ensure_workspace_id, set_value
+from kit.build.templates import check_prompt, kernels_dir
+from kit.workspace.model_sources import check_reachable, parse_model
+from kit.runs.store import Intent, KernelStatus, RunRecord
+from kit.workspace.layout import Workspace, ensure_workspace_id, set_value
 
 KERNEL_DIR = "kernel"
 
@@ -48,7 +49,7 @@ def _pushed_kernels(ws: Workspace, run_ids: list[str]) -> dict[str, str]:
     pushed = {}
     for run_id in run_ids:
         try:
-            record = runs.load(ws, run_id)
+            record = store.load(ws, run_id)
         except KitError:
             continue  # not here: named as this workspace names its kernels
         if record.backend == "kaggle" and record.remote.count("/") == 1:
@@ -58,7 +59,7 @@ def _pushed_kernels(ws: Workspace, run_ids: list[str]) -> dict[str, str]:
 
 def _check_sources(ws: Workspace, config: KernelConfig) -> None:
     for source in source_runs(config):
-        record = runs.load(ws, source)
+        record = store.load(ws, source)
         if record.status is not KernelStatus.COMPLETE:
             raise ConfigError(f"{source} is {record.status.value}, not complete: its outputs cannot be a source", hint=f"kit status {source}")
         if record.kernel != "train":
@@ -69,14 +70,14 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     """Create run-N and build its kernel into submissions/run-N/kernel/; nothing is started yet."""
     config = resolve_config(ws, kernel, overrides, backend.name)
     _check_sources(ws, config)
-    leaderboard.check(ws)  # refused now, not in the write after a paid session started
-    record = runs.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
+    sheet.check(ws)  # refused now, not in the write after a paid session started
+    record = store.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
     try:
-        build_for_workspace(ws, kernel, config, runs.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+        build_for_workspace(ws, kernel, config, store.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
     except BaseException as exc:  # never a queued run that can never start
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else (exc.message if isinstance(exc, KitError) else type(exc).__name__)
-        record = runs.update(ws, record.id, lambda r: _failed(r, f"build failed, nothing was pushed: {why}"))
-        leaderboard.sync(ws, [record])
+        record = store.update(ws, record.id, lambda r: _failed(r, f"build failed, nothing was pushed: {why}"))
+        sheet.sync(ws, [record])
         raise
     return record
 
@@ -102,36 +103,36 @@ def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: t
 
     Under the run's action lock, an earlier push left unfinished is reconciled first; the intent (the kernel, its
     version before, the script's hash) is recorded before the push, and a lost answer is reconciled against the
-    kernel's versions rather than pushed again (kit/intent.py)."""
+    kernel's versions rather than pushed again (kit/runs/intent.py)."""
     run_id = record.id
-    kernel_dir = runs.run_dir(ws, run_id) / KERNEL_DIR
-    with runs.action(ws, run_id, "push"):
+    kernel_dir = store.run_dir(ws, run_id) / KERNEL_DIR
+    with store.action(ws, run_id, "push"):
         record = intent.resolve(ws, backend, run_id, say)
         if record.remote or record.status.final:  # started by the interrupted push, or found never started
-            leaderboard.sync(ws, [record])
+            sheet.sync(ws, [record])
             if record.status.final and not record.remote:
                 raise BackendError(f"{run_id}: {record.message}", hint=f"kit push-kernel {record.kernel}")
             return record
         try:
             target = backend.push_target(record, kernel_dir)
             script = _script(kernel_dir)
-            planned = Intent(action="push", at=runs.now(), file=script.name, sha256=_sha256(script), size=script.stat().st_size,
+            planned = Intent(action="push", at=store.now(), file=script.name, sha256=_sha256(script), size=script.stat().st_size,
                              target=target, version_before=backend.kernel_version(target) if target else None)
             remote, found = intent.spend(ws, backend, run_id, planned, lambda: backend.push(record, kernel_dir), say)
         except Interrupted:
             raise  # the push may be running: the intent stays, kit status resolves it
         except KeyboardInterrupt:  # before the intent: nothing was sent
-            runs.update(ws, run_id, lambda r: _failed(r, NOT_SENT))
+            store.update(ws, run_id, lambda r: _failed(r, NOT_SENT))
             raise Interrupted(f"interrupted: {run_id} was not pushed; nothing runs", hint=f"kit push-kernel {record.kernel} starts a new run") from None
         except retry_later as exc:
-            record = runs.update(ws, run_id, lambda r: setattr(r, "message", f"not started yet: {exc.message}"))
-            leaderboard.sync(ws, [record])
+            record = store.update(ws, run_id, lambda r: setattr(r, "message", f"not started yet: {exc.message}"))
+            sheet.sync(ws, [record])
             raise
         except KitError as exc:
-            if runs.load(ws, run_id).pending is not None:  # unresolved: it may be running, so not failed
+            if store.load(ws, run_id).pending is not None:  # unresolved: it may be running, so not failed
                 raise
-            record = runs.update(ws, run_id, lambda r: _failed(r, f"push failed: {exc.message}"))
-            leaderboard.sync(ws, [record])
+            record = store.update(ws, run_id, lambda r: _failed(r, f"push failed: {exc.message}"))
+            sheet.sync(ws, [record])
             raise
 
         def started(r: RunRecord) -> None:
@@ -140,8 +141,8 @@ def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: t
             # the version reconciliation found.
             r.remote_version = record.remote_version or (found if isinstance(found, int) else 0)
 
-        record = runs.update(ws, run_id, started)
-    leaderboard.sync(ws, [record])
+        record = store.update(ws, run_id, started)
+    sheet.sync(ws, [record])
     return record
 
 
@@ -149,7 +150,7 @@ NOT_SENT = "push interrupted before it was sent; nothing runs (push a new run)"
 
 
 def _failed(record: RunRecord, message: str) -> None:
-    record.status, record.message, record.finished = KernelStatus.ERROR, message, runs.now()
+    record.status, record.message, record.finished = KernelStatus.ERROR, message, store.now()
 
 
 def _sha256(path: Path) -> str:
@@ -175,17 +176,17 @@ def refresh(ws: Workspace, backend: Backend, record: RunRecord) -> RunRecord:
     def apply(r: RunRecord) -> bool:
         changed = (state.status, state.message, state.gpu or r.gpu) != (r.status, r.message, r.gpu)
         if state.status is KernelStatus.RUNNING and not r.started:
-            r.started, changed = runs.now(), True
+            r.started, changed = store.now(), True
         if state.status.final and not r.finished:
-            r.finished = runs.now()
+            r.finished = store.now()
             r.started = r.started or r.finished
         r.status, r.message, r.gpu = state.status, state.message, state.gpu or r.gpu
         return changed
 
     if not apply(dataclasses.replace(record)):
         return record
-    record = runs.update(ws, record.id, apply)
-    leaderboard.sync(ws, [record])
+    record = store.update(ws, record.id, apply)
+    sheet.sync(ws, [record])
     if state.status is KernelStatus.COMPLETE:
         record_image(ws, backend, record)
     return record
@@ -250,9 +251,9 @@ def pull(ws: Workspace, backend: Backend, record: RunRecord, all_files: bool = F
         raise BackendError(f"{record.id} is still {record.status.value}", hint=f"kit wait {record.id} follows it and pulls its outputs when it ends")
     if not record.remote:  # made here (an ensemble): its files are already in submissions/run-N/
         return list(record.outputs)
-    files = backend.download(record, runs.run_dir(ws, record.id), all_files=all_files, on_bytes=on_bytes)
-    record = runs.update(ws, record.id, lambda r: setattr(r, "outputs", sorted(set(r.outputs) | set(files))))
-    leaderboard.sync(ws, [record])
+    files = backend.download(record, store.run_dir(ws, record.id), all_files=all_files, on_bytes=on_bytes)
+    record = store.update(ws, record.id, lambda r: setattr(r, "outputs", sorted(set(r.outputs) | set(files))))
+    sheet.sync(ws, [record])
     return files
 
 

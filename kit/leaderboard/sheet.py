@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kit.csvfile import read_table, render_table
+from kit.leaderboard.csvfile import read_table, render_table
 from kit.fileio import atomic_write_text, locked
-from kit.runs import RunRecord, all_runs, run_dir
-from kit.workspace import Workspace
+from kit.runs.store import RunRecord, all_runs, run_dir
+from kit.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _interval(score: Any, rows: Any) -> str:
     """A score's 95% interval as "low-high" (Wilson), or "" without a score or a row count."""
     if not isinstance(score, (int, float)) or not isinstance(rows, int) or rows <= 0:
         return ""
-    from kit.pick import wilson_interval
+    from kit.finals.pick import wilson_interval
 
     low, high = wilson_interval(float(score), rows)
     return f"{low:.4f}-{high:.4f}"
@@ -184,7 +184,7 @@ def _fmt(value: Any) -> str:
 
 def read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of a leaderboard file ([] and [] if there is none); a file kit cannot read without
-    losing a cell is refused in one line naming the file, the line and the fix (kit.csvfile)."""
+    losing a cell is refused in one line naming the file, the line and the fix (kit.leaderboard.csvfile)."""
     table = read_table(path)
     return table.header, table.rows
 

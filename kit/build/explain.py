@@ -9,11 +9,11 @@ import types
 from pathlib import Path
 from typing import Any, Mapping
 
-from kit.build import _runtime_closure, _strip_module
-from kit.config import script_settings
+from kit.build.script import _runtime_closure, _strip_module
+from kit.workspace.kernel_config import script_settings
 from kit.errors import ConfigError
-from kit.kernels import kernels_dir
-from kit.workspace import Workspace
+from kit.build.templates import kernels_dir
+from kit.workspace.layout import Workspace
 
 
 def load_runtime(kernels: Path, module: str) -> types.ModuleType:

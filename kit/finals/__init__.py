@@ -1,0 +1,1 @@
+"""Choosing the final submissions: picking the runs to trust on the private board, and ensembles of runs."""
