@@ -145,8 +145,8 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
 
     `kit build train --explain --gpu t4x2` prints the plan the kernel would make on that machine, with the same
     make_plan (the workspace's kernels/runtime/plan.py), without running or building anything."""
-    from kit.workspace.kernel_config import parse_assignments
     from kit.runs.lifecycle import build_for_workspace, resolve_config
+    from kit.workspace.kernel_config import parse_assignments
 
     if help_settings:
         _print_settings(kernel)
@@ -193,8 +193,8 @@ def _code_competition_warning(backend, record) -> str:
 @click.option("--wait/--detach", default=False, help="follow the run to its end and pull its outputs, or return at once")
 def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
     """Push a kernel as a new run and print its id: `kit push-kernel train --set learning_rate=1e-4 --wait`."""
-    from kit.workspace.kernel_config import parse_assignments
     from kit.runs.lifecycle import push_kernel as push
+    from kit.workspace.kernel_config import parse_assignments
 
     ws = _ws()
     backend = _backend(ws)
@@ -331,8 +331,8 @@ def _resolve_pending(ws, backend, record):
     is listed with the unresolved intent and the command that resolves it)."""
     if record.pending is None:
         return record
-    from kit.runs import intent, store
     from kit.fileio import LockBusy
+    from kit.runs import intent, store
 
     try:
         with store.action(ws, record.id, "status", wait=False):

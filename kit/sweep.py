@@ -42,17 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from kit.leaderboard import sheet
-from kit.runs import store
-from kit.workspace import schema
 from kit.backends import Backend
-from kit.workspace.kernel_config import KERNEL_CONFIGS, config_class, make_config, setting_keys, settings_table
 from kit.errors import BackendError, ConfigError, KitError, SessionLimitError, SubmissionError, WorkspaceError
 from kit.fileio import atomic_write_json
+from kit.leaderboard import sheet
+from kit.runs import store
 from kit.runs.lifecycle import KERNEL_DIR, build_for_workspace, create_run, pull, refresh, resolve_config, start_run
 from kit.runs.store import KernelStatus, RunRecord
-from kit.workspace.schema import Key, Table
+from kit.workspace import schema
+from kit.workspace.kernel_config import KERNEL_CONFIGS, config_class, make_config, setting_keys, settings_table
 from kit.workspace.layout import Workspace
+from kit.workspace.schema import Key, Table
 
 if sys.version_info >= (3, 11):
     import tomllib

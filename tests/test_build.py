@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kit.build.script import build_kernel, kernel_slug, kernel_title
-from kit.workspace.kernel_config import make_config
-from kit.errors import ConfigError
 from kit.build.templates import packaged_kernels_dir
+from kit.errors import ConfigError
+from kit.workspace.kernel_config import make_config
 
 
 def _kernels(tmp_path: Path, body: str, runtime: dict[str, str]) -> Path:

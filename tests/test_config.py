@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit.workspace.kernel_config import make_config, parse_assignments
 from kit.errors import ConfigError
+from kit.workspace.kernel_config import make_config, parse_assignments
 
 
 def test_defaults_and_overrides_are_typed():

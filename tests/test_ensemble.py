@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from kit.leaderboard import sheet
 from kit.finals.ensemble import tune_threshold
+from kit.leaderboard import sheet
 from tests.helpers import CONSTANT_TEMPLATE, PROBS_TEMPLATE, install_template
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from slugify import slugify  # python-slugify: what the kaggle client checks a title against
 
-from kit.runs import store
-from kit.workspace import layout
 from kit.build.script import TITLE_MAX, kernel_slug, kernel_title
 from kit.errors import ConfigError
+from kit.runs import store
 from kit.runs.store import KernelStatus
+from kit.workspace import layout
 from tests.conftest import run_kit
 from tests.helpers import CONSTANT_TEMPLATE, install_template
 

@@ -785,8 +785,8 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
     import sys
 
     from kit.build.script import build_kernel
-    from kit.workspace.kernel_config import make_config
     from kit.build.templates import packaged_kernels_dir
+    from kit.workspace.kernel_config import make_config
 
     config = make_config("train", {"competition": "tiny-comp", "model": str(tiny_model_dir), "train_rows": 24, "val_rows": 8,
                                    "test_rows": 4, "batch_size": 4, "max_steps": 2, "r": 4, "lora_alpha": 8, "warmup_steps": 1,

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from kit.leaderboard import sheet
-from kit.finals.pick import Candidate, choose, correlation, wilson_interval
+from kit.finals.pick import Candidate, choose, correlation
 from kit.finals.pick import TestPredictions as Predictions
+from kit.leaderboard import sheet
+from kit.leaderboard.stats import wilson_interval
 from tests.pick_simulation import Scenario, simulate
 from tests.helpers import PROBS_TEMPLATE, install_template
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit.workspace.schema import Key, coerce
 from kit.errors import ConfigError
+from kit.workspace.schema import Key, coerce
 
 
 def _edit(workspace, old: str, new: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from kit.runs import store
 from kit.leaderboard.summary import RunSummary, summarize
+from kit.runs import store
 from kit.workspace.layout import load
 from tests.conftest import run_kit
 

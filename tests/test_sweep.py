@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kit.runs import store
-from kit.workspace import layout
 from kit.backends.base import Backend, Quota
 from kit.errors import ConfigError
+from kit.runs import store
 from kit.sweep import Range, load_spec
+from kit.workspace import layout
 from tests.conftest import run_kit
 from tests.helpers import install_template
 

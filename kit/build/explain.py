@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kit.build.script import _runtime_closure, _strip_module
-from kit.workspace.kernel_config import script_settings
-from kit.errors import ConfigError
 from kit.build.templates import kernels_dir
+from kit.errors import ConfigError
+from kit.workspace.kernel_config import script_settings
 from kit.workspace.layout import Workspace
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Mapping
 
 import kit
-from kit.workspace.kernel_config import KernelConfig, field_specs, script_settings, source_runs
+from kit.build.templates import check_prompt, template_path
 from kit.errors import ConfigError
 from kit.fileio import atomic_write_text
-from kit.build.templates import check_prompt, template_path
+from kit.workspace.kernel_config import KernelConfig, field_specs, script_settings, source_runs
 from kit.workspace.model_sources import KAGGLE_DATASET, KAGGLE_MODEL, parse_model
 
 RUNTIME_PACKAGE = "kernels.runtime"

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.leaderboard import sheet
-from kit.runs import store
 from kit.errors import KitError
 from kit.fileio import atomic_write_json, atomic_write_text
+from kit.leaderboard import sheet
+from kit.runs import store
 from kit.runs.store import KernelStatus, RunRecord
 from kit.workspace.layout import Workspace
 

@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
-from kit.runs import store
 from kit.errors import ConfigError, KitError
+from kit.leaderboard.stats import Z95
+from kit.runs import store
 from kit.runs.store import KernelStatus
 from kit.workspace.layout import Workspace
 
-Z95 = 1.959964
 # Correlation assumed between two runs when one has no test predictions on this machine to compare.
 UNKNOWN_CORRELATION = 0.5
 # Runs this correlated (about 5% of test rows predicted differently at 82% accuracy) count as near-duplicates.
@@ -44,17 +44,6 @@ MIN_TAU = 0.001
 # Fewer runs than this cannot tell true spread from noise; their scores are not shrunk.
 MIN_RUNS_TO_SHRINK = 3
 _NORMAL = NormalDist()
-
-
-def wilson_interval(accuracy: float, rows: int, z: float = Z95) -> tuple[float, float]:
-    """The 95% Wilson interval of an accuracy measured on `rows` rows."""
-    if rows <= 0:
-        raise ValueError("an interval needs at least one row")
-    p = min(max(accuracy, 0.0), 1.0)
-    denom = 1 + z * z / rows
-    centre = (p + z * z / (2 * rows)) / denom
-    half = z * math.sqrt(p * (1 - p) / rows + z * z / (4 * rows * rows)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.runs import store
 from kit.errors import KitError
+from kit.runs import store
 from kit.workspace.layout import Workspace
 
 PLOTS_DIR = "plots"
@@ -91,7 +91,7 @@ def run_scores(ws: Workspace, only: set[str] | None = None) -> list[RunScores]:
     """Every run with a validation or public score (of `only`, if given), with 95% intervals (public from the
     public split's size)."""
     from kit.leaderboard.sheet import load_table, read_metrics
-    from kit.finals.pick import wilson_interval
+    from kit.leaderboard.stats import wilson_interval
 
     public_rows = ws.split_sizes()[0]
     _, rows = load_table(ws)

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from kit.leaderboard.csvfile import read_table, render_table
 from kit.fileio import atomic_write_text, locked
+from kit.leaderboard.csvfile import read_table, render_table
+from kit.leaderboard.stats import wilson_interval
 from kit.runs.store import RunRecord, all_runs, run_dir
 from kit.workspace.layout import Workspace
 
@@ -64,8 +65,6 @@ def _interval(score: Any, rows: Any) -> str:
     """A score's 95% interval as "low-high" (Wilson), or "" without a score or a row count."""
     if not isinstance(score, (int, float)) or not isinstance(rows, int) or rows <= 0:
         return ""
-    from kit.finals.pick import wilson_interval
-
     low, high = wilson_interval(float(score), rows)
     return f"{low:.4f}-{high:.4f}"
 

@@ -22,10 +22,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
-from kit.leaderboard import sheet
-from kit.runs import store
 from kit.backends.base import Backend, SubmissionResult
 from kit.errors import Interrupted, KitError, OutcomeUnknownError
+from kit.leaderboard import sheet
+from kit.runs import store
 from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
 from kit.workspace.layout import Workspace
 

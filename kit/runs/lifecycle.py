@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from kit.runs import intent, store
-from kit.leaderboard import sheet
 from kit.backends import Backend
 from kit.build.script import BuiltKernel, build_kernel
-from kit.workspace.kernel_config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
-from kit.errors import BackendError, ConfigError, Interrupted, KitError
 from kit.build.templates import check_prompt, kernels_dir
-from kit.workspace.model_sources import check_reachable, parse_model
+from kit.errors import BackendError, ConfigError, Interrupted, KitError
+from kit.leaderboard import sheet
+from kit.runs import intent, store
 from kit.runs.store import Intent, KernelStatus, RunRecord
+from kit.workspace.kernel_config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.workspace.layout import Workspace, ensure_workspace_id, set_value
+from kit.workspace.model_sources import check_reachable, parse_model
 
 KERNEL_DIR = "kernel"
 

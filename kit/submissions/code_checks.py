@@ -10,12 +10,12 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from kit.runs import store
-from kit.workspace.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError
-from kit.workspace.model_sources import HUB, parse_model
+from kit.runs import store
 from kit.runs.store import RunRecord
+from kit.workspace.competition import CompetitionInfo
 from kit.workspace.layout import Workspace
+from kit.workspace.model_sources import HUB, parse_model
 
 METADATA_FILE = "kernel-metadata.json"
 

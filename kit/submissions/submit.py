@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kit.submissions import code_checks
-from kit.runs import intent, store
-from kit.leaderboard import sheet
 from kit.backends import Backend, SubmissionResult
-from kit.workspace.competition import CompetitionInfo
 from kit.errors import KitError, SubmissionError, SubmissionLimitError
+from kit.leaderboard import sheet
+from kit.runs import intent, store
 from kit.runs.lifecycle import pull
 from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
+from kit.submissions import code_checks
 from kit.submissions.validate import ValidSubmission, validate_submission
+from kit.workspace.competition import CompetitionInfo
 from kit.workspace.layout import Workspace
 
 SUBMISSION_FILE = "submission.csv"

@@ -13,8 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from kit.workspace import schema
 from kit.errors import ConfigError
+from kit.workspace import schema
 from kit.workspace.model_sources import model_problem
 
 # The model each backend uses when a config says model = "auto".

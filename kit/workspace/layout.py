@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.workspace import schema
 from kit.errors import ConfigError, WorkspaceError
+from kit.workspace import schema
 from kit.workspace.kernel_config import settings_table
 from kit.workspace.schema import Key, Table
 
@@ -208,8 +208,8 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
     path = root / WORKSPACE_FILE
     if path.exists() and not force:
         raise WorkspaceError(f"{path} already exists", hint="edit it, or pass --force to replace it")
-    from kit.fileio import atomic_write_text
     from kit.build.templates import copy_templates
+    from kit.fileio import atomic_write_text
 
     text = KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows, workspace_id=new_workspace_id())
     atomic_write_text(path, text)
