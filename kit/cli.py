@@ -148,12 +148,17 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
     from kit.runs.lifecycle import build_for_workspace, resolve_config
     from kit.workspace.kernel_config import parse_assignments
 
+    plan_flags = [flag for flag, given in (("--gpu", gpu), ("--json", as_json)) if given]
+    if plan_flags and not explain:  # refused rather than building a kernel folder the user did not ask for
+        raise KitError(f"{' and '.join(plan_flags)} {'needs' if len(plan_flags) == 1 else 'need'} --explain "
+                       "(without it kit build builds the kernel folder)",
+                       hint=f"kit build {kernel} --explain" + (f" --gpu {gpu}" if gpu else "") + (" --json" if as_json else ""))
     if help_settings:
         _print_settings(kernel)
         return
     ws = _ws()
     config = resolve_config(ws, kernel, parse_assignments(sets), ws.backend)
-    if explain or gpu or as_json:
+    if explain:
         from kit.build.explain import explain as make_explained
 
         plan = make_explained(ws, kernel, config, gpu)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -48,6 +50,45 @@ def test_explain_plans_the_infer_kernel_and_refuses_an_unknown_profile_in_one_li
     assert "Traceback" not in bad.stderr
     local = kit_cli("build", "train", "--explain")
     assert local.exit_code == 1 and "needs --gpu on the local backend" in local.stderr
+
+
+# kit's real entry point in a fresh interpreter: its exit code and whether torch got imported on the way.
+PROBE = """
+import json, sys
+from kit.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("PROBE=" + json.dumps({"exit_code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def _probe(cwd, *args: str, before: str = "") -> dict:
+    done = subprocess.run([sys.executable, "-c", before + PROBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("PROBE=")), None)
+    assert line is not None, done.stderr
+    return json.loads(line.removeprefix("PROBE="))
+
+
+def test_explain_on_a_gpu_profile_imports_no_torch(tmp_path, kit_cli, llama_8b):
+    """The plan for an H100 is made without torch (installed here): explain stays a quick look before spending GPU time."""
+    pytest.importorskip("torch")  # without torch installed the check below could not fail
+    assert kit_cli("init", cwd=tmp_path).exit_code == 0
+    args = ("build", "train", "--explain", "--gpu", "h100", "--set", f"model={llama_8b}")  # a local config.json: no network
+    assert _probe(tmp_path, *args) == {"exit_code": 0, "torch": False}
+    assert _probe(tmp_path, *args, before="import torch\n") == {"exit_code": 0, "torch": True}  # the probe does see torch
+
+
+@pytest.mark.parametrize("flags, named", [(["--gpu", "h100"], "--gpu needs --explain"), (["--json"], "--json needs --explain"),
+                                          (["--gpu", "t4x2", "--json"], "--gpu and --json need --explain")])
+def test_gpu_or_json_without_explain_is_refused_in_one_line(workspace, kit_cli, flags, named):
+    result = kit_cli("build", "train", *flags)
+    assert result.exit_code == 1 and result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"error: {named}") and hint == f"hint: kit build train --explain {' '.join(flags)}"
+    assert not (workspace / "build").exists()  # nothing built instead
 
 
 def test_explain_equals_the_plan_the_real_kernel_writes_and_the_leaderboard_shows_it(workspace, kit_cli, tmp_path_factory):
