@@ -7,7 +7,7 @@
 What it does, as Kaggle does it:
 - a Python 3.12 venv with the image's versions (shared/reference/kaggle-image/constraints.txt, torch==2.10.0 from
   PyPI, the cu128 build, which runs on a CPU), cached in ~/.cache/kit-image-check (or $IMAGE_CHECK_CACHE);
-- the wheel dataset `kit deps push` builds (kit.backends.kaggle_deps, the pinned set of kernels/runtime/pins.py);
+- the wheel dataset `kit deps push` builds (kit.backends.kaggle.deps, the pinned set of kernels/runtime/pins.py);
 - `kit build train|infer` in a fresh workspace with the practice competition (tiny row counts), internet on and
   off (enable_internet=false + wheels_dataset);
 - a real input tree under /kaggle: input/competitions/practice-math/, the model as an attached Kaggle Model
@@ -102,7 +102,7 @@ def converted_model() -> Path:
 
 def wheel_set() -> Path:
     """The wheel folder `kit deps push` would upload, built once per pinned set."""
-    from kit.backends.kaggle_deps import WHEELS_MANIFEST, build_deps_folder, read_pins
+    from kit.backends.kaggle.deps import WHEELS_MANIFEST, build_deps_folder, read_pins
 
     pins = read_pins(REPO / "kernels")
     folder = CACHE / "wheels"
@@ -312,7 +312,7 @@ def check() -> int:
 def resolve() -> int:
     """pip's dry run of the pinned sets in the image venv, everything else held at the image's freeze: what each
     set adds or upgrades (this is how pins.py was made; a line that moves a held package would fail here)."""
-    from kit.backends.kaggle_deps import read_pins
+    from kit.backends.kaggle.deps import read_pins
 
     base = image_venv()
     pins = read_pins(REPO / "kernels")

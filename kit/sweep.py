@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from kit.backends import Backend
+from kit.backends.base import Backend
 from kit.errors import BackendError, ConfigError, KitError, SessionLimitError, SubmissionError, WorkspaceError
 from kit.fileio import atomic_write_json
 from kit.leaderboard import sheet

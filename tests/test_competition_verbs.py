@@ -168,7 +168,7 @@ def test_submissions_kaggle_lists_kits_and_others(kaggle_workspace, standin):
 
 
 def test_board_kaggle_reads_every_page_and_finds_you(kaggle_workspace, standin, monkeypatch):
-    from kit.backends import kaggle_competition
+    from kit.backends.kaggle import competition as kaggle_competition
 
     monkeypatch.setattr(kaggle_competition, "BOARD_PAGE_SIZE", 2)
     standin.board = [("alpha", "0.91"), ("beta", "0.88"), ("TestUser", "0.85"), ("gamma", "0.80"), ("delta", "")]

@@ -33,8 +33,8 @@ UNDECLARED = {
 }
 # Which extras each source folder may rely on: kit's modules split by what they need.
 GROUPS = {
-    "kit (CLI path)": (lambda p: p.parts[0] == "kit" and not re.match(r"(kaggle.*|plots)\.py$", p.name), ()),
-    "kit Kaggle backend": (lambda p: p.parts[0] == "kit" and p.name.startswith("kaggle"), ("kaggle",)),
+    "kit (CLI path)": (lambda p: p.parts[0] == "kit" and p.parts[:3] != ("kit", "backends", "kaggle") and p.name != "plots.py", ()),
+    "kit Kaggle backend": (lambda p: p.parts[:3] == ("kit", "backends", "kaggle"), ("kaggle",)),
     "kit plots": (lambda p: p.parts[:3] == ("kit", "leaderboard", "plots.py"), ("plots",)),
     "kernels": (lambda p: p.parts[0] == "kernels", ("train",)),
     "tests": (lambda p: p.parts[0] == "tests", ("test", "train", "kaggle", "plots")),

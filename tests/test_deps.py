@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.backends.kaggle_deps import PLATFORMS, read_pins
+from kit.backends.kaggle.deps import PLATFORMS, read_pins
 from tests.conftest import run_kit
 from tests.kaggle_standin.fixtures import init_kaggle_workspace
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy, credential_source, kernel_status
+from kit.backends.kaggle.backend import KaggleBackend, kernel_status
+from kit.backends.kaggle.session import KaggleSession, RetryPolicy, credential_source
 from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError
 from kit.runs.store import KernelStatus
 from tests.kaggle_standin.fixtures import FAST, build_kernel_folder, make_run
@@ -278,7 +279,8 @@ def test_access_token_is_introspected_and_sent_as_bearer(backend, kaggle_env, st
 
 
 def test_import_kit_backend_stays_light():
-    code = "import sys, kit.backends.kaggle, kit.backends; print('kaggle' in sys.modules or 'requests' in sys.modules)"
+    modules = "kit.backends.registry, kit.backends.kaggle.backend, kit.backends.kaggle.doctor, kit.backends.kaggle.deps, kit.backends.kaggle.upload"
+    code = f"import sys, {modules}; print('kaggle' in sys.modules or 'requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False", out.stderr
 

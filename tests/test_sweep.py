@@ -242,7 +242,7 @@ def test_a_killed_sweep_resumes_without_pushing_a_run_twice(sweep_ws):
 def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(sweep_ws):
     """Interrupted right after run-N was created (its id saved) and before its push: the resume pushes run-N."""
     from kit import sweep as sweeps
-    from kit.backends import get_backend
+    from kit.backends.registry import get_backend
 
     ws = layout.load(sweep_ws)
     backend = get_backend(ws)
@@ -269,7 +269,7 @@ def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(swee
 def test_a_run_pushed_but_not_recorded_is_adopted_not_pushed_again(sweep_ws):
     """Killed after the backend started the run but before its remote was saved: the resume finds it running."""
     from kit import sweep as sweeps
-    from kit.backends import get_backend
+    from kit.backends.registry import get_backend
 
     ws = layout.load(sweep_ws)
     backend = get_backend(ws)

@@ -14,7 +14,7 @@ def load_workspace():
 
 def backend_for(ws):
     """The workspace's backend, constructed only when a command needs it."""
-    from kit.backends import get_backend
+    from kit.backends.registry import get_backend
 
     return get_backend(ws)
 

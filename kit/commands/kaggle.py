@@ -1,4 +1,4 @@
-"""Kaggle-only commands: `kit quota`, `kit doctor`, `kit deps push`. Each calls kit.backends.kaggle and prints."""
+"""Kaggle-only commands: `kit quota`, `kit doctor`, `kit deps push`. Each calls kit.backends.kaggle.* and prints."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kit.errors import KitError
 
 
 def _kaggle_backend(ws):
-    from kit.backends.kaggle import KaggleBackend
+    from kit.backends.kaggle.backend import KaggleBackend
 
     return KaggleBackend(ws)
 
@@ -59,10 +59,10 @@ def _unmetered_quota(ws, backend, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (the exit code still says whether all passed)")
 def doctor(as_json: bool) -> None:
     """Check kernels build, credentials, competition rules and GPU quota, one line each with its fix: `kit doctor`."""
-    from kit.backends.kaggle import doctor as run_checks
+    from kit.backends.kaggle.doctor import doctor as kaggle_checks
 
     ws = _ws()
-    checks = run_checks(ws, _kaggle_backend(ws))
+    checks = _build_checks(ws) + kaggle_checks(ws, _kaggle_backend(ws))
     if as_json:
         click.echo(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks], indent=2))
     for check in checks if not as_json else []:
@@ -73,6 +73,25 @@ def doctor(as_json: bool) -> None:
     failed = [c for c in checks if not c.ok]
     if failed:
         raise KitError(f"{len(failed)} of {len(checks)} checks failed", hint=failed[0].fix or "see the lines above")
+
+
+def _build_checks(ws) -> list:
+    """Whether each of the workspace's kernels builds for Kaggle (into a temporary folder; nothing is kept)."""
+    import tempfile
+
+    from kit.backends.kaggle.doctor import Check
+    from kit.runs.lifecycle import build_for_workspace, resolve_config
+
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="kit-doctor-") as tmp:
+        for kernel in ("train", "infer"):
+            try:
+                config = resolve_config(ws, kernel, {}, "kaggle")
+                built = build_for_workspace(ws, kernel, config, Path(tmp) / kernel)
+                checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
+            except KitError as exc:
+                checks.append(Check(f"{kernel} kernel builds", False, exc.message, exc.hint or ""))
+    return checks
 
 
 @click.group()
@@ -91,14 +110,14 @@ def deps_push(packages: str, slug: str, find_links: Path | None, folder: Path | 
     """Download wheels for the Kaggle image and create or version them as a private Kaggle dataset.
 
     Add the printed dataset to kernels that run with the internet off (it is a dataset source)."""
-    from kit.backends.kaggle_deps import DEPS_SLUG, push_deps, read_pins
+    from kit.backends.kaggle.deps import DEPS_SLUG, push_deps, read_pins
 
     ws = _ws()
     names = tuple(p.strip() for p in packages.split(",") if p.strip()) or read_pins(ws.kernels_dir).union
     folder = folder or ws.state_dir / "deps"
     click.echo(f"downloading {len(names)} wheels ({', '.join(names)}) into {folder}", err=True)
     from kit import progress
-    from kit.backends.kaggle_upload import upload_progress
+    from kit.backends.kaggle.upload import upload_progress
 
     with progress.transfer("upload wheels") as bar, upload_progress(bar.update):
         result = push_deps(ws, folder, names, slug=slug or DEPS_SLUG, find_links=find_links)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from kit.backends import Backend
+from kit.backends.base import Backend
 from kit.build.script import BuiltKernel, build_kernel
 from kit.build.templates import check_prompt, kernels_dir
 from kit.errors import BackendError, ConfigError, Interrupted, KitError

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from kit.backends import Backend, SubmissionResult
+from kit.backends.base import Backend, SubmissionResult
 from kit.errors import KitError, SubmissionError, SubmissionLimitError
 from kit.leaderboard import sheet
 from kit.runs import intent, store

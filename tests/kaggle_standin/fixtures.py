@@ -10,7 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from kit.backends.kaggle import KaggleBackend, KaggleSession, RetryPolicy
+from kit.backends.kaggle.backend import KaggleBackend
+from kit.backends.kaggle.session import KaggleSession, RetryPolicy
 from kit.runs.store import RunRecord
 from kit.workspace.layout import Workspace
 from tests.kaggle_standin.server import StandIn

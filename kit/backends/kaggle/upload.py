@@ -16,10 +16,10 @@ def upload_progress(on_bytes: Callable[[int], None]) -> Iterator[None]:
     """Report the bytes the client uploads to `on_bytes` until the block ends."""
     import sys
 
-    from kit.backends.kaggle import RetryPolicy, _import_client
+    from kit.backends.kaggle.session import RetryPolicy, import_client
 
     # Import the client as kit does (its import authenticates and prints; both captured), then patch its module.
-    client = sys.modules[_import_client(RetryPolicy.from_env().timeout).__module__]
+    client = sys.modules[import_client(RetryPolicy.from_env().timeout).__module__]
     original = client.TqdmBufferedReader
 
     class Reader(original):  # type: ignore[misc, valid-type]

@@ -8,10 +8,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.backends.kaggle import KaggleSession, _split_ref
+from kit.backends.kaggle.session import KaggleSession, split_ref
+from kit.build.templates import kernels_dir, packaged_kernels_dir
 from kit.errors import BackendError, ConfigError
 from kit.fileio import atomic_write_json
-from kit.build.templates import kernels_dir, packaged_kernels_dir
 from kit.workspace.layout import Workspace
 
 PINS_FILE = Path("runtime") / "pins.py"  # under a kernels/ folder: the pinned set the kernels install
@@ -84,7 +84,7 @@ def build_deps_folder(folder: Path, ref: str, packages: tuple[str, ...], image: 
         raise BackendError(f"pip download for Python {python} failed: {tail[0]}", hint="check the package names given with --packages")
     wheels = sorted(p.name for p in folder.glob("*.whl"))
     atomic_write_json(folder / WHEELS_MANIFEST, {"image": image, "packages": list(packages), "python": python, "platforms": list(PLATFORMS), "wheels": wheels})
-    owner, slug = _split_ref(ref)
+    owner, slug = split_ref(ref)
     atomic_write_json(
         folder / "dataset-metadata.json",
         {"id": ref, "title": slug.replace("-", " "), "licenses": [{"name": "other"}],

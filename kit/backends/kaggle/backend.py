@@ -1,96 +1,32 @@
-"""The Kaggle backend: the one module that talks to Kaggle, through the official `kaggle` client.
-
-`kaggle` and `kagglesdk` are imported lazily, inside functions: importing `kaggle` authenticates and prints, so it
-happens only when a command really talks to Kaggle, with its output captured and its `SystemExit` turned into an
-AuthError. Every call gets a timeout (the client sets none), 429 and 5xx answers are retried with a backoff that
-honours Retry-After, and the client's failures (HTTPError, ValueError, SystemExit, soft `error` fields, HTML where
-JSON was expected) become kit's errors. Nothing here ever writes a credential anywhere.
-"""
+"""The Kaggle backend: kernels pushed, polled and pulled, submissions sent and listed, through a KaggleSession
+(session.py), the one way kit talks to Kaggle. The competition's board and data are in competition.py."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
-import io
 import json
 import os
-import sys
-import time
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable
 
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, Quota, SubmissionResult
+from kit.backends.kaggle import competition as kaggle_competition
+from kit.backends.kaggle.session import KaggleSession, NothingDone, competition_url, split_ref
 from kit.build.script import TITLE_MAX
-from kit.workspace.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
 from kit.errors import AuthError, BackendError, ConfigError, OutcomeUnknownError, SessionLimitError, SubmissionError
 from kit.fileio import atomic_write_json, atomic_write_text
 from kit.runs.store import KernelStatus, RunRecord
+from kit.workspace.competition import DEFAULT_RERUN_HOURS, CompetitionInfo, read_cache, write_cache
 from kit.workspace.layout import Workspace
-
-T = TypeVar("T")
 
 METADATA_FILE = "kernel-metadata.json"
 # Owners the builder writes when it does not know the Kaggle username yet.
 PLACEHOLDER_OWNERS = frozenset({"", "USERNAME", "INSERT_USERNAME", "{username}", "<username>"})
 LOG_FILE = "kernel.log"
 RETIRED_SHAPES = {"NvidiaTeslaP100": "the P100 cannot run the current Kaggle image (its CUDA dropped sm_60); use NvidiaTeslaT4"}
-AUTH_HINT = (
-    "put your API token in ~/.kaggle/kaggle.json (kaggle.com > Settings > API > Create New Token) "
-    "or set KAGGLE_API_TOKEN"
-)
 GPU_SESSION_LIMIT = "Maximum batch GPU session count"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long one call may take and how often a throttled or failed call is tried again."""
-
-    timeout: float = 60.0  # seconds per HTTP request; the client itself waits forever
-    attempts: int = 5  # tries per call, the first included
-    backoff: float = 2.0  # first wait in seconds, doubled each retry, unless Retry-After says otherwise
-    max_wait: float = 120.0  # no single wait is longer, whatever Retry-After asks
-    settle: float = 10.0  # after a lost answer to a push or submission, how long it may take to show on Kaggle
-
-    @classmethod
-    def from_env(cls) -> "RetryPolicy":
-        """The defaults, overridden by KIT_KAGGLE_TIMEOUT, _ATTEMPTS, _BACKOFF, _MAX_WAIT and _SETTLE."""
-        values: dict[str, Any] = {}
-        for name, key, kind in (
-            ("KIT_KAGGLE_TIMEOUT", "timeout", float),
-            ("KIT_KAGGLE_ATTEMPTS", "attempts", int),
-            ("KIT_KAGGLE_BACKOFF", "backoff", float),
-            ("KIT_KAGGLE_MAX_WAIT", "max_wait", float),
-            ("KIT_KAGGLE_SETTLE", "settle", float),
-        ):
-            raw = os.environ.get(name)
-            if raw:
-                try:
-                    values[key] = kind(raw)
-                except ValueError:
-                    raise ConfigError(f"{name}={raw!r} is not a number", hint=f"unset {name} or give it a number") from None
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of `kit doctor`: what was checked, whether it passed, and the fix if not."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Credentials and the client
-
-
 
 # What each machine shape runs on (Kaggle's status answer names no GPU).
 SHAPE_GPUS = {
@@ -102,342 +38,6 @@ SHAPE_GPUS = {
     "NvidiaH100": "H100",
     "None": "cpu",
 }
-
-def config_dir() -> Path:
-    """Where the client looks for kaggle.json: KAGGLE_CONFIG_DIR, else ~/.kaggle, else the XDG folder (Linux)."""
-    env = os.environ.get("KAGGLE_CONFIG_DIR")
-    if env:
-        return Path(env)
-    home = Path(os.path.expanduser("~")) / ".kaggle"
-    if sys.platform.startswith("linux") and not home.exists():
-        xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        return Path(xdg) / "kaggle"
-    return home
-
-
-def credential_source() -> str | None:
-    """Which credentials the client will use, in Kaggle's own order, named without their secret; None if none."""
-    token = os.environ.get("KAGGLE_API_TOKEN")
-    if token:
-        return f"KAGGLE_API_TOKEN (file {token})" if os.path.isfile(token) else "KAGGLE_API_TOKEN"
-    for name in ("access_token", "access_token.txt"):
-        path = Path(os.path.expanduser("~")) / ".kaggle" / name
-        if path.is_file() and path.read_text().strip():
-            return str(path)
-    file_values: dict[str, Any] = {}
-    path = config_dir() / "kaggle.json"
-    if path.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            file_values = json.loads(path.read_text()) or {}
-    user = os.environ.get("KAGGLE_USERNAME") or file_values.get("username")
-    key = os.environ.get("KAGGLE_KEY") or file_values.get("key")
-    if user and key:
-        env = "KAGGLE_USERNAME" in os.environ or "KAGGLE_KEY" in os.environ
-        return "KAGGLE_USERNAME/KAGGLE_KEY" if env and not path.is_file() else f"{path} (user {user})"
-    oauth = Path(os.path.expanduser("~")) / ".kaggle" / "credentials.json"
-    if oauth.is_file():
-        return f"{oauth} (kaggle auth login)"
-    return None
-
-
-# The client sets no timeout on its requests; kit gives every request made inside `_timeout` one. The client builds
-# a fresh requests.Session for each call and for each blob upload, so the only single place to add a default is the
-# transport adapter. The default applies only inside kit's Kaggle calls and only where the caller gave none.
-_REQUEST_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("kit_kaggle_timeout", default=None)
-
-
-def _install_default_timeout() -> None:
-    from requests.adapters import HTTPAdapter
-
-    if getattr(HTTPAdapter.send, "_kit_default_timeout", False):
-        return
-    original = HTTPAdapter.send
-
-    def send(self, request, stream=False, timeout=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if timeout is None:
-            timeout = _REQUEST_TIMEOUT.get()
-        return original(self, request, stream, timeout, *args, **kwargs)
-
-    send._kit_default_timeout = True  # type: ignore[attr-defined]
-    HTTPAdapter.send = send  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
-def _client_io(timeout: float) -> Iterator[io.StringIO]:
-    """Capture what the client prints (it prints from library code) and give its requests a timeout."""
-    _install_default_timeout()
-    captured = io.StringIO()
-    token = _REQUEST_TIMEOUT.set(timeout)
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            yield captured
-    finally:
-        _REQUEST_TIMEOUT.reset(token)
-
-
-def _import_client(timeout: float) -> Any:
-    """The KaggleApi class. Importing `kaggle` authenticates and prints; both are captured and ignored here."""
-    try:
-        with _client_io(timeout):
-            from kaggle.api.kaggle_api_extended import KaggleApi
-    except SystemExit:  # kaggle/__init__ catches its own exit; older clients did not
-        raise AuthError("no Kaggle credentials found", hint=AUTH_HINT) from None
-    except ImportError as exc:
-        raise BackendError(f"the kaggle client is not installed ({exc})", hint="pip install 'kit[kaggle]'") from None
-    return KaggleApi
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Turning the client's failures into kit's errors
-
-
-NOTICE_SECONDS = 3.0  # a wait at least this long is announced on stderr
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether a network failure happened before the request left (so it cannot have been acted on)."""
-    import requests
-
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    text = repr(exc)
-    return isinstance(exc, requests.ConnectionError) and ("NewConnectionError" in text or "Connection refused" in text)
-
-
-@contextlib.contextmanager
-def _slow_answer_notice(what: str, timeout: float, enabled: bool = True) -> Iterator[None]:
-    """While a request waits more than a few seconds for its answer, say so on stderr every few seconds (the
-    client's own output is captured meanwhile, so this writes to the stderr of before the capture)."""
-    import threading
-
-    if not enabled:
-        yield
-        return
-
-    stream = sys.stderr
-    done = threading.Event()
-    started = time.monotonic()
-
-    def watch() -> None:
-        interval = NOTICE_SECONDS
-        while not done.wait(interval):
-            waited = time.monotonic() - started
-            print(f"{what}: waiting for Kaggle's answer ({waited:.0f}s of at most {timeout:.0f}s)", file=stream, flush=True)
-            interval = min(interval * 2, 30.0)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-
-
-class _NothingDone(Exception):
-    """A call that failed before it changed anything on Kaggle, so trying again is safe."""
-
-
-def _status_code(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-    return None
-
-
-def _is_html(exc: BaseException) -> bool:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return False
-    kind = response.headers.get("Content-Type", "")
-    with contextlib.suppress(Exception):
-        return "html" in kind or response.text.lstrip()[:1] == "<"
-    return False
-
-
-def _competition_url(slug: str) -> str:
-    return f"https://www.kaggle.com/competitions/{slug}"
-
-
-class KaggleSession:
-    """An authenticated client plus the retry, timeout and error translation every call goes through."""
-
-    def __init__(self, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep):
-        self.policy = policy or RetryPolicy.from_env()
-        self.sleep = sleep
-        self._api: Any = None
-        self.client_output: list[str] = []  # what the client printed, for debugging; never shown by default
-
-    @property
-    def api(self) -> Any:
-        """The authenticated KaggleApi; credentials are resolved on first use, in Kaggle's order."""
-        if self._api is None:
-            self._api = self._authenticate()
-        return self._api
-
-    @property
-    def username(self) -> str:
-        """The Kaggle user the credentials belong to."""
-        return str(self.api.config_values.get("username") or "")
-
-    def _authenticate(self) -> Any:
-        api_class = _import_client(self.policy.timeout)
-        api = api_class()
-        # KaggleApi reads these from the environment once, when `kaggle` is first imported; read them per session so
-        # that KAGGLE_CONFIG_DIR and KAGGLE_API_ENVIRONMENT set later (or changed between tests) are honoured.
-        folder = config_dir()
-        api.config_dir = str(folder)
-        api.config = str(folder / "kaggle.json")
-        api.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
-
-        def authenticate() -> Any:
-            try:
-                api.authenticate()
-            except SystemExit:
-                raise AuthError("no Kaggle credentials found", hint=AUTH_HINT) from None
-            return api
-
-        return self.call("authenticate", authenticate)
-
-    def call(
-        self,
-        what: str,
-        fn: Callable[[], T],
-        *,
-        competition: str = "",
-        safe: bool = True,
-        on_ambiguous: Callable[[], T | None] | None = None,
-        notice: bool = True,
-    ) -> T:
-        """Run `fn` (one client call) with a timeout, retries and kit's errors. `what` names it in messages.
-
-        `safe` calls are retried on 429, 5xx and network failures. Unsafe ones (they spend something: a push, a
-        submission) are retried only where Kaggle cannot have acted: a 429, which it answers before doing anything,
-        and a connection that was never made. After a 5xx, a timeout, a dropped connection or an answer that is not
-        JSON they raise OutcomeUnknownError, for the caller to reconcile (kit/runs/intent.py) before anything is sent
-        again; `on_ambiguous`, if given, is asked first whether the call took effect (its result is returned).
-        Waits longer than a few seconds (retries, Retry-After, a slow answer) are shown on stderr.
-        """
-        import requests
-
-        attempts = max(1, self.policy.attempts)
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                with _slow_answer_notice(what, self.policy.timeout, notice), _client_io(self.policy.timeout) as captured:
-                    try:
-                        return fn()
-                    finally:
-                        if captured.getvalue():
-                            self.client_output.append(captured.getvalue())
-            except requests.HTTPError as exc:
-                code = _status_code(exc)
-                retryable = code == 429 or (code is not None and code >= 500)
-                if retryable and code != 429 and not safe:
-                    done = on_ambiguous() if on_ambiguous is not None else None
-                    if done is not None:
-                        return done
-                    raise OutcomeUnknownError(
-                        f"{what}: Kaggle answered HTTP {code}", hint="Kaggle is having trouble; kit checks whether it happened before trying again"
-                    ) from None
-                if not retryable or last:
-                    raise self._translate(exc, what, competition) from None
-                self._wait(attempt, _retry_after(exc), what, f"HTTP {code}")
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
-                if not safe and not _never_sent(exc):
-                    done = on_ambiguous() if on_ambiguous is not None else None
-                    if done is not None:
-                        return done
-                    lost = f"no answer within {self.policy.timeout:.0f}s" if isinstance(exc, requests.Timeout) else "the connection dropped"
-                    raise OutcomeUnknownError(f"{what}: {lost}", hint="check your network; kit checks whether it happened before trying again") from None
-                if last:
-                    raise BackendError(
-                        f"{what}: Kaggle {kind} after {attempts} tries ({exc.__class__.__name__})",
-                        hint="check your network, or raise KIT_KAGGLE_TIMEOUT; https://www.kaggle.com shows outages",
-                    ) from None
-                self._wait(attempt, None, what, kind)
-            except _NothingDone as exc:
-                if last:
-                    raise BackendError(f"{what}: {exc} ({attempts} tries)", hint="try again later") from None
-                self._wait(attempt, None, what, str(exc))
-            except json.JSONDecodeError:
-                if not safe:
-                    raise OutcomeUnknownError(
-                        f"{what}: Kaggle's answer was empty or not JSON", hint="kit checks whether it happened before trying again"
-                    ) from None
-                raise BackendError(
-                    f"{what}: Kaggle answered with a page that is not JSON (an HTML error or login page)",
-                    hint="Kaggle may be down, or a proxy is answering instead of it: check https://www.kaggle.com and HTTP(S)_PROXY",
-                ) from None
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                # The client validates input with ValueError/TypeError and crashes on malformed answers with
-                # KeyError/AttributeError; both are worth one clear line.
-                raise BackendError(f"{what}: {exc}", hint="run again with KIT_DEBUG=1 for details") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, attempt: int, retry_after: float | None, what: str = "", why: str = "") -> None:
-        asked = retry_after if retry_after is not None else self.policy.backoff * 2 ** (attempt - 1)
-        wait = min(asked, self.policy.max_wait)
-        if wait >= NOTICE_SECONDS:
-            said = f"Kaggle asked to wait {asked:.0f}s (Retry-After); waiting {wait:.0f}s" if retry_after is not None else f"waiting {wait:.0f}s"
-            print(f"{what}: {why}; {said} before try {attempt + 1} of {self.policy.attempts}", file=sys.stderr, flush=True)
-        self.sleep(wait)
-
-    def _translate(self, exc: BaseException, what: str, competition: str) -> BackendError:
-        error = self._translate_code(exc, what, competition)
-        error.http_status = _status_code(exc)  # type: ignore[attr-defined]
-        return error
-
-    def _translate_code(self, exc: BaseException, what: str, competition: str) -> BackendError:
-        code = _status_code(exc)
-        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-        if _is_html(exc):
-            detail = "an HTML page instead of JSON"
-        if code == 401:
-            return AuthError(f"{what}: Kaggle rejected the credentials (HTTP 401)", hint=AUTH_HINT)
-        if code == 403 and competition:
-            return AuthError(
-                f"{what}: Kaggle refused access to competition {competition!r} (HTTP 403); its rules are not accepted yet",
-                hint=f"accept the rules at {_competition_url(competition)}/rules, then try again",
-            )
-        if code == 403:
-            return AuthError(f"{what}: Kaggle refused access (HTTP 403): {detail}", hint="check that your credentials own what you asked for")
-        if code == 404:
-            return BackendError(f"{what}: not found on Kaggle (HTTP 404): {detail}", hint="check the slug; kit status lists runs and their kernels")
-        if code == 429:
-            return BackendError(f"{what}: Kaggle is rate-limiting (HTTP 429) after {self.policy.attempts} tries", hint="wait a few minutes and try again")
-        if code is not None and code >= 500:
-            return BackendError(f"{what}: Kaggle failed (HTTP {code}) after {self.policy.attempts} tries: {detail}", hint="Kaggle is having trouble; try again later")
-        return BackendError(f"{what}: Kaggle answered HTTP {code}: {detail}", hint="run again with KIT_DEBUG=1 for details")
-
-    def client(self) -> Any:
-        """A kagglesdk client for the typed calls KaggleApi does not wrap the way kit needs (paging, raw errors)."""
-        return self.api.build_kaggle_client()
-
-    def send(self, what: str, request: Any, service: str, method: str, *, competition: str = "") -> Any:
-        """One typed kagglesdk call, `client.<service>.<method>(request)`, through `call` (retries, kit's errors)."""
-
-        def fn() -> Any:
-            with self.client() as client:
-                return getattr(attrgetter(service)(client), method)(request)
-
-        return self.call(what, fn, competition=competition)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The backend
 
 
 def kernel_status(value: Any) -> KernelStatus:
@@ -488,13 +88,6 @@ def _submission(sub: Any) -> SubmissionResult:
     )
 
 
-def _split_ref(ref: str) -> tuple[str, str]:
-    owner, _, slug = ref.partition("/")
-    if not owner or not slug:
-        raise BackendError(f"{ref!r} is not a Kaggle kernel reference (owner/slug)", hint="check the id in the kernel's kernel-metadata.json, or kit status for the runs' kernels")
-    return owner, slug
-
-
 def _slugify(title: str) -> str:
     from slugify import slugify  # python-slugify, a dependency of the kaggle client; the client checks with it
 
@@ -530,7 +123,7 @@ class KaggleBackend(Backend):
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{meta_path}: cannot read kernel metadata ({exc})", hint="kit build the kernel again") from None
-        owner, slug = _split_ref(str(meta.get("id", "")))
+        owner, slug = split_ref(str(meta.get("id", "")))
         user = owner
         if owner in PLACEHOLDER_OWNERS:
             user = self.ws.kaggle_username or self.session.username
@@ -611,7 +204,7 @@ class KaggleBackend(Backend):
         """The kernel (owner/slug) a push of `kernel_dir` creates, from its metadata, the owner filled in."""
         try:
             meta = json.loads((Path(kernel_dir) / METADATA_FILE).read_text(encoding="utf-8"))
-            owner, slug = _split_ref(str(meta.get("id", "")))
+            owner, slug = split_ref(str(meta.get("id", "")))
         except (OSError, ValueError, BackendError):
             return ""  # push() reports the bad metadata
         if owner in PLACEHOLDER_OWNERS:
@@ -623,7 +216,7 @@ class KaggleBackend(Backend):
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
         request = ApiGetKernelRequest()
-        request.user_name, request.kernel_slug = _split_ref(remote)
+        request.user_name, request.kernel_slug = split_ref(remote)
         try:
             response = self.session.send(f"kernel {remote}", request, "kernels.kernels_api_client", "get_kernel")
         except BackendError as exc:
@@ -676,7 +269,7 @@ class KaggleBackend(Backend):
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
 
         request = ApiGetKernelSessionStatusRequest()
-        request.user_name, request.kernel_slug = _split_ref(remote)
+        request.user_name, request.kernel_slug = split_ref(remote)
         return self.session.send(f"status of {remote}", request, "kernels.kernels_api_client", "get_kernel_session_status")
 
     def kernel_image(self, run: RunRecord) -> str:
@@ -684,7 +277,7 @@ class KaggleBackend(Backend):
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
         request = ApiGetKernelRequest()
-        request.user_name, request.kernel_slug = _split_ref(self._remote(run))
+        request.user_name, request.kernel_slug = split_ref(self._remote(run))
         response = self.session.send(f"kernel {run.remote}", request, "kernels.kernels_api_client", "get_kernel")
         return str(getattr(response.metadata, "docker_image", "") or "") if response.metadata is not None else ""
 
@@ -704,7 +297,7 @@ class KaggleBackend(Backend):
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
         request = ApiListKernelSessionOutputRequest()
-        request.user_name, request.kernel_slug = _split_ref(remote)
+        request.user_name, request.kernel_slug = split_ref(remote)
         request.page_size = page_size
         request.page_token = page_token
         return self.session.send(f"outputs of {remote}", request, "kernels.kernels_api_client", "list_kernel_session_output")
@@ -824,7 +417,7 @@ class KaggleBackend(Backend):
                 if got.is_file():
                     os.replace(got, path)
         if not path.is_file():
-            raise BackendError(f"{self.competition} has no sample_submission.csv", hint=f"see the data tab at {_competition_url(self.competition)}/data")
+            raise BackendError(f"{self.competition} has no sample_submission.csv", hint=f"see the data tab at {competition_url(self.competition)}/data")
         return path
 
     def submit(self, file: Path, message: str) -> SubmissionResult:
@@ -837,7 +430,7 @@ class KaggleBackend(Backend):
             response = api.competition_submit(str(file), message, self.competition, quiet=True)
             if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
                 # The blob upload failed, so nothing was created: a 503 lets `call` retry it.
-                raise _NothingDone(f"the upload of {file.name} failed, nothing was submitted")
+                raise NothingDone(f"the upload of {file.name} failed, nothing was submitted")
             return response
 
         response = self.session.call(f"submit {file.name} to {self.competition}", submit_once, competition=self.competition, safe=False)
@@ -881,7 +474,7 @@ class KaggleBackend(Backend):
                 return bool(comp.is_kernels_submissions_only)
         raise BackendError(
             f"Kaggle lists no competition {self.competition!r}",
-            hint=f"check the slug under [competition] in kit.toml against {_competition_url(self.competition)}",
+            hint=f"check the slug under [competition] in kit.toml against {competition_url(self.competition)}",
         )
 
     def submit_code(self, run: RunRecord, file_name: str, message: str) -> SubmissionResult:
@@ -962,89 +555,14 @@ class KaggleBackend(Backend):
         refresh = stats.quota_refresh_time.isoformat() if stats.quota_refresh_time else ""
         return Quota(gpu_hours_used=used, gpu_hours_total=total, refresh=refresh, submissions_left_today=self.submissions_left_today())
 
-    # The board and the data files live in kaggle_competition.py; these keep the Backend contract.
+    # The board and the data files live in competition.py; these keep the Backend contract.
 
     def board(self, team: str = "") -> list[BoardEntry]:
-        from kit.backends import kaggle_competition
-
-        return kaggle_competition.board(self, team)
+        """The public board, best first; your team is `team`, else kit.toml's [kaggle] username, else the session's."""
+        return kaggle_competition.board(self.session, self.competition, team or self.ws.kaggle_username or self.session.username)
 
     def data_files(self) -> list[DataFile]:
-        from kit.backends import kaggle_competition
-
-        return kaggle_competition.data_files(self)
+        return kaggle_competition.data_files(self.session, self.competition)
 
     def download_data(self, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
-        from kit.backends import kaggle_competition
-
-        return kaggle_competition.download_data(self, name, dest, on_bytes)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# kit doctor and kit quota
-
-
-def build_checks(ws: Workspace) -> list[Check]:
-    """Whether each of the workspace's kernels builds for Kaggle (into a temporary folder; nothing is kept)."""
-    import tempfile
-
-    from kit.errors import KitError
-    from kit.runs.lifecycle import build_for_workspace, resolve_config
-
-    checks = []
-    with tempfile.TemporaryDirectory(prefix="kit-doctor-") as tmp:
-        for kernel in ("train", "infer"):
-            try:
-                config = resolve_config(ws, kernel, {}, "kaggle")
-                built = build_for_workspace(ws, kernel, config, Path(tmp) / kernel)
-                checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
-            except KitError as exc:
-                checks.append(Check(f"{kernel} kernel builds", False, exc.message, exc.hint or ""))
-    return checks
-
-
-def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
-    """The workspace's kernels build, credentials are found and accepted, the competition's rules are accepted,
-    GPU quota is left; one Check per line, stopping at the first network check that fails."""
-    backend = backend or KaggleBackend(ws)
-    source = credential_source()
-    checks = build_checks(ws)
-    checks.append(Check("credentials found", source is not None, source or "none", "" if source else AUTH_HINT))
-    if source is None:
-        return checks
-    try:
-        user = backend.session.username
-        checks.append(Check("credentials accepted", True, f"user {user}"))
-    except BackendError as exc:
-        checks.append(Check("credentials accepted", False, exc.message, exc.hint or AUTH_HINT))
-        return checks
-    try:
-        left = backend.submissions_left_today()
-        checks.append(Check("competition rules accepted", True, f"{ws.competition}: {left} submissions left today"))
-    except AuthError as exc:
-        checks.append(Check("competition rules accepted", False, exc.message, exc.hint or ""))
-    except BackendError as exc:
-        checks.append(Check("competition reachable", False, exc.message, exc.hint or ""))
-    if checks[-1].ok:
-        try:
-            info = backend.competition_info()
-            kind = (f"a code competition: submissions are kernels, rerun on the hidden test set with the internet off "
-                    f"(limit {info.rerun_hours:g} h)") if info.code else "submissions are files (submission.csv)"
-            checks.append(Check("competition kind", True, kind))
-        except BackendError as exc:
-            checks.append(Check("competition kind", False, exc.message, exc.hint or ""))
-    try:
-        quota = backend.quota() if checks[-1].ok else None  # the quota call needs the rules accepted too
-        if quota is not None:
-            checks.append(
-                Check(
-                    "GPU quota left",
-                    quota.gpu_hours_left > 0,
-                    f"{quota.gpu_hours_left:.1f} of {quota.gpu_hours_total:.1f} h left this week",
-                    "" if quota.gpu_hours_left > 0 else f"wait for the weekly reset ({quota.refresh})",
-                )
-            )
-    except BackendError as exc:
-        checks.append(Check("GPU quota left", False, exc.message, exc.hint or ""))
-    return checks
-
+        return kaggle_competition.download_data(self.session, self.competition, name, dest, on_bytes)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from kit.backends.base import BoardEntry, DataFile
+from kit.backends.kaggle.session import KaggleSession
 from kit.errors import BackendError
-
-if TYPE_CHECKING:
-    from kit.backends.kaggle import KaggleBackend
 
 SERVICE = "competitions.competition_api_client"
 # A board of a popular competition has thousands of teams; 20 pages of 200 find a position in the top 4,000
@@ -36,13 +34,13 @@ def _date(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
 
 
-def board(backend: KaggleBackend, team: str = "") -> list[BoardEntry]:
-    """The public board, best first. Your team is the entry named `team` (kit.toml's [kaggle] team, else your
-    username, compared without case); Kaggle's board does not say which team is the caller's."""
+def board(session: KaggleSession, slug: str, team: str) -> list[BoardEntry]:
+    """The public board of competition `slug`, best first. Your team is the entry named `team` (compared without
+    case; the backend passes kit.toml's [kaggle] team, else your username): Kaggle's board does not say which team
+    is the caller's."""
     from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
 
-    slug = backend.competition
-    mine = (team or backend.ws.kaggle_username or backend.session.username).strip().lower()
+    mine = team.strip().lower()
     entries: list[BoardEntry] = []
     token, seen = "", set()
     for _ in range(BOARD_MAX_PAGES):
@@ -50,7 +48,7 @@ def board(backend: KaggleBackend, team: str = "") -> list[BoardEntry]:
         request.competition_name = slug
         request.page_size = BOARD_PAGE_SIZE
         request.page_token = token
-        page = backend.session.send(f"public board of {slug}", request, SERVICE, "get_leaderboard", competition=slug)
+        page = session.send(f"public board of {slug}", request, SERVICE, "get_leaderboard", competition=slug)
         for sub in page.submissions or []:
             name = sub.team_name or ""
             entries.append(BoardEntry(rank=len(entries) + 1, team=name, score=_score(sub.score),
@@ -62,11 +60,10 @@ def board(backend: KaggleBackend, team: str = "") -> list[BoardEntry]:
     return entries
 
 
-def data_files(backend: KaggleBackend) -> list[DataFile]:
-    """Every data file of the competition (ListDataFiles, all pages)."""
+def data_files(session: KaggleSession, slug: str) -> list[DataFile]:
+    """Every data file of competition `slug` (ListDataFiles, all pages)."""
     from kagglesdk.competitions.types.competition_api_service import ApiListDataFilesRequest
 
-    slug = backend.competition
     files: list[DataFile] = []
     token, seen = "", set()
     while True:
@@ -74,7 +71,7 @@ def data_files(backend: KaggleBackend) -> list[DataFile]:
         request.competition_name = slug
         request.page_size = 200
         request.page_token = token
-        page = backend.session.send(f"data files of {slug}", request, SERVICE, "list_data_files", competition=slug)
+        page = session.send(f"data files of {slug}", request, SERVICE, "list_data_files", competition=slug)
         files += [DataFile(f.name, int(f.total_bytes or 0), _date(f.creation_date)) for f in page.files or [] if f.name]
         token = page.next_page_token or ""
         if not token or token in seen:
@@ -82,13 +79,12 @@ def data_files(backend: KaggleBackend) -> list[DataFile]:
         seen.add(token)
 
 
-def download_data(backend: KaggleBackend, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
+def download_data(session: KaggleSession, slug: str, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
     """Download one data file into `dest` through `<name>.part`; a file Kaggle serves zipped (a large one: the
     final URL ends in `<name>.zip`) is unzipped. A retry after a broken connection starts the file again."""
     import requests
     from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFileRequest
 
-    slug = backend.competition
     target = (dest / name).resolve()
     if dest.resolve() not in target.parents:
         raise BackendError(f"Kaggle listed a data file outside the folder: {name!r}", hint="download it from the competition's data page")
@@ -103,7 +99,7 @@ def download_data(backend: KaggleBackend, name: str, dest: Path, on_bytes: Calla
         request = ApiDownloadDataFileRequest()
         request.competition_name = slug
         request.file_name = name
-        with backend.session.client() as client:
+        with session.client() as client:
             response = client.competitions.competition_api_client.download_data_file(request)
             zipped = response.url.split("?")[0].endswith(f"{Path(name).name}.zip") and not name.endswith(".zip")
             with open(part, "wb") as out:
@@ -119,7 +115,7 @@ def download_data(backend: KaggleBackend, name: str, dest: Path, on_bytes: Calla
                 raise requests.ConnectionError(f"{name}: got {written['n']} of {expected} bytes")
         return zipped
 
-    zipped = backend.session.call(f"download {name} of {slug}", fetch, competition=slug)
+    zipped = session.call(f"download {name} of {slug}", fetch, competition=slug)
     if zipped:
         with zipfile.ZipFile(part) as archive:
             inner = next((i for i in archive.namelist() if Path(i).name == Path(name).name), None)
