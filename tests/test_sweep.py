@@ -18,7 +18,7 @@ import pytest
 from kit.backends.base import Backend, Quota
 from kit.errors import ConfigError
 from kit.runs import store
-from kit.sweep import Range, load_spec
+from kit.runs.sweep.runner import Range, load_spec
 from kit.workspace import layout
 from tests.conftest import run_kit
 from tests.helpers import install_template
@@ -155,7 +155,7 @@ def contract_only_backend(**capabilities):
 
 
 def test_a_backend_without_quota_plans_with_no_quota_and_its_own_concurrency(sweep_ws):
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
 
     ws = layout.load(sweep_ws)
     spec = load_spec(write_spec(sweep_ws, 1))
@@ -241,7 +241,7 @@ def test_a_killed_sweep_resumes_without_pushing_a_run_twice(sweep_ws):
 
 def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(sweep_ws):
     """Interrupted right after run-N was created (its id saved) and before its push: the resume pushes run-N."""
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
 
     ws = layout.load(sweep_ws)
@@ -268,7 +268,7 @@ def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(swee
 
 def test_a_run_pushed_but_not_recorded_is_adopted_not_pushed_again(sweep_ws):
     """Killed after the backend started the run but before its remote was saved: the resume finds it running."""
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
 
     ws = layout.load(sweep_ws)
@@ -284,7 +284,7 @@ def test_a_run_pushed_but_not_recorded_is_adopted_not_pushed_again(sweep_ws):
 
 
 def test_a_changed_plan_is_refused_and_a_running_sweep_is_not_run_twice(sweep_ws):
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
 
     spec = write_spec(sweep_ws, 1)
     assert run_kit("sweep", str(spec), "--yes", "--poll", "0.05").exit_code == 0

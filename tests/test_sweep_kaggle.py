@@ -90,7 +90,7 @@ def test_plan_shows_quota_and_refuses_to_overspend(kaggle_workspace, standin):
 
 
 def test_a_run_pushed_before_kit_was_killed_is_adopted_not_pushed_twice(kaggle_workspace, standin):
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
 
     ws = layout.load(kaggle_workspace)

@@ -62,7 +62,7 @@ def sweep() -> None:
 def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll: float | None, retry_after: float, allow_over_quota: bool,
             as_json: bool) -> None:
     """Plan a sweep, ask, then push its runs a few at a time and pull each one: `kit sweep run sweep.toml --yes`."""
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
 
     ws = _ws()
     backend = _backend(ws)
@@ -107,7 +107,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
 
 
 def _show_plan(plan, backend) -> None:
-    from kit.sweep import describe
+    from kit.runs.sweep.runner import describe
 
     state = plan.state
     _err(f"sweep {state.name}: {len(plan.points)} runs of {state.kernel} on {backend.name}, {plan.concurrency} at a time; "
@@ -129,7 +129,7 @@ def _show_plan(plan, backend) -> None:
 
 
 def _event_line(event) -> str:
-    from kit.sweep import describe
+    from kit.runs.sweep.runner import describe
 
     run = event.record.id if event.record is not None else "-"
     detail = event.message or describe(event.point.settings)
@@ -168,7 +168,7 @@ def _print_points(points) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status_cmd(name: str | None, as_json: bool) -> None:
     """Show each point of a sweep with its run, state and validation accuracy: `kit sweep status lr-rank`."""
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
 
     ws = _ws()
     if name is None:
@@ -205,7 +205,7 @@ def status_cmd(name: str | None, as_json: bool) -> None:
 def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> None:
     """Submit a sweep's K best runs by validation accuracy, never more than today's submissions left:
     `kit sweep submit lr-rank --top 2`."""
-    from kit import sweep as sweeps
+    from kit.runs.sweep import runner as sweeps
 
     ws = _ws()
     backend = _backend(ws)
