@@ -92,7 +92,7 @@ def test_non_finite_settings_are_refused_at_build(workspace, kit_cli, value):
 
 
 def test_non_finite_float_in_a_sweep_spec_is_refused(tmp_path):
-    from kit.runs.sweep.runner import load_spec
+    from kit.runs.sweep.spec import load_spec
 
     spec = tmp_path / "s.toml"
     spec.write_text('name = "x"\n[grid]\nlearning_rate = [1e-4, inf]\n')
@@ -109,7 +109,7 @@ def test_non_finite_float_in_a_sweep_spec_is_refused(tmp_path):
     ('name = "x"\n[base]\nprompt = 3.5\nr = "r"\n', ":4: [base] bad value 'r' for 'r': expected an integer"),
 ])
 def test_sweep_specs_name_file_and_line(tmp_path, text, says):
-    from kit.runs.sweep.runner import load_spec
+    from kit.runs.sweep.spec import load_spec
 
     spec = tmp_path / "s.toml"
     spec.write_text(text)
@@ -164,7 +164,7 @@ def test_coerce_refuses_wrong_types_and_values(key, value):
     (lambda p: p.mkdir(), "is a folder, not a sweep spec"),
 ])
 def test_unreadable_sweep_specs_are_one_line(tmp_path, write, says):
-    from kit.runs.sweep.runner import load_spec
+    from kit.runs.sweep.spec import load_spec
 
     spec = tmp_path / "s.toml"
     write(spec)

@@ -18,7 +18,7 @@ import pytest
 from kit.backends.base import Backend, Quota
 from kit.errors import ConfigError
 from kit.runs import store
-from kit.runs.sweep.runner import Range, load_spec
+from kit.runs.sweep.spec import Range, load_spec
 from kit.workspace import layout
 from tests.conftest import run_kit
 from tests.helpers import install_template
@@ -155,11 +155,11 @@ def contract_only_backend(**capabilities):
 
 
 def test_a_backend_without_quota_plans_with_no_quota_and_its_own_concurrency(sweep_ws):
-    from kit.runs.sweep import runner as sweeps
+    from kit.runs.sweep.plan import plan as plan_sweep
 
     ws = layout.load(sweep_ws)
     spec = load_spec(write_spec(sweep_ws, 1))
-    bare = sweeps.plan(ws, contract_only_backend(), spec)
+    bare = plan_sweep(ws, contract_only_backend(), spec)
     # no has_quota: quota() is never asked (the default would refuse), and nothing is over a quota it does not have
     assert bare.gpu_hours_left is None and not bare.over_quota
     assert bare.concurrency == 1 and len(bare.to_run) == 4
@@ -168,7 +168,7 @@ def test_a_backend_without_quota_plans_with_no_quota_and_its_own_concurrency(swe
         has_quota=True, max_concurrent_kernels=3,
         quota=lambda self: Quota(gpu_hours_used=9.5, gpu_hours_total=10.0, refresh="", submissions_left_today=None),
     )
-    planned = sweeps.plan(ws, metered, dataclasses.replace(spec, gpu_hours_per_run=0.25))
+    planned = plan_sweep(ws, metered, dataclasses.replace(spec, gpu_hours_per_run=0.25))
     assert planned.gpu_hours_left == 0.5 and planned.hours == 1.0 and planned.over_quota
     assert planned.concurrency == 3
 
@@ -241,50 +241,53 @@ def test_a_killed_sweep_resumes_without_pushing_a_run_twice(sweep_ws):
 
 def test_a_sweep_stopped_between_creating_and_pushing_a_run_pushes_that_run(sweep_ws):
     """Interrupted right after run-N was created (its id saved) and before its push: the resume pushes run-N."""
-    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
+    from kit.runs.sweep import runner
+    from kit.runs.sweep.plan import plan as plan_sweep
 
     ws = layout.load(sweep_ws)
     backend = get_backend(ws)
-    plan = sweeps.plan(ws, backend, load_spec(write_spec(sweep_ws, 1)), concurrency=2)
+    plan = plan_sweep(ws, backend, load_spec(write_spec(sweep_ws, 1)), concurrency=2)
 
     def stop_after_first_create(event):
         if event.kind == "created":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        sweeps.run(ws, backend, plan, sweeps.SweepTiming(0.05, 0.05), on_event=stop_after_first_create)
+        runner.run(ws, backend, plan, runner.SweepTiming(0.05, 0.05), on_event=stop_after_first_create)
     record = store.load(ws, "run-1")
     assert record.remote == "" and record.status.value == "queued"
     assert run_kit("status").exit_code == 0  # a created, unstarted run does not break kit status
 
     events = []
-    plan = sweeps.plan(ws, backend, load_spec(write_spec(sweep_ws, 1)), concurrency=2)
+    plan = plan_sweep(ws, backend, load_spec(write_spec(sweep_ws, 1)), concurrency=2)
     assert [p.record.id if p.record else None for p in plan.to_run] == ["run-1", None, None, None]
-    sweeps.run(ws, backend, plan, sweeps.SweepTiming(0.05, 0.05), on_event=events.append)
+    runner.run(ws, backend, plan, runner.SweepTiming(0.05, 0.05), on_event=events.append)
     assert [r.id for r in sweep_records(sweep_ws)] == ["run-1", "run-2", "run-3", "run-4"]
     assert [e.record.id for e in events if e.kind == "pushed"] == ["run-1", "run-2", "run-3", "run-4"]
 
 
 def test_a_run_pushed_but_not_recorded_is_adopted_not_pushed_again(sweep_ws):
     """Killed after the backend started the run but before its remote was saved: the resume finds it running."""
-    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
+    from kit.runs.lifecycle import create_run
+    from kit.runs.sweep import runner
+    from kit.runs.sweep.plan import plan as plan_sweep
 
     ws = layout.load(sweep_ws)
     backend = get_backend(ws)
     spec = load_spec(write_spec(sweep_ws, 1))
-    record = sweeps.create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "lr-rank", "sweep_point": "1"})
+    record = create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "lr-rank", "sweep_point": "1"})
     backend.push(record, store.run_dir(ws, record.id) / "kernel")  # the push went out; the record never heard
     events = []
-    sweeps.run(ws, backend, sweeps.plan(ws, backend, spec, concurrency=2), sweeps.SweepTiming(0.05, 0.05), on_event=events.append)
+    runner.run(ws, backend, plan_sweep(ws, backend, spec, concurrency=2), runner.SweepTiming(0.05, 0.05), on_event=events.append)
     assert [(e.kind, e.record.id) for e in events if e.kind in ("resumed", "pushed")][:2] == [("resumed", "run-1"), ("resumed", "run-1")]
     assert [e.record.id for e in events if e.kind == "pushed"] == ["run-2", "run-3", "run-4"]
     assert len(sweep_records(sweep_ws)) == 4
 
 
 def test_a_changed_plan_is_refused_and_a_running_sweep_is_not_run_twice(sweep_ws):
-    from kit.runs.sweep import runner as sweeps
+    from kit.runs.sweep.state import exclusive
 
     spec = write_spec(sweep_ws, 1)
     assert run_kit("sweep", str(spec), "--yes", "--poll", "0.05").exit_code == 0
@@ -292,7 +295,7 @@ def test_a_changed_plan_is_refused_and_a_running_sweep_is_not_run_twice(sweep_ws
     changed = run_kit("sweep", str(spec), "--yes")
     assert changed.exit_code == 1 and "points this spec no longer has" in changed.stderr
     ws = layout.load(sweep_ws)
-    with sweeps.exclusive(ws, "lr-rank"):
+    with exclusive(ws, "lr-rank"):
         spec.write_text(GRID.format(warmup=1))
         busy = run_kit("sweep", str(spec), "--yes")
     assert busy.exit_code == 1 and "already running in another kit" in busy.stderr

@@ -90,13 +90,14 @@ def test_plan_shows_quota_and_refuses_to_overspend(kaggle_workspace, standin):
 
 
 def test_a_run_pushed_before_kit_was_killed_is_adopted_not_pushed_twice(kaggle_workspace, standin):
-    from kit.runs.sweep import runner as sweeps
     from kit.backends.registry import get_backend
+    from kit.runs.lifecycle import create_run
+    from kit.runs.sweep.spec import load_spec
 
     ws = layout.load(kaggle_workspace)
     backend = get_backend(ws)
-    spec = sweeps.load_spec(kaggle_workspace / "sweep.toml")
-    record = sweeps.create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "cap", "sweep_point": "1"})
+    spec = load_spec(kaggle_workspace / "sweep.toml")
+    record = create_run(ws, backend, "train", {**spec.base, **spec.points()[0]}, tags={"sweep": "cap", "sweep_point": "1"})
     backend.push(record, store.run_dir(ws, record.id) / "kernel")  # Kaggle started it; the record never heard
     result = run_kit("sweep", "sweep.toml", "--yes", "--poll", "0.05", "--retry-after", "0.1")
     assert result.exit_code == 0, result.stderr

@@ -62,12 +62,14 @@ def sweep() -> None:
 def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll: float | None, retry_after: float, allow_over_quota: bool,
             as_json: bool) -> None:
     """Plan a sweep, ask, then push its runs a few at a time and pull each one: `kit sweep run sweep.toml --yes`."""
-    from kit.runs.sweep import runner as sweeps
+    from kit.runs.sweep import report, runner
+    from kit.runs.sweep.plan import plan as plan_sweep
+    from kit.runs.sweep.spec import load_spec
 
     ws = _ws()
     backend = _backend(ws)
-    loaded = sweeps.load_spec(spec)
-    plan = sweeps.plan(ws, backend, loaded, concurrency=concurrency)
+    loaded = load_spec(spec)
+    plan = plan_sweep(ws, backend, loaded, concurrency=concurrency)
     _show_plan(plan, backend)
     if dry_run:
         return
@@ -79,7 +81,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
             )
         if not yes and not click.confirm(f"Push {len(plan.to_run)} runs to {backend.name}?", err=True):
             raise KitError("nothing pushed", hint=f"kit sweep {spec} --yes skips the question")
-    timing = sweeps.SweepTiming(poll_seconds=poll if poll is not None else backend.sweep_poll_seconds, retry_seconds=retry_after)
+    timing = runner.SweepTiming(poll_seconds=poll if poll is not None else backend.sweep_poll_seconds, retry_seconds=retry_after)
     from kit import progress
 
     bar = progress.bar(f"sweep {loaded.name}", total=len(plan.points), unit="run")
@@ -94,11 +96,11 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
 
     try:
         with bar:
-            state = sweeps.run(ws, backend, plan, timing, on_event=on_event)
+            state = runner.run(ws, backend, plan, timing, on_event=on_event)
             bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     except KeyboardInterrupt:
         raise KitError(f"sweep {loaded.name} interrupted; runs already pushed go on", hint=f"kit sweep {spec} resumes it without pushing any run twice") from None
-    points = sweeps.status(ws, None, state.name)
+    points = report.status(ws, None, state.name)
     if as_json:
         click.echo(json.dumps(_points_json(points), indent=2))
     else:
@@ -107,7 +109,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
 
 
 def _show_plan(plan, backend) -> None:
-    from kit.runs.sweep.runner import describe
+    from kit.runs.sweep.report import describe
 
     state = plan.state
     _err(f"sweep {state.name}: {len(plan.points)} runs of {state.kernel} on {backend.name}, {plan.concurrency} at a time; "
@@ -129,7 +131,7 @@ def _show_plan(plan, backend) -> None:
 
 
 def _event_line(event) -> str:
-    from kit.runs.sweep.runner import describe
+    from kit.runs.sweep.report import describe
 
     run = event.record.id if event.record is not None else "-"
     detail = event.message or describe(event.point.settings)
@@ -168,23 +170,24 @@ def _print_points(points) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status_cmd(name: str | None, as_json: bool) -> None:
     """Show each point of a sweep with its run, state and validation accuracy: `kit sweep status lr-rank`."""
-    from kit.runs.sweep import runner as sweeps
+    from kit.runs.sweep import report
+    from kit.runs.sweep.state import sweep_names
 
     ws = _ws()
     if name is None:
-        names = sweeps.sweep_names(ws)
+        names = sweep_names(ws)
         if not names:
             _err("no sweeps yet: kit sweep SPEC.toml")
         listing = []
         for n in names:
-            points = sweeps.status(ws, None, n)
+            points = report.status(ws, None, n)
             listing.append({"sweep": n, "done": sum(1 for p in points if p.record and p.record.status.final), "points": len(points)})
         if as_json:
             click.echo(json.dumps(listing, indent=2))
         for row in listing if not as_json else []:
             click.echo(f"{row['sweep']}\t{row['done']}/{row['points']} done")
         return
-    points = sweeps.status(ws, _backend(ws), name)
+    points = report.status(ws, _backend(ws), name)
     if as_json:
         click.echo(json.dumps(_points_json(points), indent=2))
     else:
@@ -205,11 +208,11 @@ def status_cmd(name: str | None, as_json: bool) -> None:
 def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> None:
     """Submit a sweep's K best runs by validation accuracy, never more than today's submissions left:
     `kit sweep submit lr-rank --top 2`."""
-    from kit.runs.sweep import runner as sweeps
+    from kit.runs.sweep import report
 
     ws = _ws()
     backend = _backend(ws)
-    picks = sweeps.pick_top(ws, backend, name, top)
+    picks = report.pick_top(ws, backend, name, top)
     for pick in picks:
         record = pick.status.record
         note = pick.reason or f"{pick.plan.valid.rows} rows, {pick.plan.valid.true_share:.1%} True"
@@ -220,7 +223,7 @@ def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> N
     if not yes and not click.confirm(f"Submit {len(chosen)} files to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit sweep submit {name} --top {top} --yes skips the question")
     done = []
-    for pick, sub in sweeps.submit_top(ws, backend, chosen, message):
+    for pick, sub in report.submit_top(ws, backend, chosen, message):
         score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
         done.append({"run": pick.status.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score})
         if not as_json:
