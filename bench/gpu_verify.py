@@ -41,7 +41,7 @@ def make_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from kit.practice import generate
+    from kit.practice.data import generate
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -56,7 +56,7 @@ def make_tokenizer():
 
 def kaggle_tree(name: str, n_train: int, n_test: int, seed: int = 0) -> Path:
     """A Kaggle-like tree with the practice competition attached; returns its root (KIT_KAGGLE_ROOT)."""
-    from kit.practice import init_practice
+    from kit.practice.competition import init_practice
 
     root = Path("/tmp/kaggle-" + name)
     comp = PRACTICE / name

@@ -99,7 +99,7 @@ def practice() -> None:
 @click.option("--rerun-limit", default=9 * 3600, show_default=True, help="code competitions: seconds a rerun may take")
 def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int) -> None:
     """Create the practice competition: `kit practice init --test-rows 500` (`--code`: a code competition)."""
-    from kit.practice import VISIBLE_TEST_ROWS, init_practice
+    from kit.practice.competition import VISIBLE_TEST_ROWS, init_practice
 
     ws = _ws()
     if ws.backend != "local":
@@ -119,7 +119,7 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
 @practice.command("close")
 def practice_close() -> None:
     """End the practice competition and reveal private scores: `kit practice close`."""
-    from kit.practice import PracticeCompetition
+    from kit.practice.competition import PracticeCompetition
     from kit.submissions.submit import refresh_scores
 
     ws = _ws()

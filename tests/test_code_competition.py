@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kit.practice import PracticeCompetition, generate, init_practice
-from kit.practice_rerun import offline_prefix
+from kit.practice.competition import PracticeCompetition, init_practice
+from kit.practice.data import generate
+from kit.practice.rerun import offline_prefix
 from tests.conftest import run_kit
 from tests.helpers import RERUN_TEMPLATE, install_template
 from tests.kaggle_standin.fixtures import init_kaggle_workspace

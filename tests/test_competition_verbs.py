@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.practice import PracticeCompetition
+from kit.practice.competition import PracticeCompetition
 from tests.conftest import run_kit
 from tests.kaggle_standin.fixtures import init_kaggle_workspace
 from tests.kaggle_standin.server import Submission

@@ -105,21 +105,11 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-# Cycles being broken by the backends split (issue 15, p3a); the test fails when one is gone too, so the entry is
-# removed with the cycle. Nothing may be added here.
-BEING_BROKEN = [
-    {"kit.backends.local", "kit.backends.local_runner", "kit.practice", "kit.practice_rerun"},
-]
-
-
 def test_kit_has_no_import_cycle():
     graph = import_graph(module_files(KIT))
     found = cycles(graph)
-    new = [group for group in found if group not in BEING_BROKEN]
-    sub = {m: graph[m] & new[0] for m in new[0]} if new else {}
-    assert not new, "import cycle: " + " -> ".join(find_cycle(sub))
-    gone = [group for group in BEING_BROKEN if group not in found]
-    assert not gone, f"these cycles are broken now: remove them from BEING_BROKEN: {gone}"
+    sub = {m: graph[m] & found[0] for m in found[0]} if found else {}
+    assert not found, "import cycle: " + " -> ".join(find_cycle(sub))
 
 
 def test_the_cycle_check_sees_a_cycle_inside_a_function(tmp_path):
@@ -156,3 +146,9 @@ def test_pyproject_ships_every_package():
     assert set(setuptools["packages"]) == packages
     assert setuptools["package-dir"] == {"kit._kernels": "kernels"}
 
+
+
+def test_no_module_shares_its_packages_name():
+    """kit/practice/practice.py would make `from kit.practice import practice` read as a riddle: name by idea."""
+    same = [name for name in module_files(KIT) if len(parts := name.split(".")) >= 2 and parts[-1] == parts[-2]]
+    assert not same, f"modules named like their package: {same}"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from kit.errors import KitError, SubmissionError, SubmissionLimitError, WorkspaceError
-from kit.practice import PracticeCompetition, format_answer, generate, init_practice
+from kit.practice.competition import PracticeCompetition, init_practice
+from kit.practice.data import format_answer, generate
 
 SOLUTION = re.compile(
     r"^Let's solve this problem using Python code\.\n<llm-code>\n(?P<code>.*)\n</llm-code>\n"

@@ -207,7 +207,7 @@ class LocalBackend(Backend):
     # -- competition ---------------------------------------------------------------------------------------
 
     def _competition(self):
-        from kit.practice import PracticeCompetition
+        from kit.practice.competition import PracticeCompetition
 
         return PracticeCompetition(self.ws.practice_dir)
 
@@ -216,7 +216,7 @@ class LocalBackend(Backend):
 
     def competition_info(self) -> CompetitionInfo:
         """The practice competition's kind and rerun limit, from its competition.json."""
-        from kit.practice import PracticeCompetition
+        from kit.practice.competition import PracticeCompetition
 
         if not (self.ws.practice_dir / "competition.json").is_file():
             return CompetitionInfo(self.ws.competition, source="no practice competition yet")

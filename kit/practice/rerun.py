@@ -1,12 +1,12 @@
-"""A practice code competition's rerun of a submitted kernel: `python -m kit.practice_rerun COMPETITION_DIR REF`.
+"""A practice code competition's rerun of a submitted kernel: `python -m kit.practice.rerun COMPETITION_DIR REF`.
 
 It does what Kaggle does with a code submission, as far as this machine can: the kernel's script, exactly as it ran
 for the run, runs again in a fresh Kaggle tree (reruns/REF/ in the competition's folder) whose competition folder
 holds the hidden test.csv in place of the visible one, with the run's attached sources, KAGGLE_IS_COMPETITION_RERUN
 set, the internet off (a network namespace of its own where `unshare` allows one, else proxies that lead nowhere
 and the Hugging Face hub offline), and the rerun time limit; then the file it wrote is scored against the hidden
-solution and the pending submission completed. It runs detached, so `kit submit` returns while the rerun goes on,
-as on Kaggle.
+solution and the pending submission completed. kit/practice/competition.py lays out the tree and starts this
+module detached, so `kit submit` returns while the rerun goes on, as on Kaggle.
 """
 
 from __future__ import annotations
@@ -19,50 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kit.backends.local_runner import last_error_line
 from kit.errors import SubmissionError
+from kit.practice.competition import PracticeCompetition
 
-RERUNS = "reruns"
 LOG_NAME = "log.txt"
 NOWHERE = "http://127.0.0.1:9"  # the discard port: a proxy that answers nothing
-
-
-def rerun_dir(comp, ref: str) -> Path:
-    """The rerun's own Kaggle tree, kernel and log."""
-    return comp.directory / RERUNS / ref
-
-
-def lay_out(comp, ref: str, kernel_dir: Path, sources: dict[str, Path]) -> Path:
-    """Write the rerun's tree: the kernel, the competition folder with the hidden test rows, the attached sources."""
-    session = rerun_dir(comp, ref)
-    if session.exists():
-        shutil.rmtree(session)
-    root = session / "kaggle"
-    folder = root / "input" / "competitions" / comp.slug
-    folder.mkdir(parents=True)
-    hidden = {"test.csv", "sample_submission.csv"}
-    for item in comp.data_dir.iterdir():
-        if item.name not in hidden:
-            os.symlink(item.resolve(), folder / item.name)
-    for name in sorted(hidden):  # the hidden rows replace the visible ones; the solution stays out of reach
-        shutil.copy2(comp.directory / "hidden" / name, folder / name)
-    for name, path in sources.items():
-        os.symlink(Path(path).resolve(), root / "input" / name)
-    (root / "working").mkdir()
-    shutil.copytree(kernel_dir, session / "kernel")
-    return session
-
-
-def start(comp, ref: str) -> None:
-    """Start the rerun as a detached process; it outlives the `kit submit` that started it."""
-    session = rerun_dir(comp, ref)
-    subprocess.Popen(
-        [sys.executable, "-m", "kit.practice_rerun", str(comp.directory), ref],
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(session / "runner.err", "wb"),
-        cwd=session,
-    )
 
 
 def offline_prefix() -> list[str]:
@@ -88,8 +50,6 @@ def offline_env(session: Path, isolated: bool) -> dict[str, str]:
 
 def run_kernel(session: Path, limit: float) -> str:
     """Run the session's kernel offline within `limit` seconds; "" when it ended well, else Kaggle's kind of error."""
-    from kit.backends.local_runner import last_error_line
-
     meta = json.loads((session / "kernel" / "kernel-metadata.json").read_text(encoding="utf-8"))
     script = session / "kernel" / meta.get("code_file", "kernel.py")
     prefix = offline_prefix()
@@ -116,11 +76,10 @@ def run_kernel(session: Path, limit: float) -> str:
 
 
 def main(directory: Path, ref: str) -> int:
-    from kit.practice import PracticeCompetition
-
+    """Rerun code submission `ref` of the competition in `directory`, score what it wrote and complete the record."""
     comp = PracticeCompetition(directory)
-    session = rerun_dir(comp, ref)
-    record = next(r for r in comp._read_records() if r["ref"] == ref)
+    session = comp.rerun_dir(ref)
+    record = comp.rerun_record(ref)
     scores, error = None, ""
     try:
         error = run_kernel(session, comp.rerun_seconds)
