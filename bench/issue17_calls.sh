@@ -9,6 +9,9 @@
 #   t4: carry .whl-b           the T4 profile again (emulate_t4 now leaves Triton and PyTorch the real capability)
 #   after: (same machine)      issue 15: main's kernels after the refactor: 10,000-row prediction, 8B training
 #   3: carry .dev17/g3          SmolLM2 accuracy: kit's train kernel, transformers + peft + trl, unsloth + trl (same rows)
+# Third session (CUDA graphs for small models, kernels/runtime/graphs.py):
+#   graphs: carry .whl-a        the graphed-step test on the GPU; SmolLM2-135M and Qwen2.5-1.5B shapes, kit's default
+#                               (the plan's cuda_graphs) beside cuda_graphs=off, same process, same rows
 set -uo pipefail
 step=$1
 end=$(( $(date +%s) + ${BUDGET_S:-570} ))
@@ -42,6 +45,13 @@ case $step in
      rm -rf kernels kit && cp -r .dev17/kernels-before kernels && cp -r .dev17/kit-before kit
      T4=1 part t4-kit 150 python3 bench/peers.py kit 8b
      T4=1 part t4-unsloth 150 python3 bench/peers.py unsloth 8b ;;
+  graphs) pipinstall .whl-a/*.whl || exit 1
+     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+     part test-graphs 120 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py
+     tail -3 "$OUT/test-graphs.log"
+     python3 bench/peers.py prep small 2>&1 | tail -1
+     KIT_GRAPHS=plan,off part kit-smollm2 170 python3 bench/peers.py kit smollm2
+     KIT_GRAPHS=plan,off part kit-qwen15 200 python3 bench/peers.py kit qwen15 ;;
   after)                                       # issue 15's check, after: main's kernels as they are now, same machine
      part after-predict 170 python3 bench/issue17.py predict none
      part after-kit-8b 160 python3 bench/peers.py kit 8b ;;

@@ -157,17 +157,21 @@ def kit(model_key: str, then_trl: bool) -> None:
     rows = rows_for(facts["vocab"])
     model, tokenizer, plan = speed.kit_model(config, dtype=torch_dtype(choose_dtype(config["dtype"], detect_machine()).value))
     batches = [int(b) for b in os.environ.get("KIT_BATCHES", "8").split(",")]
+    # KIT_GRAPHS=plan,off,on: the plan's cuda_graphs decision first (kit's default), then forced off/on beside it
+    modes = {"plan": None, "on": True, "off": False}
     for bs in batches:
-        def one(bs=bs):
-            started = time.time()
-            out = speed.kit_train(model, tokenizer, config, plan, rows, bs, timed_tokens=TIMED_TOKENS * max(1, bs // 8), warm=WARM_STEPS,
-                                  profile=bs == 8 and os.environ.get("PROFILE") == "1")
-            if "profile" in out:
-                out["gpu_ms_per_step_top30"] = round(sum(k["ms_per_step"] for k in out["profile"]), 1)
-            record({"what": f"kit default{'' if bs == 8 else f' (speed probe: batch {bs})'}", "trainer": "kit", "batch": bs,
-                    "wall_with_warm_s": round(time.time() - started, 1), "dynamo": speed.dynamo_counters(), **facts, **out})
+        for mode in os.environ.get("KIT_GRAPHS", "plan").split(","):
+            def one(bs=bs, mode=mode):
+                started = time.time()
+                out = speed.kit_train(model, tokenizer, config, plan, rows, bs, timed_tokens=TIMED_TOKENS * max(1, bs // 8), warm=WARM_STEPS,
+                                      profile=bs == 8 and os.environ.get("PROFILE") == "1", graphs=modes[mode])
+                if "profile" in out:
+                    out["gpu_ms_per_step_top30"] = round(sum(k["ms_per_step"] for k in out["profile"]), 1)
+                label = "kit default" if mode == "plan" else f"kit, cuda_graphs={mode}"
+                record({"what": label + ("" if bs == 8 else f" (speed probe: batch {bs})"), "trainer": "kit", "batch": bs,
+                        "wall_with_warm_s": round(time.time() - started, 1), "dynamo": speed.dynamo_counters(), **facts, **out})
 
-        guarded(f"kit batch {bs}", one, trainer="kit", **facts)
+            guarded(f"kit batch {bs} graphs {mode}", one, trainer="kit", **facts)
     if os.environ.get("HOST_PROFILE") == "1":
         guarded("host profile", lambda: host_profile(model, tokenizer, config, plan, rows, facts), **facts)
     if then_trl:

@@ -184,17 +184,20 @@ def kit_model(config: dict, engine: str = "", dtype=None):
     compiled = made.compile.value
     plan = {"engine": engine, "compiled": compiled, "load_seconds": round(load_seconds, 1), "gradient_checkpointing": made.checkpointing.value,
             "chunk_tokens": made.chunk_tokens.value, "dequantized_base": made.dequantize_base.value, "packed": packed, "attention": attention,
-            "fused": made.fuse_projections.value and made.dequantize_base.value, "dtype": str(dtype).removeprefix("torch.")}
+            "fused": made.fuse_projections.value and made.dequantize_base.value, "dtype": str(dtype).removeprefix("torch."),
+            "cuda_graphs": bool(made.cuda_graphs.value)}
     print("kit plan", plan, flush=True)
     return model, tokenizer, plan
 
 
 def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[int]], batch_size: int, timed_tokens: int, warm: int,
-              multiple: int = 0, profile: bool = False, sync_every_step: bool = False) -> dict:
-    """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size."""
+              multiple: int = 0, profile: bool = False, sync_every_step: bool = False, graphs: bool | None = None) -> dict:
+    """The train kernel's loop (training_order, split_by_tokens, train_step) at one micro-batch size; `graphs`
+    overrides the plan's cuda_graphs (the passes replayed as CUDA graphs, fit.Steps's way)."""
     import torch
 
     from kernels.runtime.data import collate, split_by_tokens, training_order
+    from kernels.runtime.graphs import GraphedPasses
     from kernels.runtime.plan import pad_multiple
     from kernels.runtime.training import make_optimizer, train_step
 
@@ -207,9 +210,12 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     fp16 = plan.get("dtype") == "float16"  # the T4 profile (bench/issue17.py): fp16 with a loss scaler, as the train kernel does
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     autocast = lambda: torch.autocast("cuda", dtype=torch.float16 if fp16 else torch.bfloat16)  # noqa: E731
+    graphed = plan.get("cuda_graphs", False) if graphs is None else graphs
+    passes = GraphedPasses(model, torch.float16 if fp16 else torch.bfloat16, longest_row=max(lengths)) if graphed else None
     make_batch = lambda rows: collate(  # noqa: E731
         [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows],
         completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device="cuda",
+        pad_to_bucket=passes is not None and not passes.off,
     )
     chunks_of = lambda rows: split_by_tokens(rows, lengths, plan["chunk_tokens"], multiple, packed)  # noqa: E731
     order = iter(training_order(lengths, batch_size, config["group_by_length"] and not packed, seed=batch_size))
@@ -220,7 +226,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     def step() -> tuple[int, int]:
         micro = [next(order) for _ in range(config["grad_accum"])]
         loss, tokens = train_step(model, micro, make_batch, chunks_of, optimizer=optimizer, scaler=scaler, trainable=trainable,
-                                  max_grad_norm=config["max_grad_norm"], autocast=autocast)
+                                  max_grad_norm=config["max_grad_norm"], autocast=autocast, graphs=passes)
         # The kernel reads each step's loss (the non-finite check) once the next step is queued; sync_every_step
         # is the old way, reading it at once.
         if unread:
@@ -246,11 +252,14 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
         float(unread.pop())
     seconds = time.perf_counter() - started
     kernels = cuda_profile(step, 3) if profile else None
+    graph_note = {"cuda_graphs": passes is not None, "graphs_summary": passes.summary()} if passes is not None else {"cuda_graphs": False}
+    if passes is not None:
+        passes.close()
     del optimizer
-    return {"batch_size": batch_size, "multiple": multiple, "packed": packed, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
+    return {**plan, "batch_size": batch_size, "multiple": multiple, "packed": packed, **({"profile": kernels} if kernels else {}), "useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(rows / seconds, 2),
             "steps": steps, "rows": rows, "seconds": round(seconds, 1), "warm_steps": warm, "warm_seconds": round(warm_seconds, 1),
             **steady_rate(marks, step_tokens), "step_ms": [round(1000 * (b - a)) for a, b in zip(marks, marks[1:])],
-            "step_tokens": step_tokens, "peak_gib": peak_gib(), **plan}
+            "step_tokens": step_tokens, "peak_gib": peak_gib(), **graph_note}
 
 
 def dynamo_counters() -> dict:

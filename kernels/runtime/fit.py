@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kernels.runtime.attention import use_packed_attention
 from kernels.runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
 from kernels.runtime.environment import log, warn
+from kernels.runtime.graphs import GraphedPasses
 from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
 from kernels.runtime.parallel import StepShare, broadcast_trainable
 from kernels.runtime.paths import find_source
@@ -165,6 +166,7 @@ class Steps:
         self.share = StepShare(run.group, examples.lengths, [1 if config["completion_only"] else len(s) for s in examples.sequences]) \
             if run.group.world > 1 else None
         self.unread: list = []  # the last step: its loss still on the GPU
+        self.graphs = GraphedPasses(trained.model, dtype, longest_row=max(examples.lengths)) if plan.cuda_graphs.value else None
 
     def order_for_epoch(self, epoch: int):
         """The micro-batches of one epoch (length-grouped unless packed)."""
@@ -175,7 +177,8 @@ class Steps:
         """One micro-batch's tensors on the training device."""
         e = self.examples
         return collate([e.sequences[r] for r in rows], e.pad_id, label_ids=[e.label_ids[r] for r in rows],
-                       completion_only=self.config["completion_only"], packed=self.packed, pad_to_multiple=self.multiple, device=self.run.device)
+                       completion_only=self.config["completion_only"], packed=self.packed, pad_to_multiple=self.multiple,
+                       pad_to_bucket=self.graphs is not None and not self.graphs.off, device=self.run.device)
 
     def run_phase(self) -> None:
         """Step until the phase's last step."""
@@ -188,7 +191,7 @@ class Steps:
                 trained.model, [next(stream) for _ in range(config["grad_accum"])], self.make_batch,
                 lambda rows: split_by_tokens(rows, self.examples.lengths, self.chunk_tokens, self.multiple, self.packed),
                 optimizer=self.optimizer, scaler=self.scaler, trainable=self.trainable, max_grad_norm=config["max_grad_norm"],
-                autocast=self.autocast, share=self.share,
+                autocast=self.autocast, share=self.share, graphs=self.graphs,
             )
             lr = self.scheduler.get_last_lr()[0]
             self.scheduler.step()
@@ -205,6 +208,9 @@ class Steps:
         if self.unread:
             self.settle()
         trained.seconds = time.time() - self.started
+        if self.graphs is not None:
+            log(self.graphs.summary())
+            self.graphs.close()
 
     def settle(self) -> None:
         """Read the unread step's loss (waiting for that step alone), log it, and stop on a loss that is not finite."""

@@ -205,6 +205,7 @@ class Plan:
     test_rows: Decision  # test rows scored (0 = all)
     train_processes: Decision | None = None  # processes training together, one per GPU
     compile: Decision | None = None  # torch.compile the decoder layers
+    cuda_graphs: Decision | None = None  # training passes replayed as CUDA graphs (graphs.py)
     optimizer: Decision | None = None  # the optimizer that runs
     checkpointing: Decision | None = None  # recompute activations in the backward pass
     chunk_tokens: Decision | None = None  # most padded tokens in one training forward pass (0 = no limit)
@@ -271,6 +272,8 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
                      optimizer=choose_optimizer(config["optim"], machine))
         memory = estimate_memory(config, machine, model_config, engine.value, compiled.value, packing.value)
         parts.update(memory_decisions(memory, estimated=gpu))
+        parts["cuda_graphs"] = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
+                                                  parts["train_processes"].value, memory.checkpointing, model_config)
         if memory.dequantize:
             parts["scoring_dequantize"] = Decision(True, "dequantized for training already")
     return Plan(**parts)
@@ -334,6 +337,46 @@ def choose_compile(requested: str, engine: str, machine: Machine) -> Decision:
         warning = f"compile=on: Triton does not compile for this GPU (compute capability {major}.{minor}); training eagerly" if requested == "on" else ""
         return Decision(False, f"Triton does not compile for compute capability {major}.{minor}", warning)
     return Decision(True, "compile=on" if requested == "on" else "engine hf on a GPU Triton compiles for")
+
+
+GRAPHED_MAX_PARAMS = 3e9  # above this a step's GPU work outlasts launching it (8B on an H200: graphs gained nothing)
+
+
+def graphs_blocker(engine: str, dtype: str, attention: str, processes: int, checkpointing: bool) -> str:
+    """Why this run's training passes cannot replay as CUDA graphs ("" when they can): a graph needs packed rows
+    under flash varlen attention (one shape per width, no host syncs), no loss scaler (fp16's checks the gradients
+    on the host), one process (gradients are summed between processes), no recomputation, and transformers' engine."""
+    if engine != "hf":
+        return f"engine {engine}"
+    if attention != "flash varlen":
+        return "needs packed rows with flash varlen attention"
+    if dtype == "fp16":
+        return "fp16's loss scaler checks gradients on the host"
+    if processes > 1:
+        return "several training processes"
+    if checkpointing:
+        return "gradient checkpointing"
+    return ""
+
+
+def choose_cuda_graphs(requested: str, engine: str, dtype: str, attention: str, processes: int, checkpointing: bool,
+                       model_config: dict | None) -> Decision:
+    """Whether training passes replay as CUDA graphs: auto = where they can (graphs_blocker) for a model of at most
+    GRAPHED_MAX_PARAMS, whose steps the host's kernel launches hold back (SmolLM2-135M on an H200: bench/RESULTS.md,
+    issue 17); on = wherever they can."""
+    if requested == "off":
+        return Decision(False, "cuda_graphs=off")
+    blocker = graphs_blocker(engine, dtype, attention, processes, checkpointing)
+    if blocker:
+        return Decision(False, blocker, f"cuda_graphs=on: {blocker}; training eagerly" if requested == "on" else "")
+    if requested == "on":
+        return Decision(True, "cuda_graphs=on")
+    if model_config is None:
+        return Decision(False, "model size unknown (no config.json)")
+    billions = bf16_weight_bytes(as_shape(model_config)) / 2 / 1e9
+    if billions * 1e9 > GRAPHED_MAX_PARAMS:
+        return Decision(False, f"{billions:.1f}B parameters: the GPU's work outlasts the launches")
+    return Decision(True, f"{billions:.2f}B parameters: launching a step's kernels outlasts running them")
 
 
 def choose_packing(requested: str, engine: str, machine: Machine) -> Decision:
@@ -578,8 +621,12 @@ def memory_decisions(memory: MemoryPlan, estimated: bool) -> dict:
 
 
 def settle_memory(plan: Plan, memory: MemoryPlan) -> Plan:
-    """The plan with its memory decisions as plan_memory made them on the room measured after loading."""
-    return dataclasses.replace(plan, **memory_decisions(memory, estimated=False))
+    """The plan with its memory decisions as plan_memory made them on the room measured after loading (CUDA graphs
+    are dropped where recomputation turned out to be needed)."""
+    settled = dataclasses.replace(plan, **memory_decisions(memory, estimated=False))
+    if plan.cuda_graphs is not None and plan.cuda_graphs.value and memory.checkpointing:
+        settled = dataclasses.replace(settled, cuda_graphs=Decision(False, "gradient checkpointing (settled after loading)"))
+    return settled
 
 
 def dequantize_for_scoring(setting: str, gpu: bool, free: int, extra: int) -> bool:

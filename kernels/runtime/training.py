@@ -164,13 +164,14 @@ def prepare_for_training(model, config: dict, plan: Plan, *, dtype, longest_row:
 
 
 def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler, trainable, max_grad_norm: float, autocast,
-               share=None):
+               share=None, graphs=None):
     """One optimizer step over `micro_batches` (lists of row positions); each runs as chunks that fit in memory.
 
     A chunk's loss is weighted by its share of the micro-batch's targets, so the gradient equals the whole
     micro-batch's. With `share` (a StepShare: data-parallel), this process runs only its rows of each micro-batch,
-    weighted by the whole micro-batch's targets, and the gradients are summed across processes. Returns (summed
-    loss as a GPU tensor, useful tokens); the caller reads the loss when it must.
+    weighted by the whole micro-batch's targets, and the gradients are summed across processes. With `graphs` (a
+    graphs.GraphedPasses), a chunk it takes replays as a CUDA graph, the others run eagerly. Returns (summed loss as
+    a GPU tensor, useful tokens); the caller reads the loss when it must.
     """
     import torch
 
@@ -180,9 +181,12 @@ def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler
         batches = [make_batch(chunk) for chunk in chunks_of(mine)] if mine else []
         targets = share.targets(rows) if share else sum(int(b.targets.numel()) for b in batches)
         for batch in batches:
-            with autocast():
-                loss = label_loss(model, batch) * (batch.targets.numel() / targets / len(micro_batches))
-            scaler.scale(loss).backward()
+            weight = batch.targets.numel() / targets / len(micro_batches)
+            loss = graphs.backward(batch, weight) if graphs is not None and graphs.takes(batch) else None
+            if loss is None:
+                with autocast():
+                    loss = label_loss(model, batch) * weight
+                scaler.scale(loss).backward()
             loss_sum += loss.detach()
             tokens += batch.useful_tokens
     if share:
@@ -192,7 +196,8 @@ def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler
         torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
     scaler.step(optimizer)
     scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    # recorded graphs add into the .grad tensors they were recorded with: those are zeroed, not dropped
+    optimizer.zero_grad(set_to_none=graphs is None)
     return loss_sum, tokens
 
 

@@ -147,6 +147,11 @@ class TrainConfig(KernelConfig):
         "auto", "on", "off", default="auto",
         help="torch.compile the decoder layers (engine hf); auto = on a CUDA GPU that Triton supports",
     )
+    cuda_graphs: str = choice(
+        "auto", "on", "off", default="auto",
+        help="replay each training pass as a CUDA graph (packed rows padded to a few widths); auto = for models of up to "
+        "3B parameters, where launching kernels costs more than running them",
+    )
     save_steps: int = setting(0, "save a checkpoint every N steps (0 = only at the end)", min=0)
     logging_steps: int = setting(10, "print a progress line every N steps", min=1)
     resume_from: str = setting("", "run id (run-N) whose adapter or checkpoint this run continues", check=_run_id_or_empty, rule="a run id such as run-3")

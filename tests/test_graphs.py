@@ -1,0 +1,151 @@
+"""Training passes as CUDA graphs (kernels/runtime/graphs.py): the bucket widths a graph is recorded for, the pad
+row that brings a packed batch to its width without changing the loss, which runs the plan graphs, and (on a GPU)
+a graphed step against the eager one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels.runtime import data, plan, training
+from kernels.runtime.plan import PROFILES, make_plan
+from kit.workspace.kernel_config import make_config, script_settings
+from test_kernel_runtime import lora_model, loss_and_grads, make_model, make_tokenizer, tiny_rows
+
+SMOLLM2 = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+           "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
+QWEN25_15B = {"vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+              "num_attention_heads": 12, "num_key_value_heads": 2, "tie_word_embeddings": True}
+LLAMA_8B = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tokenizer()
+
+
+def test_bucket_widths_are_few_multiples_of_8_and_always_leave_room_for_a_pad_row():
+    widths = {data.bucket_width(n) for n in range(1, 20001)}
+    for n in range(1, 70000):
+        width = data.bucket_width(n)
+        assert width > n and width % 8 == 0 and width - n <= data.bucket_pad_limit(width)
+    assert len({w for w in widths if 1000 <= w <= 8000}) <= 25  # eight an octave: few graphs to record
+    mean_padding = sum(data.bucket_width(n) - n for n in range(1000, 9000)) / sum(range(1000, 9000))
+    assert mean_padding < 0.07
+
+
+def test_a_batch_padded_to_its_bucket_has_the_loss_and_gradients_of_the_unpadded_one(tokenizer):
+    from kernels.runtime.attention import use_packed_attention
+
+    sequences, labels = tiny_rows(6, seed=5, vocab=250), [40, 41, 40, 41, 41, 40]
+    plain_model, bucket_model = lora_model(tokenizer), lora_model(tokenizer)
+    for model in (plain_model, bucket_model):
+        use_packed_attention(model, flash=False)
+    plain = data.collate(sequences, tokenizer.pad_token_id, label_ids=labels, packed=True)
+    padded = data.collate(sequences, tokenizer.pad_token_id, label_ids=labels, packed=True, pad_to_bucket=True)
+    tokens = sum(len(s) for s in sequences)
+    assert padded.input_ids.shape[1] == data.bucket_width(tokens) > tokens
+    bounds = padded.attention["cu_seq_lens_q"].tolist()
+    assert bounds[:-1] == plain.attention["cu_seq_lens_q"].tolist() and bounds[-1] == data.bucket_width(tokens)
+    assert padded.input_ids[0, tokens:].eq(tokenizer.pad_token_id).all() and padded.position_ids[0, tokens].item() == 0
+    assert padded.useful_tokens == plain.useful_tokens and torch.equal(padded.targets, plain.targets)
+    loss, grads = loss_and_grads(plain_model, plain)
+    bucket_loss, bucket_grads = loss_and_grads(bucket_model, padded)
+    assert bucket_loss == pytest.approx(loss, rel=1e-6) and torch.allclose(bucket_grads, grads, atol=1e-6)
+
+
+def train_config(**settings) -> dict:
+    return script_settings(make_config("train", {"competition": "tiny-comp", **settings}))
+
+
+def graphs_plan(profile: str, model_config: dict | None, **settings):
+    return make_plan(train_config(**settings), PROFILES[profile], "train", model_config).cuda_graphs
+
+
+@pytest.mark.parametrize("profile,model_config,expected", [
+    ("h100", SMOLLM2, True), ("h200", QWEN25_15B, True), ("a100", SMOLLM2, True), ("l4", SMOLLM2, True),
+    ("h100", LLAMA_8B, False),  # the GPU's work outlasts the launches
+    ("t4", SMOLLM2, False), ("t4x2", SMOLLM2, False),  # fp16 and no flash varlen attention
+    ("cpu", SMOLLM2, False), ("h100", None, False),  # no GPU; a model of unknown size
+])
+def test_auto_graphs_the_passes_of_small_models_on_gpus_with_flash_attention(profile, model_config, expected):
+    decision = graphs_plan(profile, model_config)
+    assert decision.value is expected and decision.reason and not decision.warning
+
+
+def test_cuda_graphs_on_where_they_cannot_run_warns_and_trains_eagerly():
+    t4 = graphs_plan("t4", SMOLLM2, cuda_graphs="on")
+    assert t4.value is False and "cuda_graphs=on" in t4.warning
+    assert graphs_plan("h100", LLAMA_8B, cuda_graphs="on").value is True  # on: wherever they can run
+    assert graphs_plan("h100", SMOLLM2, cuda_graphs="off").value is False
+    assert graphs_plan("l4x4", SMOLLM2, train_processes=0).value is False  # gradients summed across processes
+    assert graphs_plan("h100", SMOLLM2, engine="unsloth").value is False
+    assert graphs_plan("h100", SMOLLM2, gradient_checkpointing="on").value is False
+
+
+def test_settling_memory_on_recomputation_drops_the_graphs():
+    made = make_plan(train_config(), PROFILES["h100"], "train", SMOLLM2)
+    assert made.cuda_graphs.value is True
+    settled = plan.settle_memory(made, plan.MemoryPlan(True, 4096, False, "measured"))
+    assert settled.cuda_graphs.value is False and "checkpointing" in settled.cuda_graphs.reason
+    assert plan.settle_memory(made, plan.MemoryPlan(False, 0, False, "measured")).cuda_graphs.value is True
+
+
+def test_a_bad_cuda_graphs_setting_is_refused_before_anything_runs():
+    from kit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cuda_graphs"):
+        make_config("train", {"competition": "tiny-comp", "cuda_graphs": "yes"})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (bench/issue17_calls.sh runs this)")
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
+    """Three optimizer steps of a graphed and an eager copy of one model, on packed rows padded to their buckets:
+    the same losses and the same adapter weights after, a graph recorded per width and replayed."""
+    from kernels.runtime.attention import use_packed_attention
+    from kernels.runtime.graphs import GraphedPasses
+
+    from kernels.runtime.modeling import attach_lora
+    from test_kernel_runtime import lora_config
+
+    if not (plan.has_varlen_attention() and torch.cuda.get_device_capability() >= (8, 0)):
+        pytest.skip("graphs need flash varlen attention (compute capability 8.0+, torch's varlen_attn)")
+    models = []
+    for _ in range(2):
+        # a bf16 base with fp32 LoRA under bf16 autocast, as the train kernel runs it (flash attention takes no fp32)
+        model = attach_lora(make_model(len(tokenizer)).to(torch.bfloat16), lora_config(), engine="hf", gradient_checkpointing=False)
+        torch.manual_seed(1)
+        for p in model.parameters():
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.1)
+        model = model.cuda().train()
+        use_packed_attention(model, flash=True)
+        models.append(model)
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    sequences = tiny_rows(48, seed=7, vocab=250)
+    labels = [40 if i % 3 else 41 for i in range(len(sequences))]
+    lengths = [len(s) for s in sequences]
+    make_batch = lambda rows: data.collate(  # noqa: E731
+        [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows], packed=True,
+        pad_to_bucket=True, device="cuda")
+    micro = [list(range(i, i + 8)) for i in range(0, 48, 8)]
+    results = []
+    for model, graphed in zip(models, (False, True)):
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-3)
+        passes = GraphedPasses(model, torch.bfloat16, longest_row=max(lengths)) if graphed else None
+        losses = []
+        for step in range(0, len(micro), accumulate):
+            loss, _ = training.train_step(model, micro[step:step + accumulate], make_batch, lambda rows: [rows], optimizer=optimizer,
+                                          scaler=torch.amp.GradScaler("cuda", enabled=False), trainable=trainable, max_grad_norm=1.0,
+                                          autocast=autocast, graphs=passes)
+            losses.append(float(loss))
+        results.append((losses, torch.cat([p.detach().flatten() for p in trainable])))
+        if passes is not None:
+            assert not passes.off and passes.replays == len(micro) and len(passes.graphs) >= 2, passes.summary()
+            passes.close()
+    (eager_losses, eager_weights), (graph_losses, graph_weights) = results
+    assert graph_losses == pytest.approx(eager_losses, rel=1e-3)
+    assert torch.allclose(graph_weights, eager_weights, atol=1e-4)
