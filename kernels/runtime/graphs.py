@@ -105,7 +105,9 @@ class _Recorded:
                 p.grad = torch.zeros_like(p)
         owner.stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(owner.stream):
-            for _ in range(2):  # lazy initialisation and compilation happen here, outside the graph
+            # lazy initialisation (and a compiled layer's code for the new width) happens here, outside the graph:
+            # twice for the first graph, once after (a capture costs ~3 passes of the eager step; runs meet ~30 widths)
+            for _ in range(1 if owner.graphs else 2):
                 torch.autograd.grad(weighted_loss(), owner.trainable, allow_unused=True)
         torch.cuda.current_stream().wait_stream(owner.stream)
         self.graph = torch.cuda.CUDAGraph()
