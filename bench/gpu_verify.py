@@ -70,13 +70,13 @@ def kaggle_tree(name: str, n_train: int, n_test: int, seed: int = 0) -> Path:
 
 
 def run_kernel(kernel: str, settings: dict, root: Path, label: str) -> dict:
-    """Run kernels/runtime/<kernel>.main(config) in a subprocess under a fresh working folder; return its record."""
+    """Run kernels/<kernel>.main(config) in a subprocess under a fresh working folder; return its record."""
     from kit.workspace.kernel_config import make_config, script_settings
 
     config = script_settings(make_config(kernel, settings))
     working = root / "working"
     subprocess.run(["rm", "-rf", str(working)], check=True)
-    code = (f"import json,sys; sys.path.insert(0,{str(REPO)!r}); from kernels.runtime.{kernel} import main; "
+    code = (f"import json,sys; sys.path.insert(0,{str(REPO)!r}); from kernels.{kernel} import main; "
             f"main(json.loads({json.dumps(json.dumps(config))}))")
     env = {**os.environ, "KIT_KAGGLE_ROOT": str(root), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     started = time.time()
