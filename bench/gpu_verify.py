@@ -83,6 +83,7 @@ def run_kernel(kernel: str, settings: dict, root: Path, label: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     seconds = time.time() - started
     log = proc.stdout + proc.stderr
+    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{label}.log").write_text(log[-200000:])
     record = {"label": label, "rc": proc.returncode, "seconds": round(seconds, 1)}
     if proc.returncode == 0 and (working / "metrics.json").is_file():

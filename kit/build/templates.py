@@ -19,7 +19,7 @@ def packaged_kernels_dir() -> Path:
     spec = importlib.util.find_spec("kit._kernels")
     if spec is not None and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).resolve().parent.parent / "kernels"
+    return Path(__file__).resolve().parents[2] / "kernels"  # kit/build/templates.py -> the repo root
 
 
 def kernels_dir(workspace_kernels: Path | None) -> Path:
