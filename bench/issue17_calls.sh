@@ -23,6 +23,8 @@
 #   s4c: (same machine)              the practice default with compile=off (graphs of the eager layers), then with
 #                                    cuda_graphs=off (the default before graphs); every practice run compiles from an
 #                                    empty inductor cache, as a fresh Kaggle machine does
+#   s4d: carry .whl-a                the plan's new default for graphed models (compile off): SmolLM2-135M and
+#                                    Qwen2.5-1.5B shapes, then the same model compiled and graphed (KIT_THEN_COMPILED)
 set -uo pipefail
 step=$1
 end=$(( $(date +%s) + ${BUDGET_S:-570} ))
@@ -87,6 +89,11 @@ case $step in
      part acc-kit 200 python3 bench/issue17.py accuracy kit ;;
   s4c) TORCHINDUCTOR_CACHE_DIR=/tmp/ind-2 part practice-nocompile 200 python3 bench/issue17.py practice compile=off
      TORCHINDUCTOR_CACHE_DIR=/tmp/ind-3 part practice-eager 360 python3 bench/issue17.py practice cuda_graphs=off ;;
+  s4d) pipinstall .whl-a/*.whl || exit 1     # a fresh machine: the plan's new default for small models (graphs, uncompiled)
+     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+     python3 bench/peers.py prep small 2>&1 | tail -1
+     KIT_THEN_COMPILED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind-s part kit-smollm2 200 python3 bench/peers.py kit smollm2
+     KIT_THEN_COMPILED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind-q part kit-qwen15 280 python3 bench/peers.py kit qwen15 ;;
   after)                                       # issue 15's check, after: main's kernels as they are now, same machine
      part after-predict 170 python3 bench/issue17.py predict none
      part after-kit-8b 160 python3 bench/peers.py kit 8b ;;

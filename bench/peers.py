@@ -172,6 +172,18 @@ def kit(model_key: str, then_trl: bool) -> None:
                         "wall_with_warm_s": round(time.time() - started, 1), "dynamo": speed.dynamo_counters(), **facts, **out})
 
             guarded(f"kit batch {bs} graphs {mode}", one, trainer="kit", **facts)
+    if os.environ.get("KIT_THEN_COMPILED") == "1" and not plan["compiled"]:
+        # the same model with its decoder layers compiled (compile=on beside the plan's graphs of the eager layers)
+        from kernels.runtime.modeling import compile_layers
+
+        def compiled_run():
+            compile_layers(model)
+            started = time.time()
+            out = speed.kit_train(model, tokenizer, config, {**plan, "compiled": True}, rows, 8, timed_tokens=TIMED_TOKENS, warm=WARM_STEPS)
+            record({"what": "kit, compile=on (layers compiled, then graphed)", "trainer": "kit", "batch": 8,
+                    "wall_with_warm_s": round(time.time() - started, 1), "dynamo": speed.dynamo_counters(), **facts, **out, "compiled": True})
+
+        guarded("kit compiled", compiled_run, trainer="kit", **facts)
     if os.environ.get("HOST_PROFILE") == "1":
         guarded("host profile", lambda: host_profile(model, tokenizer, config, plan, rows, facts), **facts)
     if then_trl:

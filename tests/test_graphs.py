@@ -92,6 +92,24 @@ def test_settling_memory_on_recomputation_drops_the_graphs():
     assert plan.settle_memory(made, plan.MemoryPlan(False, 0, False, "measured")).cuda_graphs.value is True
 
 
+def test_graphed_small_models_train_uncompiled_unless_compile_is_asked_for():
+    """Graphs of the eager layers beat compiling them in a practice-sized run (109 s -> 30 s, bench/RESULTS.md): auto
+    leaves a graphed model uncompiled; compile=on still compiles; without graphs the layers compile as before."""
+    def decisions(model_config, **settings):
+        made = make_plan(train_config(**settings), PROFILES["h100"], "train", model_config)
+        return made.compile.value, made.cuda_graphs.value
+
+    assert decisions(SMOLLM2) == (False, True)
+    assert decisions(QWEN25_15B) == (False, True)
+    assert decisions(SMOLLM2, compile="on") == (True, True)
+    assert decisions(SMOLLM2, cuda_graphs="off") == (True, False)
+    assert decisions(LLAMA_8B) == (True, False)
+    made = make_plan(train_config(), PROFILES["h100"], "train", SMOLLM2)
+    assert "CUDA graphs" in made.compile.reason
+    settled = plan.settle_memory(made, plan.MemoryPlan(True, 4096, False, "measured"))  # recomputation after all: no graphs
+    assert (settled.compile.value, settled.cuda_graphs.value) == (True, False)
+
+
 def test_a_bad_cuda_graphs_setting_is_refused_before_anything_runs():
     from kit.errors import ConfigError
 

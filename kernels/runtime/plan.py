@@ -267,13 +267,16 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         validation=choose_validation(config, machine), test_rows=choose_test_rows(config, machine),
     )
     if train:
+        parts.update(train_processes=training_processes(config["train_processes"], machine), optimizer=choose_optimizer(config["optim"], machine))
         compiled = choose_compile(config["compile"], engine.value, machine)
-        parts.update(train_processes=training_processes(config["train_processes"], machine), compile=compiled,
-                     optimizer=choose_optimizer(config["optim"], machine))
         memory = estimate_memory(config, machine, model_config, engine.value, compiled.value, packing.value)
-        parts.update(memory_decisions(memory, estimated=gpu))
-        parts["cuda_graphs"] = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
-                                                  parts["train_processes"].value, memory.checkpointing, model_config)
+        graphs = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
+                                    parts["train_processes"].value, memory.checkpointing, model_config)
+        if graphs.value and compiled.value and config["compile"] == "auto":
+            eager = estimate_memory(config, machine, model_config, engine.value, False, packing.value)
+            if not eager.checkpointing:  # graphs of the eager layers: compiling them would cost more than it saves
+                compiled, memory = Decision(False, GRAPHED_UNCOMPILED), eager
+        parts.update(compile=compiled, cuda_graphs=graphs, **memory_decisions(memory, estimated=gpu))
         if memory.dequantize:
             parts["scoring_dequantize"] = Decision(True, "dequantized for training already")
     return Plan(**parts)
@@ -339,6 +342,10 @@ def choose_compile(requested: str, engine: str, machine: Machine) -> Decision:
     return Decision(True, "compile=on" if requested == "on" else "engine hf on a GPU Triton compiles for")
 
 
+# Graphed passes of a small model launch nothing from Python, so what compiling adds is fused GPU work, at ~80 s of
+# compilation from an empty cache (a fresh Kaggle machine): SmolLM2-135M's practice default (8,000 rows) trained in 30 s
+# with graphs of the eager layers against 109 s compiled (H200, bench/RESULTS.md, issue 17); it pays past ~35,000 rows.
+GRAPHED_UNCOMPILED = "the passes replay as CUDA graphs: compiling them first costs more than it saves (compile=on to compile)"
 GRAPHED_MAX_PARAMS = 3e9  # above this a step's GPU work outlasts launching it (8B on an H200: graphs gained nothing)
 
 
@@ -626,6 +633,8 @@ def settle_memory(plan: Plan, memory: MemoryPlan) -> Plan:
     settled = dataclasses.replace(plan, **memory_decisions(memory, estimated=False))
     if plan.cuda_graphs is not None and plan.cuda_graphs.value and memory.checkpointing:
         settled = dataclasses.replace(settled, cuda_graphs=Decision(False, "gradient checkpointing (settled after loading)"))
+        if plan.compile.reason == GRAPHED_UNCOMPILED:  # left uncompiled for the graphs, which are gone
+            settled = dataclasses.replace(settled, compile=Decision(True, "engine hf on a GPU Triton compiles for (no CUDA graphs: recomputation)"))
     return settled
 
 

@@ -151,6 +151,7 @@ def prepare_for_training(model, config: dict, plan: Plan, *, dtype, longest_row:
     if room is not None:
         log(f"{memory.note} -> gradient checkpointing {'on' if memory.checkpointing else 'off'}, chunks of up to {memory.chunk_tokens} tokens")
     plan = settle_memory(plan, memory)
+    compiled = plan.compile.value  # settling can give back the compilation that graphs made needless
     model = attach_lora(model, config, engine=engine, gradient_checkpointing=memory.checkpointing)
     if memory.dequantize:
         log(f"dequantized {dequantize_base(model, dtype)} 4-bit layers: no dequantizing in every pass (same values)")
