@@ -94,7 +94,8 @@ def test_settling_memory_on_recomputation_drops_the_graphs():
 
 def test_graphed_small_models_train_uncompiled_unless_compile_is_asked_for():
     """Graphs of the eager layers beat compiling them in a practice-sized run (109 s -> 30 s, bench/RESULTS.md): auto
-    leaves a graphed model uncompiled; compile=on still compiles; without graphs the layers compile as before."""
+    leaves a graphed model uncompiled under GRAPHED_COMPILE_ROWS rows; compile=on still compiles; without graphs the
+    layers compile as before."""
     def decisions(model_config, **settings):
         made = make_plan(train_config(**settings), PROFILES["h100"], "train", model_config)
         return made.compile.value, made.cuda_graphs.value
@@ -104,6 +105,10 @@ def test_graphed_small_models_train_uncompiled_unless_compile_is_asked_for():
     assert decisions(SMOLLM2, compile="on") == (True, True)
     assert decisions(SMOLLM2, cuda_graphs="off") == (True, False)
     assert decisions(LLAMA_8B) == (True, False)
+    assert decisions(SMOLLM2, train_rows=40_000) == (True, True)  # a long run: the compilation pays
+    assert decisions(SMOLLM2, train_rows=0) == (True, True)  # all of train.csv
+    assert decisions(SMOLLM2, train_rows=20_000, epochs=2.0) == (True, True)
+    assert decisions(SMOLLM2, max_steps=100) == (False, True)  # 800 rows
     made = make_plan(train_config(), PROFILES["h100"], "train", SMOLLM2)
     assert "CUDA graphs" in made.compile.reason
     settled = plan.settle_memory(made, plan.MemoryPlan(True, 4096, False, "measured"))  # recomputation after all: no graphs

@@ -272,7 +272,7 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         memory = estimate_memory(config, machine, model_config, engine.value, compiled.value, packing.value)
         graphs = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
                                     parts["train_processes"].value, memory.checkpointing, model_config)
-        if graphs.value and compiled.value and config["compile"] == "auto":
+        if graphs.value and compiled.value and config["compile"] == "auto" and planned_rows(config) < GRAPHED_COMPILE_ROWS:
             eager = estimate_memory(config, machine, model_config, engine.value, False, packing.value)
             if not eager.checkpointing:  # graphs of the eager layers: compiling them would cost more than it saves
                 compiled, memory = Decision(False, GRAPHED_UNCOMPILED), eager
@@ -342,10 +342,20 @@ def choose_compile(requested: str, engine: str, machine: Machine) -> Decision:
     return Decision(True, "compile=on" if requested == "on" else "engine hf on a GPU Triton compiles for")
 
 
-# Graphed passes of a small model launch nothing from Python, so what compiling adds is fused GPU work, at ~80 s of
-# compilation from an empty cache (a fresh Kaggle machine): SmolLM2-135M's practice default (8,000 rows) trained in 30 s
-# with graphs of the eager layers against 109 s compiled (H200, bench/RESULTS.md, issue 17); it pays past ~35,000 rows.
-GRAPHED_UNCOMPILED = "the passes replay as CUDA graphs: compiling them first costs more than it saves (compile=on to compile)"
+# Graphed passes of a small model launch nothing from Python, so what compiling adds is fused GPU work (1.5-1.9x), at
+# ~80 s of compilation from an empty cache (a fresh Kaggle machine): SmolLM2-135M's practice default (8,000 rows) trained
+# in 30 s with graphs of the eager layers against 109 s compiled (H200, bench/RESULTS.md, issue 17). The compilation pays
+# past ~8-12M tokens, ~32,000 rows of the reference competition's length: longer runs compile.
+GRAPHED_COMPILE_ROWS = 32_000
+GRAPHED_UNCOMPILED = (f"the passes replay as CUDA graphs: under {GRAPHED_COMPILE_ROWS:,} rows compiling them first costs more than it "
+                      "saves (compile=on to compile)")
+
+
+def planned_rows(config: dict) -> float:
+    """Rows the run will train on (a row counted once per pass); train_rows=0 (all of train.csv) counts as unbounded."""
+    if config["max_steps"]:
+        return config["max_steps"] * config["batch_size"] * config["grad_accum"]
+    return (config["train_rows"] or float("inf")) * config["epochs"]
 GRAPHED_MAX_PARAMS = 3e9  # above this a step's GPU work outlasts launching it (8B on an H200: graphs gained nothing)
 
 
