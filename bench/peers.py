@@ -20,7 +20,6 @@ adds its records to $OUT/peers.json. Rows are bench/speed.py's: the length mix (
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import sys

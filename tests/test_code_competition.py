@@ -153,7 +153,6 @@ def test_a_run_that_took_longer_than_the_rerun_limit_is_refused(code_practice):
 
 
 def test_an_ensemble_cannot_be_a_code_submission(code_practice):
-    root = code_practice
     for _ in range(2):
         assert run_kit("push-kernel", "train", "--set", "enable_internet=false", "--wait").exit_code == 0
     made = run_kit("ensemble", "run-1", "run-2")

@@ -152,3 +152,26 @@ def test_no_module_shares_its_packages_name():
     """kit/practice/practice.py would make `from kit.practice import practice` read as a riddle: name by idea."""
     same = [name for name in module_files(KIT) if len(parts := name.split(".")) >= 2 and parts[-1] == parts[-2]]
     assert not same, f"modules named like their package: {same}"
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The top-level names a file imports, at its top or inside a function."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_tests_never_import_the_benchmarks():
+    """A test of kit that imports bench/ tests the benchmark (checks of the benchmark live in bench/, run by hand)."""
+    importing = [path.name for path in sorted((ROOT / "tests").rglob("*.py")) if {"bench", "speed", "peers", "gpu_verify"} & imported_roots(path)]
+    assert not importing, f"tests importing bench/: {importing}"
+
+
+def test_the_import_check_sees_an_import_of_bench_inside_a_function(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def test_x():\n    from bench.peers import record\n")
+    assert "bench" in imported_roots(probe)

@@ -1,5 +1,8 @@
 """bench/peers.py compares kit with trl's SFTTrainer on equal terms: the collator that feeds kit's packed attention
-to trl trains the same arithmetic as trl's own padding-free path, and the timing records count only prompt tokens."""
+to trl trains the same arithmetic as trl's own padding-free path, and the timing records count only prompt tokens.
+
+A check of the benchmark, not of kit (tests/ never imports bench/): `python -m pytest bench/check_peers.py` with trl and
+datasets installed, before a device call that compares the peers."""
 
 from __future__ import annotations
 
