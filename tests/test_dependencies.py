@@ -24,7 +24,6 @@ DISTRIBUTION = {"slugify": "python-slugify", "huggingface_hub": "huggingface-hub
 # Declared though nothing imports them, each for a reason (README's "Dependencies" says the same).
 NOT_IMPORTED = {
     "accelerate": "transformers needs it to load a 4-bit model onto a device",
-    "gguf": "transformers reads the bundled GGUF model with it",
     "six": "the kaggle client imports it without declaring it",
 }
 # Imported but deliberately not declared: optional, and installed where it runs.

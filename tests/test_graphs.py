@@ -10,7 +10,7 @@ import torch
 from kernels.runtime import data, plan, training
 from kernels.runtime.plan import PROFILES, make_plan
 from kit.workspace.kernel_config import make_config, script_settings
-from test_kernel_runtime import lora_model, loss_and_grads, make_model, make_tokenizer, tiny_rows
+from tests.test_kernel_runtime import lora_model, loss_and_grads, make_model, make_tokenizer, tiny_rows
 
 SMOLLM2 = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
            "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
@@ -131,7 +131,7 @@ def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
     from kernels.runtime.graphs import GraphedPasses
 
     from kernels.runtime.modeling import attach_lora
-    from test_kernel_runtime import lora_config
+    from tests.test_kernel_runtime import lora_config
 
     if not (plan.has_varlen_attention() and torch.cuda.get_device_capability() >= (8, 0)):
         pytest.skip("graphs need flash varlen attention (compute capability 8.0+, torch's varlen_attn)")
