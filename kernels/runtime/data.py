@@ -283,7 +283,8 @@ def collate(
         label_index=move(torch.tensor(label_index, dtype=torch.long)),
         useful_tokens=sum(lengths),
         # the names transformers passes on to attention functions (attention.flash_packed_attention reads them)
-        attention={} if bounds is None else {"cu_seq_lens_q": move(bounds), "max_length_q": max(lengths)},
+        # max_length_q bounds every row, the pad row included (flash attention computes no position past it)
+        attention={} if bounds is None else {"cu_seq_lens_q": move(bounds), "max_length_q": int((bounds[1:] - bounds[:-1]).max())},
     )
 
 

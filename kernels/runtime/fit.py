@@ -168,6 +168,8 @@ class Steps:
             if run.group.world > 1 else None
         self.unread: list = []  # the last step: its loss still on the GPU
         self.graphs = GraphedPasses(trained.model, dtype, longest_row=max(examples.lengths)) if plan.cuda_graphs.value else None
+        if self.graphs is not None:  # a chunk padded to its bucket grows by up to 1/8: it still fits the memory plan
+            self.chunk_tokens = self.chunk_tokens * 8 // 9
 
     def order_for_epoch(self, epoch: int):
         """The micro-batches of one epoch (length-grouped unless packed)."""

@@ -44,8 +44,8 @@ class GraphedPasses:
     def backward(self, batch: Batch, weight: float):
         """Add `weight` x the gradient of the batch's loss into .grad; returns the weighted loss (a GPU tensor)."""
         key = (batch.input_ids.shape[1], batch.label_index.numel())
-        recorded = self.graphs.get(key) or self.record(key, batch)
-        if recorded is None:
+        recorded = (self.graphs.get(key) or self.record(key, batch)) if self.takes(batch) else None
+        if recorded is None:  # the caller runs this pass eagerly
             self.eager += 1
             return None
         self.replays += 1
@@ -62,7 +62,9 @@ class GraphedPasses:
         except Exception as error:  # noqa: BLE001 (whatever a capture refuses, the eager pass still runs)
             self.off = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
             log(f"CUDA graphs off: recording a {width}-token pass failed ({self.off}); training eagerly")
+            self.graphs.clear()  # their pool would sit beside the eager passes' memory
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()
             return None
         self.graphs[key] = recorded
         return recorded

@@ -110,7 +110,9 @@ def read_model_config(name: str) -> dict | None:
     for folder in (path, cached_model_dir(name), hf_cache_snapshot(name)):
         if folder is not None and (folder / "config.json").is_file():
             return json.loads((folder / "config.json").read_text())
-    gguf = path if path.suffix == ".gguf" and path.is_file() else bundled_gguf(name)
+    if path.suffix == ".gguf":  # a GGUF file on this machine, or nothing to ask the hub about
+        return gguf_model_config(path) if path.is_file() else None
+    gguf = bundled_gguf(name)
     if gguf is not None:
         return gguf_model_config(gguf)
     if path.exists():
@@ -127,17 +129,24 @@ def gguf_model_config(path: Path) -> dict | None:
     """The config.json fields the plan reads, from a Llama-family GGUF file's header (before it is converted; the gguf
     package, which transformers needs to read GGUF at all, parses it); None where that package or a field is missing."""
     try:
-        from gguf import GGUFReader
+        from gguf import GGUFReader, GGUFValueType
 
         reader = GGUFReader(str(path))
-        field = lambda key: reader.fields[key].contents()  # noqa: E731
+
+        def field(key: str):
+            # a field's value is parts[data[0]] (ReaderField.contents() came later than the gguf versions kit allows)
+            found = reader.fields[key]
+            value = found.parts[found.data[0]]
+            return bytes(value).decode() if found.types[0] == GGUFValueType.STRING else int(value[0])
+
         arch = field("general.architecture")
         tokens = reader.fields["tokenizer.ggml.tokens"]
         return {"model_type": arch, "hidden_size": field(f"{arch}.embedding_length"), "intermediate_size": field(f"{arch}.feed_forward_length"),
                 "num_hidden_layers": field(f"{arch}.block_count"), "num_attention_heads": field(f"{arch}.attention.head_count"),
                 "num_key_value_heads": field(f"{arch}.attention.head_count_kv"), "vocab_size": len(tokens.data),
                 "tie_word_embeddings": not any(t.name == "output.weight" for t in reader.tensors)}
-    except Exception:  # noqa: BLE001 (an unreadable header leaves the plan where an unknown model leaves it)
+    except Exception as error:  # noqa: BLE001 (an unreadable header leaves the plan where an unknown model leaves it)
+        warn(f"could not read the model's shape from {path.name} ({type(error).__name__}: {error}); planning it as a model of unknown size")
         return None
 
 

@@ -271,7 +271,7 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         compiled = choose_compile(config["compile"], engine.value, machine)
         memory = estimate_memory(config, machine, model_config, engine.value, compiled.value, packing.value)
         graphs = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
-                                    parts["train_processes"].value, memory.checkpointing, model_config)
+                                    parts["train_processes"].value, memory.checkpointing, model_config, config["completion_only"])
         if graphs.value and compiled.value and config["compile"] == "auto" and planned_rows(config) < GRAPHED_COMPILE_ROWS:
             eager = estimate_memory(config, machine, model_config, engine.value, False, packing.value)
             if not eager.checkpointing:  # graphs of the eager layers: compiling them would cost more than it saves
@@ -359,12 +359,15 @@ def planned_rows(config: dict) -> float:
 GRAPHED_MAX_PARAMS = 3e9  # above this a step's GPU work outlasts launching it (8B on an H200: graphs gained nothing)
 
 
-def graphs_blocker(engine: str, dtype: str, attention: str, processes: int, checkpointing: bool) -> str:
+def graphs_blocker(engine: str, dtype: str, attention: str, processes: int, checkpointing: bool, completion_only: bool = True) -> str:
     """Why this run's training passes cannot replay as CUDA graphs ("" when they can): a graph needs packed rows
-    under flash varlen attention (one shape per width, no host syncs), no loss scaler (fp16's checks the gradients
-    on the host), one process (gradients are summed between processes), no recomputation, and transformers' engine."""
+    under flash varlen attention (one shape per width, no host syncs), one target a row (the loss at the label, so a
+    width has one shape), no loss scaler (fp16's checks the gradients on the host), one process (gradients are
+    summed between processes), no recomputation, and transformers' engine."""
     if engine != "hf":
         return f"engine {engine}"
+    if not completion_only:
+        return "completion_only=false: a loss on every token (graphs take one target a row)"
     if attention != "flash varlen":
         return "needs packed rows with flash varlen attention"
     if dtype == "fp16":
@@ -377,13 +380,13 @@ def graphs_blocker(engine: str, dtype: str, attention: str, processes: int, chec
 
 
 def choose_cuda_graphs(requested: str, engine: str, dtype: str, attention: str, processes: int, checkpointing: bool,
-                       model_config: dict | None) -> Decision:
+                       model_config: dict | None, completion_only: bool = True) -> Decision:
     """Whether training passes replay as CUDA graphs: auto = where they can (graphs_blocker) for a model of at most
     GRAPHED_MAX_PARAMS, whose steps the host's kernel launches hold back (SmolLM2-135M on an H200: bench/RESULTS.md,
     issue 17); on = wherever they can."""
     if requested == "off":
         return Decision(False, "cuda_graphs=off")
-    blocker = graphs_blocker(engine, dtype, attention, processes, checkpointing)
+    blocker = graphs_blocker(engine, dtype, attention, processes, checkpointing, completion_only)
     if blocker:
         return Decision(False, blocker, f"cuda_graphs=on: {blocker}; training eagerly" if requested == "on" else "")
     if requested == "on":

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from kernels.runtime.data import steps_per_epoch
 from kernels.runtime.environment import log, warn
 from kernels.runtime.fusion import fuse_projections
 from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room
-from kernels.runtime.plan import Plan, activation_scale, plan_memory, settle_memory
+from kernels.runtime.plan import GRAPHED_UNCOMPILED, Decision, Plan, activation_scale, plan_memory, settle_memory
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -144,10 +144,16 @@ def prepare_for_training(model, config: dict, plan: Plan, *, dtype, longest_row:
     settled plan)."""
     import torch
 
-    engine, compiled = plan.engine.value, plan.compile.value
+    engine = plan.engine.value
     room = gpu_room(0) if torch.cuda.is_available() else None
-    memory = plan_memory(config["gradient_checkpointing"], model.config, config["r"], longest_row, room, dequantize=config["dequantize_base"],
-                         dequantize_bytes=dequantize_bytes(model), activation_scale=activation_scale(engine, compiled))
+    memory_for = lambda compiled: plan_memory(  # noqa: E731
+        config["gradient_checkpointing"], model.config, config["r"], longest_row, room, dequantize=config["dequantize_base"],
+        dequantize_bytes=dequantize_bytes(model), activation_scale=activation_scale(engine, compiled))
+    memory = memory_for(plan.compile.value)
+    if memory.checkpointing and plan.compile.reason == GRAPHED_UNCOMPILED and not memory_for(True).checkpointing:
+        # eager layers hold more activations than compiled ones: compiled, the graphed passes fit without recomputation
+        memory = memory_for(True)
+        plan = replace(plan, compile=Decision(True, "the eager layers' activations need recomputation, compiled ones do not"))
     if room is not None:
         log(f"{memory.note} -> gradient checkpointing {'on' if memory.checkpointing else 'off'}, chunks of up to {memory.chunk_tokens} tokens")
     plan = settle_memory(plan, memory)
@@ -183,7 +189,7 @@ def train_step(model, micro_batches, make_batch, chunks_of, *, optimizer, scaler
         targets = share.targets(rows) if share else sum(int(b.targets.numel()) for b in batches)
         for batch in batches:
             weight = batch.targets.numel() / targets / len(micro_batches)
-            loss = graphs.backward(batch, weight) if graphs is not None and graphs.takes(batch) else None
+            loss = graphs.backward(batch, weight) if graphs is not None else None
             if loss is None:
                 with autocast():
                     loss = label_loss(model, batch) * weight
