@@ -307,7 +307,7 @@ def choose_engine(requested: str, prefer: str, machine: Machine, train: bool, ro
     if not machine.gpus:
         return Decision("hf", "no GPU: transformers")
     if requested == "auto" and prefer == "hf":
-        return Decision("hf", "the base fits dequantized: transformers with compiled layers trains fastest")
+        return Decision("hf", "the base fits dequantized: transformers trains fastest (compiled layers, or CUDA graphs for a small model)")
     if machine.has("unsloth"):
         why = "engine=unsloth" if requested == "unsloth" else (
             "unsloth scores fastest" if not train else "no room for a dequantized base: unsloth's 4-bit kernels" if not roomy else "unsloth")
