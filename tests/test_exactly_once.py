@@ -169,7 +169,7 @@ def test_slow_create_submission_is_found_not_sent_again(ws, standin):
 @fault_class(2, "CreateSubmission that lands on the server after the client gave up", '"not there yet; looking again in 4s", then the one ref')
 def test_submission_landing_after_the_timeout_is_waited_for(ws, standin, monkeypatch):
     finished_runs(1)
-    monkeypatch.setenv("KIT_KAGGLE_SETTLE", "4")  # > the 2.5 s the request takes to land, less the 1.5 s timeout
+    monkeypatch.setenv("KIT_KAGGLE_SETTLE", "4")  # the window runs from the lost answer (the 1.5 s timeout): the request lands 1 s into it
     standin.inject("CreateSubmission", "late", seconds=2.5)
     result = run_kit("submit", "run-1", "--yes")
     assert result.exit_code == 0, result.stderr
@@ -355,6 +355,19 @@ def test_save_kernel_landing_late_is_waited_for(ws, standin, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert versions(standin) == 1 and len(standin.calls("SaveKernel")) == 1
     assert record(ws, "run-1")["remote"] == kernel(ws)
+
+
+@fault_class(3, "SaveKernel landing after a client timeout longer than the settle window", '"looking again", then one version')
+def test_the_settle_window_runs_from_the_lost_answer_not_from_the_send(ws, standin, monkeypatch):
+    """Kaggle's default client timeout (60 s) outlasts the settle window (10 s): counted from the send, the window
+    was over before kit could look, and a push landing just after the timeout was sent again."""
+    monkeypatch.setenv("KIT_KAGGLE_TIMEOUT", "3")
+    monkeypatch.setenv("KIT_KAGGLE_SETTLE", "2")
+    standin.inject("SaveKernel", "late", seconds=3.5)  # lands half a second after the client gave up
+    result = run_kit("push-kernel", "train")
+    assert result.exit_code == 0, result.stderr
+    assert versions(standin) == 1 and len(standin.calls("SaveKernel")) == 1
+    assert "looking again" in result.stderr
 
 
 @pytest.mark.parametrize("apply", [True, False], ids=["processed", "not-processed"])

@@ -108,14 +108,15 @@ def pushed_version(backend: Backend, intent: Intent) -> int | None:
     return version
 
 
-def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say) -> T | None:
+def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say, lost_at: datetime | None = None) -> T | None:
     """`find()`; if nothing is there yet and the request is recent, wait until it has settled and look again
-    (a request answered late may still be landing)."""
+    (a request answered late may still be landing). The settle window runs from when the answer was lost, where
+    that is known (the client's timeout can outlast the window), else from when the request was sent."""
     found = find()
     if found:
         return found
-    sent = _parse_time(intent.at) or datetime.now(timezone.utc)
-    left = backend.settle_seconds - (datetime.now(timezone.utc) - sent).total_seconds()
+    since = lost_at or _parse_time(intent.at) or datetime.now(timezone.utc)
+    left = backend.settle_seconds - (datetime.now(timezone.utc) - since).total_seconds()
     if left <= 0:
         return found
     say(f"not there yet; looking again in {left:.0f}s, in case the request is still landing")
@@ -155,13 +156,13 @@ def spend(ws: Workspace, backend: Backend, run_id: str, intent: Intent, act: Cal
             try:
                 return act(), None
             except OutcomeUnknownError as exc:
-                lost = exc
+                lost, lost_at = exc, datetime.now(timezone.utc)
             except KitError:
                 _set_pending(ws, run_id, None)  # a definite refusal: nothing was spent
                 raise
             say(f"{run_id}: {lost.message}; asking {backend.name} whether the {what} went through")
             try:
-                found = _look(backend, intent, _finder(ws, backend, run_id, intent), say)
+                found = _look(backend, intent, _finder(ws, backend, run_id, intent), say, lost_at)
             except KitError as failed:
                 _unresolved(ws, run_id, intent, f"{lost.message}; then {failed.message}")
                 raise KitError(
