@@ -342,7 +342,8 @@ def resolve() -> int:
     return 0
 
 
-RUNTIME_TESTS = ("tests/test_kernel_runtime.py", "tests/test_attention_fallback.py", "tests/test_install.py")
+RUNTIME_TESTS = ("tests/test_kernel_runtime.py", "tests/test_attention_fallback.py", "tests/test_install.py", "tests/test_graphs.py",
+                 "tests/test_plan.py")
 
 
 def tests() -> int:

@@ -356,6 +356,8 @@ def planned_rows(config: dict) -> float:
     if config["max_steps"]:
         return config["max_steps"] * config["batch_size"] * config["grad_accum"]
     return (config["train_rows"] or float("inf")) * config["epochs"]
+
+
 GRAPHED_MAX_PARAMS = 3e9  # above this a step's GPU work outlasts launching it (8B on an H200: graphs gained nothing)
 
 

@@ -146,14 +146,16 @@ def prepare_for_training(model, config: dict, plan: Plan, *, dtype, longest_row:
 
     engine = plan.engine.value
     room = gpu_room(0) if torch.cuda.is_available() else None
+    extra = dequantize_bytes(model)
     memory_for = lambda compiled: plan_memory(  # noqa: E731
         config["gradient_checkpointing"], model.config, config["r"], longest_row, room, dequantize=config["dequantize_base"],
-        dequantize_bytes=dequantize_bytes(model), activation_scale=activation_scale(engine, compiled))
+        dequantize_bytes=extra, activation_scale=activation_scale(engine, compiled))
     memory = memory_for(plan.compile.value)
-    if memory.checkpointing and plan.compile.reason == GRAPHED_UNCOMPILED and not memory_for(True).checkpointing:
-        # eager layers hold more activations than compiled ones: compiled, the graphed passes fit without recomputation
+    if memory.checkpointing and plan.compile.reason == GRAPHED_UNCOMPILED:
+        # eager layers hold more activations than compiled ones: compiled, the graphed passes may fit without
+        # recomputation (else settle_memory drops the graphs, and the layers stay compiled)
         memory = memory_for(True)
-        plan = replace(plan, compile=Decision(True, "the eager layers' activations need recomputation, compiled ones do not"))
+        plan = replace(plan, compile=Decision(True, "the eager layers' activations need recomputation, compiled ones may not"))
     if room is not None:
         log(f"{memory.note} -> gradient checkpointing {'on' if memory.checkpointing else 'off'}, chunks of up to {memory.chunk_tokens} tokens")
     plan = settle_memory(plan, memory)
