@@ -88,3 +88,11 @@ def test_no_function_in_kit_or_the_kernels_is_longer_than_80_lines():
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+@pytest.mark.parametrize("template", ["train.py", "infer.py"])
+def test_each_kernels_main_is_a_recipe_that_fits_on_a_screen(template):
+    """The template's main calls the stages in order; a person reads it in one look (issue 15: under ~60 lines)."""
+    tree = ast.parse((REPO / "kernels" / template).read_text(encoding="utf-8"))
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    assert main.end_lineno - main.lineno + 1 <= 60
