@@ -23,6 +23,7 @@ MODEL_DIR = Path("/tmp/llama8b")
 PRACTICE = Path("/tmp/practice")
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 
 
 def llama31_8b_config():
@@ -76,7 +77,7 @@ def run_kernel(kernel: str, settings: dict, root: Path, label: str) -> dict:
     config = script_settings(make_config(kernel, settings))
     working = root / "working"
     subprocess.run(["rm", "-rf", str(working)], check=True)
-    code = (f"import json,sys; sys.path.insert(0,{str(REPO)!r}); from kernels.{kernel} import main; "
+    code = (f"import json,sys; sys.path.insert(0,{str(REPO / 'kernels')!r}); from {kernel} import main; "
             f"main(json.loads({json.dumps(json.dumps(config))}))")
     env = {**os.environ, "KIT_KAGGLE_ROOT": str(root), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     started = time.time()

@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 REFERENCE = REPO.parent.parent / "shared" / "reference" / "kaggle-image"
 if not REFERENCE.is_dir():
     REFERENCE = Path("/work/shared/reference/kaggle-image")
@@ -95,7 +96,7 @@ def layer(base: Path, name: str) -> Path:
 def converted_model() -> Path:
     """SmolLM2-135M-Instruct as a safetensors folder, converted once from the bundled GGUF by kit's own runtime."""
     os.environ["KIT_CACHE_DIR"] = str(CACHE / "kitcache")
-    from kernels.runtime.modeling import resolve_model
+    from runtime.modeling import resolve_model
 
     return Path(resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct"))
 
@@ -238,8 +239,8 @@ def install_unsloth_set(base: Path, wheels: Path) -> dict:
     home = CACHE / "homes" / "unsloth-set-off"
     home.mkdir(parents=True, exist_ok=True)
     attach_wheels(wheels, True)
-    env = {**session_env(venv, home), "PYTHONPATH": str(REPO)}
-    code = ("import sys; from kernels.runtime.install import install_pinned; "
+    env = {**session_env(venv, home), "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'kernels'}"}
+    code = ("import sys; from runtime.install import install_pinned; "
             "sys.exit(1 if install_pinned('unsloth', gpu=True) else 0)")
     check = ("import importlib.metadata as m, transformers, trl, datasets, peft, bitsandbytes, torchao; "
              "print('imports ok: transformers', transformers.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)")

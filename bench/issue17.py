@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 sys.path.insert(0, str(REPO / "bench"))
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 RESULTS = OUT / "issue17.json"
@@ -87,8 +88,8 @@ def predict(variants: list[str]) -> None:
     import torch
 
     import speed
-    from kernels.runtime.modeling import compile_layers, load_for_scoring
-    from kernels.runtime.plan import SCORE_TOKENS
+    from runtime.modeling import compile_layers, load_for_scoring
+    from runtime.plan import SCORE_TOKENS
 
     defaults = speed.kit_config({})
     speed.ensure_adapter(defaults)
@@ -186,11 +187,11 @@ def peer_accuracy(trainer: str) -> None:
     import torch
     from kit.workspace.kernel_config import make_config, script_settings
 
-    from kernels.runtime.data import encode_prompts, label_token_ids, parse_label, read_table, split_rows
-    from kernels.runtime.modeling import resolve_model
-    from kernels.runtime.paths import competition_dir
-    from kernels.runtime.prompts import get_prompt
-    from kernels.runtime.scoring import resolve_threshold, score_sequences, val_metrics
+    from runtime.data import encode_prompts, label_token_ids, parse_label, read_table, split_rows
+    from runtime.modeling import resolve_model
+    from runtime.paths import competition_dir
+    from runtime.prompts import get_prompt
+    from runtime.scoring import resolve_threshold, score_sequences, val_metrics
     from peers import trl_dataset_rows
 
     config = script_settings(make_config("train", practice_settings()))

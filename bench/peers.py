@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 sys.path.insert(0, str(REPO / "bench"))
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 RESULTS = OUT / "peers.json"
@@ -118,7 +119,7 @@ def model_facts(path: str) -> dict:
     """Parameter count (all weights, as the issue's bounds count them) and the bf16 bound at 4N FLOPs a token."""
     from transformers import AutoConfig
 
-    from kernels.runtime.plan import bf16_weight_bytes
+    from runtime.plan import bf16_weight_bytes
 
     config = AutoConfig.from_pretrained(path)
     params = bf16_weight_bytes(config) // 2
@@ -149,8 +150,8 @@ def kit(model_key: str, then_trl: bool) -> None:
 
         torch._inductor.config.cpp_wrapper = True
         facts["cpp_wrapper"] = True
-    from kernels.runtime.environment import torch_dtype
-    from kernels.runtime.plan import choose_dtype, detect_machine
+    from runtime.environment import torch_dtype
+    from runtime.plan import choose_dtype, detect_machine
 
     config = kit_default_config(path)
     rows = rows_for(facts["vocab"])
@@ -173,7 +174,7 @@ def kit(model_key: str, then_trl: bool) -> None:
             guarded(f"kit batch {bs} graphs {mode}", one, trainer="kit", **facts)
     if os.environ.get("KIT_THEN_COMPILED") == "1" and not plan["compiled"]:
         # the same model with its decoder layers compiled (compile=on beside the plan's graphs of the eager layers)
-        from kernels.runtime.modeling import compile_layers
+        from runtime.modeling import compile_layers
 
         def compiled_run():
             compile_layers(model)
@@ -343,7 +344,7 @@ def trl_peer(model_key: str, attentions: list[str]) -> None:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kernels.runtime.attention import use_packed_attention
+    from runtime.attention import use_packed_attention
 
     path = MODELS.get(model_key, model_key)
     facts = model_facts(path)
@@ -358,7 +359,7 @@ def trl_peer(model_key: str, attentions: list[str]) -> None:
             model.config.use_cache = False
             collator = None
             if attention == "varlen":
-                use_packed_attention(model, __import__("kernels.runtime.plan", fromlist=["x"]).detect_machine().flash_attention())  # PyTorch's flash varlen, registered with transformers (as kit does)
+                use_packed_attention(model, __import__("runtime.plan", fromlist=["x"]).detect_machine().flash_attention())  # PyTorch's flash varlen, registered with transformers (as kit does)
                 collator = PackedCollator(tokenizer.pad_token_id)
             trl_train(model, tokenizer, rows, f"transformers + peft + trl SFTTrainer, padding-free, {attention} attention", facts,
                       collator=collator, peft_config=lora, extra={"attention": attention})

@@ -38,6 +38,7 @@ T4_BYTES = 15 * 2**30
 UNSLOTH_8BIT = {"engine": "unsloth", "optim": "adamw_8bit"}
 VARIANTS = {"default": {}, "round3": {"packing": "off", "fuse_projections": False}}  # kit's training, now and in round 3  # the kernel's defaults before issue 6's third round (probe modes)
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 sys.path.insert(0, str(REPO / "bench"))
 results: dict = {}
 RESULT_FILE = {"name": "speed.json"}
@@ -164,11 +165,11 @@ def kit_model(config: dict, engine: str = "", dtype=None):
     and the layers compiled where the kernel would (engine and compile from the config unless `engine` is given)."""
     import torch
 
-    from kernels.runtime.attention import use_packed_attention
-    from kernels.runtime.data import padded_width
-    from kernels.runtime.modeling import load_base_model, read_model_config
-    from kernels.runtime.plan import detect_machine, make_plan
-    from kernels.runtime.training import prepare_for_training
+    from runtime.attention import use_packed_attention
+    from runtime.data import padded_width
+    from runtime.modeling import load_base_model, read_model_config
+    from runtime.plan import detect_machine, make_plan
+    from runtime.training import prepare_for_training
 
     made = make_plan({**config, "engine": engine or config["engine"], "load_in_4bit": True}, detect_machine(), "train",
                      read_model_config(config["model"]))  # the kernel's own plan (kernels/runtime/plan.py)
@@ -196,10 +197,10 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     overrides the plan's cuda_graphs (the passes replayed as CUDA graphs, fit.Steps's way)."""
     import torch
 
-    from kernels.runtime.data import collate, split_by_tokens, training_order
-    from kernels.runtime.graphs import GraphedPasses
-    from kernels.runtime.plan import pad_multiple
-    from kernels.runtime.training import make_optimizer, train_step
+    from runtime.data import collate, split_by_tokens, training_order
+    from runtime.graphs import GraphedPasses
+    from runtime.plan import pad_multiple
+    from runtime.training import make_optimizer, train_step
 
     packed = plan.get("packed", False)
     multiple = 1 if packed else multiple or pad_multiple(plan.get("engine", "unsloth"))
@@ -285,8 +286,8 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
     """score_sequences as the kernels call it (rows sorted by length, token-budget batches, rounded widths)."""
     import torch
 
-    from kernels.runtime.plan import pad_multiple
-    from kernels.runtime.scoring import score_sequences
+    from runtime.plan import pad_multiple
+    from runtime.scoring import score_sequences
 
     def run(seqs):
         return score_sequences(model, seqs, 500, 501, tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
@@ -312,7 +313,7 @@ def probe_hf(label: str) -> None:
     (compile_layers), widths rounded to 8; a fresh process without unsloth's patches."""
     import torch
 
-    from kernels.runtime.modeling import compile_layers
+    from runtime.modeling import compile_layers
 
     RESULT_FILE["name"] = f"probe-hf-{label}.json"
     results["device"] = torch.cuda.get_device_name(0)
@@ -371,8 +372,8 @@ def probe() -> None:
     import unsloth  # noqa: F401
     import torch
 
-    from kernels.runtime import data
-    from kernels.runtime.modeling import merge_adapters
+    from runtime import data
+    from runtime.modeling import merge_adapters
 
     results["device"] = torch.cuda.get_device_name(0)
     config = kit_config(UNSLOTH_8BIT)
@@ -432,7 +433,7 @@ def probe_cpu() -> None:
     import unsloth  # noqa: F401
     import torch
 
-    from kernels.runtime import training
+    from runtime import training
 
     results["device"] = torch.cuda.get_device_name(0)
     config = kit_config(UNSLOTH_8BIT)
@@ -507,7 +508,7 @@ def ensure_adapter(config: dict) -> None:
     """The adapter kit's training part saved, or (PARTS without kit) an untrained one: same shapes, same speed."""
     import torch
 
-    from kernels.runtime.modeling import attach_lora, load_base_model
+    from runtime.modeling import attach_lora, load_base_model
 
     if Path(KIT_ADAPTER).is_dir():
         return
@@ -522,7 +523,7 @@ def attention_check() -> None:
     scaled_dot_product_attention: outputs and gradients, Llama-3.1-8B's heads (32 query, 8 key/value, dim 128)."""
     import torch
 
-    from kernels.runtime.attention import causal_attention, flash_packed_attention, varlen_attention
+    from runtime.attention import causal_attention, flash_packed_attention, varlen_attention
 
     lengths = length_mix(8, 5)
     total, bounds = sum(lengths), [0]
@@ -555,11 +556,11 @@ def smoke() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from kernels.runtime.attention import use_packed_attention
-    from kernels.runtime.data import collate
-    from kernels.runtime.fusion import fuse_projections
-    from kernels.runtime.modeling import attach_lora, compile_layers
-    from kernels.runtime.training import label_loss
+    from runtime.attention import use_packed_attention
+    from runtime.data import collate
+    from runtime.fusion import fuse_projections
+    from runtime.modeling import attach_lora, compile_layers
+    from runtime.training import label_loss
 
     RESULT_FILE["name"] = "smoke.json"
     results["device"] = torch.cuda.get_device_name(0)
@@ -617,8 +618,8 @@ def run(batch_sizes: list[int]) -> None:
     VARIANTS=round3,default times round 3's training (padded rows, projections apart) before today's default."""
     import torch
 
-    from kernels.runtime.plan import pad_multiple
-    from kernels.runtime.plan import SCORE_TOKENS
+    from runtime.plan import pad_multiple
+    from runtime.plan import SCORE_TOKENS
 
     parts = os.environ.get("PARTS", "attn,kit,infer,infer-hf,peer,t4").split(",")
     results["device"] = torch.cuda.get_device_name(0)
@@ -661,7 +662,7 @@ def run(batch_sizes: list[int]) -> None:
 
     def kit_scores_in_train_kernel():
         """The train kernel's own scoring (val and test after training): the trained model, layers run eagerly."""
-        from kernels.runtime.modeling import prepare_for_scoring, uncompile_layers
+        from runtime.modeling import prepare_for_scoring, uncompile_layers
 
         model, tokenizer, plan = state["kit"]
         if plan["compiled"]:
@@ -673,8 +674,8 @@ def run(batch_sizes: list[int]) -> None:
 
     def kit_predict():
         """The infer kernel: its engine (auto), the base loaded, the trained adapter on it, made fast to score."""
-        from kernels.runtime.modeling import load_for_scoring
-        from kernels.runtime.plan import detect_machine, make_plan
+        from runtime.modeling import load_for_scoring
+        from runtime.plan import detect_machine, make_plan
 
         ensure_adapter(defaults)
         engine = make_plan(defaults, detect_machine(), "infer").engine.value
@@ -703,8 +704,8 @@ def run(batch_sizes: list[int]) -> None:
 
     def kit_predict_hf_packed():
         """The infer kernel with engine=hf: rows packed (flash attention, no padding), adapter merged, 10,000 rows."""
-        from kernels.runtime.modeling import load_for_scoring
-        from kernels.runtime.plan import choose_packing, detect_machine
+        from runtime.modeling import load_for_scoring
+        from runtime.plan import choose_packing, detect_machine
 
         ensure_adapter(defaults)
         packed = choose_packing(defaults["packing"], "hf", detect_machine()).value
@@ -745,7 +746,7 @@ def run(batch_sizes: list[int]) -> None:
     free_gpu()
 
     def t4():
-        from kernels.runtime.modeling import prepare_for_scoring, uncompile_layers
+        from runtime.modeling import prepare_for_scoring, uncompile_layers
 
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(T4_BYTES / total, 0)

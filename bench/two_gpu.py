@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 sys.path.insert(0, str(REPO / "bench"))
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 
@@ -24,9 +25,9 @@ OUT = Path(os.environ.get("OUT", "/tmp/out"))
 def main() -> None:
     import torch
 
-    from kernels.runtime.plan import SCORE_TOKENS, pad_multiple
-    from kernels.runtime.modeling import load_for_scoring
-    from kernels.runtime.scoring import score_on_devices
+    from runtime.plan import SCORE_TOKENS, pad_multiple
+    from runtime.modeling import load_for_scoring
+    from runtime.scoring import score_on_devices
     from speed import MODEL_DIR, length_mix, random_rows
 
     count = torch.cuda.device_count()

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 
 
 def as_torch_210(varlen_attn):
@@ -48,7 +49,7 @@ DEVICE = {"name": "cuda", "dtype": "bfloat16"}
 def attention_case(primary, fallback, scale: float, seed: int) -> dict:
     import torch
 
-    from kernels.runtime.attention import causal_attention
+    from runtime.attention import causal_attention
 
     lengths = lengths_for(8, seed)
     bounds = [0]
@@ -80,10 +81,10 @@ def model_case(primary, fallback, layers: int = 2, hidden: int = 4096) -> dict:
     import torch
     from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM
 
-    from kernels.runtime.attention import PACKED_ATTENTION
-    from kernels.runtime.data import collate
-    from kernels.runtime.modeling import attach_lora
-    from kernels.runtime.training import label_loss
+    from runtime.attention import PACKED_ATTENTION
+    from runtime.data import collate
+    from runtime.modeling import attach_lora
+    from runtime.training import label_loss
     from kit.workspace.kernel_config import make_config, script_settings
 
     config = script_settings(make_config("train", {"competition": "varlen", "model": "none", "max_seq_length": 2048}))
@@ -119,7 +120,7 @@ def model_case(primary, fallback, layers: int = 2, hidden: int = 4096) -> dict:
 def selftest() -> int:
     """The script's plumbing on the CPU (fp32, a small model): varlen_attn played by tests/test_attention_fallback.py's
     references of both signatures; the differences must be ~0."""
-    from kernels.runtime.attention import flash_packed_attention
+    from runtime.attention import flash_packed_attention
     from tests.test_attention_fallback import varlen_attn_210, varlen_attn_new
 
     DEVICE.update(name="cpu", dtype="float32")
@@ -136,7 +137,7 @@ def main() -> int:
         return selftest()
     import torch
 
-    from kernels.runtime.attention import flash_packed_attention, varlen_attention
+    from runtime.attention import flash_packed_attention, varlen_attention
 
     varlen = varlen_attention()
     if not torch.cuda.is_available() or varlen is None:

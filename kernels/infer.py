@@ -6,12 +6,12 @@ val_predictions.csv and metrics.json to the working folder.
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from kernels.runtime.data import validation_rows  # noqa: E402  (the runtime below is inlined by kit build)
-from kernels.runtime.environment import log  # noqa: E402
-from kernels.runtime.evaluate import predict, scoring_models, validate  # noqa: E402
-from kernels.runtime.modeling import adapter_settings  # noqa: E402
-from kernels.runtime.outputs import run_metrics, write_outputs  # noqa: E402
-from kernels.runtime.session import start_run  # noqa: E402
+from runtime.data import validation_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.environment import log  # noqa: E402
+from runtime.evaluate import predict, scoring_models, validate  # noqa: E402
+from runtime.modeling import adapter_settings  # noqa: E402
+from runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from runtime.session import start_run  # noqa: E402
 
 
 def main(config: dict) -> dict:

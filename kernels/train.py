@@ -6,12 +6,12 @@ config.json, metrics.json, plan.json, val_predictions.csv and (unless predict_te
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from kernels.runtime.data import training_rows  # noqa: E402  (the runtime below is inlined by kit build)
-from kernels.runtime.evaluate import predict, scoring_models, validate  # noqa: E402
-from kernels.runtime.fit import train  # noqa: E402
-from kernels.runtime.modeling import load_model  # noqa: E402
-from kernels.runtime.outputs import run_metrics, write_outputs  # noqa: E402
-from kernels.runtime.session import start_run  # noqa: E402
+from runtime.data import training_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.evaluate import predict, scoring_models, validate  # noqa: E402
+from runtime.fit import train  # noqa: E402
+from runtime.modeling import load_model  # noqa: E402
+from runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from runtime.session import start_run  # noqa: E402
 
 
 def main(config: dict, worker_command: list[str] | None = None) -> dict:

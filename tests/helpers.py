@@ -13,7 +13,7 @@ import csv
 import json
 import time
 
-from kernels.runtime.paths import competition_dir, working_dir
+from runtime.paths import competition_dir, working_dir
 
 def main(config):
     print("step 1 loss 0.69", flush=True)
@@ -57,7 +57,7 @@ import json
 import math
 import random
 
-from kernels.runtime.paths import competition_dir, working_dir
+from runtime.paths import competition_dir, working_dir
 
 def main(config):
     comp = competition_dir(config["competition"])
@@ -109,7 +109,7 @@ import os
 import socket
 import time
 
-from kernels.runtime.paths import competition_dir, working_dir
+from runtime.paths import competition_dir, working_dir
 
 def main(config):
     rerun = bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN"))

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kernels.runtime.attention import flash_packed_attention, rowwise_packed_attention, varlen_call  # noqa: E402
+from runtime.attention import flash_packed_attention, rowwise_packed_attention, varlen_call  # noqa: E402
 
 
 def _rows(query, key, value, cu, causal, scale=None, gqa=False):

@@ -29,7 +29,7 @@ TEMPLATE = '''"""A test kernel."""
 
 CONFIG: dict = {}  # kit:config
 
-from kernels.runtime.main_mod import main  # inlined
+from runtime.main_mod import main  # inlined
 
 if __name__ == "__main__":
     main(CONFIG)
@@ -43,8 +43,8 @@ def test_inlines_runtime_in_dependency_order_and_runs(tmp_path, monkeypatch):
         {
             "helper": '"""doc"""\nfrom __future__ import annotations\nimport json\n\ndef double(x):\n    return 2 * x\n',
             "main_mod": (
-                "from __future__ import annotations\nimport json\nfrom kernels.runtime.paths import working_dir\n"
-                "from kernels.runtime.helper import double\n\n"
+                "from __future__ import annotations\nimport json\nfrom kernels.runtime.paths import working_dir\n"  # a workspace from before `runtime.`
+                "from runtime.helper import double\n\n"
                 "def main(config):\n    (working_dir() / 'out.json').write_text(json.dumps({'r': double(config['r'])}))\n"
             ),
             "paths": (packaged_kernels_dir() / "runtime" / "paths.py").read_text(),
@@ -55,7 +55,7 @@ def test_inlines_runtime_in_dependency_order_and_runs(tmp_path, monkeypatch):
     files = sorted(p.name for p in built.directory.iterdir())
     assert files == ["kernel-metadata.json", "kernel.py"]
     text = built.script.read_text()
-    assert "kernels.runtime" not in text and "import kit" not in text
+    assert "kernels.runtime" not in text and "from runtime." not in text and "import kit" not in text
     assert text.index("def working_dir") < text.index("def double") < text.index("def main")
     # Run it the way a person would, outside kit, with the Kaggle root moved.
     env = {"KIT_KAGGLE_ROOT": str(tmp_path / "kaggle"), "PATH": "/usr/bin:/bin"}
@@ -97,9 +97,9 @@ def test_source_runs_become_kernel_sources(tmp_path):
     [
         ({"main_mod": "import kit\ndef main(c):\n    pass\n"}, "may not `import kit`"),
         ({"main_mod": "from kit.workspace.kernel_config import x\ndef main(c):\n    pass\n"}, "may not import kit"),
-        ({"main_mod": "from kernels.runtime.other import f\ndef main(c):\n    pass\n"}, "missing module"),
-        ({"main_mod": "from kernels.runtime.a import f\ndef main(c):\n    pass\n", "a": "def main(c):\n    pass\ndef f():\n    pass\n"}, "both define 'main'"),
-        ({"main_mod": "def main(c):\n    from kernels.runtime.a import f\n", "a": "def f():\n    pass\n"}, "top level only"),
+        ({"main_mod": "from runtime.other import f\ndef main(c):\n    pass\n"}, "missing module"),
+        ({"main_mod": "from runtime.a import f\ndef main(c):\n    pass\n", "a": "def main(c):\n    pass\ndef f():\n    pass\n"}, "both define 'main'"),
+        ({"main_mod": "def main(c):\n    from runtime.a import f\n", "a": "def f():\n    pass\n"}, "top level only"),
     ],
 )
 def test_builder_refuses_what_cannot_be_inlined(tmp_path, runtime, message):
@@ -116,7 +116,7 @@ def test_real_templates_build_into_one_compiling_file(workspace, kit_cli, kernel
     assert sorted(p.name for p in out.iterdir()) == ["kernel-metadata.json", "kernel.py"]
     text = (out / "kernel.py").read_text()
     compile(text, "kernel.py", "exec")
-    assert "import kit" not in text and "from kit" not in text and "kernels.runtime" not in text
+    assert "import kit" not in text and "from kit" not in text and "from runtime." not in text
     assert "'model': 'HuggingFaceTB/SmolLM2-135M-Instruct'," in text
     assert "'/kaggle'" in text or '"/kaggle"' in text
 

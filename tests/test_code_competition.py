@@ -291,9 +291,9 @@ def test_real_infer_kernel_on_an_attached_adapter_is_rerun_on_the_hidden_rows(wo
 
 
 def test_rerun_scores_every_hidden_row_whatever_test_rows_says(tmp_path, monkeypatch):
-    from kernels.runtime.plan import choose_test_rows, detect_machine
-    from kernels.runtime.prompts import get_prompt
-    from kernels.runtime.scoring import Scores, predict_test_set
+    from runtime.plan import choose_test_rows, detect_machine
+    from runtime.prompts import get_prompt
+    from runtime.scoring import Scores, predict_test_set
     from tests.test_kernel_runtime import make_tokenizer
 
     comp = init_practice(tmp_path / "c", n_train=10, n_test=12)

@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-LOCAL = {"kit", "kernels", "tests", "bench"}
+LOCAL = {"kit", "kernels", "runtime", "train", "infer", "tests", "bench"}  # kernels/ is on the path: its runtime and templates
 # Import names that are not their distribution's name.
 DISTRIBUTION = {"slugify": "python-slugify", "huggingface_hub": "huggingface-hub", "yaml": "pyyaml", "sklearn": "scikit-learn"}
 # Declared though nothing imports them, each for a reason (README's "Dependencies" says the same).

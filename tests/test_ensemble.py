@@ -94,8 +94,8 @@ def test_threshold_tuning_agrees_with_the_kernels():
     """kit's ensemble and the kernels tune the same cut, so an ensemble's validation is comparable to a run's."""
     import random
 
-    from kernels.runtime.scoring import accuracy
-    from kernels.runtime.scoring import tune_threshold as kernel_tune
+    from runtime.scoring import accuracy
+    from runtime.scoring import tune_threshold as kernel_tune
     from kit.finals.ensemble import tune_threshold
 
     rng = random.Random(0)

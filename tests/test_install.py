@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kernels.runtime.install import pip_failure, split_pin
-from kernels.runtime.plan import package_set
-from kernels.runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
+from runtime.install import pip_failure, split_pin
+from runtime.plan import package_set
+from runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def layer(tmp_path):
     venv = tmp_path / "layer"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "zz-base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + str(REPO) + "\n")
+    (site / "zz-base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + str(REPO) + "\n" + str(REPO / "kernels") + "\n")
     python = venv / "bin" / "python"
 
     def run(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -56,7 +56,7 @@ def layer(tmp_path):
 
 
 def install(layer, pins: tuple[str, ...], wheels_root: Path) -> subprocess.CompletedProcess:
-    code = ("import json, sys; from kernels.runtime.install import install_set, installed_versions; "
+    code = ("import json, sys; from runtime.install import install_set, installed_versions; "
             f"missing = install_set('test', {pins!r}, wheels_root=__import__('pathlib').Path({str(wheels_root)!r})); "
             "print('RESULT', json.dumps({'missing': missing, 'versions': installed_versions()}))")
     return layer(code)
@@ -115,7 +115,7 @@ def test_a_wheel_dataset_for_another_image_says_so(layer, tmp_path):
 
 def test_offline_without_wheels_names_the_package_and_the_fix(layer, tmp_path):
     code = ("import socket; socket.create_connection = lambda *a, **k: (_ for _ in ()).throw(OSError('network is off')); "
-            "from kernels.runtime.install import install_set; print('RESULT', install_set('test', ('kitnothere==1.0',)))")
+            "from runtime.install import install_set; print('RESULT', install_set('test', ('kitnothere==1.0',)))")
     done = layer(code)
     assert "RESULT ['kitnothere==1.0']" in done.stdout
     assert ("error: cannot install kitnothere==1.0: the internet is off and no wheel dataset is attached; "
@@ -123,7 +123,7 @@ def test_offline_without_wheels_names_the_package_and_the_fix(layer, tmp_path):
 
 
 def test_outside_kaggle_nothing_is_installed(layer):
-    done = layer("from kernels.runtime.install import install_pinned; print('RESULT', install_pinned('auto', gpu=True))",
+    done = layer("from runtime.install import install_pinned; print('RESULT', install_pinned('auto', gpu=True))",
                  {"KAGGLE_KERNEL_RUN_TYPE": "Batch"})  # KIT_KAGGLE_ROOT is set: the local backend's emulation
     assert done.stdout.strip() == "RESULT []"
 
@@ -147,7 +147,7 @@ def test_pip_failure_names_the_pinned_package():
         "xformers==0.0.35", "Could not find a version that satisfies the requirement xformers==0.0.35 (from versions: none)")
 
 
-LOAD = ("import sys; {quiet}from kernels.runtime.modeling import load_base_model; "
+LOAD = ("import sys; {quiet}from runtime.modeling import load_base_model; "
         "load_base_model(sys.argv[1], engine='hf', dtype=__import__('torch').float32, quantize=False, max_seq_length=64)")
 
 
@@ -163,9 +163,9 @@ def test_a_model_load_puts_one_line_in_a_log_that_is_not_a_terminal(tmp_path, qu
     from transformers import PreTrainedTokenizerFast
 
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "</s>": 1}, unk_token="a")), eos_token="</s>").save_pretrained(tmp_path / "model")
-    code = LOAD.format(quiet="from kernels.runtime.environment import quiet_progress_bars; quiet_progress_bars(); " if quiet else "")
+    code = LOAD.format(quiet="from runtime.environment import quiet_progress_bars; quiet_progress_bars(); " if quiet else "")
     env = {k: v for k, v in __import__("os").environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model")], capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO)})
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model")], capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO / "kernels")})
     assert done.returncode == 0, done.stderr
     output = (done.stdout + done.stderr).replace("\r", "\n")
     assert f"loaded {tmp_path / 'model'} (hf) in " in done.stdout

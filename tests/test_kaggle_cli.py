@@ -135,6 +135,19 @@ def test_doctor_names_the_rules_url(kaggle_workspace, standin):
     assert "https://www.kaggle.com/competitions/math-grader/rules" in result.stdout
 
 
+def test_doctor_refuses_a_kernels_package_that_shadows_hugging_faces_kernels(kaggle_workspace, standin):
+    """A workspace from an older kit has kernels/__init__.py: doctor names it and the fix, and its kernels,
+    which spell the runtime `kernels.runtime`, still build."""
+    kernels = kaggle_workspace / "kernels"
+    (kernels / "__init__.py").write_text('"""Kernel templates."""\n')
+    train = kernels / "train.py"
+    train.write_text(train.read_text().replace("from runtime.", "from kernels.runtime."))
+    result = run_kit("doctor")
+    assert result.exit_code == 1
+    assert "FAIL  kernels/ is not a package" in result.stdout and "delete kernels/__init__.py" in result.stdout
+    assert "ok    train kernel builds" in result.stdout
+
+
 def fake_wheel(folder: Path, name: str, version: str = "0.1") -> Path:
     """A tiny valid wheel, so pip can 'download' it from a local folder."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from kernels.runtime import data, modeling, plan, prompts, scoring, training  # noqa: E402
-from kernels.runtime.fusion import fuse_projections  # noqa: E402
-from kernels.runtime.modeling import attach_lora  # noqa: E402
+from runtime import data, modeling, plan, prompts, scoring, training  # noqa: E402
+from runtime.fusion import fuse_projections  # noqa: E402
+from runtime.modeling import attach_lora  # noqa: E402
 
 RUNTIME = Path(__file__).resolve().parents[1] / "kernels" / "runtime"
 HEAVY = {"torch", "transformers", "peft", "trl", "unsloth", "bitsandbytes", "pandas", "numpy"}
@@ -74,7 +74,7 @@ def lora_config(**overrides):
 
 
 def test_runtime_modules_follow_the_inlining_rules():
-    """Only `from kernels.runtime.X import` between modules, no kit, heavy imports inside functions, unique names."""
+    """Only `from runtime.X import` between modules, no kit, heavy imports inside functions, unique names."""
     seen: dict[str, str] = {}
     for path in sorted(RUNTIME.glob("*.py")):
         if path.name == "__init__.py":
@@ -87,8 +87,8 @@ def test_runtime_modules_follow_the_inlining_rules():
             elif isinstance(node, ast.ImportFrom):
                 module = node.module or ""
                 assert module.split(".")[0] not in HEAVY | {"kit"}, f"{path.name}: top-level import from {module}"
-                if module.startswith("kernels"):
-                    assert module.startswith("kernels.runtime.") and node.lineno == node.end_lineno, f"{path.name}: {module}"
+                if module.split(".")[0] in ("kernels", "runtime"):
+                    assert module.startswith("runtime.") and node.lineno == node.end_lineno, f"{path.name}: {module}"
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) or (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
                 name = node.name if not isinstance(node, ast.Assign) else node.targets[0].id
                 if name != "main":  # each kernel inlines one main
@@ -222,7 +222,7 @@ def loss_and_grads(model, batch):
 
 
 def test_packed_attention_trains_and_scores_rows_as_if_each_were_alone(tokenizer):
-    from kernels.runtime.attention import use_packed_attention
+    from runtime.attention import use_packed_attention
 
     padded_model, packed_model = lora_model(tokenizer), lora_model(tokenizer)
     assert use_packed_attention(packed_model, flash=plan.PROFILES["cpu"].flash_attention()) == "attention row by row"  # flash attention needs a CUDA GPU
@@ -237,7 +237,7 @@ def test_packed_attention_trains_and_scores_rows_as_if_each_were_alone(tokenizer
 
 
 def test_fused_projections_share_the_weights_and_give_the_same_loss_gradients_and_merged_scores(tokenizer):
-    from kernels.runtime.modeling import merge_adapters
+    from runtime.modeling import merge_adapters
 
     plain, fused = lora_model(tokenizer), lora_model(tokenizer)
     layers = fused.get_base_model().model.layers
@@ -591,7 +591,7 @@ def quantize_linears(model) -> None:
 def test_a_dequantized_base_scores_as_the_4bit_one_and_a_merged_adapter_too(tokenizer):
     import copy
 
-    from kernels.runtime import modeling
+    from runtime import modeling
 
     model = make_model(len(tokenizer), hidden_size=64)
     original = model.model.layers[0].mlp.up_proj.weight.detach().clone()
@@ -629,7 +629,7 @@ def test_a_dequantized_base_scores_as_the_4bit_one_and_a_merged_adapter_too(toke
 
 
 def test_scoring_preparation_keeps_a_4bit_base_without_room_and_merges_where_it_can(tokenizer):
-    from kernels.runtime import modeling
+    from runtime import modeling
 
     model = make_model(len(tokenizer), hidden_size=64)
     quantize_linears(model)
@@ -667,8 +667,8 @@ def kernel_config(kernel: str, **settings):
 
 
 def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, tiny_model_dir, capsys):
-    from kernels.infer import main as infer_main
-    from kernels.train import main as train_main
+    from infer import main as infer_main
+    from train import main as train_main
 
     monkeypatch.setenv("KIT_KAGGLE_ROOT", str(tmp_path / "kaggle"))
     inputs, working = tmp_path / "kaggle" / "input", tmp_path / "kaggle" / "working"
@@ -742,7 +742,7 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
 
 
 WORKER = (
-    "import json, os, sys; sys.path.insert(0, {repo!r}); from kernels.train import main; "
+    "import json, os, sys; sys.path.insert(0, {kernels!r}); from train import main; "
     "main(json.loads(os.environ['KIT_CONFIG_JSON']))"
 )
 
@@ -752,7 +752,7 @@ def test_two_training_processes_make_the_updates_of_one(tmp_path, monkeypatch, t
 
     from safetensors.torch import load_file
 
-    from kernels.train import main as train_main
+    from train import main as train_main
 
     settings = dict(model=str(tiny_model_dir), train_rows=40, val_rows=8, test_rows=4, batch_size=8, max_steps=4, r=4, lora_alpha=8,
                     warmup_steps=1, optim="sgd", learning_rate=0.05, logging_steps=1, seed=1, completion_only=False)
@@ -761,7 +761,7 @@ def test_two_training_processes_make_the_updates_of_one(tmp_path, monkeypatch, t
         root = tmp_path / f"processes-{processes}"
         monkeypatch.setenv("KIT_KAGGLE_ROOT", str(root))
         write_competition(root / "input" / "competitions" / "tiny-comp")
-        worker = [sys.executable, "-c", WORKER.format(repo=str(RUNTIME.parents[1]))]
+        worker = [sys.executable, "-c", WORKER.format(kernels=str(RUNTIME.parent))]
         metrics = train_main(kernel_config("train", train_processes=processes, **settings), worker_command=worker)
         adapter = load_file(str(root / "working" / "adapter" / "adapter_model.safetensors"))
         runs[processes] = (metrics, adapter, sorted(p.name for p in (root / "working").iterdir()))
@@ -807,8 +807,8 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
 
 
 def test_compiled_fused_layers_on_packed_rows_train_as_eager_padded_ones(tokenizer):
-    from kernels.runtime.attention import use_packed_attention
-    from kernels.runtime.modeling import compile_layers
+    from runtime.attention import use_packed_attention
+    from runtime.modeling import compile_layers
 
     eager = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
     fast = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
@@ -834,7 +834,7 @@ def test_compiled_fused_layers_on_packed_rows_train_as_eager_padded_ones(tokeniz
 
 
 def test_compiled_layers_train_as_the_eager_ones_at_every_width(tokenizer):
-    from kernels.runtime.modeling import compile_layers, uncompile_layers
+    from runtime.modeling import compile_layers, uncompile_layers
 
     eager = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
     compiled = attach_lora(make_model(len(tokenizer)), lora_config(), engine="hf", gradient_checkpointing=False).train()
@@ -878,7 +878,7 @@ LLAMA_31_8B_CONFIG = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_s
 def test_engine_auto_trains_with_compiled_layers_only_where_the_base_fits_dequantized(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from kernels.runtime.modeling import read_model_config
+    from runtime.modeling import read_model_config
 
     # Llama-3.1-8B has 8,030,261,248 parameters, 266,240 of them in the norms (not counted)
     assert plan.bf16_weight_bytes(SimpleNamespace(**LLAMA_31_8B_CONFIG)) == 2 * (8_030_261_248 - 266_240)

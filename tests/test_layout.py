@@ -5,6 +5,8 @@ hold a docstring and nothing else, and pyproject ships every package."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 try:
@@ -175,3 +177,19 @@ def test_the_import_check_sees_an_import_of_bench_inside_a_function(tmp_path):
     probe = tmp_path / "test_probe.py"
     probe.write_text("def test_x():\n    from bench.peers import record\n")
     assert "bench" in imported_roots(probe)
+
+
+def test_the_kernels_folder_does_not_shadow_hugging_faces_kernels(tmp_path):
+    """transformers (5.25+) depends on Hugging Face's `kernels` and imports it; a kernels/__init__.py in a folder on
+    sys.path (this repo's root under pytest, a workspace's root in a notebook) would be imported instead and break
+    `import transformers`. kernels/ holds scripts and their runtime, imported as `runtime.<module>`."""
+    from kit.workspace.layout import init
+
+    init(tmp_path / "ws")
+    assert (tmp_path / "ws" / "kernels" / "runtime" / "plan.py").is_file()
+    assert not (tmp_path / "ws" / "kernels" / "__init__.py").exists()
+    code = ("import importlib.util, sys; spec = importlib.util.find_spec('kernels'); "
+            "sys.exit(1 if spec is not None and spec.origin and 'site-packages' not in spec.origin else 0)")
+    for folder in (ROOT, tmp_path / "ws"):
+        done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True)
+        assert done.returncode == 0, f"`import kernels` in {folder} finds that folder's kernels/"

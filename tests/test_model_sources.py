@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kit.workspace.model_sources import HUB, KAGGLE_DATASET, KAGGLE_MODEL, PATH, parse_model
-from kernels.runtime.paths import attached_model
+from runtime.paths import attached_model
 from tests.conftest import run_kit
 from tests.kaggle_standin.fixtures import init_kaggle_workspace
 
@@ -168,7 +168,7 @@ def test_kernel_finds_older_mounts_and_nested_model_folders(kaggle_root):
 
 
 def test_an_attached_model_takes_the_hub_offline(kaggle_root, monkeypatch):
-    from kernels.runtime.modeling import read_model_config, resolve_model, use_model_source
+    from runtime.modeling import read_model_config, resolve_model, use_model_source
 
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)

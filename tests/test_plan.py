@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.runtime.plan import PROFILES, PlanError, make_plan
+from runtime.plan import PROFILES, PlanError, make_plan
 from kit.workspace.kernel_config import make_config, script_settings
 
 REPO = Path(__file__).resolve().parents[1]

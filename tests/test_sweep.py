@@ -33,7 +33,7 @@ import csv
 import json
 import time
 
-from kernels.runtime.paths import competition_dir, working_dir
+from runtime.paths import competition_dir, working_dir
 
 def main(config):
     started = time.time()

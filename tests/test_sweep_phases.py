@@ -70,7 +70,7 @@ def test_a_three_phase_lineage_trains_the_sum_of_its_phases(workspace, tiny_mode
 
 
 def test_a_run_whose_loss_is_not_finite_stops_and_says_so(tmp_path, monkeypatch):
-    from kernels.train import main as train_main
+    from train import main as train_main
 
     tokenizer = make_tokenizer()
     model = make_model(len(tokenizer))

@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernels.runtime.environment import log, warn
-from kernels.runtime.paths import competition_dir
-from kernels.runtime.prompts import PromptTemplate
+from runtime.environment import log, warn
+from runtime.paths import competition_dir
+from runtime.prompts import PromptTemplate
 
 
 def read_table(path: Path):

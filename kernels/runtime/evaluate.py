@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.runtime.data import Rows, label_token_ids
-from kernels.runtime.environment import log
-from kernels.runtime.modeling import load_for_scoring, prepare_for_scoring, uncompile_layers
-from kernels.runtime.paths import competition_dir
-from kernels.runtime.plan import pad_multiple
-from kernels.runtime.prompts import PromptTemplate, get_prompt
-from kernels.runtime.scoring import Scores, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
-from kernels.runtime.session import Run
+from runtime.data import Rows, label_token_ids
+from runtime.environment import log
+from runtime.modeling import load_for_scoring, prepare_for_scoring, uncompile_layers
+from runtime.paths import competition_dir
+from runtime.plan import pad_multiple
+from runtime.prompts import PromptTemplate, get_prompt
+from runtime.scoring import Scores, predict_test_set, resolve_threshold, score_on_devices, val_metrics, write_val_predictions
+from runtime.session import Run
 
 
 @dataclass

@@ -13,16 +13,16 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from kernels.runtime.attention import use_packed_attention
-from kernels.runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
-from kernels.runtime.environment import log, warn
-from kernels.runtime.graphs import GraphedPasses
-from kernels.runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
-from kernels.runtime.parallel import StepShare, broadcast_trainable
-from kernels.runtime.paths import find_source
-from kernels.runtime.prompts import get_prompt
-from kernels.runtime.session import Run
-from kernels.runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_phase, prepare_for_training, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
+from runtime.attention import use_packed_attention
+from runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
+from runtime.environment import log, warn
+from runtime.graphs import GraphedPasses
+from runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
+from runtime.parallel import StepShare, broadcast_trainable
+from runtime.paths import find_source
+from runtime.prompts import get_prompt
+from runtime.session import Run
+from runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_phase, prepare_for_training, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
 
 @dataclass

@@ -15,9 +15,9 @@ log says why, once.
 
 from __future__ import annotations
 
-from kernels.runtime.data import Batch, bucket_pad_limit
-from kernels.runtime.environment import log
-from kernels.runtime.training import label_loss
+from runtime.data import Batch, bucket_pad_limit
+from runtime.environment import log
+from runtime.training import label_loss
 
 
 class GraphedPasses:

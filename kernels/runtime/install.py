@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kernels.runtime.environment import internet_available, log, on_kaggle, warn
-from kernels.runtime.paths import input_dir
-from kernels.runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
-from kernels.runtime.plan import package_set
+from runtime.environment import internet_available, log, on_kaggle, warn
+from runtime.paths import input_dir
+from runtime.pins import PINNED_IMAGE, PINNED_PACKAGES, WHEELS_MANIFEST
+from runtime.plan import package_set
 
 # A version pip takes in a constraint (public PEP 440 with an optional local part, as in 2.10.0+cu128).
 _CONSTRAINABLE = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?$", re.IGNORECASE)

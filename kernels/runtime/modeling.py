@@ -8,11 +8,11 @@ import os
 import time
 from pathlib import Path
 
-from kernels.runtime.attention import use_packed_attention
-from kernels.runtime.environment import hub_offline, log, torch_dtype, warn
-from kernels.runtime.fusion import fuse_projections
-from kernels.runtime.paths import attached_model, find_source
-from kernels.runtime.plan import Plan, dequantize_for_scoring
+from runtime.attention import use_packed_attention
+from runtime.environment import hub_offline, log, torch_dtype, warn
+from runtime.fusion import fuse_projections
+from runtime.paths import attached_model, find_source
+from runtime.plan import Plan, dequantize_for_scoring
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

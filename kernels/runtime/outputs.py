@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import time
 
-from kernels.runtime.environment import gpu_names, log
-from kernels.runtime.scoring import finite_or_none
-from kernels.runtime.session import Run
+from runtime.environment import gpu_names, log
+from runtime.scoring import finite_or_none
+from runtime.session import Run
 
 
 def run_metrics(run: Run) -> dict:

@@ -18,8 +18,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kernels.runtime.environment import log
-from kernels.runtime.plan import RANK_ENV, WORLD_ENV
+from runtime.environment import log
+from runtime.plan import RANK_ENV, WORLD_ENV
 
 PORT_ENV = "KIT_PORT"
 CONFIG_ENV = "KIT_CONFIG_JSON"

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.runtime.data import collate, encode_prompts, read_table, scoring_order, to_device
-from kernels.runtime.environment import log
-from kernels.runtime.modeling import causal_parts
+from runtime.data import collate, encode_prompts, read_table, scoring_order, to_device
+from runtime.environment import log
+from runtime.modeling import causal_parts
 
 
 def hidden_at(model, batch):

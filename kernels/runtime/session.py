@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernels.runtime.environment import log, quiet_progress_bars, torch_dtype, warn
-from kernels.runtime.install import install_pinned
-from kernels.runtime.modeling import read_model_config, resolve_model, use_model_source
-from kernels.runtime.parallel import ProcessGroup, join_group
-from kernels.runtime.paths import working_dir
-from kernels.runtime.plan import RANK_ENV, Plan, detect_machine, make_plan, unsloth_imports
+from runtime.environment import log, quiet_progress_bars, torch_dtype, warn
+from runtime.install import install_pinned
+from runtime.modeling import read_model_config, resolve_model, use_model_source
+from runtime.parallel import ProcessGroup, join_group
+from runtime.paths import working_dir
+from runtime.plan import RANK_ENV, Plan, detect_machine, make_plan, unsloth_imports
 
 
 @dataclass

@@ -13,11 +13,11 @@ import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from kernels.runtime.data import steps_per_epoch
-from kernels.runtime.environment import log, warn
-from kernels.runtime.fusion import fuse_projections
-from kernels.runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room
-from kernels.runtime.plan import GRAPHED_UNCOMPILED, Decision, Plan, activation_scale, plan_memory, settle_memory
+from runtime.data import steps_per_epoch
+from runtime.environment import log, warn
+from runtime.fusion import fuse_projections
+from runtime.modeling import attach_lora, causal_parts, compile_layers, dequantize_base, dequantize_bytes, gpu_room
+from runtime.plan import GRAPHED_UNCOMPILED, Decision, Plan, activation_scale, plan_memory, settle_memory
 
 STATE_FILE = "train_state.json"
 OPTIMIZER_FILE = "optimizer.pt"

@@ -9,7 +9,7 @@ import types
 from pathlib import Path
 from typing import Any, Mapping
 
-from kit.build.script import _runtime_closure, _strip_module
+from kit.build.script import RUNTIME_PACKAGE, _runtime_closure, _strip_module
 from kit.build.templates import kernels_dir
 from kit.errors import ConfigError
 from kit.workspace.kernel_config import script_settings
@@ -20,7 +20,7 @@ def load_runtime(kernels: Path, module: str) -> types.ModuleType:
     """`module` of kernels/runtime/ with the runtime modules it imports, in one namespace, as the built kernel holds
     them (the builder's own closure and stripping); none of them imports torch at its top."""
     path = kernels / "runtime" / f"{module}.py"
-    tree = ast.Module(body=[ast.ImportFrom(module=f"kernels.runtime.{module}", names=[ast.alias(name="*")], level=0)], type_ignores=[])
+    tree = ast.Module(body=[ast.ImportFrom(module=f"{RUNTIME_PACKAGE}.{module}", names=[ast.alias(name="*")], level=0)], type_ignores=[])
     namespace = types.ModuleType(f"_kit_explain_{module}")
     sys.modules[namespace.__name__] = namespace  # dataclasses look their module up while the classes are made
     try:

@@ -24,7 +24,11 @@ from kit.fileio import atomic_write_text
 from kit.workspace.kernel_config import KernelConfig, field_specs, script_settings, source_runs
 from kit.workspace.model_sources import KAGGLE_DATASET, KAGGLE_MODEL, parse_model
 
-RUNTIME_PACKAGE = "kernels.runtime"
+# Kernels import their runtime as `from runtime.<module> import name`: kernels/ is the script's folder, not a package,
+# since a `kernels` package on sys.path shadows Hugging Face's `kernels`, which transformers imports. Workspaces made
+# before that spell it `kernels.runtime`; both are inlined.
+RUNTIME_PACKAGE = "runtime"
+RUNTIME_PACKAGES = (RUNTIME_PACKAGE, "kernels.runtime")
 CONFIG_MARKER = "# kit:config"
 SCRIPT_NAME = "kernel.py"
 
@@ -214,16 +218,16 @@ def _runtime_imports(path: Path, tree: ast.Module) -> list[str]:
     names: list[str] = []
     top_level = {id(node) for node in tree.body}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(RUNTIME_PACKAGE + "."):
+        if isinstance(node, ast.ImportFrom) and _runtime_module(node.module) is not None:
             if id(node) not in top_level:
                 raise ConfigError(f"{path}:{node.lineno}: import runtime modules at the top level only (the builder inlines them)")
-            names.append(node.module.split(".")[2])
-        elif isinstance(node, ast.ImportFrom) and node.module in (RUNTIME_PACKAGE, "kernels"):
+            names.append(_runtime_module(node.module))
+        elif isinstance(node, ast.ImportFrom) and node.module in (*RUNTIME_PACKAGES, "kernels"):
             raise ConfigError(f"{path}:{node.lineno}: import runtime names as `from {RUNTIME_PACKAGE}.<module> import name`")
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("kernels") or alias.name == "kit" or alias.name.startswith("kit."):
-                    raise ConfigError(f"{path}:{node.lineno}: a kernel may not `import {alias.name}`", hint="use `from kernels.runtime.<module> import name`")
+                if alias.name.split(".")[0] in ("kernels", RUNTIME_PACKAGE, "kit"):
+                    raise ConfigError(f"{path}:{node.lineno}: a kernel may not `import {alias.name}`", hint=f"use `from {RUNTIME_PACKAGE}.<module> import name`")
         if isinstance(node, ast.ImportFrom) and node.module and (node.module == "kit" or node.module.startswith("kit.")):
             raise ConfigError(f"{path}:{node.lineno}: a kernel may not import kit (kit is not installed on Kaggle)")
     return names
@@ -287,8 +291,16 @@ def _is_future(node: ast.stmt) -> bool:
     return isinstance(node, ast.ImportFrom) and node.module == "__future__"
 
 
+def _runtime_module(module: str | None) -> str | None:
+    """The runtime module `from <module> import ...` names (`runtime.data` -> "data"), else None."""
+    for package in RUNTIME_PACKAGES:
+        if module and module.startswith(package + "."):
+            return module[len(package) + 1:].split(".")[0]
+    return None
+
+
 def _is_runtime_import(node: ast.stmt) -> bool:
-    return isinstance(node, ast.ImportFrom) and bool(node.module) and node.module.startswith(RUNTIME_PACKAGE)  # type: ignore[union-attr]
+    return isinstance(node, ast.ImportFrom) and (_runtime_module(node.module) is not None or node.module in RUNTIME_PACKAGES)
 
 
 def _strip_module(path: Path) -> str:

@@ -91,6 +91,11 @@ def _build_checks(ws) -> list:
                 checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
             except KitError as exc:
                 checks.append(Check(f"{kernel} kernel builds", False, exc.message, exc.hint or ""))
+    # A workspace made before kit's kernels stopped being a package: its kernels/__init__.py is imported as `kernels`
+    # by transformers (which imports Hugging Face's `kernels`) wherever the workspace root is on sys.path.
+    if (ws.kernels_dir / "__init__.py").is_file():
+        checks.append(Check("kernels/ is not a package", False, "kernels/__init__.py shadows Hugging Face's `kernels`, which transformers imports",
+                            "delete kernels/__init__.py (the kernels import their runtime as `runtime.<module>`)"))
     return checks
 
 

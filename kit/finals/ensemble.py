@@ -59,7 +59,7 @@ def tune_threshold(probs: list[float], labels: list[bool]) -> float:
     """The cut that maximises accuracy on labelled rows (midpoints between scores; ties go to the one nearest 0.5).
 
     The twin of kernels/runtime/scoring.py's tune_threshold, which kit cannot import (installed, the runtime ships as
-    kit._kernels and its modules import `kernels.runtime`); tests/test_ensemble.py checks the two agree."""
+    kit._kernels and its modules import `runtime`); tests/test_ensemble.py checks the two agree."""
     values = sorted(set(probs))
     candidates = [0.5] + [(a + b) / 2 for a, b in zip(values, values[1:])]
     order = sorted(zip(probs, labels))

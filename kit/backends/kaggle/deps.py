@@ -37,7 +37,7 @@ class Pins:
 
 def read_pins(kernels: Path | None = None) -> Pins:
     """The pins the kernels of `kernels` (a workspace's kernels/, else kit's own) install, read without importing
-    them (the runtime imports `kernels.runtime`, which kit cannot)."""
+    them (the runtime imports `runtime`, which kit cannot)."""
     path = kernels_dir(kernels) / PINS_FILE
     if not path.is_file():
         path = packaged_kernels_dir() / PINS_FILE

@@ -1,1 +1,0 @@
-"""Kernel templates (train.py, infer.py) and the runtime code `kit build` inlines into them."""
