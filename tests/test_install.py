@@ -43,7 +43,10 @@ def layer(tmp_path):
     venv = tmp_path / "layer"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "zz-base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + str(REPO) + "\n" + str(REPO / "kernels") + "\n")
+    # Every site folder this interpreter sees, not only its own: under bench/image_check.py it is itself a layer
+    # (a .pth is not followed into the folders it adds), and pip lives in the image's venv below it.
+    bases = [p for p in sys.path if Path(p).name == "site-packages"] or [sysconfig.get_paths()["purelib"]]
+    (site / "zz-base.pth").write_text("\n".join([*bases, str(REPO), str(REPO / "kernels")]) + "\n")
     python = venv / "bin" / "python"
 
     def run(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
