@@ -50,6 +50,8 @@ case $step in
      FULL=packed-32k-compiled part predict-compiled 170 python3 bench/issue17.py predict
      T4=1 part t4-kit 170 python3 bench/peers.py kit 8b
      T4=1 part t4-unsloth 170 python3 bench/peers.py unsloth 8b ;;
+  # before/t4 replay kernels from before 3071ab2 (`kernels.runtime` imports, a kernels/__init__.py): they need that
+  # time's bench/ too (git archive 53a3a0f bench into .dev17/bench-before), not this one, which imports `runtime`.
   before) pipinstall .whl-a/*.whl || exit 1   # issue 15's check, before: the kernels (and kit/) of f3e81a2 in a copy of the tree
      python3 bench/peers.py prep 2>&1 | tail -1
      rm -rf /tmp/before && mkdir /tmp/before && cp -r bench /tmp/before/ && cp -r .dev17/kernels-before /tmp/before/kernels \

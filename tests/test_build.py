@@ -100,12 +100,24 @@ def test_source_runs_become_kernel_sources(tmp_path):
         ({"main_mod": "from runtime.other import f\ndef main(c):\n    pass\n"}, "missing module"),
         ({"main_mod": "from runtime.a import f\ndef main(c):\n    pass\n", "a": "def main(c):\n    pass\ndef f():\n    pass\n"}, "both define 'main'"),
         ({"main_mod": "def main(c):\n    from runtime.a import f\n", "a": "def f():\n    pass\n"}, "top level only"),
+        ({"main_mod": "from .a import f\ndef main(c):\n    pass\n", "a": "def f():\n    pass\n"}, "relative import"),
+        ({"main_mod": "from runtime import a\ndef main(c):\n    pass\n", "a": "def f():\n    pass\n"}, "import runtime names as"),
+        ({"main_mod": "import runtime.a\ndef main(c):\n    pass\n", "a": "def f():\n    pass\n"}, "may not `import runtime.a`"),
+        ({"main_mod": "from kernels import runtime\ndef main(c):\n    pass\n"}, "import runtime names as"),
     ],
 )
 def test_builder_refuses_what_cannot_be_inlined(tmp_path, runtime, message):
     kernels = _kernels(tmp_path, TEMPLATE, runtime)
     with pytest.raises(ConfigError, match=message):
         build_kernel("train", make_config("train", {"competition": "c"}), tmp_path / "o", kernels)
+
+
+def test_hugging_faces_kernels_package_is_an_ordinary_import(tmp_path):
+    """`kernels` on PyPI (Hugging Face's, a transformers dependency) is not kit's runtime: the builder keeps it."""
+    main_mod = "import kernels\n\ndef main(config):\n    from kernels import get_kernel\n    return get_kernel\n"
+    built = build_kernel("train", make_config("train", {"competition": "c"}), tmp_path / "o", _kernels(tmp_path, TEMPLATE, {"main_mod": main_mod}))
+    text = built.script.read_text()
+    assert "import kernels\n" in text and "from kernels import get_kernel" in text
 
 
 @pytest.mark.parametrize("kernel", ["train", "infer"])

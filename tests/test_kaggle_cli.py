@@ -146,6 +146,9 @@ def test_doctor_refuses_a_kernels_package_that_shadows_hugging_faces_kernels(kag
     assert result.exit_code == 1
     assert "FAIL  kernels/ is not a package" in result.stdout and "delete kernels/__init__.py" in result.stdout
     assert "ok    train kernel builds" in result.stdout
+    built = run_kit("build", "train", "-o", "out")
+    assert built.exit_code == 0, built.stderr
+    assert "kernels.runtime" not in (kaggle_workspace / "out" / "kernel.py").read_text()  # inlined, not left as imports
 
 
 def fake_wheel(folder: Path, name: str, version: str = "0.1") -> Path:

@@ -188,8 +188,11 @@ def test_the_kernels_folder_does_not_shadow_hugging_faces_kernels(tmp_path):
     init(tmp_path / "ws")
     assert (tmp_path / "ws" / "kernels" / "runtime" / "plan.py").is_file()
     assert not (tmp_path / "ws" / "kernels" / "__init__.py").exists()
-    code = ("import importlib.util, sys; spec = importlib.util.find_spec('kernels'); "
-            "sys.exit(1 if spec is not None and spec.origin and 'site-packages' not in spec.origin else 0)")
+    # Fails when `import kernels`, run from the folder, finds that folder's kernels/ (as a package, or as the only
+    # portion of a namespace package when Hugging Face's is not installed: then nothing is shadowed, and it passes).
+    code = ("import importlib.util, pathlib, sys; spec = importlib.util.find_spec('kernels'); "
+            "mine = pathlib.Path.cwd().resolve() / 'kernels'; "
+            "sys.exit(1 if spec is not None and spec.origin and pathlib.Path(spec.origin).resolve().is_relative_to(mine) else 0)")
     for folder in (ROOT, tmp_path / "ws"):
         done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True)
         assert done.returncode == 0, f"`import kernels` in {folder} finds that folder's kernels/"

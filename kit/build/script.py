@@ -214,20 +214,25 @@ def _parse(path: Path, source: str) -> ast.Module:
 
 
 def _runtime_imports(path: Path, tree: ast.Module) -> list[str]:
-    """Runtime modules a file imports, in order; any other way of importing them is an error."""
+    """Runtime modules a file imports, in order; any other way of importing them is an error. Hugging Face's
+    `kernels` package is an ordinary import (transformers depends on it); only `kernels.runtime` is kit's."""
     names: list[str] = []
     top_level = {id(node) for node in tree.body}
+    spelling = f"`from {RUNTIME_PACKAGE}.<module> import name`"
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            raise ConfigError(f"{path}:{node.lineno}: a relative import cannot be inlined (the kernel is one script)", hint=f"use {spelling}")
         if isinstance(node, ast.ImportFrom) and _runtime_module(node.module) is not None:
             if id(node) not in top_level:
                 raise ConfigError(f"{path}:{node.lineno}: import runtime modules at the top level only (the builder inlines them)")
             names.append(_runtime_module(node.module))
-        elif isinstance(node, ast.ImportFrom) and node.module in (*RUNTIME_PACKAGES, "kernels"):
-            raise ConfigError(f"{path}:{node.lineno}: import runtime names as `from {RUNTIME_PACKAGE}.<module> import name`")
+        elif isinstance(node, ast.ImportFrom) and (node.module in RUNTIME_PACKAGES
+                                                   or (node.module == "kernels" and any(a.name == "runtime" for a in node.names))):
+            raise ConfigError(f"{path}:{node.lineno}: import runtime names as {spelling}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] in ("kernels", RUNTIME_PACKAGE, "kit"):
-                    raise ConfigError(f"{path}:{node.lineno}: a kernel may not `import {alias.name}`", hint=f"use `from {RUNTIME_PACKAGE}.<module> import name`")
+                if alias.name.split(".")[0] in (RUNTIME_PACKAGE, "kit") or alias.name.startswith("kernels.runtime"):
+                    raise ConfigError(f"{path}:{node.lineno}: a kernel may not `import {alias.name}`", hint=f"use {spelling}")
         if isinstance(node, ast.ImportFrom) and node.module and (node.module == "kit" or node.module.startswith("kit.")):
             raise ConfigError(f"{path}:{node.lineno}: a kernel may not import kit (kit is not installed on Kaggle)")
     return names

@@ -95,7 +95,7 @@ def _build_checks(ws) -> list:
     # by transformers (which imports Hugging Face's `kernels`) wherever the workspace root is on sys.path.
     if (ws.kernels_dir / "__init__.py").is_file():
         checks.append(Check("kernels/ is not a package", False, "kernels/__init__.py shadows Hugging Face's `kernels`, which transformers imports",
-                            "delete kernels/__init__.py (the kernels import their runtime as `runtime.<module>`)"))
+                            "delete kernels/__init__.py (kernels importing `kernels.runtime.<module>` still build; `runtime.<module>` is the new spelling)"))
     return checks
 
 
