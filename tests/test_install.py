@@ -45,7 +45,7 @@ def layer(tmp_path):
     site = next((venv / "lib").glob("python3*/site-packages"))
     # Every site folder this interpreter sees, not only its own: under bench/image_check.py it is itself a layer
     # (a .pth is not followed into the folders it adds), and pip lives in the image's venv below it.
-    bases = [p for p in sys.path if Path(p).name == "site-packages"] or [sysconfig.get_paths()["purelib"]]
+    bases = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")] or [sysconfig.get_paths()["purelib"]]
     (site / "zz-base.pth").write_text("\n".join([*bases, str(REPO), str(REPO / "kernels")]) + "\n")
     python = venv / "bin" / "python"
 

@@ -222,10 +222,10 @@ def _runtime_imports(path: Path, tree: ast.Module) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
             raise ConfigError(f"{path}:{node.lineno}: a relative import cannot be inlined (the kernel is one script)", hint=f"use {spelling}")
-        if isinstance(node, ast.ImportFrom) and _runtime_module(node.module) is not None:
+        if isinstance(node, ast.ImportFrom) and (module := _runtime_module(node.module)) is not None:
             if id(node) not in top_level:
                 raise ConfigError(f"{path}:{node.lineno}: import runtime modules at the top level only (the builder inlines them)")
-            names.append(_runtime_module(node.module))
+            names.append(module)
         elif isinstance(node, ast.ImportFrom) and (node.module in RUNTIME_PACKAGES
                                                    or (node.module == "kernels" and any(a.name == "runtime" for a in node.names))):
             raise ConfigError(f"{path}:{node.lineno}: import runtime names as {spelling}")

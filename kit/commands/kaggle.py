@@ -62,7 +62,7 @@ def doctor(as_json: bool) -> None:
     from kit.backends.kaggle.doctor import doctor as kaggle_checks
 
     ws = _ws()
-    checks = _build_checks(ws) + kaggle_checks(ws, _kaggle_backend(ws))
+    checks = _build_checks(ws) + _layout_checks(ws) + kaggle_checks(ws, _kaggle_backend(ws))
     if as_json:
         click.echo(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks], indent=2))
     for check in checks if not as_json else []:
@@ -91,12 +91,18 @@ def _build_checks(ws) -> list:
                 checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
             except KitError as exc:
                 checks.append(Check(f"{kernel} kernel builds", False, exc.message, exc.hint or ""))
-    # A workspace made before kit's kernels stopped being a package: its kernels/__init__.py is imported as `kernels`
-    # by transformers (which imports Hugging Face's `kernels`) wherever the workspace root is on sys.path.
-    if (ws.kernels_dir / "__init__.py").is_file():
-        checks.append(Check("kernels/ is not a package", False, "kernels/__init__.py shadows Hugging Face's `kernels`, which transformers imports",
-                            "delete kernels/__init__.py (kernels importing `kernels.runtime.<module>` still build; `runtime.<module>` is the new spelling)"))
     return checks
+
+
+def _layout_checks(ws) -> list:
+    """A workspace made before kit's kernels stopped being a package: its kernels/__init__.py is imported as `kernels`
+    by transformers (which imports Hugging Face's `kernels`) wherever the workspace root is on sys.path."""
+    from kit.backends.kaggle.doctor import Check
+
+    if not (ws.kernels_dir / "__init__.py").is_file():
+        return []
+    return [Check("kernels/ is not a package", False, "kernels/__init__.py shadows Hugging Face's `kernels`, which transformers imports",
+                  "delete kernels/__init__.py (kernels importing `kernels.runtime.<module>` still build; `runtime.<module>` is the new spelling)")]
 
 
 @click.group()
