@@ -476,8 +476,9 @@ def scores() -> None:
 
 @cli.command("leaderboard")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@click.option("--where", "conditions", default="", metavar="COND",
-              help='keep rows meeting COND: "COLUMN OP VALUE [and ...]", OP one of == != > >= < <= ~ (contains)')
+@click.option("--where", "conditions", default="", metavar="SQL",
+              help="""keep rows meeting a SQL condition: "val_accuracy > 0.8 AND prompt = 'grader'" (text in single quotes; """
+                   "OR, NOT, IN, BETWEEN, LIKE, IS NULL)")
 @click.option("--sort", "sort_col", default=None, help="column to sort by (best, i.e. largest, first)")
 @click.option("--ascending", is_flag=True, help="sort smallest first")
 @click.option("--group-by", "group_by", default="", metavar="COLS", help="one row per value of these columns (comma-separated)")

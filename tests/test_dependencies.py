@@ -21,10 +21,12 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 LOCAL = {"kit", "kernels", "runtime", "train", "infer", "tests", "bench"}  # kernels/ is on the path: its runtime and templates
 # Import names that are not their distribution's name.
 DISTRIBUTION = {"slugify": "python-slugify", "huggingface_hub": "huggingface-hub", "yaml": "pyyaml", "sklearn": "scikit-learn"}
-# Declared though nothing imports them, each for a reason (README's "Dependencies" says the same).
+# Declared though nothing imports them, each for a reason (docs/reference/dependencies.md says the same).
 NOT_IMPORTED = {
     "accelerate": "transformers needs it to load a 4-bit model onto a device",
     "six": "the kaggle client imports it without declaring it",
+    "mkdocs": "the documentation's build, run as `python -m mkdocs` (tests/test_docs.py; docs/gen.py is its hook)",
+    "mkdocs-material": "the documentation's theme, which mkdocs loads by name",
 }
 # Imported but deliberately not declared: optional, and installed where it runs.
 UNDECLARED = {
@@ -87,7 +89,7 @@ def test_every_declared_package_is_imported_somewhere():
     everything = imported([ROOT / p for g in GROUPS for p in files_of(g)])
     declared_anywhere = declared(tuple(PYPROJECT["optional-dependencies"]))
     unused = sorted(d for d in declared_anywhere if d not in everything and d not in NOT_IMPORTED)
-    assert not unused, f"declared but imported nowhere: {unused} (remove them, or say why in NOT_IMPORTED and README)"
+    assert not unused, f"declared but imported nowhere: {unused} (remove them, or say why in NOT_IMPORTED and docs/reference/dependencies.md)"
 
 
 def test_train_extra_is_what_the_kernels_import():
@@ -96,12 +98,10 @@ def test_train_extra_is_what_the_kernels_import():
     assert train - set(NOT_IMPORTED) == kernels
 
 
-def test_readme_says_why_for_each_package_of_the_design():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Dependencies"):]
-    section = section[: section.find("\n## ", 3)] if "\n## " in section[3:] else section
+def test_the_docs_say_why_for_each_package_of_the_design():
+    section = (ROOT / "docs" / "reference" / "dependencies.md").read_text(encoding="utf-8")
     for package in ("kaggle", "unsloth", "transformers", "trl", "peft", "datasets", "bitsandbytes", "huggingface-hub", "polars"):
-        assert re.search(rf"^- \*\*{re.escape(package)}\*\*", section, re.M), f"README's Dependencies section says nothing of {package}"
+        assert re.search(rf"^- \*\*{re.escape(package)}\*\*", section, re.M), f"docs/reference/dependencies.md says nothing of {package}"
 
 
 def test_the_cli_starts_light_and_fast():

@@ -16,7 +16,7 @@ from kit.errors import KitError
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--mark", is_flag=True, help="write the picks into leaderboard.csv's final column")
 @click.option("--include-unsubmitted", is_flag=True, help="consider runs with a validation score but no scored submission")
-@click.option("--where", "conditions", default="", metavar="COND", help='consider only runs meeting COND, as kit leaderboard --where')
+@click.option("--where", "conditions", default="", metavar="SQL", help="consider only runs meeting a SQL condition, as kit leaderboard --where")
 def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool, conditions: str) -> None:
     """Propose the final submissions, with the reasoning per pick: `kit pick -n 3 --mark`.
 
@@ -64,14 +64,14 @@ def _only(ws, conditions: str) -> set[str] | None:
 @click.argument("members", nargs=-1)
 @click.option("--weights", default="", help="comma-separated weights, one per run (default: equal)")
 @click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
-@click.option("--where", "conditions", default="", metavar="COND", help="members: the runs meeting COND in kit's table (with --top)")
+@click.option("--where", "conditions", default="", metavar="SQL", help="members: the runs meeting a SQL condition in kit's table, as kit leaderboard --where (with --top)")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="members: the K best runs by --by among those meeting --where")
 @click.option("--by", "by", default="val_accuracy", show_default=True, help="the column --top ranks by")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditions: str, top: int | None, by: str, as_json: bool) -> None:
     """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit.
 
-    Or let the table choose: `kit ensemble --where "status == complete" --top 3 --by val_accuracy`."""
+    Or let the table choose: `kit ensemble --where "status = 'complete'" --top 3 --by val_accuracy`."""
     from kit.finals.ensemble import ensemble
 
     try:
@@ -118,7 +118,7 @@ def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None)
 
 @plot.command("scores")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG file to write")
-@click.option("--where", "conditions", default="", metavar="COND", help="plot only runs meeting COND, as kit leaderboard --where")
+@click.option("--where", "conditions", default="", metavar="SQL", help="plot only runs meeting a SQL condition, as kit leaderboard --where")
 def plot_scores(output: Path | None, conditions: str) -> None:
     """Validation vs public score per run with 95% intervals, private where known: `kit plot scores`."""
     from kit.leaderboard.plots import plot_scores as draw

@@ -1,46 +1,27 @@
 """Filtering, sorting and grouping kit's table of runs with polars.
 
 A layer on top of kit.leaderboard.sheet: it takes the rows the leaderboard's reader returns (text, exactly as in the
-file) and never writes. Every column stays text, so a person's cells are shown as they typed them; comparisons
-and aggregates cast a column to numbers where its cells are numbers (`val_accuracy > 0.8`) and compare text
-otherwise (`prompt == grader`). polars is imported only by the commands that analyse (~0.1 s), never at CLI start.
+file) and never writes. Every column stays text, so a person's cells are shown as they typed them; filters,
+sorts and aggregates use a column as numbers where its cells are numbers (`val_accuracy > 0.8`) and as text
+otherwise (`prompt = 'grader'`). polars is imported only by the commands that analyse (~0.1 s), never at CLI start.
 
-`--where` takes `COLUMN OP VALUE` with OP one of == != > >= < <= ~ (~: contains), several joined by `and`.
+`--where` is a SQL expression, read by polars (`pl.sql_expr`): `val_accuracy > 0.8 AND prompt = 'grader'`, with OR,
+NOT, parentheses, IN, BETWEEN, LIKE, IS NULL. A column whose cells are all numbers (blanks and n/a aside) is compared as
+numbers, any other as text; a blank cell is NULL. What does not parse, names no column or compares text with a
+number is refused in one line with the fix, never taken as something else.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from kit.errors import KitError
 
-OPS = ("==", "!=", ">=", "<=", ">", "<", "~")
-_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|>=|<=|>|<|~|=)\s*(.*?)\s*$")
 # Columns grouped results summarise by default: the scores, higher is better.
 SCORES = ("val_accuracy", "public_score", "private_score")
 AGGREGATES = ("mean", "best", "min", "count")
-
-
-@dataclass(frozen=True)
-class Condition:
-    column: str
-    op: str
-    value: str
-
-
-def parse_where(text: str) -> list[Condition]:
-    """`val_accuracy > 0.8 and prompt == grader` as conditions; KitError naming the part that does not parse."""
-    conditions = []
-    for part in re.split(r"\s+and\s+", text.strip()):
-        match = _CONDITION.match(part)
-        if not match or not match.group(3):
-            raise KitError(f"cannot read the condition {part.strip()!r}",
-                           hint='write COLUMN OP VALUE with OP one of == != > >= < <= ~, e.g. --where "val_accuracy > 0.8"')
-        column, op, value = match.groups()
-        conditions.append(Condition(column, "==" if op == "=" else op, value.strip().strip("'\"")))
-    return conditions
 
 
 def frame(header: list[str], rows: list[dict[str, str]]) -> Any:
@@ -56,40 +37,93 @@ def _number(column: str) -> Any:
     return pl.col(column).str.strip_chars().cast(pl.Float64, strict=False)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _check_columns(df: Any, columns: Iterable[str]) -> None:
     for column in columns:
         if column not in df.columns:
-            raise KitError(f"no column {column!r} in leaderboard.csv", hint=f"columns: {', '.join(df.columns)}")
+            raise KitError(f"no column {column!r} in leaderboard.csv{_did_you_mean(column, df.columns)}", hint=f"columns: {', '.join(df.columns)}")
 
 
-def _expression(cond: Condition) -> Any:
+def _did_you_mean(name: str, columns: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(columns), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# Cells that say "no value" in a column of numbers: NULL like a blank, so the column still compares as numbers.
+MISSING = frozenset({"", "n/a", "na", "none", "null", "-", "?"})
+SYNTAX = ("SQL, as polars reads it: val_accuracy > 0.8 AND prompt = 'grader' (text in single quotes; OR, NOT, "
+          "IN (8, 16), BETWEEN, LIKE '%x%', notes IS NULL; a column named like \"val_map@3\" in double quotes)")
+
+
+def typed(df: Any) -> Any:
+    """The text frame with each column of numbers as numbers and every blank (or n/a) cell NULL, for filtering."""
     import polars as pl
 
-    if cond.op == "~":
-        return pl.col(cond.column).str.contains(cond.value, literal=True)
-    if _is_number(cond.value):
-        left, right = _number(cond.column), float(cond.value)
-    else:
-        left, right = pl.col(cond.column), cond.value
-    result = {"==": left == right, "!=": left != right, ">": left > right, ">=": left >= right,
-              "<": left < right, "<=": left <= right}[cond.op]
-    return result.fill_null(False)  # a blank or non-numeric cell matches no numeric condition
+    columns = []
+    for name in df.columns:
+        cells = df.get_column(name).str.strip_chars()
+        numbers = cells.cast(pl.Float64, strict=False)
+        missing = cells.str.to_lowercase().is_in(list(MISSING))
+        if numbers.is_not_null().any() and (numbers.is_not_null() | missing).all():
+            columns.append(numbers.alias(name))
+        else:
+            columns.append(cells.replace("", None).alias(name))
+    return pl.DataFrame(columns)
 
 
-def where(df: Any, conditions: list[Condition]) -> Any:
-    """The rows meeting every condition."""
-    _check_columns(df, [c.column for c in conditions])
-    for cond in conditions:
-        df = df.filter(_expression(cond))
-    return df
+def where(df: Any, expression: str) -> Any:
+    """The rows of the text frame `df` for which the SQL `expression` is true (NULL counts as false); a KitError with
+    the fix for an expression that does not parse, names an unknown column or compares text with a number."""
+    import polars as pl
+
+    text = expression.strip()
+    if not text:
+        return df
+    unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
+    for wrong, right in (("&&", "AND"), ("||", "OR")):  # C's and and or: SQL has no && and reads || as joining text
+        if wrong in unquoted:
+            raise KitError(f"cannot read the filter {text!r}: {wrong!r} is not SQL", hint=f"write {right}: {SYNTAX}")
+    try:
+        expr = pl.sql_expr(text)
+        mask = typed(df).select(expr.alias("__keep")).to_series()
+    except pl.exceptions.ColumnNotFoundError as exc:
+        raise _unknown_column(df, text, str(exc)) from None
+    except (pl.exceptions.SQLInterfaceError, pl.exceptions.SQLSyntaxError) as exc:
+        raise KitError(f"cannot read the filter {text!r}: {_first_line(exc)}", hint=f"write {SYNTAX}") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError, pl.exceptions.SchemaError) as exc:
+        raise _type_mismatch(df, text, str(exc)) from None
+    if mask.dtype != pl.Boolean:
+        raise KitError(f"the filter {text!r} is not a condition: it gives {mask.dtype} values, not true or false",
+                       hint=f"compare it with something, e.g. {text} > 0.8; {SYNTAX}")
+    return df.filter(mask.fill_null(False))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _unknown_column(df: Any, text: str, message: str) -> KitError:
+    match = re.search(r'unable to find column "([^"]*)"', message)
+    name = match.group(1) if match else ""
+    if not name:
+        return KitError(f"cannot read the filter {text!r}: {message.splitlines()[0]}", hint=f"columns: {', '.join(df.columns)}")
+    close = _did_you_mean(name, df.columns)
+    if close:
+        hint = f"columns: {', '.join(df.columns)}"
+    else:  # most often a text value written without quotes: prompt = grader
+        hint = f"a text value goes in single quotes ('{name}'); a column named {name!r} does not exist (columns: {', '.join(df.columns)})"
+    return KitError(f"no column {name!r} in leaderboard.csv{close}, in the filter {text!r}", hint=hint)
+
+
+def _type_mismatch(df: Any, text: str, message: str) -> KitError:
+    names = [c for c in re.findall(r'col\("([^"]*)"\)', message) if c in df.columns]
+    column = names[0] if names else ""
+    if "compare string with numeric" in message and column:
+        holds = "numbers" if typed(df.select(column)).dtypes[0].is_numeric() else "text"
+        fix = ("compare it with a number, without quotes" if holds == "numbers"
+               else f"quote the value as text ('...'), or filter a column of numbers")
+        return KitError(f"the filter {text!r} compares {column!r}, a column of {holds}, with a "
+                        f"{'text value' if holds == 'numbers' else 'number'}", hint=fix)
+    return KitError(f"cannot apply the filter {text!r}: {message.strip().splitlines()[0]}", hint=f"write {SYNTAX}")
 
 
 def sort(df: Any, column: str, ascending: bool = False) -> Any:
@@ -140,7 +174,7 @@ def analyse(header: list[str], rows: list[dict[str, str]], *, conditions: str = 
     """The leaderboard rows filtered, grouped and sorted as the CLI's options say; (header, rows) of text."""
     df = frame(header, rows)
     if conditions:
-        df = where(df, parse_where(conditions))
+        df = where(df, conditions)
     if group_by:
         keys = [k.strip() for k in group_by.split(",") if k.strip()]
         wanted = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -155,7 +189,7 @@ def select_runs(header: list[str], rows: list[dict[str, str]], conditions: str, 
     and ensemble choose runs this way, from the same table `kit leaderboard` shows."""
     df = frame(header, rows)
     if conditions:
-        df = where(df, parse_where(conditions))
+        df = where(df, conditions)
     if sort_by:
         df = sort(df, sort_by)
     chosen = df.get_column("run").to_list() if "run" in df.columns else []
