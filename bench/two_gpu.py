@@ -1,6 +1,6 @@
 """Issue 6, two GPUs: scoring split across every GPU (score_on_devices, as both kernels call it) against one GPU.
 
-    python bench/two_gpu.py     # on a machine with 2+ GPUs, after `python bench/speed.py prep`; writes $OUT/two_gpu.json
+    python bench/two_gpu.py     # on a machine with 2+ GPUs, after `python bench/train_speed.py prep 8b`; writes $OUT/two_gpu.json
 
 Each GPU gets the base model as the kernels load it for scoring (transformers engine: the extra GPUs always load
 that way; 4-bit NF4, dequantized where it fits), the same 4,000 rows of the competition's length mix, timed on GPU 0

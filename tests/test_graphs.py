@@ -135,7 +135,7 @@ def test_a_bad_cuda_graphs_setting_is_refused_before_anything_runs():
         make_config("train", {"competition": "tiny-comp", "cuda_graphs": "yes"})
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (bench/issue17_calls.sh runs this)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (on one: bash bench/device.sh -- python3 -m pytest tests/test_graphs.py)")
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_graphed_steps_train_as_the_eager_ones(tokenizer, accumulate):
     """Optimizer steps of a graphed copy of one model (packed rows padded to their buckets) and an eager copy (the

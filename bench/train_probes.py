@@ -1,17 +1,18 @@
-"""Issue 6: kit's kernel code against the seeds' recipe on the Llama-3.1-8B architecture, in one process on one GPU.
+"""What each lever of kit's training and scoring changes, one probe at a time (a CUDA GPU; issue 6's and issue 17's
+probes, kept for the levers they measured; the comparisons with peers are train_speed.py and bench/peers/).
 
-    python bench/speed.py prep       # the random-weight 8B model in /tmp/llama8b (as bench/gpu_verify.py prep)
-    python bench/speed.py run        # peer and kit on the same rows; prints the table, writes $OUT/speed.json
-    python bench/speed.py probe      # what each lever changes (copies, loss read, optimizer, batch, merged adapter)
-    python bench/speed.py probe-cpu  # is a step bound by the host? queueing vs waiting, cProfile, batch 16
-    python bench/speed.py probe-steady LABEL   # long warm-up; run with and without UNSLOTH_BLOCK_CUDAGRAPHS=1
-    python bench/speed.py accuracy   # SmolLM2-135M on the practice competition: kit's default vs the seeds' recipe
+    python bench/train_probes.py smoke        # flash varlen over packed rows against each row through SDPA; a 2-layer
+                                              # model of 8B's widths: packed, fused and compiled against eager padded
+    python bench/train_probes.py probe        # unsloth engine, 8B: pinned copies, the loss read a step later, fused
+                                              # AdamW, batch 16; scoring with the adapter merged or not, 32k batches
+    python bench/train_probes.py probe-cpu    # is a step bound by the host? queueing vs waiting, cProfile, batch 16
+    python bench/train_probes.py probe-steady LABEL   # long warm-up; with and without UNSLOTH_BLOCK_CUDAGRAPHS=1
+    python bench/train_probes.py probe-hf LABEL       # transformers engine: eager, compiled layers, fused AdamW, batch 16
+    python bench/train_probes.py host-profile MODEL   # where the host's time goes in a step (cProfile, kernel launches)
 
-Rows are random token ids with the competition's length mix (log-normal, mean ~385 tokens, max 1,929), as in
-shared/tools/gpu-anchors. The peer is the seeds' recipe (unsloth QLoRA nf4, r=128, micro-batch 2 x grad-accum 4,
-padded, loss on every token; prediction = generate 64 new tokens, then a regex). kit runs the functions its train
-and infer kernels call (kernels/runtime): plan_memory, attach_lora, training_order, split_by_tokens, train_step,
-score_sequences.
+`python bench/train_speed.py prep 8b` first (MODEL: 8b, smollm2, qwen15). Rows as bench/common.py's. Each probe
+times a window of useful tokens after a few warm-up steps in one process (a probe, not the protocol's repeats);
+records go to $OUT/<probe>.json.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
 import traceback
@@ -86,78 +86,14 @@ def peak_gib() -> float:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2)
 
 
-def peer_train(model, lengths: list[int], micro_steps: int, warm: int) -> dict:
-    """The seeds' loop: micro-batch 2 in data order, padded to the longest, attention mask, loss on every token."""
-    import bitsandbytes as bnb
-    import torch
-
-    opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.01)
-    model.train()
-    rows = iter(lengths)
-
-    def micro_step(k: int) -> int:
-        ls = [next(rows), next(rows)]
-        width = max(ls)
-        ids = torch.randint(1000, 120000, (2, width), device="cuda")
-        mask = torch.zeros(2, width, dtype=torch.long, device="cuda")
-        for i, n in enumerate(ls):
-            mask[i, :n] = 1
-        out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
-        (out.loss / 4).backward()
-        if k % 4 == 3:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return sum(ls)
-
-    for k in range(warm):
-        micro_step(k)
-    torch.cuda.synchronize()
-    free_gpu()
-    started, useful = time.perf_counter(), 0
-    for k in range(micro_steps):
-        useful += micro_step(k)
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    return {"useful_tokens_per_s": round(useful / seconds), "rows_per_s": round(2 * micro_steps / seconds, 2),
-            "rows": 2 * micro_steps, "seconds": round(seconds, 1), "peak_gib": peak_gib()}
 
 
-def peer_predict(model, tokenizer, lengths: list[int], batch: int = 16) -> dict:
-    """The seeds' prediction: left-padded batches of 16, generate 64 new tokens, decode, regex True/False."""
-    import torch
-    from unsloth import FastLanguageModel
-
-    FastLanguageModel.for_inference(model)
-
-    def one(ls: list[int]) -> None:
-        width = max(ls)
-        ids = torch.randint(1000, 120000, (len(ls), width), device="cuda")
-        mask = torch.zeros(len(ls), width, dtype=torch.long, device="cuda")
-        for i, n in enumerate(ls):
-            mask[i, width - n :] = 1
-        with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=64, min_new_tokens=64, do_sample=False,
-                                 use_cache=True, pad_token_id=0)
-        for text in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True):
-            re.search(r"\b(True|False)\b", text)
-
-    one(lengths[:batch])
-    torch.cuda.synchronize()
-    free_gpu()
-    started = time.perf_counter()
-    for i in range(batch, len(lengths), batch):
-        one(lengths[i : i + batch])
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    rows = len(lengths) - batch
-    return {"rows": rows, "rows_per_s": round(rows / seconds, 2), "useful_tokens_per_s": round(sum(lengths[batch:]) / seconds),
-            "seconds_for_10k_rows": round(10000 / (rows / seconds)), "peak_gib": peak_gib()}
 
 
-def kit_config(settings: dict) -> dict:
+def kit_config(settings: dict, model: str = MODEL_DIR) -> dict:
     from kit.workspace.kernel_config import make_config, script_settings
 
-    return script_settings(make_config("train", {"competition": "speed", "model": MODEL_DIR, "max_seq_length": 2048, **settings}))
+    return script_settings(make_config("train", {"competition": "speed", "model": model, "max_seq_length": 2048, **settings}))
 
 
 def kit_model(config: dict, engine: str = "", dtype=None):
@@ -208,7 +144,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     labels = [500 + (i % 2) for i in range(len(sequences))]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config["optim"], config["learning_rate"], config["weight_decay"])
-    fp16 = plan.get("dtype") == "float16"  # the T4 profile (bench/issue17.py): fp16 with a loss scaler, as the train kernel does
+    fp16 = plan.get("dtype") == "float16"  # the T4 profile (common.emulate_t4): fp16 with a loss scaler, as the train kernel does
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     autocast = lambda: torch.autocast("cuda", dtype=torch.float16 if fp16 else torch.bfloat16)  # noqa: E731
     graphed = plan.get("cuda_graphs", False) if graphs is None else graphs
@@ -611,232 +547,50 @@ def smoke() -> None:
     save()
 
 
-def run(batch_sizes: list[int]) -> None:
-    """kit (the kernel's defaults: engine hf, layers compiled) first, then the peer (unsloth, imported only then, so
-    that its patches to transformers cannot touch kit's part), then kit under a 15 GiB cap (last: the cap stays).
-    PARTS=attn,kit,infer,infer-hf,peer,t4 picks parts (all by default; infer loads the adapter kit's part saved);
-    VARIANTS=round3,default times round 3's training (padded rows, projections apart) before today's default."""
+
+
+
+
+
+
+def host_profile(model_key: str) -> None:
+    """Where the host's time goes in kit's default step at batch 8 (cProfile over ~6 steps, own time), and how many
+    kernels a step launches (torch.profiler): a step of a small model is bound by the host, not by the GPU."""
+    import cProfile
+    import pstats
+
     import torch
+    from torch.profiler import ProfilerActivity, profile
 
-    from runtime.plan import pad_multiple
-    from runtime.plan import SCORE_TOKENS
+    from common import MODELS, model_facts
 
-    parts = os.environ.get("PARTS", "attn,kit,infer,infer-hf,peer,t4").split(",")
-    results["device"] = torch.cuda.get_device_name(0)
-    results["versions"] = {"torch": torch.__version__}
-    train_lengths = length_mix(6000, 0)
-    test_lengths = length_mix(10000, 1)
-    results["length_mix"] = {"train_mean": round(sum(train_lengths) / len(train_lengths), 1), "train_max": max(train_lengths),
-                             "test_mean": round(sum(test_lengths) / len(test_lengths), 1), "test_max": max(test_lengths)}
-    defaults = kit_config({})
-    results["kit_defaults"] = {k: defaults[k] for k in ("engine", "compile", "batch_size", "grad_accum", "r", "lora_alpha", "completion_only",
-                                                        "group_by_length", "gradient_checkpointing", "optim", "packing")}
-    state: dict = {}
-    train_rows = random_rows(train_lengths, 0)
-    test_rows = random_rows(test_lengths, 1)
-
-    def kit():
-        # VARIANTS=round3,default: round 3's kernel (padded rows, projections apart) and today's default, each on a
-        # freshly loaded model (fused projections change the model), one after the other in this process
-        results["kit_train"] = []
-        for name in os.environ.get("VARIANTS", "default").split(","):
-            config = kit_config(VARIANTS[name])
-            model, tokenizer, plan = kit_model(config)
-            for bs, multiple in [(bs, int(m)) for bs in batch_sizes for m in os.environ.get("MULTIPLES", "0").split(",")]:
-                started = time.time()
-                # warm-up: the first step waits for the layers' compilation (once a run), and the allocator grows for
-                # the first widths; then 300k tokens are timed
-                record = kit_train(model, tokenizer, config, plan, train_rows, bs, timed_tokens=300000, warm=30, multiple=multiple)
-                record["wall_with_warm_s"] = round(time.time() - started, 1)
-                record["variant"] = name
-                record["dynamo_counters"] = dynamo_counters()
-                results["kit_train"].append(record)
-                print("kit_train", name, {k: v for k, v in record.items() if k not in ("step_ms", "step_tokens")}, flush=True)
-                save()
-            if name == "default":
-                state["kit"] = (model, tokenizer, plan)
-                model.save_pretrained(KIT_ADAPTER)
-            else:
-                del model
-                free_gpu()
-
-    def kit_scores_in_train_kernel():
-        """The train kernel's own scoring (val and test after training): the trained model, layers run eagerly."""
-        from runtime.modeling import prepare_for_scoring, uncompile_layers
-
-        model, tokenizer, plan = state["kit"]
-        if plan["compiled"]:
-            uncompile_layers(model)
-        results["kit_train_kernel_scoring_model"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
-        results["kit_train_kernel_predict"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"],
-                                                        max_tokens=SCORE_TOKENS, multiple=pad_multiple(plan["engine"]), packed=plan["packed"])
-        print("kit_train_kernel_predict", results["kit_train_kernel_predict"], flush=True)
-
-    def kit_predict():
-        """The infer kernel: its engine (auto), the base loaded, the trained adapter on it, made fast to score."""
-        from runtime.modeling import load_for_scoring
-        from runtime.plan import detect_machine, make_plan
-
-        ensure_adapter(defaults)
-        engine = make_plan(defaults, detect_machine(), "infer").engine.value
-        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine=engine, dtype=torch.bfloat16, quantize=True,
-                                            max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"])
-        results["kit_scoring_engine"] = engine
-        multiple = pad_multiple(engine)
-        results["kit_predict"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
-                                           multiple=multiple)
-        print("kit_predict", engine, results["kit_predict"], flush=True)
-        save()
-        results["kit_predict_fixed_batch"] = kit_score(model, tokenizer, test_rows[::10], batch_size=16, max_tokens=0, multiple=multiple)
-        print("kit_predict_fixed_batch", results["kit_predict_fixed_batch"], flush=True)
-
-    if "attn" in parts:
-        section("attention_check", attention_check)
-    if "kit" in parts:
-        section("kit_train", kit)
-        if "kit" in state:
-            section("kit_train_kernel_predict", kit_scores_in_train_kernel)
-    state.clear()
-    free_gpu()
-    if "infer" in parts:
-        section("kit_predict", kit_predict)
-    free_gpu()
-
-    def kit_predict_hf_packed():
-        """The infer kernel with engine=hf: rows packed (flash attention, no padding), adapter merged, 10,000 rows."""
-        from runtime.modeling import load_for_scoring
-        from runtime.plan import choose_packing, detect_machine
-
-        ensure_adapter(defaults)
-        packed = choose_packing(defaults["packing"], "hf", detect_machine()).value
-        model, tokenizer = load_for_scoring(MODEL_DIR, Path(KIT_ADAPTER), engine="hf", dtype=torch.bfloat16, quantize=True,
-                                            max_seq_length=defaults["max_seq_length"], dequantize=defaults["dequantize_base"], packed=packed)
-        results["kit_predict_hf"] = kit_score(model, tokenizer, test_rows, batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
-                                              multiple=pad_multiple("hf"), packed=packed)
-        print("kit_predict_hf", results["kit_predict_hf"], flush=True)
-        save()
-
-    if "infer-hf" in parts:
-        section("kit_predict_hf", kit_predict_hf_packed)
-    free_gpu()
-
-    def peer():
-        import unsloth  # noqa: F401
-        from unsloth import FastLanguageModel
-
-        results["versions"]["unsloth"] = unsloth.__version__
-        model, tokenizer = FastLanguageModel.from_pretrained(MODEL_DIR, max_seq_length=2048, load_in_4bit=True, dtype=torch.bfloat16)
-        model = FastLanguageModel.get_peft_model(
-            model, r=128, lora_alpha=128, lora_dropout=0, bias="none",
-            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-            use_gradient_checkpointing="unsloth", random_state=3407)
-        state["peer"] = (model, tokenizer)
-        results["peer_train"] = peer_train(model, train_lengths, micro_steps=48, warm=8)
-        print("peer_train", results["peer_train"], flush=True)
-
-    def peer_infer():
-        model, tokenizer = state["peer"]
-        results["peer_predict"] = peer_predict(model, tokenizer, test_lengths[: 16 + int(os.environ.get("PEER_PREDICT_ROWS", "96"))])
-        print("peer_predict", results["peer_predict"], flush=True)
-
-    if "peer" in parts:
-        section("peer_train", peer)
-        section("peer_predict", peer_infer)
-    state.clear()
-    free_gpu()
-
-    def t4():
-        from runtime.modeling import prepare_for_scoring, uncompile_layers
-
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(T4_BYTES / total, 0)
-        model, tokenizer, plan = kit_model(defaults)
-        started = time.time()
-        record = kit_train(model, tokenizer, defaults, plan, train_rows, defaults["batch_size"], timed_tokens=120000, warm=8)
-        record["wall_with_warm_s"] = round(time.time() - started, 1)
-        record["max_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
-        results["kit_train_15gib"] = record
-        print("kit_train_15gib", record, flush=True)
-        save()
-        if plan["compiled"]:
-            uncompile_layers(model)
-        results["kit_scoring_model_15gib"] = prepare_for_scoring(model, dtype=torch.bfloat16, setting=defaults["dequantize_base"])
-        print("kit scoring model (15 GiB):", results["kit_scoring_model_15gib"], flush=True)
-        results["kit_predict_15gib"] = kit_score(model, tokenizer, test_rows[::5], batch_size=defaults["batch_size"], max_tokens=SCORE_TOKENS,
-                                                 multiple=pad_multiple(plan["engine"]))
-        print("kit_predict_15gib", results["kit_predict_15gib"], flush=True)
-
-    if "t4" in parts:
-        section("kit_15gib", t4)
-    table()
-
-
-def table() -> None:
-    """The comparison table (markdown) from results."""
-    peer_t, peer_p = results.get("peer_train", {}), results.get("peer_predict", {})
-    lines = ["| what | useful tokens/s | steady tokens/s | rows/s | peak GiB | share of bound | vs peer |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-
-    def row(name, r, bound, peer):
-        if not r:
-            return
-        tok = r["useful_tokens_per_s"]
-        steady = f"{r['steady_tokens_per_s']:,}" if "steady_tokens_per_s" in r else ""
-        ratio = f"{tok / peer['useful_tokens_per_s']:.1f}x" if peer and peer is not r else "1.0x"
-        lines.append(f"| {name} | {tok:,} | {steady} | {r['rows_per_s']} | {r['peak_gib']} | {100 * tok / bound:.0f}% | {ratio} |")
-
-    row("peer train (seeds: r=128, mb 2 x ga 4, padded, loss on all tokens)", peer_t, TRAIN_BOUND, peer_t)
-    for r in results.get("kit_train", []):
-        rows_are = "rows packed" if r.get("packed") else f"widths x{r['multiple']}"
-        row(f"kit train ({r.get('variant', 'default')}), batch {r['batch_size']}, {rows_are}{', projections fused' if r.get('fused') else ''} ({r.get('engine', 'unsloth')}{', layers compiled' if r.get('compiled') else ''}, "
-            f"checkpointing {'on' if r['gradient_checkpointing'] else 'off'}, base {'dequantized' if r.get('dequantized_base') else '4-bit'})",
-            r, TRAIN_BOUND, peer_t)
-    row("kit train, 15 GiB cap, default batch", results.get("kit_train_15gib"), TRAIN_BOUND, peer_t)
-    row(f"peer predict (generate 64 + regex, {peer_p.get('rows')} rows)", peer_p, SCORE_BOUND, peer_p)
-    row(f"kit predict (infer kernel, engine {results.get('kit_scoring_engine')}), 10,000 rows", results.get("kit_predict"), SCORE_BOUND, peer_p)
-    row("kit predict (infer kernel, engine hf, rows packed), 10,000 rows", results.get("kit_predict_hf"), SCORE_BOUND, peer_p)
-    row(f"kit predict in the train kernel after training (engine hf, {results.get('kit_train_kernel_scoring_model', '')}), 2,000 rows",
-        results.get("kit_train_kernel_predict"), SCORE_BOUND, peer_p)
-    row("kit predict, fixed batch 16 (1,000 rows)", results.get("kit_predict_fixed_batch"), SCORE_BOUND, peer_p)
-    row(f"kit predict, 15 GiB cap, 2,000 rows ({results.get('kit_scoring_model_15gib', '')})", results.get("kit_predict_15gib"), SCORE_BOUND, peer_p)
-    results["table"] = "\n".join(lines)
-    print(results["table"], flush=True)
+    path = MODELS.get(model_key, model_key)
+    facts = model_facts(path)
+    config = kit_config({}, path)
+    model, tokenizer, plan = kit_model(config)
+    rows = [[min(t, facts["vocab"] - 1) for t in r] for r in random_rows(length_mix(6000, 0), 0)]
+    kit_train(model, tokenizer, config, plan, rows, 8, timed_tokens=30000, warm=20)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    out = kit_train(model, tokenizer, config, plan, rows, 8, timed_tokens=15000, warm=0)
+    profiler.disable()
+    top = sorted(pstats.Stats(profiler).stats.items(), key=lambda kv: -kv[1][2])[:30]
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        kit_train(model, tokenizer, config, plan, rows, 8, timed_tokens=9000, warm=0)
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx"))
+    results["host_profile"] = {"steps": out["steps"], "seconds": out["seconds"], **facts, "kernel_launches_in_9000_tokens": launches,
+                               "cprofile_tottime": [{"function": f"{Path(f[0]).name}:{f[1]}:{f[2]}", "calls": v[1], "tottime_s": round(v[2], 3)}
+                                                    for f, v in top]}
     save()
-
-
-def accuracy(settings_items: list[str]) -> None:
-    """Validation accuracy of kit's default and the seeds' recipe, trained on the same rows (SmolLM2-135M)."""
-    from gpu_verify import SMOLLM2, kaggle_tree, run_kernel
-
-    root = kaggle_tree("learn", 20000, 2000, seed=0)
-    base = {"competition": "practice-math", "model": SMOLLM2, "predict_test": False}
-    seeds = {"r": 128, "lora_alpha": 128, "learning_rate": 1e-4, "lr_scheduler": "linear", "warmup_steps": 10, "batch_size": 2,
-             "grad_accum": 4, "completion_only": False, "group_by_length": False, "weight_decay": 0.01, "optim": "adamw_8bit", "seed": 0}
-    variants = [(item.split("=", 1)[0], json.loads(item.split("=", 1)[1])) for item in settings_items]
-    records = []
-    for name, settings in variants:
-        settings = {**(seeds if name.startswith("seeds") else {}), **settings}
-        record = run_kernel("train", {**base, **settings}, root, f"accuracy-{name}")
-        record["settings"] = settings
-        records.append(record)
-        results["accuracy"] = records
-        save()
-    for r in records:
-        print(r["label"], "rc", r["rc"], "val", r.get("val_accuracy"), "val_loss", r.get("val_loss"), "train_s", r.get("train_seconds"),
-              "tok/s", r.get("train_tokens_per_s"), flush=True)
 
 
 if __name__ == "__main__":
     mode = sys.argv[1]
     OUT.mkdir(parents=True, exist_ok=True)
-    if mode == "prep":
-        from gpu_verify import prep
-
-        prep()
-    elif mode == "smoke":
+    if mode == "smoke":
         smoke()
-    elif mode == "run":
-        run([int(b) for b in (sys.argv[2:] or ["8", "16", "32"])])
     elif mode == "probe-cpu":
         RESULT_FILE["name"] = "probe-cpu.json"
         probe_cpu()
@@ -847,6 +601,6 @@ if __name__ == "__main__":
     elif mode == "probe":
         RESULT_FILE["name"] = "probe.json"
         probe()
-    elif mode == "accuracy":
-        RESULT_FILE["name"] = "accuracy.json"
-        accuracy(sys.argv[2:])
+    elif mode == "host-profile":
+        RESULT_FILE["name"] = "host-profile.json"
+        host_profile(sys.argv[2])

@@ -1,0 +1,194 @@
+"""How accurate kit's default is against the peers on the practice competition (SmolLM2-135M's real weights).
+
+    python bench/accuracy.py baseline [--rows N]                # no GPU: the validation rows' majority class and the
+                                                                 # best constant's loss (what learning nothing scores)
+    python bench/accuracy.py kit [--seed S] [--rows N] [KEY=VALUE...]   # kit's train kernel as a user runs it
+    python bench/accuracy.py trl|unsloth [--seed S] [--rows N]  # a peer trained on the kernel's own rows (same split,
+                                                                 # prompt, encoding, hyperparameters), scored on the
+                                                                 # same validation rows by kit's scoring
+    python bench/accuracy.py table [FILE...]                    # per trainer: the seeds' median and range
+
+The practice competition: 20,000 train / 2,000 test rows, seed 0; N training rows (default 8,000, the practice
+default), the workspace's fixed 500 validation rows. Every trainer is read the same way: validation loss (the mean
+label-token loss), AUC (scikit-learn, threshold-free) and accuracy at 0.5 (kit's default threshold; no trainer's
+threshold is tuned on the rows it is read on). --seed sets the training seed (row order, LoRA init); the
+validation rows stay the same. The protocol asks for 3 seeds a trainer. Records go to $OUT/accuracy.json. On the
+device machine run it through bench/device.sh, which rebuilds the bundled GGUF from its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import common
+from common import SMOLLM2, guarded, record
+
+ROOT_NAME = "learn"
+
+
+def auc(prob_true: list[float], labels: list[bool]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return round(float(roc_auc_score(labels, prob_true)), 4) if len(set(labels)) == 2 else None
+
+
+def settings_for(rows: int, seed: int, extra: dict | None = None) -> dict:
+    return {"competition": "practice-math", "model": SMOLLM2, "train_rows": rows, "seed": seed, **(extra or {})}
+
+
+def split_for(config: dict):
+    from runtime.data import parse_label, read_table, split_rows
+    from runtime.paths import competition_dir
+
+    table = read_table(competition_dir(config["competition"]) / "train.csv")
+    labels = [parse_label(v) for v in table["is_correct"]]
+    split = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
+                       seed=config["seed"], balance=config["balance"], offset=config["data_offset"])
+    return table, labels, split
+
+
+def baseline(rows: int) -> None:
+    """What learning nothing scores on the validation rows: always the majority class, and the best constant P(True)."""
+    from kit.workspace.kernel_config import make_config, script_settings
+
+    root = common.kaggle_tree(ROOT_NAME, 20000, 2000, seed=0)
+    os.environ["KIT_KAGGLE_ROOT"] = str(root)
+    config = script_settings(make_config("train", settings_for(rows, 0)))
+    _, labels, split = split_for(config)
+    val = [labels[i] for i in split.val]
+    p = sum(val) / len(val)
+    record("accuracy", {"what": "baseline: learning nothing", "trainer": "baseline", "val_rows": len(val), "val_true_rate": round(p, 4),
+                        "majority_accuracy": round(max(p, 1 - p), 4),
+                        "best_constant_loss": round(-(p * math.log(p) + (1 - p) * math.log(1 - p)), 4),
+                        "train_true_rate": round(sum(labels[i] for i in split.train) / len(split.train), 4), "train_rows": len(split.train)})
+
+
+def kit_run(rows: int, seed: int, overrides: dict) -> None:
+    import csv
+
+    root = common.kaggle_tree(ROOT_NAME, 20000, 2000, seed=0)
+    label = f"accuracy-kit-{rows}-seed{seed}"
+    result = common.run_kernel("train", settings_for(rows, seed, overrides), root, label)
+    predictions = root / "working" / "val_predictions.csv"
+    val_auc = None
+    if predictions.is_file():
+        got = list(csv.DictReader(open(predictions)))
+        val_auc = auc([float(r["prob_true"]) for r in got], [r["is_correct"] == "True" for r in got])
+    keep = ("rc", "seconds", "train_seconds", "train_tokens_per_s", "val_accuracy", "val_accuracy_at_0.5", "val_loss", "val_true_rate",
+            "threshold", "train_rows", "cuda_graphs", "compiled", "engine", "error")
+    record("accuracy", {"what": "kit default (train kernel)" + (f" {overrides}" if overrides else ""), "trainer": "kit", "seed": seed,
+                        "rows": rows, "val_auc": val_auc, "private_accuracy": common.private_accuracy(root, ROOT_NAME),
+                        **{k: v for k, v in result.items() if k in keep}, "losses": result.get("losses", [])[::10]})
+
+
+def peer_run(trainer: str, rows: int, seed: int) -> None:
+    """A peer on the train kernel's rows (kit's split, prompt, encoding and defaults), scored by kit's scoring."""
+    if trainer == "unsloth":
+        import unsloth  # noqa: F401  (first: it patches transformers and trl)
+    import torch
+    from kit.workspace.kernel_config import make_config, script_settings
+
+    from peers.harness import trl_dataset_rows
+    from runtime.data import encode_prompts, label_token_ids
+    from runtime.modeling import resolve_model
+    from runtime.prompts import get_prompt
+    from runtime.scoring import resolve_threshold, score_sequences, val_metrics
+
+    root = common.kaggle_tree(ROOT_NAME, 20000, 2000, seed=0)
+    os.environ["KIT_KAGGLE_ROOT"] = str(root)
+    config = script_settings(make_config("train", settings_for(rows, seed)))
+    table, labels, split = split_for(config)
+    path = resolve_model(config["model"])
+    started = time.time()
+    if trainer == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(path, max_seq_length=config["max_seq_length"], dtype=torch.bfloat16, load_in_4bit=False)
+        model = FastLanguageModel.get_peft_model(model, r=config["r"], lora_alpha=config["lora_alpha"], lora_dropout=0, bias="none",
+                                                 target_modules=common.TARGETS, use_gradient_checkpointing=False, random_state=seed)
+        peft_config = None
+    else:
+        from peft import LoraConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map={"": 0})
+        peft_config = LoraConfig(r=config["r"], lora_alpha=config["lora_alpha"], lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+                                 target_modules=common.TARGETS)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    template = get_prompt(config["prompt"])
+    true_id, false_id = label_token_ids(tokenizer, template)
+    column = lambda name, rows_: [table[name].iat[i] for i in rows_]  # noqa: E731
+    encode = lambda rows_: encode_prompts(tokenizer, template, column("question", rows_), column("answer", rows_),  # noqa: E731
+                                          column("solution", rows_), config["max_seq_length"])
+    train_seqs, val_seqs = encode(split.train), encode(split.val)
+    train_ids = [true_id if labels[i] else false_id for i in split.train]
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    data = Dataset.from_dict(trl_dataset_rows(train_seqs, train_ids))
+    args = SFTConfig(output_dir="/tmp/trl-acc", per_device_train_batch_size=config["batch_size"], gradient_accumulation_steps=config["grad_accum"],
+                     num_train_epochs=config["epochs"], learning_rate=config["learning_rate"], lr_scheduler_type=config["lr_scheduler"],
+                     warmup_steps=config["warmup_steps"], weight_decay=config["weight_decay"], max_grad_norm=config["max_grad_norm"], bf16=True,
+                     optim="adamw_torch_fused", logging_steps=50, save_strategy="no", report_to="none", seed=seed,
+                     gradient_checkpointing=False, max_length=None, completion_only_loss=True, padding_free=True, dataloader_num_workers=0)
+    sft = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    train_started = time.time()
+    sft.train()
+    train_s = time.time() - train_started
+    val_labels = [labels[i] for i in split.val]
+    scores = score_sequences(sft.model, val_seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=val_labels,
+                             device="cuda:0", autocast_dtype=torch.bfloat16, max_tokens=16384, multiple=8)
+    metrics = val_metrics(scores, val_labels, resolve_threshold(config["threshold"], scores.prob_true, val_labels))
+    name = "unsloth + trl SFTTrainer" if trainer == "unsloth" else "transformers + peft + trl SFTTrainer"
+    record("accuracy", {"what": f"{name} (padding-free, completion-only)", "trainer": trainer, "seed": seed, "rows": rows,
+                        "train_rows": len(split.train), "train_seconds": round(train_s, 1), "seconds": round(time.time() - started, 1),
+                        "val_auc": auc(scores.prob_true, val_labels), **metrics,
+                        "losses": [h["loss"] for h in sft.state.log_history if "loss" in h]})
+
+
+def table(paths: list[Path]) -> str:
+    """Markdown: per trainer and row count, each figure's median [range] over its seeds, and the baseline beside."""
+    entries = [e for p in paths for e in json.loads(p.read_text()) if "error" not in e]
+    lines = ["| trainer | train rows | seeds | val loss | AUC | accuracy at 0.5 | private accuracy | train s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return ""
+        s = common.summary(values)
+        return f"{s['median']:.4f} [{min(values):.4f}-{max(values):.4f}]" if len(values) > 1 else f"{values[0]:.4f}"
+
+    for e in entries:
+        if e["trainer"] == "baseline":
+            lines.append(f"| learning nothing (majority class / best constant) | {e['train_rows']} | | {e['best_constant_loss']:.4f} | 0.5 | "
+                         f"{e['majority_accuracy']:.4f} | | |")
+    for trainer, rows in dict.fromkeys((e["trainer"], e.get("rows")) for e in entries if e["trainer"] != "baseline"):
+        group = [e for e in entries if e["trainer"] == trainer and e.get("rows") == rows]
+        lines.append(f"| {group[0]['what']} | {rows} | {', '.join(str(e.get('seed')) for e in group)} | {cell([e.get('val_loss') for e in group])} | "
+                     f"{cell([e.get('val_auc') for e in group])} | {cell([e.get('val_accuracy_at_0.5', e.get('val_accuracy')) for e in group])} | "
+                     f"{cell([e.get('private_accuracy') for e in group])} | {cell([e.get('train_seconds') for e in group])} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["baseline", "kit", "trl", "unsloth", "table"])
+    parser.add_argument("rest", nargs="*", help="kit: KEY=VALUE settings; table: record files")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=8000)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.mode == "baseline":
+        baseline(args.rows)
+    elif args.mode == "kit":
+        kit_run(args.rows, args.seed, dict(item.split("=", 1) for item in args.rest))
+    elif args.mode in ("trl", "unsloth"):
+        guarded("accuracy", f"accuracy {args.mode}", lambda: peer_run(args.mode, args.rows, args.seed), trainer=args.mode, seed=args.seed)
+    else:
+        print(table([Path(p) for p in args.rest] or [common.OUT / "accuracy.json"]))
