@@ -31,6 +31,7 @@ NOT_IMPORTED = {
 # Imported but deliberately not declared: optional, and installed where it runs.
 UNDECLARED = {
     "unsloth": "optional fast path on Kaggle's GPUs (kit deps push bundles it); the kernels run without it",
+    "pyarrow": "read only for a Parquet competition (WSDM), installed on Kaggle's image; where it is missing, kit says so in one line",
 }
 # Which extras each source folder may rely on: kit's modules split by what they need.
 GROUPS = {

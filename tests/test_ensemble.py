@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-from kit.finals.ensemble import tune_threshold
 from kit.leaderboard import sheet
 from tests.helpers import CONSTANT_TEMPLATE, PROBS_TEMPLATE, install_template
 
@@ -79,30 +78,3 @@ def test_ensemble_refuses_bad_weights_and_a_single_run(workspace, kit_cli):
     assert bad.exit_code == 1 and "3 weights for 2 runs" in bad.stderr
     single = kit_cli("ensemble", a)
     assert single.exit_code == 1 and "at least two different runs" in single.stderr
-
-
-def test_tuned_threshold_maximises_accuracy():
-    probs = [0.1, 0.2, 0.3, 0.35, 0.6, 0.9]
-    labels = [False, False, True, True, True, True]
-    cut = tune_threshold(probs, labels)
-    assert 0.2 < cut <= 0.3
-    assert sum((p >= cut) == y for p, y in zip(probs, labels)) == 6
-    assert tune_threshold([0.9, 0.8], [True, True]) == 0.5  # ties go to the cut nearest 0.5
-
-
-def test_threshold_tuning_agrees_with_the_kernels():
-    """kit's ensemble and the kernels tune the same cut, so an ensemble's validation is comparable to a run's."""
-    import random
-
-    from runtime.scoring import accuracy
-    from runtime.scoring import tune_threshold as kernel_tune
-    from kit.finals.ensemble import tune_threshold
-
-    rng = random.Random(0)
-    for n in (1, 2, 7, 50, 400):
-        probs = [round(rng.random(), 2) for _ in range(n)]
-        labels = [rng.random() < p for p in probs]
-        cut = tune_threshold(probs, labels)
-        assert kernel_tune(probs, labels) == cut
-        best = max(accuracy(probs, labels, t / 100) for t in range(101))
-        assert accuracy(probs, labels, cut) >= best

@@ -16,6 +16,7 @@ from pathlib import Path
 from runtime.data import collate, encode_prompts, read_table, scoring_order, to_device
 from runtime.environment import log
 from runtime.modeling import causal_parts
+from runtime.task import tune_threshold
 
 
 def hidden_at(model, batch):
@@ -122,23 +123,6 @@ def accuracy(prob_true: list[float], labels: list[bool], threshold: float) -> fl
     if not labels:
         return float("nan")
     return sum((p >= threshold) == y for p, y in zip(prob_true, labels)) / len(labels)
-
-
-def tune_threshold(prob_true: list[float], labels: list[bool]) -> float:
-    """The cut that maximises accuracy on labelled rows (midpoint between scores; ties go to the one nearest 0.5)."""
-    values = sorted(set(prob_true))
-    candidates = sorted([0.5] + [(a + b) / 2 for a, b in zip(values, values[1:])])
-    rows = sorted(zip(prob_true, labels))
-    # Sweep the cut upward once (n log n, not n^2): each row it passes flips from predicted True to False.
-    best_key, best_cut, correct, i = None, 0.5, sum(labels), 0
-    for cut in candidates:
-        while i < len(rows) and rows[i][0] < cut:
-            correct += -1 if rows[i][1] else 1
-            i += 1
-        key = (correct, -abs(cut - 0.5))
-        if best_key is None or key > best_key:
-            best_key, best_cut = key, cut
-    return best_cut
 
 
 def resolve_threshold(setting: str, prob_true: list[float], labels: list[bool]) -> float:

@@ -16,6 +16,7 @@ from kit.fileio import atomic_write_json, atomic_write_text
 from kit.leaderboard import sheet
 from kit.runs import store
 from kit.runs.store import KernelStatus, RunRecord
+from kit.task import tune_threshold
 from kit.workspace.layout import Workspace
 
 KERNEL = "ensemble"
@@ -53,26 +54,6 @@ def _read_probs(path: Path, key: str) -> dict[str, tuple[str, float]]:
 
 def _label(cell: str) -> bool:
     return cell.strip().lower() in ("true", "1")
-
-
-def tune_threshold(probs: list[float], labels: list[bool]) -> float:
-    """The cut that maximises accuracy on labelled rows (midpoints between scores; ties go to the one nearest 0.5).
-
-    The twin of kernels/runtime/scoring.py's tune_threshold, which kit cannot import (installed, the runtime ships as
-    kit._kernels and its modules import `runtime`); tests/test_ensemble.py checks the two agree."""
-    values = sorted(set(probs))
-    candidates = [0.5] + [(a + b) / 2 for a, b in zip(values, values[1:])]
-    order = sorted(zip(probs, labels))
-    # Sweep the cut upward: each row passed flips from predicted True to predicted False.
-    best, correct, i = None, sum(labels), 0
-    for cut in sorted(candidates):
-        while i < len(order) and order[i][0] < cut:
-            correct += -1 if order[i][1] else 1
-            i += 1
-        key = (correct, -abs(cut - 0.5))
-        if best is None or key > best[0]:
-            best = (key, cut)
-    return best[1]
 
 
 def _accuracy(probs: list[float], labels: list[bool], threshold: float) -> float:
