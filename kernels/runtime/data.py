@@ -230,6 +230,7 @@ def collate(
     packed: bool = False,
     pad_to_multiple: int = 1,
     pad_to_bucket: bool = False,
+    completion_from: list[int] | None = None,
     device="cpu",
 ) -> Batch:
     """Build a micro-batch: right-padded rows (exact for a causal model without a mask), or packed into one row.
@@ -239,6 +240,8 @@ def collate(
     `pad_to_multiple` rounds the padded width up: a compiled model (unsloth) then sees few distinct shapes.
     `pad_to_bucket` (packed only) ends the packed row with one more row of pad tokens, up to bucket_width: it attends
     only to itself and is never predicted, so the loss is the same, and a CUDA graph of that width replays it.
+    With `completion_from` (generated answers), each sequence is a prompt and its completion, the completion starting
+    at that position: the loss is on the completion's tokens alone.
     """
     import torch
 
@@ -266,8 +269,13 @@ def collate(
         for i, r in enumerate(rows):
             input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         position_ids = bounds = None
+    if completion_from is not None:
+        prompt_lengths = list(completion_from)
     label_index = [starts[i] + prompt_lengths[i] - 1 for i in range(len(rows))]
-    if label_ids is None:
+    if completion_from is not None:
+        predict = [starts[i] + j for i, r in enumerate(rows) for j in range(prompt_lengths[i] - 1, len(r) - 1)]
+        targets = [t for i, r in enumerate(rows) for t in r[prompt_lengths[i]:]]
+    elif label_ids is None:
         predict, targets = [], []
     elif completion_only:
         predict, targets = label_index, list(label_ids)

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+from runtime.answer_data import AnswerRows, encode_answer_examples
 from runtime.attention import use_packed_attention
 from runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
 from runtime.environment import log, warn
@@ -54,9 +55,17 @@ class Examples:
     """The training rows as the steps see them: token ids, label token, length (with the label when it is an input)."""
 
     sequences: list
-    label_ids: list
+    label_ids: list | None
     lengths: list
     pad_id: int
+    # generated answers: each sequence is a prompt and its completion, which starts here; the loss is on it alone
+    completion_from: list | None = None
+
+    def row_targets(self, completion_only: bool) -> list:
+        """The tokens each row's loss is taken on."""
+        if self.completion_from is not None:
+            return [n - start for n, start in zip(self.lengths, self.completion_from)]
+        return [1 if completion_only else len(s) for s in self.sequences]
 
 
 def micro_batches(order_for_epoch, start: int):
@@ -86,8 +95,12 @@ def previous_phase(config: dict, rows: Rows):
     return point, previous
 
 
-def encode_examples(config: dict, rows: Rows, tokenizer) -> Examples:
-    """The training rows' prompts as token ids, each with its label's token."""
+def encode_examples(config: dict, rows: Rows, tokenizer, task=None) -> Examples:
+    """The training rows' prompts as token ids, each with its label's token; for a generated-answer task (rows are
+    AnswerRows), each prompt followed by its completion."""
+    if isinstance(rows, AnswerRows):
+        sequences, starts = encode_answer_examples(config, rows, tokenizer, task)
+        return Examples(sequences, None, [len(s) for s in sequences], tokenizer.pad_token_id, completion_from=starts)
     template = get_prompt(config["prompt"])
     true_id, false_id = label_token_ids(tokenizer, template)
     sequences = rows.encode(tokenizer, template, rows.split.train, config["max_seq_length"])
@@ -117,12 +130,13 @@ def ready_model(run: Run, config: dict, model, examples: Examples, point):
     return model, trainable
 
 
-def train(run: Run, config: dict, rows: Rows, model, tokenizer) -> Trained:
-    """Fine-tune `model` on the training rows for this phase's steps; the leader saves adapter/ and train_state.json."""
+def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None) -> Trained:
+    """Fine-tune `model` on the training rows for this phase's steps; the leader saves adapter/ and train_state.json.
+    `task`: a generated-answer task's (rows are then its AnswerRows)."""
     import torch
 
     point, previous = previous_phase(config, rows)
-    examples = encode_examples(config, rows, tokenizer)
+    examples = encode_examples(config, rows, tokenizer, task)
     model, trainable = ready_model(run, config, model, examples, point)
     phase_steps = phase_length(len(examples.sequences), config["batch_size"], config["grad_accum"], config["max_steps"], config["epochs"])
     state = plan_phase(previous, phase_steps, seed=config["seed"], data_offset=config["data_offset"], next_offset=rows.split.next_offset)
@@ -132,7 +146,7 @@ def train(run: Run, config: dict, rows: Rows, model, tokenizer) -> Trained:
         log("optimizer state restored" + ("" if previous.complete else " with the schedule"))
     if state.phase_step >= phase_steps:
         log(f"phase already complete ({state.phase_step}/{phase_steps} steps)")
-    trained = Trained(model, state, phase_steps, train_true_rows=sum(rows.labels[i] for i in rows.split.train))
+    trained = Trained(model, state, phase_steps, train_true_rows=0 if examples.label_ids is None else sum(rows.labels[i] for i in rows.split.train))
     if run.gpu:
         torch.cuda.reset_peak_memory_stats()
     log(f"training: phase {state.phase}, steps {state.phase_step + 1}..{phase_steps} of this phase "
@@ -164,8 +178,7 @@ class Steps:
         self.packed, self.multiple, self.chunk_tokens = plan.packing.value, plan.pad_multiple.value, plan.chunk_tokens.value
         self.scaler = torch.amp.GradScaler("cuda", enabled=gpu and dtype == torch.float16)
         self.autocast = lambda: torch.autocast("cuda", dtype=dtype, enabled=gpu and dtype != torch.float32)  # noqa: E731
-        self.share = StepShare(run.group, examples.lengths, [1 if config["completion_only"] else len(s) for s in examples.sequences]) \
-            if run.group.world > 1 else None
+        self.share = StepShare(run.group, examples.lengths, examples.row_targets(config["completion_only"])) if run.group.world > 1 else None
         self.unread: list = []  # the last step: its loss still on the GPU
         self.graphs = GraphedPasses(trained.model, dtype, longest_row=max(examples.lengths)) if plan.cuda_graphs.value else None
         if self.graphs is not None:  # a chunk padded to its bucket grows by up to 1/8: it still fits the memory plan
@@ -179,9 +192,10 @@ class Steps:
     def make_batch(self, rows):
         """One micro-batch's tensors on the training device."""
         e = self.examples
-        return collate([e.sequences[r] for r in rows], e.pad_id, label_ids=[e.label_ids[r] for r in rows],
+        return collate([e.sequences[r] for r in rows], e.pad_id, label_ids=None if e.label_ids is None else [e.label_ids[r] for r in rows],
                        completion_only=self.config["completion_only"], packed=self.packed, pad_to_multiple=self.multiple,
-                       pad_to_bucket=self.graphs is not None and not self.graphs.off, device=self.run.device)
+                       pad_to_bucket=self.graphs is not None and not self.graphs.off, device=self.run.device,
+                       completion_from=None if e.completion_from is None else [e.completion_from[r] for r in rows])
 
     def run_phase(self) -> None:
         """Step until the phase's last step."""

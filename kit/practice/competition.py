@@ -28,6 +28,7 @@ from typing import Callable
 
 from kit.errors import KitError, SubmissionError, SubmissionLimitError, WorkspaceError
 from kit.fileio import atomic_write_json, atomic_write_text, locked
+from kit.practice.answer_competition import ServerRules, public_split, read_solution, score_answers, write_answer_data
 from kit.practice.data import generate
 
 TRAIN_COLUMNS = ("question", "answer", "solution", "is_correct")
@@ -65,9 +66,13 @@ def init_practice(
     force: bool = False,
     code: bool = False,
     rerun_seconds: int = DEFAULT_RERUN_SECONDS,
+    task: str = "binary",
+    server: ServerRules | None = None,
 ) -> PracticeCompetition:
     """Write a practice competition (data, hidden solution, empty submissions) into `directory`; with `code`, a code
-    competition whose kernels are rerun on the hidden test rows within `rerun_seconds`."""
+    competition whose kernels are rerun on the hidden test rows within `rerun_seconds`. `task="answer"`: math word
+    problems with integer answers (kit/practice/answer_competition.py); with `server`, an inference-server
+    competition whose gateway calls the kernel's predict under those rules (a code competition too)."""
     directory = Path(directory)
     if (directory / COMPETITION_FILE).exists() and not force:
         raise WorkspaceError(
@@ -80,8 +85,17 @@ def init_practice(
         raise KitError(f"bad public_fraction {public_fraction}", hint="use a fraction between 0 and 1, e.g. 0.5")
     if daily_limit < 1:
         raise KitError(f"bad daily_limit {daily_limit}", hint="use a daily limit of at least 1")
+    code = code or server is not None  # the gateway reruns the notebook: a code competition
+    shutil.rmtree(directory / "data" / "kaggle_evaluation", ignore_errors=True)  # a replaced server competition's package
     if code and rerun_seconds < 1:
         raise KitError(f"bad rerun limit {rerun_seconds} s", hint="give the rerun at least 1 second, e.g. --rerun-limit 600")
+    if server is not None and task != "answer":
+        raise KitError(f"a practice {task} competition has no inference server", hint="kit practice init --task answer --server")
+    if task == "answer":
+        public_rows = max(1, min(n_test - 1, round(n_test * public_fraction)))
+        shape = write_answer_data(directory, slug, seed, n_train, n_test, public_split(seed, n_test, public_fraction),
+                                  VISIBLE_TEST_ROWS if code else None, server)
+        return _write_records(directory, slug, seed, n_train, n_test, public_rows, public_fraction, daily_limit, code, rerun_seconds, shape)
     train, test = generate(seed, n_train, n_test)
     data_dir, hidden_dir = directory / "data", directory / "hidden"
     atomic_write_text(
@@ -106,10 +120,17 @@ def init_practice(
             [(i, str(r.is_correct), "Public" if i in public_ids else "Private") for i, r in enumerate(test)],
         ),
     )
+    return _write_records(directory, slug, seed, n_train, n_test, public_rows, public_fraction, daily_limit, code, rerun_seconds, {})
+
+
+def _write_records(directory: Path, slug: str, seed: int, n_train: int, n_test: int, public_rows: int, public_fraction: float,
+                   daily_limit: int, code: bool, rerun_seconds: int, shape: dict) -> PracticeCompetition:
+    """Empty submissions and competition.json (`shape`: the task and server of a competition that is not binary)."""
     atomic_write_json(directory / SUBMISSIONS_FILE, {"submissions": []})
     atomic_write_json(
         directory / COMPETITION_FILE,
         {
+            **shape,
             "slug": slug,
             "seed": seed,
             "n_train": n_train,
@@ -163,6 +184,9 @@ class PracticeCompetition:
         self.daily_limit: int = int(meta["daily_limit"])
         self.code: bool = bool(meta.get("code", False))
         self.rerun_seconds: float = float(meta.get("rerun_seconds") or DEFAULT_RERUN_SECONDS)
+        self.task: str = str(meta.get("task") or "binary")
+        # an inference-server competition: {module, call_seconds, startup_seconds, file}; None where kernels write files
+        self.server: dict | None = meta.get("server")
         self._solution: dict[str, tuple[bool, bool]] | None = None  # ID -> (is_correct, public)
 
     @property
@@ -191,6 +215,8 @@ class PracticeCompetition:
     def score(self, csv_path: Path) -> tuple[float, float]:
         """Public and private accuracy of a submission file; SubmissionError if it cannot be scored."""
         csv_path = Path(csv_path)
+        if self.task == "answer":
+            return score_answers(csv_path, read_solution(self.directory / "hidden" / "solution.csv"))
         solution = self._load_solution()
         try:
             text = csv_path.read_text(encoding="utf-8-sig")
@@ -328,7 +354,9 @@ class PracticeCompetition:
         root = session / "kaggle"
         folder = root / "input" / "competitions" / self.slug
         folder.mkdir(parents=True)
-        hidden = {"test.csv", "sample_submission.csv"}
+        # The hidden rows replace the visible ones, except where a gateway holds them (an inference server sees only
+        # what the gateway sends it, as on Kaggle).
+        hidden = set() if self.server else {"test.csv", "sample_submission.csv"}
         for item in self.data_dir.iterdir():
             if item.name not in hidden:
                 os.symlink(item.resolve(), folder / item.name)
@@ -375,6 +403,8 @@ class PracticeCompetition:
     def board(self) -> list[tuple[str, float, str, bool]]:
         """The public board as (team, public score, date, is you), best first: your best submission next to
         the host's baselines (every row True, every row False), scored on the public rows like any file."""
+        if self.task == "answer":
+            return self._answer_board()
         public = [label for label, is_public in self._load_solution().values() if is_public]
         true_share = round(sum(public) / len(public), 5)
         created = str(self._meta().get("created") or "")
@@ -384,6 +414,22 @@ class PracticeCompetition:
             best = max(scored, key=lambda s: (s.public_score, s.date))
             entries.append(("you", best.public_score, best.date, True))
         # Ties keep the earlier entry first, as Kaggle ranks an earlier submission of the same score higher.
+        return sorted(entries, key=lambda e: (-e[1], e[2]))
+
+    def _answer_board(self) -> list[tuple[str, float, str, bool]]:
+        """An answer competition's board: the host's baseline (always the most common train answer) and your best."""
+        import collections
+
+        with open(self.data_dir / "train.csv", newline="", encoding="utf-8") as fh:
+            common = collections.Counter(row["answer"] for row in csv.DictReader(fh)).most_common(1)[0][0]
+        solution = read_solution(self.directory / "hidden" / "solution.csv")
+        public = [answer for answer, is_public in solution.values() if is_public]
+        created = str(self._meta().get("created") or "")
+        entries = [(f"baseline: always {common}", round(sum(a == int(common) for a in public) / len(public), 5), created, False)]
+        scored = [s for s in self.submissions() if s.public_score is not None]
+        if scored:
+            best = max(scored, key=lambda s: (s.public_score, s.date))
+            entries.append(("you", best.public_score, best.date, True))
         return sorted(entries, key=lambda e: (-e[1], e[2]))
 
     def close(self) -> None:

@@ -473,3 +473,31 @@ def generate(seed: int, n_train: int, n_test: int) -> tuple[list[Example], list[
     rng = random.Random(seed)
     rows = [_example(rng) for _ in range(n_train + n_test)]
     return rows[:n_train], rows[n_train:]
+
+
+@dataclass(frozen=True)
+class SolvedProblem:
+    """A word problem with its exact integer answer and a worked solution that ends in \\boxed{answer}."""
+
+    problem: str
+    solution: str
+    answer: int
+    family: str
+
+
+def solved_problems(seed: int, n: int, largest: int = 99999) -> list[SolvedProblem]:
+    """`n` problems whose answers are whole numbers in [0, largest] (the others are skipped), the same for the same
+    seed; the solution is the correct row's text of `generate`, computed by running its code, so the answer is exact."""
+    rng = random.Random(f"{seed}-answers")
+    out: list[SolvedProblem] = []
+    while len(out) < n:
+        family = rng.choice(sorted(FAMILIES))
+        problem = FAMILIES[family](rng)
+        final = problem.steps[-1][0]
+        truth = _run(problem.steps)[final]
+        if abs(truth - round(truth)) > 1e-9 or not 0 <= round(truth) <= largest:
+            continue
+        answer = int(round(truth))
+        solution = _render(problem.steps, final, _output_text(truth), problem.conclusion, str(answer))
+        out.append(SolvedProblem(problem.question, solution, answer, family))
+    return out

@@ -17,6 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 from kit.backends.local_runner import last_error_line
@@ -75,6 +78,61 @@ def run_kernel(session: Path, limit: float) -> str:
     return ""
 
 
+def serve_kernel(session: Path, comp: PracticeCompetition) -> str:
+    """An inference-server rerun: the kernel runs offline with KAGGLE_IS_COMPETITION_RERUN set and must start serving
+    within the startup limit; the competition's gateway (kit/practice/gateway.py, here, outside the kernel's tree)
+    sends it the hidden rows one at a time with the deadline per call and writes gateway/submission.parquet. Returns
+    "" when it ended well, else the gateway's error class and details (or Kaggle's timeout)."""
+    from kit.practice.gateway import SOCKET_ENV, AnswerGateway, GatewayRuntimeError
+
+    rules = comp.server or {}
+    meta = json.loads((session / "kernel" / "kernel-metadata.json").read_text(encoding="utf-8"))
+    script = session / "kernel" / meta.get("code_file", "kernel.py")
+    prefix = offline_prefix()
+    socket_dir = Path(tempfile.mkdtemp(prefix="kit-gw-"))  # short: a Unix socket's path has ~100 characters at most
+    env = {**offline_env(session, isolated=bool(prefix)), SOCKET_ENV: str(socket_dir / "s")}
+    folder = session / "gateway"
+    folder.mkdir(exist_ok=True)
+    started = time.time()
+    with open(session / LOG_NAME, "ab") as log:
+        proc = subprocess.Popen([*prefix, sys.executable, str(script)], cwd=session / "kaggle" / "working", env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Kaggle stops a rerun at its limit wherever it is; the gateway's calls then fail and the timeout is what counts.
+    timer = threading.Timer(comp.rerun_seconds, lambda: _kill(proc))
+    timer.start()
+    error = ""
+    try:
+        gateway = AnswerGateway((str(comp.directory / "hidden" / "test.csv"),), deadline_seconds=float(rules["call_seconds"]),
+                                startup_limit_seconds=float(rules["startup_seconds"]), rerun=False)
+        gateway.connect(env[SOCKET_ENV], alive=lambda: proc.poll() is None, started=started)
+        previous = os.getcwd()
+        os.chdir(folder)  # the gateway writes its submission file where it runs
+        try:
+            gateway.run()
+        finally:
+            os.chdir(previous)
+    except GatewayRuntimeError as gre:
+        error = f"{gre.error_type.name}: {gre.error_details or ''}".rstrip(": ")
+    finally:
+        timer.cancel()
+        try:  # a served kernel ends once the gateway is done; one that does not is stopped, as Kaggle stops the container
+            proc.wait(timeout=max(1.0, min(30.0, comp.rerun_seconds - (time.time() - started))))
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    if time.time() - started >= comp.rerun_seconds:
+        return f"Notebook Timeout: the rerun passed the {comp.rerun_seconds:g} s limit (log: {session / LOG_NAME})"
+    return f"{error} (log: {session / LOG_NAME})" if error else ""
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def main(directory: Path, ref: str) -> int:
     """Rerun code submission `ref` of the competition in `directory`, score what it wrote and complete the record."""
     comp = PracticeCompetition(directory)
@@ -82,8 +140,12 @@ def main(directory: Path, ref: str) -> int:
     record = comp.rerun_record(ref)
     scores, error = None, ""
     try:
-        error = run_kernel(session, comp.rerun_seconds)
-        output = session / "kaggle" / "working" / record["file_name"]
+        if comp.server:
+            error = serve_kernel(session, comp)
+            output = session / "gateway" / record["file_name"]
+        else:
+            error = run_kernel(session, comp.rerun_seconds)
+            output = session / "kaggle" / "working" / record["file_name"]
         if not error and not output.is_file():
             error = f"Submission CSV Not Found: the kernel wrote no {record['file_name']} (log: {session / LOG_NAME})"
         if not error:

@@ -1,0 +1,133 @@
+"""Sampling completions: N per row from the prompt, with vLLM where it is installed on a GPU, else transformers'
+`generate`, batched; within a time budget.
+
+    engine, reason = generation_engine(config["generation_engine"], gpu=run.gpu)
+    sampler = load_sampler(engine, config, adapter_dir, run)      # -> Sampler: complete(prompts, seconds) -> N texts a row
+    texts = sampler.complete(["Problem: ...\\nSolution:\\n"], seconds=60.0)
+
+transformers stops a batch's sampling at `seconds` (generate's max_time); what was written by then is what the row
+has (its answer is read from it, or the fallback is given). vLLM has no such stop, so it generates one row at a time
+and the caller keeps the time between rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.environment import log
+from runtime.modeling import load_for_scoring, resolve_model
+
+GENERATION_ENGINES = ("auto", "transformers", "vllm")
+
+
+def vllm_installed() -> bool:
+    """Whether vLLM can be imported here (found without importing it: its import takes seconds)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def generation_engine(setting: str, gpu: bool) -> tuple[str, str]:
+    """(the engine that samples, why): vllm where asked for or, with auto, where installed on a GPU; else transformers.
+    vllm asked for where it cannot run is an error, not a silent fallback (the user expects its speed)."""
+    if setting not in GENERATION_ENGINES:
+        raise ValueError(f"generation_engine={setting!r} is not one of {', '.join(GENERATION_ENGINES)}")
+    if setting == "vllm":
+        if not gpu:
+            raise RuntimeError("generation_engine=vllm needs a CUDA GPU and this machine has none; set generation_engine=auto "
+                               "(transformers here)")
+        if not vllm_installed():
+            raise RuntimeError("generation_engine=vllm but vLLM is not installed here; set generation_engine=auto, or bundle "
+                               "its wheels (kit deps push) for an internet-off kernel")
+        return "vllm", "asked for (generation_engine=vllm)"
+    if setting == "transformers":
+        return "transformers", "asked for (generation_engine=transformers)"
+    if gpu and vllm_installed():
+        return "vllm", "vLLM is installed and there is a GPU: paged attention and continuous batching sample fastest"
+    if gpu:
+        return "transformers", "vLLM is not installed: transformers' generate, batched"
+    return "transformers", "no GPU (vLLM runs on CUDA only): transformers' generate, batched, on the CPU"
+
+
+@dataclass
+class Sampler:
+    """The loaded model that samples completions; `complete` gives each prompt's N completions (texts)."""
+
+    engine: str
+    model: object
+    tokenizer: object
+    device: str
+    samples: int
+    temperature: float
+    max_new_tokens: int
+    batch_rows: int = 8
+    lora: object = None  # vLLM's LoRARequest for an adapter
+
+    def complete(self, prompts: list[str], seconds: float | None = None) -> list[list[str]]:
+        """N completions of each prompt; transformers stops sampling a batch after `seconds` (what is written stays)."""
+        if self.engine == "vllm":
+            return self._complete_vllm(prompts)
+        out: list[list[str]] = []
+        started = time.time()
+        for i in range(0, len(prompts), self.batch_rows):
+            left = None if seconds is None else max(seconds - (time.time() - started), 0.05)
+            out.extend(self._complete_batch(prompts[i:i + self.batch_rows], left))
+        return out
+
+    def _complete_batch(self, prompts: list[str], seconds: float | None) -> list[list[str]]:
+        import torch
+
+        tok = self.tokenizer
+        tok.padding_side = "left"  # generation continues from the last token of every row
+        enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
+        sample = self.temperature > 0
+        kwargs = {"do_sample": sample, "num_return_sequences": self.samples, "max_new_tokens": self.max_new_tokens,
+                  "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+        if sample:
+            kwargs["temperature"] = self.temperature
+        else:  # greedy: every sample the same; one is enough and the vote sees it N times
+            kwargs["num_return_sequences"] = 1
+        if seconds is not None:
+            kwargs["max_time"] = seconds
+        with torch.inference_mode():
+            ids = self.model.generate(**enc, **kwargs)
+        texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        per_row = kwargs["num_return_sequences"]
+        rows = [texts[i * per_row:(i + 1) * per_row] for i in range(len(prompts))]
+        return rows if sample else [r * self.samples for r in rows]
+
+    def _complete_vllm(self, prompts: list[str]) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=self.samples, temperature=self.temperature, max_tokens=self.max_new_tokens)
+        results = self.model.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+        return [[c.text for c in r.outputs] for r in results]
+
+
+def load_sampler(engine: str, config: dict, adapter_dir: Path | None, run) -> Sampler:
+    """The model that samples, as `engine` loads it: the base with the adapter merged (transformers), or vLLM with the
+    adapter as a LoRA request."""
+    started = time.time()
+    settings = dict(samples=config["samples"], temperature=config["temperature"], max_new_tokens=config["max_new_tokens"],
+                    batch_rows=config["batch_size"])
+    if engine == "vllm":
+        from vllm import LLM
+        from vllm.lora.request import LoRARequest
+
+        from_adapter = adapter_dir is not None
+        llm = LLM(model=resolve_model(config["model"]), enable_lora=from_adapter, max_lora_rank=max(config.get("r", 16), 16),
+                  max_model_len=config["max_seq_length"] + config["max_new_tokens"], seed=config["seed"])
+        lora = LoRARequest("adapter", 1, str(adapter_dir)) if from_adapter else None
+        log(f"sampler: vLLM loaded in {time.time() - started:.0f} s")
+        return Sampler("vllm", llm, llm.get_tokenizer(), "cuda", lora=lora, **settings)
+    import torch
+
+    model, tokenizer = load_for_scoring(config["model"], adapter_dir, engine="hf", dtype=run.dtype, quantize=run.plan.load_in_4bit.value,
+                                        max_seq_length=config["max_seq_length"], device=0, dequantize=config["dequantize_base"], fuse=False)
+    model.config.use_cache = True  # loading turned the cache off for training; sampling needs it
+    torch.manual_seed(config["seed"])
+    log(f"sampler: transformers generate on {run.device}, {config['samples']} samples a row, temperature {config['temperature']}, "
+        f"up to {config['max_new_tokens']} new tokens, loaded in {time.time() - started:.0f} s")
+    return Sampler("transformers", model, tokenizer, run.device, **settings)
+
