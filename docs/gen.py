@@ -106,7 +106,8 @@ def _key_rows(keys: Any) -> list[str]:
     rows = ["| key | allowed | default | what it does |\n", "|---|---|---|---|\n"]
     for name, key in keys.items():
         default = "(required)" if key.required else f"`{key.example()}`" if key.default not in (None, "") or key.type is not str else '`""`'
-        rows.append(f"| `{name}` | {_cell(key.allowed())}{_bounds(key)} | {_cell(default)} | {_cell(key.help)} |\n")
+        elsewhere = f" *Elsewhere: {', '.join(key.aliases)}.*" if key.aliases else ""
+        rows.append(f"| `{name}` | {_cell(key.allowed())}{_bounds(key)} | {_cell(default)} | {_cell(key.help)}{elsewhere} |\n")
     return rows
 
 
@@ -162,10 +163,8 @@ def settings_page() -> str:
         "or for one push with `--set KEY=VALUE` (`kit build train --help-settings` lists them too). ",
         "Settings marked *metadata* go to `kernel-metadata.json`, not into the script.\n",
     ]
-    aliases = getattr(kernel_config, "ALIASES", {})
-    if aliases:
-        lines.append("\n`--set` also takes the names other tools use for some settings: "
-                     + ", ".join(f"`{a}` = `{n}`" for a, n in sorted(aliases.items())) + ".\n")
+    lines.append("\nWhere other tools name a setting differently (`lr`, `bs`, `rank`, `num_train_epochs`...), the table says so, "
+                 "and kit answers an unknown setting that is one of those names with kit's name for it.\n")
     for kernel, cls in kernel_config.KERNEL_CONFIGS.items():
         keys = kernel_config.setting_keys(cls)
         lines.append(f"\n### {kernel} settings {{ #{kernel}-settings }}\n\n{(cls.__doc__ or '').strip()}\n\n")

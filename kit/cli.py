@@ -484,12 +484,14 @@ def scores() -> None:
 @click.option("--group-by", "group_by", default="", metavar="COLS", help="one row per value of these columns (comma-separated)")
 @click.option("--metric", "metrics", default="", metavar="COLS", help="columns to summarise per group (default: the scores)")
 @click.option("--agg", "aggregates", default="mean,best", show_default=True, help="per group: mean, best, min, count")
-@click.option("--all-columns", is_flag=True, help="show every column, not just the ones that differ")
+@click.option("--all-columns", is_flag=True, help="show every column, uncut (default: the columns that tell runs apart and "
+              "every column you added, within --width)")
+@click.option("--width", type=click.IntRange(min=40), default=120, show_default=True, help="the table's width in characters")
 def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascending: bool, group_by: str, metrics: str,
-                    aggregates: str, all_columns: bool) -> None:
+                    aggregates: str, all_columns: bool, width: int) -> None:
     """Print kit's table of runs (leaderboard.csv), filtered, sorted or grouped: `kit leaderboard --where "val_accuracy > 0.8" --group-by prompt`."""
     from kit.leaderboard import sheet
-    from kit.leaderboard.terminal import render_table
+    from kit.leaderboard.terminal import choose_columns, left_out, render_table
 
     ws = _ws()
     header, rows = sheet.load_table(ws)
@@ -504,7 +506,11 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
     if not rows:
         _err("no runs match" if conditions and header else "no runs yet: kit push-kernel train --wait")
         return
-    click.echo(render_table(header, rows, all_columns=all_columns or bool(group_by), color=sys.stdout.isatty()))
+    every = all_columns or bool(group_by)
+    columns = choose_columns(header, rows, all_columns=every, width=width)
+    click.echo(render_table(header, rows, all_columns=every, color=sys.stdout.isatty(), columns=columns.shown))
+    if left_out(columns, width):
+        _err(left_out(columns, width))
 
 
 def _register_extras() -> None:

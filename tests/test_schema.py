@@ -118,6 +118,31 @@ def test_sweep_specs_name_file_and_line(tmp_path, text, says):
     assert info.value.message.startswith(str(spec)) and says in info.value.message and info.value.hint
 
 
+# Issue 30: `--set lr=1e-4` suggested 'r'; the names other tools give a setting point to kit's name for it.
+@pytest.mark.parametrize("alias, name", [
+    ("lr", "learning_rate"), ("rank", "r"), ("bs", "batch_size"), ("num_train_epochs", "epochs"), ("lora_r", "r"),
+    ("gradient_accumulation_steps", "grad_accum"), ("LR", "learning_rate"),
+])
+def test_set_with_another_tools_name_suggests_kits_name(workspace, kit_cli, alias, name):
+    error, hint = _one_error(kit_cli("build", "train", "--set", f"{alias}=8"))
+    assert f"unknown setting {alias!r} for the TrainConfig kernel config (did you mean {name!r}? that is kit's name for {alias})" in error
+    assert name in hint and not (workspace / "build").exists()
+
+
+def test_an_alias_in_kit_toml_or_a_sweep_spec_points_to_kits_name(workspace, kit_cli, tmp_path):
+    _edit(workspace, "\n[train]\n", "\n[train]\nlr = 1e-4\n")
+    error, _ = _one_error(kit_cli("status"))
+    assert f"{workspace / 'kit.toml'}:{_line_of(workspace, 'lr = 1e-4')}: [train] unknown setting 'lr' (did you mean 'learning_rate'?" in error
+    from kit.runs.sweep.spec import load_spec
+
+    for table in ("grid", "random"):
+        spec = tmp_path / f"{table}.toml"
+        spec.write_text(f'name = "x"\n[{table}]\nrank = [8, 16]\n')
+        with pytest.raises(ConfigError) as info:
+            load_spec(spec)
+        assert f"[{table}] unknown setting 'rank' (did you mean 'r'? that is kit's name for rank)" in info.value.message
+
+
 def test_prompt_names_are_a_closed_set_checked_at_build(workspace, kit_cli):
     error, hint = _one_error(kit_cli("build", "train", "--set", "prompt=gradr"))
     assert "bad value 'gradr' for 'prompt': unknown prompt (did you mean 'grader'?)" in error

@@ -26,16 +26,18 @@ DEFAULT_MODELS = {
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100", "None")
 
 
-def choice(*values: str, default: str, help: str) -> Any:
+def choice(*values: str, default: str, help: str, aliases: tuple[str, ...] = ()) -> Any:
     """A string field restricted to `values`."""
-    return field(default=default, metadata={"choices": values, "help": help})
+    return field(default=default, metadata={"choices": values, "help": help, "aliases": aliases})
 
 
 def setting(
-    default: Any, help: str, *, min: float | None = None, max: float | None = None, check: Callable[[Any], str] | None = None, rule: str = ""
+    default: Any, help: str, *, min: float | None = None, max: float | None = None, check: Callable[[Any], str] | None = None, rule: str = "",
+    aliases: tuple[str, ...] = (),
 ) -> Any:
-    """A field with a help line, optional numeric bounds and an optional `check` (see kit.workspace.schema.Key)."""
-    metadata = {"help": help, "min": min, "max": max, "check": check, "rule": rule}
+    """A field with a help line, optional numeric bounds, an optional `check` and the names other tools give it
+    (`aliases`: an unknown setting that is one of them is answered with this field's name; see kit.workspace.schema.Key)."""
+    metadata = {"help": help, "min": min, "max": max, "check": check, "rule": rule, "aliases": aliases}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -69,8 +71,7 @@ class KernelConfig:
         "auto", "base model: auto (SmolLM2-135M locally, Llama-3.1-8B 4-bit on Kaggle), a hub id (org/name), a Kaggle model "
         "handle (owner/model/framework/variation[/version]) or dataset (dataset:owner/slug[/folder]), both attached and "
         "loaded with the hub offline, or a local path (local backend)",
-        check=model_problem, rule="auto, a hub id, a Kaggle model handle, dataset:owner/slug[/folder] or a local path",
-    )
+        check=model_problem, rule="auto, a hub id, a Kaggle model handle, dataset:owner/slug[/folder] or a local path", aliases=("model_name", "model_id", "base_model"))
     engine: str = choice(
         "auto", "unsloth", "hf", default="auto",
         help="auto = the engine measured fastest for the job, where installed: training on a GPU with room for the base "
@@ -91,10 +92,10 @@ class KernelConfig:
         True, "engine hf: one matmul for q/k/v and one for gate/up (and their LoRA A) where the base is dequantized or never "
         "quantized; the same products, fewer and wider kernels",
     )
-    max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072)
+    max_seq_length: int = setting(1024, "longest prompt in tokens; longer solutions are cut from the middle", min=16, max=131072, aliases=("max_length", "max_len", "max_seq_len", "seq_len", "context_length"))
     prompt: str = setting("grader", "prompt template name (see kernels/runtime/prompts.py)")
-    batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096)
-    seed: int = setting(3407, "random seed for sampling, splits and initialisation")
+    batch_size: int = setting(8, "rows per device per forward pass", min=1, max=4096, aliases=("bs", "batch", "per_device_train_batch_size", "per_device_eval_batch_size", "micro_batch_size"))
+    seed: int = setting(3407, "random seed for sampling, splits and initialisation", aliases=("random_seed",))
     val_rows: int = setting(500, "labelled rows held out for validation (the workspace's shared validation set)", min=0)
     test_rows: int = setting(0, "score only the first N test rows (0 = all); for quick checks", min=0)
     # Kernel metadata (kernel-metadata.json), not read by the script.
@@ -114,35 +115,34 @@ class TrainConfig(KernelConfig):
     """Settings of kernels/train.py: data, LoRA, optimisation, checkpoints, outputs."""
 
     val_seed: int = setting(0, "seed of the validation split; keep it fixed so that every run is scored on the same rows")
-    train_rows: int = setting(8000, "training rows sampled from train.csv (0 = all); 8000 lifts SmolLM2 +32 points on practice", min=0)
+    train_rows: int = setting(8000, "training rows sampled from train.csv (0 = all); 8000 lifts SmolLM2 +32 points on practice", min=0, aliases=("n_train", "max_train_samples"))
     data_offset: int = setting(0, "skip this many sampled rows first, so a later phase trains on fresh rows", min=0)
     balance: bool = setting(True, "sample True and False rows 50/50")
     completion_only: bool = setting(True, "compute the loss on the label only, not on the prompt")
-    r: int = setting(32, "LoRA rank", min=1, max=1024)
-    lora_alpha: int = setting(64, "LoRA alpha", min=1)
-    lora_dropout: float = setting(0.0, "LoRA dropout (non-zero disables unsloth's fast path)", min=0.0, max=1.0)
+    r: int = setting(32, "LoRA rank", min=1, max=1024, aliases=("rank", "lora_r", "lora_rank"))
+    lora_alpha: int = setting(64, "LoRA alpha", min=1, aliases=("alpha",))
+    lora_dropout: float = setting(0.0, "LoRA dropout (non-zero disables unsloth's fast path)", min=0.0, max=1.0, aliases=("dropout",))
     lora_bias: str = choice("none", "all", "lora_only", default="none", help="LoRA bias (anything but none disables unsloth's fast path)")
     use_rslora: bool = setting(False, "rank-stabilised LoRA scaling")
     target_modules: list = setting(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "modules that get LoRA adapters"
     )
-    learning_rate: float = setting(2e-4, "peak learning rate", min=0.0, max=1.0)
+    learning_rate: float = setting(2e-4, "peak learning rate", min=0.0, max=1.0, aliases=("lr",))
     lr_scheduler: str = choice(
-        "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", default="cosine", help="learning-rate schedule"
-    )
+        "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", default="cosine", help="learning-rate schedule", aliases=("scheduler", "lr_scheduler_type"))
     warmup_steps: int = setting(10, "linear warm-up steps", min=0)
-    grad_accum: int = setting(1, "micro-batches per optimizer step", min=1)
-    weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
-    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0 = no clipping)", min=0.0)
-    optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_torch_fused", help="optimizer; fused = one kernel for all LoRA tensors (8-bit saves only ~0.5 GB on 8B at r=32, and its per-tensor loop costs ~60 ms a step)")
-    max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0)
-    epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0)
+    grad_accum: int = setting(1, "micro-batches per optimizer step", min=1, aliases=("gradient_accumulation_steps", "gradient_accumulation", "accumulation_steps"))
+    weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0, aliases=("wd",))
+    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0 = no clipping)", min=0.0, aliases=("clip", "grad_clip", "gradient_clipping"))
+    optim: str = choice("adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd", default="adamw_torch_fused", help="optimizer; fused = one kernel for all LoRA tensors (8-bit saves only ~0.5 GB on 8B at r=32, and its per-tensor loop costs ~60 ms a step)", aliases=("optimizer",))
+    max_steps: int = setting(0, "optimizer steps (0 = one pass over train_rows, times epochs)", min=0, aliases=("steps", "num_steps"))
+    epochs: float = setting(1.0, "passes over train_rows when max_steps is 0", min=0.0, aliases=("epoch", "num_epochs", "num_train_epochs", "n_epochs"))
     group_by_length: bool = setting(True, "batch rows of similar length to cut padding (padded batches; packed ones have none)")
     train_processes: int = setting(
         1, "processes that train together, one per GPU, each step's rows split between them (the same update as one "
         "process); 0 = one per GPU. Runs as CPU processes where there is no GPU", min=0, max=64,
     )
-    gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it")
+    gradient_checkpointing: str = choice("auto", "on", "off", default="auto", help="recompute activations; auto = only when memory requires it", aliases=("checkpointing", "grad_checkpointing"))
     compile: str = choice(
         "auto", "on", "off", default="auto",
         help="torch.compile the decoder layers (engine hf); auto = on a CUDA GPU that Triton supports",
@@ -163,10 +163,10 @@ class TrainConfig(KernelConfig):
 class InferConfig(KernelConfig):
     """Settings of kernels/infer.py: which adapter scores the test set, and how."""
 
-    adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model", check=_run_id_or_empty, rule="a run id such as run-3")
+    adapter_run: str = setting("", "run id (run-N) of a train run whose adapter to load; empty = base model", check=_run_id_or_empty, rule="a run id such as run-3", aliases=("adapter",))
     val_seed: int = setting(0, "seed of the validation split (the same as the train runs', to score the same rows)")
     threshold: str = setting("0.5", "probability cut for True: a number, or 'tune' to tune it on validation", check=_threshold, rule="a number in (0, 1) or 'tune'")
-    batch_size: int = setting(16, "rows per device per forward pass", min=1, max=4096)
+    batch_size: int = setting(16, "rows per device per forward pass", min=1, max=4096, aliases=("bs", "batch", "per_device_train_batch_size", "per_device_eval_batch_size", "micro_batch_size"))
 
 
 KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": InferConfig}
@@ -204,7 +204,7 @@ def setting_keys(cls: type[KernelConfig]) -> dict[str, schema.Key]:
         m = f.metadata
         keys[f.name] = schema.Key(
             ftype, default, m.get("help", ""), choices=tuple(m.get("choices", ())), min=m.get("min"), max=m.get("max"),
-            check=m.get("check"), rule=m.get("rule", ""),
+            check=m.get("check"), rule=m.get("rule", ""), aliases=tuple(m.get("aliases", ())),
         )
     return keys
 

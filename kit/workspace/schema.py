@@ -39,6 +39,7 @@ class Key:
     check: Callable[[Any], str] | None = None
     rule: str = ""  # what `check` allows, for error messages ("a run id such as run-3")
     fix: str = ""  # the hint of a refused value, where `name = default` is not the fix
+    aliases: tuple[str, ...] = ()  # what other tools call it (lr, bs, rank...): an unknown key that is one is pointed here
 
     def allowed(self) -> str:
         """What the key allows, in words: "one of a, b", "an integer", "a run id such as run-3"."""
@@ -81,10 +82,15 @@ def toml_value(value: Any) -> str:
 
 
 def unknown(name: str, known: Any, word: str = "key", where: str = "", place: str = "") -> ConfigError:
-    """An unknown key, with the closest known one and the list of allowed ones (`place`: " in [backend]")."""
+    """An unknown key, with the known one it is another tool's name for (`known` a mapping of Keys with aliases), else
+    the closest known one, and the list of allowed ones (`place`: " in [backend]")."""
+    aliased = [k for k, spec in known.items() if isinstance(spec, Key) and name.lower() in spec.aliases] if isinstance(known, Mapping) else []
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+    if aliased:
+        suggestion = f" (did you mean {aliased[0]!r}? that is kit's name for {name})"
+    else:
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
     return ConfigError(f"unknown {word} {name!r}{where}{suggestion}", hint=f"allowed {word}s{place}: {', '.join(known) or 'none'}")
 
 
