@@ -146,6 +146,12 @@ class Backend(abc.ABC):
     def submissions(self) -> list[SubmissionResult]:
         """Every submission of this competition by this user, with current scores."""
 
+    def competition_instance(self) -> str:
+        """The competition that `submissions()` refs belong to: a ref names one submission only within it (a
+        practice competition made again starts its refs at 1). Each recorded submission keeps it, and a record takes
+        scores only from its own instance. "" where the backend cannot tell instances apart."""
+        return ""
+
     def kernel_image(self, run: RunRecord) -> str:
         """The image the run's kernel ran on, where the backend knows one ("" otherwise)."""
         return ""

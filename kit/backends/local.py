@@ -236,6 +236,10 @@ class LocalBackend(Backend):
     def submissions(self) -> list[SubmissionResult]:
         return [_result(s) for s in self._competition().submissions()]
 
+    def competition_instance(self) -> str:
+        """The practice competition made by the last `kit practice init` (its refs restart at 1 after --force)."""
+        return self._competition().instance
+
     def submissions_left_today(self) -> int | None:
         return self._competition().remaining_today()
 

@@ -35,11 +35,13 @@ def _table(header: list[str], rows: list[dict[str, str]]) -> str:
 def submissions(as_json: bool) -> None:
     """The competition's submissions as it has them, kit's and others, with the run each came from: `kit submissions`."""
     from kit.runs import store
+    from kit.runs.intent import credited_to
 
     ws = _ws()
-    subs = _backend(ws).submissions()
-    run_of = {s.ref: r.id for r in store.all_runs(ws) for s in r.submissions}
-    rows = [{"ref": s.ref, "run": run_of.get(s.ref, ""), "date": s.date, "status": s.status,
+    backend = _backend(ws)
+    subs = backend.submissions()
+    instance, runs = backend.competition_instance(), store.all_runs(ws)
+    rows = [{"ref": s.ref, "run": credited_to(runs, s, instance), "date": s.date, "status": s.status,
              "public_score": s.public_score, "private_score": s.private_score, "description": s.description,
              "error": s.error} for s in subs]
     if as_json:

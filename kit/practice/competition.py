@@ -18,6 +18,7 @@ import io
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,9 @@ def _write_records(directory: Path, slug: str, seed: int, n_train: int, n_test: 
             "closed": False,
             "created": _utc_now().replace(microsecond=0).isoformat(),
             "closed_at": None,
+            # Submission refs restart at 1 in each competition made here (--force makes a new one): a run's record
+            # names the instance its refs belong to, so a new competition's scores never land on an old run.
+            "instance": secrets.token_hex(6),
         },
     )
     return PracticeCompetition(directory)
@@ -187,6 +191,8 @@ class PracticeCompetition:
         self.task: str = str(meta.get("task") or "binary")
         # an inference-server competition: {module, call_seconds, startup_seconds, file}; None where kernels write files
         self.server: dict | None = meta.get("server")
+        # A competition made before instances were recorded is told apart from its replacements by its creation time.
+        self.instance: str = str(meta.get("instance") or f"{self.slug}@{meta.get('created', '')}")
         self._solution: dict[str, tuple[bool, bool]] | None = None  # ID -> (is_correct, public)
 
     @property

@@ -18,6 +18,7 @@ and nothing is sent for that run until it is resolved.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
@@ -59,30 +60,45 @@ def _parse_time(value: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # Kaggle's dates are UTC without a zone
 
 
-def credited_refs(ws: Workspace) -> set[str]:
-    """Every submission ref some run has recorded; an unreadable record is skipped (it cannot credit anything)."""
-    refs: set[str] = set()
-    if not ws.submissions_dir.is_dir():
-        return refs
-    for path in ws.submissions_dir.iterdir():
-        if not store.RUN_ID.match(path.name):
-            continue
-        try:
-            refs.update(s.ref for s in store.load(ws, path.name).submissions)
-        except KitError:
-            continue
-    return refs
+KIT_TAG = re.compile(r"^kit (run-\d+) ([0-9a-f]{8})(:|$)")
+
+
+def owns(run_id: str, sub: SubmissionRecord, result: SubmissionResult, instance: str) -> bool:
+    """Whether `result` (a submission as the competition lists it now, in competition instance `instance`) is the
+    submission `sub` of run `run_id` records. The ref must match, and so must the instance the record names. A
+    record from before instances were kept is matched by what the submission says of itself: kit's tag (this run
+    and this file) where it has one, else its date."""
+    if sub.ref != result.ref:
+        return False
+    if sub.competition and instance:
+        return sub.competition == instance
+    tagged = KIT_TAG.match(result.description.strip())
+    if tagged:
+        return tagged.group(1) == run_id and tagged.group(2) == sub.file_sha256[:8]
+    return not (sub.date and result.date) or _parse_time(sub.date) == _parse_time(result.date)
+
+
+def credited_to(records: list[RunRecord], result: SubmissionResult, instance: str) -> str:
+    """The run of `records` (store.all_runs: an unreadable record cannot credit anything) that has recorded `result`
+    already, or ""."""
+    for record in records:
+        if any(owns(record.id, sub, result, instance) for sub in record.submissions):
+            return record.id
+    return ""
 
 
 def matching_submissions(ws: Workspace, backend: Backend, intent: Intent, run_id: str) -> list[SubmissionResult]:
     """The competition's submissions that are this intent's (see the module docstring), oldest first."""
     since = (_parse_time(intent.at) or datetime.now(timezone.utc)) - CLOCK_SLACK
     tag = submission_tag(run_id, intent.sha256)
-    credited = credited_refs(ws)
+    instance = backend.competition_instance()
+    if intent.competition and instance and intent.competition != instance:
+        return []  # the competition it was sent to was replaced since: nothing of it can be found in this one
+    runs = store.all_runs(ws)
     found = []
     for sub in backend.submissions():
         description = sub.description.strip()
-        if sub.ref in credited or not (description == tag or description.startswith(tag + ":")):
+        if not (description == tag or description.startswith(tag + ":")) or credited_to(runs, sub, instance):
             continue
         if sub.file_name and intent.file and sub.file_name != intent.file:
             continue
@@ -200,16 +216,15 @@ def record_found_submissions(ws: Workspace, run_id: str, intent: Intent, found: 
     """Credit `found` (the intent's submissions) to the run, once each, and clear the intent."""
 
     def change(record: RunRecord) -> None:
-        have = {s.ref for s in record.submissions}
         for sub in found:
-            if sub.ref in have:
+            if any(owns(run_id, s, sub, intent.competition) for s in record.submissions):
                 continue
             record.submissions.append(
                 SubmissionRecord(ref=sub.ref, date=sub.date or intent.at, message=intent.message, file_sha256=intent.sha256,
                                  status=sub.status, public_score=sub.public_score, private_score=sub.private_score, error=sub.error,
-                                 kernel=intent.target)  # a code submission's kernel version
+                                 kernel=intent.target,  # a code submission's kernel version
+                                 competition=intent.competition)
             )
-            have.add(sub.ref)
         record.pending = None
 
     return store.update(ws, run_id, change)

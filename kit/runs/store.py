@@ -54,6 +54,9 @@ class SubmissionRecord:
     private_score: float | None = None
     error: str = ""
     kernel: str = ""  # code competitions: the kernel version submitted, owner/slug/N (or a local session)
+    # The competition instance the ref belongs to (Backend.competition_instance): a practice competition made again
+    # restarts its refs at 1, so a ref alone does not name a submission. "" in records made before it was kept.
+    competition: str = ""
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Intent:
     message: str = ""  # the user's -m
     target: str = ""  # a push: the kernel it creates or updates (owner/slug)
     version_before: int | None = None  # a push: the kernel's version before it (None: no such kernel yet)
+    competition: str = ""  # a submission: the competition instance it goes to (Backend.competition_instance)
     unresolved: str = ""
 
     @classmethod

@@ -52,7 +52,7 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     note = ""
     if code:
         note = code_checks.describe(record, code, code_checks.check_time(ws, record, code), path)
-    earlier = [s for s in record.submissions if s.file_sha256 == valid.sha256 and s.status != "error"]
+    earlier = _earlier(record, valid.sha256, backend.competition_instance())
     if earlier and not allow_resubmit:
         raise SubmissionError(
             f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
@@ -62,6 +62,12 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     if left is not None and left <= 0:
         raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit leaderboard shows what is scored")
     return SubmitPlan(record, valid, left, code=code, note=note)
+
+
+def _earlier(record: RunRecord, sha256: str, instance: str) -> list[SubmissionRecord]:
+    """The run's submissions of this very file to this competition (one replaced by `kit practice init --force` does
+    not count; a record that does not say which counts), that did not fail."""
+    return [s for s in record.submissions if s.file_sha256 == sha256 and s.status != "error" and s.competition in ("", instance)]
 
 
 def _say(line: str) -> None:
@@ -79,13 +85,14 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
     valid = plan.valid
     with store.action(ws, run_id, "submit"):
         left = store.load(ws, run_id).pending
-        before = {s.ref for s in store.load(ws, run_id).submissions}
+        before = {(s.ref, s.competition) for s in store.load(ws, run_id).submissions}
         record = intent.resolve(ws, backend, run_id, say)
+        instance = backend.competition_instance()  # the refs it answers with are this instance's
         if left is not None and left.action == "submit" and left.sha256 == valid.sha256:
-            landed = [s for s in record.submissions if s.ref not in before and s.file_sha256 == valid.sha256]
+            landed = [s for s in record.submissions if (s.ref, s.competition) not in before and s.file_sha256 == valid.sha256]
             if landed:  # the interrupted submission of this very file went through: that was the one asked for
                 return landed[-1]
-        earlier = [s for s in record.submissions if s.file_sha256 == valid.sha256 and s.status != "error"]
+        earlier = _earlier(record, valid.sha256, instance)
         if earlier and not allow_resubmit:
             raise SubmissionError(
                 f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
@@ -96,13 +103,13 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
             # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there;
             # the submission lists that output's name, not a size kit knows.
             planned = Intent(action="submit", at=store.now(), file=SUBMISSION_FILE, sha256=valid.sha256, description=description,
-                             message=message, target=code_checks.kernel_ref(record))
+                             message=message, target=code_checks.kernel_ref(record), competition=instance)
 
             def act() -> SubmissionResult:
                 return backend.submit_code(record, SUBMISSION_FILE, description)
         else:
             planned = Intent(action="submit", at=store.now(), file=valid.path.name, sha256=valid.sha256,
-                             size=valid.path.stat().st_size, description=description, message=message)
+                             size=valid.path.stat().st_size, description=description, message=message, competition=instance)
 
             def act() -> SubmissionResult:
                 return backend.submit(valid.path, description)
@@ -117,17 +124,22 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
 def refresh_scores(ws: Workspace, backend: Backend) -> list[RunRecord]:
     """Update every run's submissions (status, public and private score) from the competition.
 
-    Each run is re-read and written under its record's lock, so a submission recorded meanwhile by a parallel
-    `kit submit` is kept."""
+    A record takes the scores of its own submission only: the ref in the competition instance it was made in
+    (intent.owns). After `kit practice init --force` the new competition's refs start at 1 again, and the old runs
+    keep the scores they had. Each run is re-read and written under its record's lock, so a submission recorded
+    meanwhile by a parallel `kit submit` is kept."""
     by_ref: dict[str, SubmissionResult] = {s.ref: s for s in backend.submissions()}
+    instance = backend.competition_instance()
     changed: list[RunRecord] = []
 
     def apply(record: RunRecord) -> bool:
         dirty = False
         for sub in record.submissions:
             fresh = by_ref.get(sub.ref)
-            if fresh is None:
+            if fresh is None or not intent.owns(record.id, sub, fresh, instance):
                 continue
+            if not sub.competition and instance:  # an older record, matched by its tag or date: it names its instance now
+                sub.competition, dirty = instance, True
             new = (fresh.status, fresh.public_score, fresh.private_score, fresh.error or sub.error)
             if new != (sub.status, sub.public_score, sub.private_score, sub.error):
                 sub.status, sub.public_score, sub.private_score, sub.error = new
@@ -153,7 +165,7 @@ def wait_for_score(
             shown.write(f"{run_id} submission {ref}: waiting for its score (up to {timeout / 60:.0f} min; Ctrl-C stops waiting, kit scores fetches it later)")
         while True:
             refresh_scores(ws, backend)
-            sub = next(s for s in store.load(ws, run_id).submissions if s.ref == ref)
+            sub = next(s for s in reversed(store.load(ws, run_id).submissions) if s.ref == ref)
             if sub.status in ("complete", "error"):
                 score = "" if sub.public_score is None else f", public {sub.public_score:.5f}"
                 shown.done(f"{run_id} submission {ref}: {sub.status}{score} after {progress.clock(shown.elapsed)}")

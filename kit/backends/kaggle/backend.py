@@ -448,6 +448,10 @@ class KaggleBackend(Backend):
             size=file.stat().st_size,
         )
 
+    def competition_instance(self) -> str:
+        """The competition's slug: Kaggle's submission refs are unique across competitions, never reused."""
+        return self.competition
+
     def competition_info(self) -> CompetitionInfo:
         """Whether the competition is a code competition: Kaggle's `isKernelsSubmissionsOnly` in its ListCompetitions
         record, asked once and cached in .kit/kaggle/<competition>/; kit.toml's rerun_hours sets the rerun limit."""
