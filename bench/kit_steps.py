@@ -70,14 +70,16 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     labels = labels_for(len(sequences))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config["optim"], config["learning_rate"], config["weight_decay"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the CPU only for checking this script on a tiny model
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fp16 = plan.get("dtype") == "float16"  # the T4 profile: fp16 with a loss scaler, as the train kernel does
-    scaler = torch.amp.GradScaler("cuda", enabled=fp16)
-    autocast = lambda: torch.autocast("cuda", dtype=torch.float16 if fp16 else torch.bfloat16)  # noqa: E731
+    scaler = torch.amp.GradScaler(device, enabled=fp16)
+    autocast = lambda: torch.autocast(device, dtype=torch.float16 if fp16 else torch.bfloat16)  # noqa: E731
     graphed = plan.get("cuda_graphs", False) if graphs is None else graphs
     passes = GraphedPasses(model, torch.float16 if fp16 else torch.bfloat16, longest_row=max(lengths)) if graphed else None
     make_batch = lambda rows: collate(  # noqa: E731
         [sequences[r] for r in rows], tokenizer.pad_token_id, label_ids=[labels[r] for r in rows],
-        completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device="cuda",
+        completion_only=config["completion_only"], packed=packed, pad_to_multiple=multiple, device=device,
         pad_to_bucket=passes is not None and not passes.off,
     )
     chunks_of = lambda rows: split_by_tokens(rows, lengths, plan["chunk_tokens"], multiple, packed)  # noqa: E731
@@ -85,7 +87,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
     model.train()
     unread: list = []
     marks, step_tokens = [], []
-    torch.cuda.synchronize()
+    sync()
     marks.append(time.perf_counter())
     for _ in range(steps):
         micro = [next(order) for _ in range(config["grad_accum"])]
@@ -103,7 +105,7 @@ def kit_train(model, tokenizer, config: dict, plan: dict, sequences: list[list[i
             on_step(len(step_tokens))
     if unread:
         float(unread.pop())
-    torch.cuda.synchronize()
+    sync()
     marks[-1] = time.perf_counter()
     note = {"cuda_graphs": passes is not None, **({"graphs_summary": passes.summary()} if passes is not None else {})}
     if passes is not None:

@@ -87,18 +87,19 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, trainer: str, c
 
     bounds = window_bounds()
     marks: list[float] = []
+    cuda = torch.cuda.is_available()  # the CPU only for checking the harness on a tiny model (check_harness.py)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
+            sync()
             marks.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step in bounds or state.global_step == STEPS:
-                torch.cuda.synchronize()
+                sync()
             marks.append(time.perf_counter())
 
-    cuda = torch.cuda.is_available()
     args = config_cls(
         output_dir="/tmp/trl-out", per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=STEPS, learning_rate=2e-4,
         lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.01, max_grad_norm=1.0, bf16=cuda and not T4, fp16=cuda and T4,
@@ -117,7 +118,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, trainer: str, c
     counting = CountingCollator(sft.data_collator)
     sft.data_collator = counting
     sft.train()
-    torch.cuda.synchronize()
+    sync()
     # the k-th batch built is step k's (a prefetch may build one more, never out of order)
     step_tokens = counting.tokens[:STEPS]
     timing = run_timing(marks[: STEPS + 1], step_tokens, warm=WARM_STEPS, repeats=REPEATS, rows_per_step=8,
