@@ -75,12 +75,26 @@ def cli() -> None:
 @click.option("--competition", default="practice-math", show_default=True, help="competition slug")
 @click.option("--backend", type=click.Choice(["local", "kaggle"]), default="local", show_default=True)
 @click.option("--force", is_flag=True, help="replace an existing kit.toml")
-def init(competition: str, backend: str, force: bool) -> None:
-    """Write kit.toml here and copy the kernel templates: `kit init --backend kaggle --competition SLUG`."""
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the competition's files to propose [task] from (default: data/SLUG, else the backend's, downloaded)")
+def init(competition: str, backend: str, force: bool, data_dir: Path | None) -> None:
+    """Write kit.toml here and copy the kernel templates: `kit init --backend kaggle --competition SLUG`.
+
+    With the competition's files at hand (--data, data/SLUG or the practice competition's), it also proposes the
+    [task] and says what it guessed and what to check."""
     from kit.workspace import layout
+    from kit.commands.task import print_proposal
+    from kit.workspace.task_proposal import propose_task, write_task
 
     path = layout.init(Path.cwd(), slug=competition, backend=backend, force=force)
     click.echo(str(path))
+    proposal, note = propose_task(Path.cwd(), data_dir)
+    if proposal is None:
+        _err(f"no [task] proposed ({note}; kit data, then kit task propose --write); without one, kit does the binary is_correct task")
+    else:
+        write_task(Path.cwd(), proposal)
+        _err(f"[task] proposed from {note} and written to {path.name}")
+        print_proposal(proposal)
     _err("next: kit practice init  (local backend), then kit push-kernel train --wait")
 
 
@@ -517,7 +531,7 @@ def _register_extras() -> None:
     """Commands of other areas (Kaggle, finals, sweeps) live in kit/commands/ and register here."""
     import importlib
 
-    for name in ("kaggle", "finals", "sweep", "competition"):
+    for name in ("kaggle", "finals", "sweep", "competition", "task"):
         try:
             module = importlib.import_module(f"kit.commands.{name}")
         except ModuleNotFoundError as exc:

@@ -66,10 +66,11 @@ EPS = 1e-15
 class TaskError(ValueError):
     """A task description, file or submission that does not fit: `problem` in one line, and `fix`, what to change."""
 
-    def __init__(self, problem: str, fix: str = ""):
+    def __init__(self, problem: str, fix: str = "", key: str = ""):
         super().__init__(f"{problem} ({fix})" if fix else problem)
         self.problem = problem
         self.fix = fix
+        self.key = key  # the [task] key at fault ("submission.k"), where a description is: kit points at its line
 
 
 @dataclass(frozen=True)
@@ -111,27 +112,27 @@ class Task:
         _check_keys(d, "")
         for table in ("target", "submission", "metric"):
             if table in d and not isinstance(d[table], Mapping):
-                raise TaskError(f"task.{table} must be a table", f"write it as [task.{table}]")
+                raise TaskError(f"task.{table} must be a table", f"write it as [task.{table}]", key=f"{table}")
             _check_keys(d.get(table) or {}, table)
         target, sub, metric = (dict(d.get(t) or {}) for t in ("target", "submission", "metric"))
         # Without a preset, the target's kind names the shape (every kind is a preset's name).
         preset = _text(d, "preset", _text(target, "kind", "binary", "task.target."), "task.")
         if preset not in PRESETS:
-            raise TaskError(f"unknown task.preset {preset!r}{_did_you_mean(preset, PRESETS)}", f"one of {', '.join(PRESETS)}")
+            raise TaskError(f"unknown task.preset {preset!r}{_did_you_mean(preset, PRESETS)}", f"one of {', '.join(PRESETS)}", key="preset")
         shape = PRESETS[preset]
         kind = _text(target, "kind", shape["kind"], "task.target.")
         if kind not in KINDS:
-            raise TaskError(f"unknown task.target.kind {kind!r}{_did_you_mean(kind, KINDS)}", f"one of {', '.join(KINDS)}")
+            raise TaskError(f"unknown task.target.kind {kind!r}{_did_you_mean(kind, KINDS)}", f"one of {', '.join(KINDS)}", key="target.kind")
         column = _text(target, "column", None, "task.target.")
         columns = _names(target, "columns", "task.target.")
         compose = _text(target, "compose", None, "task.target.")
         one_hot = _names(target, "one_hot", "task.target.")
         given = [name for name, v in (("column", column), ("columns", columns), ("one_hot", one_hot)) if v]
         if len(given) > 1:
-            raise TaskError(f"task.target has {' and '.join(given)}: the target is read one way", "keep one of column, columns (with compose), one_hot")
+            raise TaskError(f"task.target has {' and '.join(given)}: the target is read one way", "keep one of column, columns (with compose), one_hot", key="target")
         if not given:
             if preset != "binary" or "kind" in target:
-                raise TaskError("task.target names no column", 'column = "label" (or columns = [...] with compose, or one_hot = [...])')
+                raise TaskError("task.target names no column", 'column = "label" (or columns = [...] with compose, or one_hot = [...])', key="target")
             column = "is_correct"
         if columns:
             compose = compose or ":".join("{%s}" % c for c in columns)
@@ -139,31 +140,31 @@ class Task:
             stray = [f for f in template_fields(compose) if f not in columns]
             if missing or stray:
                 raise TaskError(f"task.target.compose {compose!r} must use each of {list(columns)} and nothing else",
-                                'compose = "' + ":".join("{%s}" % c for c in columns) + '"')
+                                'compose = "' + ":".join("{%s}" % c for c in columns) + '"', key="target.compose")
         elif compose:
-            raise TaskError("task.target.compose joins columns, and task.target has no columns", "columns = [\"A\", \"B\"] with it, or remove compose")
+            raise TaskError("task.target.compose joins columns, and task.target has no columns", "columns = [\"A\", \"B\"] with it, or remove compose", key="target.compose")
         labels_value = target.get("labels", shape.get("labels", "from_train" if not (kind == "binary" and column == "is_correct") else ["True", "False"]))
         if one_hot and "labels" not in target:
             labels_value = list(one_hot)
         labels = _labels(labels_value)
         if one_hot and labels is not None and len(labels) != len(one_hot):
-            raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out")
+            raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out", key="target.labels")
 
         output = _text(sub, "output", shape["output"], "task.submission.")
         if output not in OUTPUTS:
-            raise TaskError(f"unknown task.submission.output {output!r}{_did_you_mean(output, OUTPUTS)}", f"one of {', '.join(OUTPUTS)}")
+            raise TaskError(f"unknown task.submission.output {output!r}{_did_you_mean(output, OUTPUTS)}", f"one of {', '.join(OUTPUTS)}", key="submission.output")
         metric_name = _text(metric, "name", shape["metric"], "task.metric.").strip().lower()
-        family, metric_k, _group = parse_metric(metric_name)
+        family, metric_k, _group = _at_key(parse_metric, metric_name, key="metric.name")
         k = sub.get("k", metric_k or shape.get("k", 1))
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise TaskError(f"task.submission.k must be a whole number of at least 1, not {k!r}", "k = 3")
+            raise TaskError(f"task.submission.k must be a whole number of at least 1, not {k!r}", "k = 3", key="submission.k")
         task_id = _text(d, "id", "ID", "task.")
         prompt = _text(d, "prompt", "", "task.")
-        fields = template_fields(prompt)
+        fields = _at_key(template_fields, prompt, key="prompt")
         shorten = _text(d, "shorten", (fields[-1] if fields else "") if prompt else "solution", "task.")
         if prompt and shorten and shorten not in fields:
             raise TaskError(f"task.shorten {shorten!r} is not a field of the prompt ({', '.join(fields) or 'it has none'})",
-                            f'shorten = "{fields[-1]}"' if fields else "put {column} fields in the prompt")
+                            f'shorten = "{fields[-1]}"' if fields else "put {column} fields in the prompt", key="shorten")
         sub_columns = _names(sub, "columns", "task.submission.")
         task = cls(
             preset=preset, train=_text(d, "train", "train.csv", "task."), test=_text(d, "test", "test.csv", "task."), id=task_id,
@@ -176,7 +177,7 @@ class Task:
         if not sub_columns and output != "probabilities":
             if one_hot:
                 raise TaskError(f"task.submission.columns is needed: a {output} submission of a one-hot target has no column name to guess",
-                                f'columns = ["{task_id}", "winner"] (the header of sample_submission)')
+                                f'columns = ["{task_id}", "winner"] (the header of sample_submission)', key="submission.columns")
             task = replace(task, sub_columns=(task_id, task.target_name()))
         return task._with_resolved_columns() if labels is not None else task
 
@@ -224,7 +225,7 @@ class Task:
             if self.canonical(value) is None:
                 listed = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
                 raise TaskError(f"{self.train} has the label {value!r} in {self.target_name()}, which is not in task.target.labels ({listed})",
-                                f'add it to labels, or set labels = "from_train"')
+                                f'add it to labels, or set labels = "from_train"', key="target.labels")
 
     def canonical(self, value: str) -> str | None:
         """`value` spelled as the task's class it means (True for "true" or "1" in a True/False task), or None."""
@@ -348,39 +349,39 @@ class Task:
             fits = [m for m, outs in METRIC_OUTPUTS.items() if self.output in outs]
             names = ", ".join("map@3" if m == "map" else "roc_auc_by:<column>" if m == "roc_auc_by" else m for m in fits)
             raise TaskError(f"metric {self.metric} cannot score a submission of {_output_words(self.output)}",
-                            f'set [task.submission] output = "{allowed[0]}"' + (f" and k = {metric_k}" if metric_k else "") + f", or a metric for {_output_words(self.output)}: {names}")
+                            f'set [task.submission] output = "{allowed[0]}"' + (f" and k = {metric_k}" if metric_k else "") + f", or a metric for {_output_words(self.output)}: {names}", key="metric.name")
         if self.output == "probability" and self.kind != "binary":
-            raise TaskError(f"output = \"probability\" is one class's probability, and this task is {self.kind}", 'output = "probabilities" (one column per class)')
+            raise TaskError(f"output = \"probability\" is one class's probability, and this task is {self.kind}", 'output = "probabilities" (one column per class)', key="submission.output")
         if self.output == "number" and self.kind != "ordinal":
-            raise TaskError(f"output = \"number\" submits an ordinal score, and this task is {self.kind}", 'output = "label", or kind = "ordinal"')
+            raise TaskError(f"output = \"number\" submits an ordinal score, and this task is {self.kind}", 'output = "label", or kind = "ordinal"', key="submission.output")
         if family in ("qwk", "rmse") and self.kind != "ordinal":
-            raise TaskError(f"metric {self.metric} compares numbers, and this task is {self.kind}", 'kind = "ordinal" (integer labels), or metric "accuracy"')
+            raise TaskError(f"metric {self.metric} compares numbers, and this task is {self.kind}", 'kind = "ordinal" (integer labels), or metric "accuracy"', key="metric.name")
         if family in ("roc_auc", "roc_auc_by") and self.kind != "binary":
-            raise TaskError(f"metric {self.metric} scores a binary task, and this one is {self.kind}", 'kind = "binary", or metric "log_loss"')
+            raise TaskError(f"metric {self.metric} scores a binary task, and this one is {self.kind}", 'kind = "binary", or metric "log_loss"', key="metric.name")
         if family == "map" and self.k > int(metric_k or 0):
-            raise TaskError(f"task.submission.k = {self.k} submits more labels than {self.metric} reads", f"k = {metric_k}")
+            raise TaskError(f"task.submission.k = {self.k} submits more labels than {self.metric} reads", f"k = {metric_k}", key="submission.k")
         if self.output == "top_k" and not self.separator:
-            raise TaskError("task.submission.separator is empty: the top-k labels would run together", 'separator = " "')
+            raise TaskError("task.submission.separator is empty: the top-k labels would run together", 'separator = " "', key="submission.separator")
 
     def _with_resolved_columns(self) -> "Task":
         """Check the label set against the shape and fill per-class submission columns; returns the task."""
         classes = self.classes()
         if len(set(classes)) != len(classes) or any(not c for c in classes):
-            raise TaskError(f"task.target.labels has a blank or repeated label: {list(classes)}", "list each class once")
+            raise TaskError(f"task.target.labels has a blank or repeated label: {list(classes)}", "list each class once", key="target.labels")
         if self.kind == "binary" and len(classes) != 2:
-            raise TaskError(f"a binary task has two labels, and this one has {len(classes)}: {_listing(classes)}", 'kind = "multiclass"')
+            raise TaskError(f"a binary task has two labels, and this one has {len(classes)}: {_listing(classes)}", 'kind = "multiclass"', key="target.labels")
         if self.kind == "ordinal":
             bad = [c for c in classes if not re.fullmatch(r"-?\d+", c)]
             if bad:
-                raise TaskError(f"an ordinal task's labels are whole numbers, and {bad[0]!r} is not", 'kind = "multiclass"')
+                raise TaskError(f"an ordinal task's labels are whole numbers, and {bad[0]!r} is not", 'kind = "multiclass"', key="target.labels")
         if self.output == "top_k" and self.k > len(classes):
-            raise TaskError(f"task.submission.k = {self.k} is more than the {len(classes)} classes", f"k = {len(classes)} at most, and metric map@{len(classes)}")
+            raise TaskError(f"task.submission.k = {self.k} is more than the {len(classes)} classes", f"k = {len(classes)} at most, and metric map@{len(classes)}", key="submission.k")
         columns = self.sub_columns
         if self.output == "probabilities":
             columns = columns or (self.id, *classes)
             if len(columns) != len(classes) + 1:
                 raise TaskError(f"task.submission.columns has {len(columns) - 1} probability columns for {len(classes)} classes ({_listing(classes)})",
-                                "the id column, then one column per class in the labels' order")
+                                "the id column, then one column per class in the labels' order", key="submission.columns")
         return replace(self, sub_columns=columns)
 
 
@@ -815,20 +816,21 @@ def _labels(value) -> tuple[str, ...] | None:
         return None
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
         return tuple(str(v).strip() for v in value)
-    raise TaskError(f"task.target.labels must list the classes or say \"from_train\", not {value!r}", 'labels = ["A", "B", "C"], or labels = "from_train"')
+    raise TaskError(f"task.target.labels must list the classes or say \"from_train\", not {value!r}", 'labels = ["A", "B", "C"], or labels = "from_train"',
+                    key="target.labels")
 
 
 def _text(d: Mapping, key: str, default, prefix: str):
     value = d.get(key, default)
     if value is not None and not isinstance(value, str):
-        raise TaskError(f"{prefix}{key} must be text, not {value!r}", f'{key} = "{value}"')
+        raise TaskError(f"{prefix}{key} must be text, not {value!r}", f'{key} = "{value}"', key=f"{prefix}{key}".removeprefix("task."))
     return value
 
 
 def _names(d: Mapping, key: str, prefix: str) -> tuple[str, ...]:
     value = d.get(key, [])
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise TaskError(f"{prefix}{key} must be a list of column names, not {value!r}", f'{key} = ["a", "b"]')
+        raise TaskError(f"{prefix}{key} must be a list of column names, not {value!r}", f'{key} = ["a", "b"]', key=f"{prefix}{key}".removeprefix("task."))
     return tuple(v.strip() for v in value)
 
 
@@ -837,7 +839,16 @@ def _check_keys(d: Mapping, table: str) -> None:
     for key in d:
         if key not in known:
             where = f"task.{table}" if table else "task"
-            raise TaskError(f"unknown key {key!r} in [{where}]{_did_you_mean(key, known)}", f"keys of [{where}]: {', '.join(known)}")
+            raise TaskError(f"unknown key {key!r} in [{where}]{_did_you_mean(key, known)}", f"keys of [{where}]: {', '.join(known)}",
+                            key=f"{table}.{key}" if table else key)
+
+
+def _at_key(check, value, key: str):
+    """check(value), its TaskError pointed at the [task] key it came from."""
+    try:
+        return check(value)
+    except TaskError as exc:
+        raise TaskError(exc.problem, exc.fix, key=key) from None
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:

@@ -17,6 +17,7 @@ from kit.errors import ConfigError, WorkspaceError
 from kit.workspace import schema
 from kit.workspace.kernel_config import settings_table
 from kit.workspace.schema import Key, Table
+from kit.workspace.task_config import TASK_TABLE, Task, task_from_toml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +92,7 @@ KIT_TOML: dict[str, Table] = {
     "train": settings_table("train"),
     "infer": settings_table("infer"),
     "sweep": Table({"concurrency": Key(int, 0, "runs of a sweep at once (0: the backend's default)", min=0)}),
+    "task": TASK_TABLE,
 }
 
 
@@ -109,6 +111,12 @@ class Workspace:
     docker_image: str = ""  # [kaggle] docker_image: the image kernels are pinned to, recorded from the first run
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # kit.toml's checked values, by table
+    task_table: Task | None = None  # [task] as written; None: no [task] (the binary is_correct task)
+
+    @property
+    def task(self) -> Task:
+        """The competition's task: kit.toml's [task], or the binary is_correct task where it has none."""
+        return self.task_table or Task.default()
 
     def value(self, table: str, key: str) -> Any:
         """A kit.toml key's value, or its declared default when the file leaves it out."""
@@ -186,6 +194,7 @@ def load(start: Path | None = None) -> Workspace:
         workspace_id=ws.value("kaggle", "workspace_id"),
         docker_image=ws.value("kaggle", "docker_image"),
         defaults={kernel: dict(checked.get(kernel, {})) for kernel in ("train", "infer")},
+        task_table=task_from_toml(path, text, data.get("task")),
     )
 
 

@@ -61,7 +61,7 @@ class Table:
 
     `each = "list"` says every value is a non-empty list of the key's values (a sweep's [grid])."""
 
-    keys: Mapping[str, Key] | Callable[[], Mapping[str, Key]] = field(default_factory=dict)
+    keys: Mapping[str, "Key | Table"] | Callable[[], Mapping[str, Key]] = field(default_factory=dict)  # a Table value: [table.name]
     help: str = ""
     word: str = "key"  # "setting" for run settings, so messages say "unknown setting"
     each: str = "value"
@@ -248,7 +248,7 @@ def check_document(path: Path, text: str, data: Mapping[str, Any], schema: Mappi
             raise ConfigError(f"{path}: {name} is missing", hint=f"add  {name} = {spec.example()}  at the top of {Path(path).name}")
         if isinstance(spec, Table):
             for key_name, key in spec.key_map().items():
-                if key.required and key_name not in data.get(name, {}):
+                if isinstance(key, Key) and key.required and key_name not in data.get(name, {}):
                     raise ConfigError(
                         f"{where(path, text, name, None)}: [{name}] {key_name} is missing",
                         hint=f"add  {key_name} = {key.example()}  under [{name}]",
@@ -264,6 +264,12 @@ def check_table(path: Path, text: str, table: str, data: Mapping[str, Any], spec
         key = keys.get(name)
         if key is None:
             raise _at(path, text, table, name, unknown(name, keys, spec.word, place=f" in [{table}]"))
+        if isinstance(key, Table):  # a table inside a table: [task.target]
+            if not isinstance(value, dict):
+                raise _at(path, text, table, name, ConfigError(f"[{table}] {name} = {toml_value(value)} is not a table",
+                                                               hint=f"write it as a table: a line [{table}.{name}], then its keys under it"))
+            out[name] = check_table(path, text, f"{table}.{name}", value, key)
+            continue
         if spec.each == "list":
             if not isinstance(value, list) or not value:
                 raise _at(path, text, table, name, ConfigError(f"[{table}] {name} must be a non-empty list of values", hint=f"{name} = [{key.example()}, ...]"))

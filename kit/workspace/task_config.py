@@ -1,0 +1,74 @@
+"""[task] in kit.toml: its keys in the one schema, and the Task it describes, checked when the workspace loads.
+
+The schema (`TASK_TABLE`) refuses an unknown key with a did-you-mean and a wrong type at its file:line; the Task
+(kernels/runtime/task.py, through kit.task) then checks that the description holds together (a metric the shape
+cannot have, k larger than the classes, ...), and its TaskError is reported at the line of the key at fault.
+A kit.toml without [task] is the binary is_correct task of kit's reference competition, exactly as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from kit.errors import ConfigError
+from kit.task import KINDS, OUTPUTS, PRESETS, Task, TaskError, parse_metric
+from kit.workspace.schema import Key, Table, where
+
+LABELS_RULE = 'a list of the classes, or "from_train"'
+
+
+def _metric_problem(value: str) -> str:
+    try:
+        parse_metric(value)
+    except TaskError as exc:
+        return exc.problem.replace(f"unknown metric {value!r}", "unknown metric")
+    return ""
+
+
+TASK_TABLE = Table({
+    "preset": Key(str, "binary", "the competition's shape; it fills in the keys left out", choices=tuple(PRESETS)),
+    "train": Key(str, "train.csv", "the train file among the competition's files (CSV or Parquet)"),
+    "test": Key(str, "test.csv", "the test file (CSV or Parquet)"),
+    "id": Key(str, "ID", "the id column of test and of the submission"),
+    "prompt": Key(str, "", "the prompt over train columns, with {column} fields (empty: the kernel's named prompt, over question, answer, solution)"),
+    "shorten": Key(str, "solution", "the one {field} cut to fit max_seq_length (default: the prompt's last field)"),
+    "target": Table({
+        "kind": Key(str, "binary", "what the target is", choices=KINDS),
+        "column": Key(str, "is_correct", "the target column"),
+        "columns": Key(list, [], "two (or more) target columns, joined by compose"),
+        "compose": Key(str, "", 'how columns join into one class, e.g. "{Category}:{Misconception}"'),
+        "one_hot": Key(list, [], "one-hot columns read as one class (the column holding 1)"),
+        "labels": Key(list, ["True", "False"], f"the label set: {LABELS_RULE} (read from train's target, sorted)", rule=LABELS_RULE),
+    }, help="what the model learns to give for each train row"),
+    "submission": Table({
+        "file": Key(str, "submission.csv", "the submission file's name"),
+        "columns": Key(list, ["ID", "is_correct"], "the submission's header, verbatim (per-class probabilities: the id, then one column per class)"),
+        "output": Key(str, "label", "what each row submits", choices=OUTPUTS),
+        "k": Key(int, 1, "top_k: labels a row lists at most, best first", min=1),
+        "separator": Key(str, " ", "top_k: what separates the labels"),
+        "format": Key(str, "", 'probabilities: the number format, e.g. "%.6f" (empty: 6 decimals)'),
+    }, help="what the submission file holds"),
+    "metric": Table({
+        "name": Key(str, "accuracy", "the competition's metric: accuracy, log_loss, roc_auc, roc_auc_by:<column>, map@<k>, qwk, macro_f1, rmse",
+                    check=_metric_problem, rule="a metric such as accuracy, log_loss or map@3",
+                    fix="name = one of accuracy, log_loss, roc_auc, roc_auc_by:<column>, map@<k>, qwk, macro_f1, rmse"),
+    }, help="how the competition scores it (and its direction: lower log loss and RMSE are better)"),
+}, help="the competition's task: its files, prompt, target, submission and metric (left out: the binary is_correct task)")
+
+
+def task_from_toml(path: Path, text: str, table: Mapping[str, Any] | None) -> Task | None:
+    """The Task of kit.toml's [task] table (already checked against TASK_TABLE), or None when there is none; a
+    TaskError becomes a ConfigError at the line of the key at fault."""
+    if table is None:
+        return None
+    try:
+        return Task.from_dict(dict(table))
+    except TaskError as exc:
+        section, _, key = ("task." + exc.key).rpartition(".") if exc.key else ("task", "", None)
+        located = where(path, text, section, key) if key else where(path, text, "task", None)
+        if located == str(path) and key:  # a key left out (filled by the preset): point at the table
+            located = where(path, text, section, None) if section != "task" else where(path, text, "task", None)
+            if located == str(path):
+                located = where(path, text, "task", None)
+        raise ConfigError(f"{located}: {exc.problem}", hint=exc.fix) from None

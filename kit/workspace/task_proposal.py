@@ -1,0 +1,261 @@
+"""`kit init --competition SLUG` proposes the [task] from the competition's files: train's columns, test's columns,
+and sample_submission's header and values. What it guessed is said, and what only the competition's pages can say
+(the metric above all) is listed for a person to check.
+
+    proposal = propose(folder)          # -> Proposal: the [task] text, the guesses, what to check
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit.errors import ConfigError
+from kit.task import Task, TaskError, read_header, read_rows
+
+SAMPLE_ROWS = 2000  # rows of train read to see its labels (enough for the classes of every shape we know)
+NAMED_PROMPT_FIELDS = ("question", "answer", "solution")  # what the kernels' named prompts read
+
+
+@dataclass
+class Proposal:
+    """A proposed [task]: the table (as kit.toml text and as a dict), each guess with its reason, and the checks."""
+
+    table: dict
+    guesses: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    def toml(self) -> str:
+        """The [task] tables as kit.toml text, with a comment saying it was proposed."""
+        lines = ["", "# The competition's task, proposed by kit from its files: check it (kit task propose says what to check).", "[task]"]
+        subtables = []
+        for key, value in self.table.items():
+            if isinstance(value, dict):
+                subtables.append((key, value))
+            else:
+                lines.append(f"{key} = {_toml(value)}")
+        for name, values in subtables:
+            lines += ["", f"[task.{name}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
+        return "\n".join(lines) + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
+
+
+def find_file(folder: Path, stem: str) -> Path | None:
+    """`stem`.csv or `stem`.parquet in `folder` (the first found), else None."""
+    for suffix in (".csv", ".parquet"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def propose(folder: Path) -> Proposal:
+    """The [task] the competition's files in `folder` suggest; ConfigError when train or sample_submission is missing."""
+    folder = Path(folder)
+    train, test = find_file(folder, "train"), find_file(folder, "test")
+    sample = find_file(folder, "sample_submission")
+    if train is None or sample is None:
+        missing = " and ".join(n for n, p in (("train", train), ("sample_submission", sample)) if p is None)
+        raise ConfigError(f"{folder} has no {missing} file to propose the task from", hint="kit data (downloads the competition's files), then kit init again")
+    try:
+        return _propose(train, test, sample)
+    except TaskError as exc:
+        raise ConfigError(exc.problem, hint=exc.fix) from None
+
+
+def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
+    train_cols = read_header(train)
+    test_cols = read_header(test) if test is not None else []
+    sample_cols = read_header(sample)
+    sample_rows = [r for _, r in zip(range(50), read_rows(sample))]
+    if len(sample_cols) < 2:
+        raise TaskError(f"{sample.name} has {len(sample_cols)} column(s): no id and value to learn the submission from", "check the file")
+    id_col, values = sample_cols[0], sample_cols[1:]
+    p = Proposal({"train": train.name, "test": test.name if test else "test.csv", "id": id_col})
+    p.guesses.append(f"id = {id_col!r}: the first column of {sample.name}")
+    target: dict = {}
+    submission: dict = {"columns": sample_cols}
+    inputs = [c for c in (test_cols or train_cols) if c != id_col and c not in values]
+
+    if len(values) > 1:
+        # One column per class: probabilities. One-hot in train (LMSYS), or classes named by a train column.
+        preset = "pairwise" if all(v in train_cols for v in values) else "multiclass"
+        if all(v in train_cols for v in values):
+            target["one_hot"] = values
+            p.guesses.append(f"the target is one-hot over {', '.join(values)} (train has each), one probability column per class")
+        else:
+            column = _label_column(train, train_cols, test_cols, id_col, set(values))
+            target.update(kind="multiclass", column=column, labels=values)
+            p.guesses.append(f"one probability column per class of {column!r}")
+        submission["output"] = "probabilities"
+        metric = "log_loss"
+        p.checks.append("the metric: per-class probabilities are most often scored by log loss (LMSYS, LLM Classification Finetuning)")
+    else:
+        value = values[0]
+        cells = [r[value].strip() for r in sample_rows if r.get(value, "").strip()]
+        parts = [c for c in re.split(r"[^A-Za-z0-9_]+", value) if c]
+        if value in train_cols:
+            target["column"] = value
+            p.guesses.append(f"the target is train's {value!r} (the submission's column)")
+        elif len(parts) > 1 and all(c in train_cols for c in parts):
+            target.update(columns=parts, compose=value.replace(parts[0], "{" + parts[0] + "}", 1).replace(parts[-1], "{" + parts[-1] + "}"))
+            p.guesses.append(f"the target is {' and '.join(parts)} joined as {value!r} (the submission's column names them)")
+        else:
+            column = _label_column(train, train_cols, test_cols, id_col, None)
+            target["column"] = column
+            p.guesses.append(f"the target is train's {column!r}: the one column train has and test has not")
+        train_values = _target_values(train, target)
+        if any(len(c.split()) > 1 for c in cells):
+            k = max(len(c.split()) for c in cells)
+            preset, metric = "topk", f"map@{k}"
+            submission.update(output="top_k", k=k)
+            p.guesses.append(f"a row submits up to {k} labels separated by spaces (as {sample.name} does), best first")
+            p.checks.append(f"the metric: ranked labels are most often scored by MAP@k (LLM Science Exam, MAP): kit guessed map@{k}")
+        elif cells and all(_is_probability(c) for c in cells) and not all(c in train_values for c in cells):
+            preset, metric = "binary", "roc_auc"
+            submission["output"] = "probability"
+            p.guesses.append(f"a row submits a probability (as {sample.name} does)")
+            p.checks.append("the metric: a probability is scored by ROC AUC or log loss; per-group AUC is roc_auc_by:<column> (Jigsaw)")
+        elif len(train_values) > 2 and all(re.fullmatch(r"-?\d+", v) for v in train_values):
+            preset, metric = "ordinal", "qwk"
+            p.guesses.append(f"the target is an integer score ({', '.join(sorted(train_values, key=int))}): ordinal")
+            p.checks.append("the metric: integer scores are most often scored by quadratic weighted kappa (Automated Essay Scoring)")
+        elif len(train_values) == 2:
+            preset, metric = "binary", "accuracy"
+            p.guesses.append(f"two labels in train ({', '.join(sorted(train_values))}): binary")
+            p.checks.append("the metric: kit guessed accuracy; a competition may score labels by F1 or probabilities by AUC")
+        else:
+            preset, metric = "multiclass", "accuracy"
+            p.guesses.append(f"{len(train_values)} labels in train: multi-class, one label a row")
+            p.checks.append("the metric: kit guessed accuracy (macro_f1 is the other common one)")
+    p.table["preset"] = preset
+    default_fields = set(NAMED_PROMPT_FIELDS) <= set(inputs) and len(inputs) == 3
+    if default_fields:
+        p.guesses.append("the prompt: the kernel's named prompts, which read question, answer and solution")
+    else:
+        fields = [c for c in inputs if c in train_cols]
+        if not fields:
+            raise TaskError(f"no input column is in both {train.name} and {test.name if test else 'test'}", "write [task] prompt by hand")
+        prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\n\nAnswer:"
+        p.table["prompt"] = prompt
+        longest = _longest_field(train, fields)
+        p.table["shorten"] = longest
+        p.guesses.append(f"the prompt reads {', '.join(fields)} (test's columns); {longest!r} is the longest, cut to fit max_seq_length")
+        p.checks.append("the prompt: write it as you would ask the question; the label follows its last line")
+    if target.get("one_hot") or "labels" in target or preset != "binary" or target.get("column") != "is_correct":
+        p.table["target"] = target
+    p.table["submission"] = submission
+    p.table["metric"] = {"name": metric}
+    if test is not None and id_col not in test_cols:
+        p.checks.append(f"the id: {id_col!r} is not a column of {test.name}")
+    Task.from_dict(p.table).check_train_columns(train_cols, train.name)  # the proposal holds together
+    p.checks.append("then: kit build train -o build/train shows the kernel this task builds")
+    return p
+
+
+def _label_column(train: Path, train_cols: list[str], test_cols: list[str], id_col: str, classes: set[str] | None) -> str:
+    only_train = [c for c in train_cols if c not in test_cols and c != id_col]
+    if classes is not None:
+        for column in only_train:
+            if {r[column] for _, r in zip(range(SAMPLE_ROWS), read_rows(train, [column]))} <= classes:
+                return column
+    if len(only_train) == 1:
+        return only_train[0]
+    raise TaskError(f"cannot tell the target among {train.name}'s columns {only_train or train_cols}",
+                    'write [task.target] column = "..." by hand')
+
+
+def _target_values(train: Path, target: dict) -> set[str]:
+    task_target = {"column": target["column"]} if "column" in target else {"columns": target["columns"], "compose": target["compose"]}
+    task = Task.from_dict({"preset": "multiclass", "target": task_target})
+    return {task.target(r) for _, r in zip(range(SAMPLE_ROWS), read_rows(train, task.target_columns()))}
+
+
+def _longest_field(train: Path, fields: list[str]) -> str:
+    totals = dict.fromkeys(fields, 0)
+    for _, row in zip(range(200), read_rows(train, fields)):
+        for f in fields:
+            totals[f] += len(row[f])
+    return max(fields, key=lambda f: totals[f])
+
+
+def _is_probability(cell: str) -> bool:
+    try:
+        return 0.0 <= float(cell) <= 1.0
+    except ValueError:
+        return False
+
+
+
+TASK_FILES = ("train", "test", "sample_submission")
+
+
+def competition_files(ws, data_dir: Path | None = None, download: bool = False) -> tuple[Path | None, str]:
+    """The folder holding the competition's train and sample_submission files, and a note on where it came from:
+    `data_dir`; else data/SLUG/ (kit data's folder) or the practice competition's data; else, with `download` and
+    where the backend lists them, train, test and sample_submission downloaded into data/SLUG/. (None, why) when
+    there are none."""
+    from kit.errors import KitError
+
+    if data_dir is not None:
+        if find_file(Path(data_dir), "train") is None or find_file(Path(data_dir), "sample_submission") is None:
+            raise ConfigError(f"{data_dir} has no train and sample_submission files", hint="--data FOLDER with the competition's files (kit data downloads them)")
+        return Path(data_dir), f"the files in {data_dir}"
+    for folder in (ws.root / "data" / ws.competition, ws.practice_dir / "data"):
+        if find_file(folder, "train") is not None and find_file(folder, "sample_submission") is not None:
+            return folder, f"the files in {folder}"
+    if not download:
+        return None, f"no files of {ws.competition} here yet"
+    from kit.backends.registry import get_backend
+    from kit.workspace.layout import ignore
+
+    try:
+        backend = get_backend(ws)
+        listed = [f.name for f in backend.data_files()]
+        wanted = [n for n in listed if Path(n).stem in TASK_FILES and Path(n).suffix in (".csv", ".parquet")]
+        if not {Path(n).stem for n in wanted} >= {"train", "sample_submission"}:
+            return None, f"{ws.competition} lists no train and sample_submission files"
+        dest = ws.root / "data" / ws.competition
+        ignore(ws.root / ".gitignore", ["data/"])
+        for name in wanted:
+            backend.download_data(name, dest)
+    except KitError as exc:
+        return None, f"the files of {ws.competition} could not be read: {exc.message}"
+    return dest, f"{', '.join(sorted(wanted))} downloaded into {dest}"
+
+
+def propose_task(root: Path, data_dir: Path | None = None, download: bool = False) -> tuple[Proposal | None, str]:
+    """The [task] the competition's files suggest for the workspace at `root` (None where there are no files), and a
+    note on the files it read."""
+    from kit.workspace import layout
+
+    folder, note = competition_files(layout.load(root), data_dir, download)
+    return (propose(folder) if folder is not None else None), note
+
+
+def write_task(root: Path, proposal: Proposal) -> Path:
+    """Add the proposed [task] to kit.toml, checked by loading the workspace again (kit.toml is left as it was when
+    it does not load); refused where kit.toml has a [task] already."""
+    from kit.fileio import atomic_write_text
+    from kit.workspace import layout
+
+    ws = layout.load(root)
+    path = ws.root / layout.WORKSPACE_FILE
+    if ws.task_table is not None:
+        raise ConfigError(f"{path} has a [task] already", hint="edit it, or delete it and run kit task propose --write again")
+    before = path.read_text(encoding="utf-8")
+    atomic_write_text(path, before.rstrip("\n") + "\n" + proposal.toml())
+    try:
+        layout.load(root)
+    except ConfigError:
+        atomic_write_text(path, before)
+        raise
+    return path
