@@ -5,15 +5,24 @@ The file kit uploads is kit's to write: values the scorer might read differently
 (`true`, `FALSE`, `1`, `0`) are respelled as the sample spells them, blank lines are dropped and cells trimmed,
 and kit says so. The run's own file is never changed. What cannot be normalized (unknown IDs, a missing row, a
 value that is not a label) is refused before anything is spent.
+
+The file is read once, row by row, and the normalized copy written as it is read: memory grows with the sample
+submission (the competition's IDs), never with the file checked, so a file of any size is checked or refused in
+bounded memory. What one competition shape accepts in a row's values is a `ValueCheck`: the generic part here
+(header, blank lines, columns, unknown / duplicate / missing IDs, normalizing) calls it once per row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
-import io
+import os
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Iterator, Protocol
 
 from kit.errors import SubmissionError
 
@@ -22,6 +31,7 @@ LABELS = {"True", "False"}
 SPELLINGS = (("True", "False"), ("true", "false"), ("TRUE", "FALSE"), ("1", "0"))
 READS_AS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 MAX_SHOWN = 3
+CHUNK = 1 << 16  # bytes read at a time when hashing
 
 
 @dataclass(frozen=True)
@@ -37,15 +47,37 @@ class ValidSubmission:
     changes: tuple[str, ...] = field(default_factory=tuple)
 
 
+class RowProblem(Exception):
+    """A row's values the competition would refuse; the message names the value (never more than the row)."""
+
+
+class ValueCheck(Protocol):
+    """What one competition shape accepts in the value cells of a row (every cell after the ID)."""
+
+    def check(self, row_id: str, values: list[str]) -> list[str]:
+        """The values as kit uploads them (respelled where the sample spells them otherwise); RowProblem if refused."""
+
+    def changes(self) -> list[str]:
+        """What normalizing changed, once the whole file was read (e.g. '3 values respelled ...')."""
+
+    def summary(self) -> float:
+        """The share of rows predicted True (shown before the submission is spent); 0.0 where it means nothing."""
+
+
 def file_sha256(path: Path) -> str:
-    """The file's SHA-256, to recognise the same file submitted twice."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The file's SHA-256, to recognise the same file submitted twice (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _read(path: Path) -> list[list[str]]:
+def read_rows(path: Path) -> Iterator[list[str]]:
+    """The CSV file's rows, one at a time; SubmissionError if it is missing or not a readable CSV file."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            return [row for row in csv.reader(fh)]
+            yield from csv.reader(fh)
     except FileNotFoundError:
         raise SubmissionError(f"no submission file at {path}", hint="kit pull RUN fetches a run's outputs") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -58,101 +90,268 @@ def label_spelling(sample_values: list[str]) -> tuple[str, str]:
     return next((pair for pair in SPELLINGS if used <= set(pair)), SPELLINGS[0])
 
 
-def find_problems(path: Path, sample: Path) -> list[str]:
-    """Every reason the competition would refuse `path` that normalizing cannot fix (empty list = valid)."""
-    return _check(path, sample)[0]
+ROW_NUMBER = re.compile(r"0|[1-9][0-9]{0,17}")  # an ID that is a row number, as most competitions' IDs are
+MAX_DISTINCT = 64  # distinct first values kept from the sample: enough to tell how it spells its labels
 
 
-def _check(path: Path, sample: Path) -> tuple[list[str], list[list[str]], list[str]]:
-    """(problems, the normalized rows with their header, what normalizing changed)."""
-    expected_rows = [r for r in _read(sample) if r]
-    header, expected_ids = [c.strip() for c in expected_rows[0]], [r[0].strip() for r in expected_rows[1:]]
-    spelling = label_spelling([r[1] for r in expected_rows[1:] if len(r) > 1])
-    rows = _read(path)
-    if not rows or all(not any(cell.strip() for cell in r) for r in rows):
-        return ["the file is empty"], [], []
-    problems: list[str] = []
-    got_header = [c.strip() for c in rows[0]]
+class Sample:
+    """The sample submission: its header, its IDs, and which of them a file has given (what a file is checked
+    against).
+
+    Where every ID is a row number and they are dense (most competitions), an ID's place is its number and the
+    IDs cost one byte each; otherwise a dict from ID to place. The sample is read twice to choose, never kept."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        rows = self._rows()
+        self.header = [c.strip() for c in next(rows, [])]
+        count, low, high, numbers = 0, None, None, True
+        self.first_values: set[str] = set()  # the distinct values of the first value column, up to MAX_DISTINCT
+        for row in rows:
+            row_id = row[0].strip()
+            count += 1
+            if len(self.first_values) < MAX_DISTINCT and len(row) > 1:
+                self.first_values.add(row[1].strip())
+            if numbers and ROW_NUMBER.fullmatch(row_id):
+                number = int(row_id)
+                low = number if low is None else min(low, number)
+                high = number if high is None else max(high, number)
+            else:
+                numbers = False
+        self.low = low if numbers and low is not None and high - low < 4 * count + 1024 else None
+        if self.low is not None:
+            self._place: dict[str, int] | None = None
+            self.state = bytearray(high - self.low + 1)  # 0: not an ID, 1: an ID not given yet, 2: given
+            for row_id in self.ids():
+                self.state[int(row_id) - self.low] = 1
+        else:
+            self._place = {}
+            for row_id in self.ids():
+                self._place.setdefault(row_id, len(self._place))
+            self.state = bytearray(b"\x01") * len(self._place)
+        self.count = self.state.count(1)
+
+    def _rows(self) -> Iterator[list[str]]:
+        return (r for r in read_rows(self.path) if r)
+
+    def ids(self) -> Iterator[str]:
+        """The sample's IDs in its order (read again from the file)."""
+        rows = self._rows()
+        next(rows, None)
+        return (row[0].strip() for row in rows)
+
+    def place(self, row_id: str) -> int | None:
+        """Where `row_id` is kept, or None when it is not one of the sample's IDs."""
+        if self._place is not None:
+            return self._place.get(row_id)
+        if not ROW_NUMBER.fullmatch(row_id):
+            return None
+        place = int(row_id) - self.low
+        return place if 0 <= place < len(self.state) and self.state[place] else None
+
+    def __contains__(self, row_id: str) -> bool:
+        return self.place(row_id) is not None
+
+    def give(self, place: int) -> bool:
+        """Mark the ID at `place` given; False when it already was (a duplicate)."""
+        first = self.state[place] == 1
+        self.state[place] = 2
+        return first
+
+    def missing(self) -> tuple[int, list[str]]:
+        """How many IDs no row gave, and the first few of them in the sample's order."""
+        missing = self.state.count(1)
+        first: list[str] = []
+        if missing:
+            for row_id in self.ids():
+                place = self.place(row_id)
+                if place is not None and self.state[place] == 1 and row_id not in first:
+                    first.append(row_id)
+                    if len(first) > MAX_SHOWN:
+                        break
+        return missing, first
+
+
+class BinaryLabels:
+    """The binary task's values: one True/False label, respelled as the sample spells it."""
+
+    def __init__(self, sample: Sample):
+        self.column = sample.header[1] if len(sample.header) > 1 else "value"
+        self.spelling = label_spelling(list(sample.first_values))
+        self.respelled: dict[str, int] = {}
+        self.trues = self.rows = 0
+
+    def check(self, row_id: str, values: list[str]) -> list[str]:
+        value = values[0] if values else ""
+        label = READS_AS.get(value.lower())
+        if value == "":
+            raise RowProblem(f"blank {self.column} for ID {row_id!r}")
+        if label is None:
+            raise RowProblem(f"bad value {value!r} for ID {row_id!r} (expected {self.spelling[0]} or {self.spelling[1]})")
+        spelled = self.spelling[0] if label else self.spelling[1]
+        if spelled != value:
+            self.respelled[f"{value}->{spelled}"] = self.respelled.get(f"{value}->{spelled}", 0) + 1
+        self.rows += 1
+        self.trues += label
+        return [spelled, *values[1:]]
+
+    def changes(self) -> list[str]:
+        if not self.respelled:
+            return []
+        what = ", ".join(f"{k} ({n})" for k, n in sorted(self.respelled.items()))
+        return [f"{sum(self.respelled.values())} values respelled as the sample submission spells them: {what}"]
+
+    def summary(self) -> float:
+        return self.trues / max(self.rows, 1)
+
+
+class _Out:
+    """Where the normalized rows go: hashed as they are written, and written to `fh` when there is one."""
+
+    def __init__(self, fh: IO[str] | None):
+        self.fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        self.digest.update(text.encode("utf-8"))
+        if self.fh is not None:
+            self.fh.write(text)
+
+
+@dataclass
+class _Result:
+    problems: list[str]  # the first MAX_SHOWN
+    more: int = 0  # how many past those
+    rows: int = 0
+    changes: list[str] = field(default_factory=list)
+    sha256: str = ""
+
+
+class _Problems:
+    """The first few problems in full and how many there were: a file of millions of bad rows stays small here."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.count = 0
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_SHOWN:
+            self.shown.append(text)
+
+
+
+def _check(path: Path, sample: Sample, values: ValueCheck, out: _Out) -> _Result:
+    """Read `path` row by row, check each against the sample and `values`, and write the normalized rows to `out`."""
+    rows = read_rows(path)
+    lineno = 0
+    first: list[str] | None = None
+    blank_before = 0
+    for lineno, row in enumerate(rows, start=1):  # the header is the first line with a cell that is not blank
+        if any(cell.strip() for cell in row):
+            first = row
+            break
+        blank_before += 1
+    if first is None:
+        return _Result(["the file is empty"])
+    header = sample.header
+    got_header = [c.strip() for c in first]
     if got_header != header:
-        if got_header and got_header[0] in expected_ids and len(got_header) == len(header):
-            return [f"missing header row: expected {','.join(header)} on the first line"], [], []
-        return [f"wrong header {','.join(got_header)!r}: expected {','.join(header)!r}"], [], []
-    expected = set(expected_ids)
-    seen: set[str] = set()
-    out = [header]
-    blank = trimmed = 0
-    respelled: dict[str, int] = {}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not row or not any(cell.strip() for cell in row):
+        if got_header and got_header[0] in sample and len(got_header) == len(header):
+            return _Result([f"missing header row: expected {','.join(header)} on the first line"])
+        return _Result([f"wrong header {','.join(got_header)!r}: expected {','.join(header)!r}"])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    problems = _Problems()
+    blank, trimmed, written = blank_before, 0, 0
+    for lineno, row in enumerate(rows, start=lineno + 1):
+        if not any(cell.strip() for cell in row):
             blank += 1
             continue
         if len(row) != len(header):
-            problems.append(f"line {lineno}: {len(row)} columns, expected {len(header)}")
+            problems.add(f"line {lineno}: {len(row)} columns, expected {len(header)}")
             continue
         trimmed += sum(cell != cell.strip() for cell in row)
-        row_id, value = row[0].strip(), row[1].strip()
-        if row_id not in expected:
-            problems.append(f"line {lineno}: unknown ID {row_id!r}")
-        elif row_id in seen:
-            problems.append(f"line {lineno}: duplicate ID {row_id!r}")
-        seen.add(row_id)
-        label = READS_AS.get(value.lower())
-        if value == "":
-            problems.append(f"line {lineno}: blank {header[1]} for ID {row_id!r}")
-        elif label is None:
-            problems.append(f"line {lineno}: bad value {value!r} for ID {row_id!r} (expected {spelling[0]} or {spelling[1]})")
-        else:
-            spelled = spelling[0] if label else spelling[1]
-            if spelled != value:
-                respelled[f"{value}->{spelled}"] = respelled.get(f"{value}->{spelled}", 0) + 1
-            out.append([row_id, spelled, *(c.strip() for c in row[2:])])
-    missing = [i for i in expected_ids if i not in seen]
+        cells = [c.strip() for c in row]
+        row_id = cells[0]
+        place = sample.place(row_id)
+        if place is None:
+            problems.add(f"line {lineno}: unknown ID {row_id!r}")
+        elif not sample.give(place):
+            problems.add(f"line {lineno}: duplicate ID {row_id!r}")
+        try:
+            normalized = values.check(row_id, cells[1:])
+        except RowProblem as problem:
+            problems.add(f"line {lineno}: {problem}")
+            continue
+        if not problems.count:
+            writer.writerow([row_id, *normalized])
+            written += 1
+    missing, first_missing = sample.missing()
     if missing:
-        shown = ", ".join(missing[:MAX_SHOWN]) + (", ..." if len(missing) > MAX_SHOWN else "")
-        problems.append(f"{len(missing)} IDs missing: {shown}")
-    changes = []
-    if respelled:
-        what = ", ".join(f"{k} ({n})" for k, n in sorted(respelled.items()))
-        changes.append(f"{sum(respelled.values())} values respelled as the sample submission spells them: {what}")
+        shown = ", ".join(first_missing[:MAX_SHOWN]) + (", ..." if missing > MAX_SHOWN else "")
+        problems.add(f"{missing} IDs missing: {shown}")
+    if problems.count:
+        return _Result(problems.shown, problems.count - len(problems.shown))
+    changes = values.changes()
     if blank:
         changes.append(f"{blank} blank line{'s' if blank > 1 else ''} dropped")
     if trimmed:
         changes.append(f"spaces trimmed around {trimmed} cell{'s' if trimmed > 1 else ''}")
-    return problems, out, changes
+    return _Result([], rows=written, changes=changes, sha256=out.digest.hexdigest())
 
 
-def _render(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
+def find_problems(path: Path, sample: Path) -> list[str]:
+    """The first reasons the competition would refuse `path` that normalizing cannot fix (empty list = valid)."""
+    known = Sample(sample)
+    return _check(Path(path), known, BinaryLabels(known), _Out(None)).problems
 
 
-def validate_submission(path: Path, sample: Path, upload_dir: Path | None = None) -> ValidSubmission:
+@contextlib.contextmanager
+def _upload_file(upload: Path | None) -> Iterator[tuple[IO[str] | None, Path | None]]:
+    """A temporary file beside `upload`, renamed onto it only when the block ends without an error and it was kept."""
+    if upload is None:
+        yield None, None
+        return
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    tmp = upload.with_name(f".{upload.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            yield fh, tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def validate_submission(path: Path, sample: Path, upload_dir: Path | None = None, values: ValueCheck | None = None) -> ValidSubmission:
     """Check `path` against the sample submission; raise SubmissionError naming the first problems.
 
     With `upload_dir`, write the normalized copy there (upload_dir/NAME) and return it as the file to upload;
-    without, a file that needs normalizing is refused with what would change."""
+    without, a file that needs normalizing is refused with what would change. `values` checks each row's values
+    (the binary True/False labels when not given)."""
     path = Path(path)
-    problems, rows, changes = _check(path, sample)
-    if problems:
-        more = f" (and {len(problems) - MAX_SHOWN} more)" if len(problems) > MAX_SHOWN else ""
-        raise SubmissionError(
-            f"{path} would be refused: " + "; ".join(problems[:MAX_SHOWN]) + more,
-            hint="fix the file (ID,is_correct with every test ID once and True/False values); nothing was submitted",
-        )
-    text = _render(rows)
-    if text.encode("utf-8") != path.read_bytes() and not changes:
-        changes.append("rewritten as plain CSV (UTF-8 without a byte-order mark, \\n line ends, minimal quoting)")
-    upload = path
-    if upload_dir is not None:
-        from kit.fileio import atomic_write_text
-
-        upload = Path(upload_dir) / path.name
-        atomic_write_text(upload, text)
-    elif changes:
-        raise SubmissionError(f"{path} needs normalizing before upload: " + "; ".join(changes), hint=f"write it as {Path(sample).name} spells it (a code competition scores the file the kernel writes)")
-    trues = sum(1 for r in rows[1:] if READS_AS[r[1].lower()])
+    known = Sample(sample)
+    values = values if values is not None else BinaryLabels(known)
+    upload = Path(upload_dir) / path.name if upload_dir is not None else None
+    with _upload_file(upload) as (fh, tmp):
+        result = _check(path, known, values, _Out(fh))
+        if result.problems:
+            raise SubmissionError(
+                f"{path} would be refused: " + "; ".join(result.problems) + (f" (and {result.more} more)" if result.more else ""),
+                hint="fix the file (ID,is_correct with every test ID once and True/False values); nothing was submitted",
+            )
+        changes = result.changes
+        if result.sha256 != file_sha256(path) and not changes:
+            changes.append("rewritten as plain CSV (UTF-8 without a byte-order mark, \\n line ends, minimal quoting)")
+        if fh is not None and tmp is not None and upload is not None:
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.replace(tmp, upload)
+    if upload is None:
+        if changes:
+            raise SubmissionError(f"{path} needs normalizing before upload: " + "; ".join(changes), hint=f"write it as {Path(sample).name} spells it (a code competition scores the file the kernel writes)")
+        upload = path
     return ValidSubmission(
-        path=upload, rows=len(rows) - 1, sha256=file_sha256(upload), true_share=trues / max(len(rows) - 1, 1),
-        source=path, changes=tuple(changes),
+        path=upload, rows=result.rows, sha256=result.sha256, true_share=values.summary(), source=path, changes=tuple(changes),
     )
