@@ -180,3 +180,47 @@ def test_the_gateway_refuses_a_value_the_real_relay_refuses():
         encode({1, 2})
     with pytest.raises(TypeError):
         encode({1: "a"})
+
+
+# -- the task description: the answer kind and [task.server] ----------------------------------------------------
+
+ANSWER_TASK = {"preset": "answer", "id": "id", "prompt": "Problem: {problem}\nSolution:\n",
+               "target": {"column": "answer", "extract": "boxed", "completion": "solution"},
+               "server": {"module": "practice_math_inference_server", "call_seconds": 30, "run_seconds": 600}}
+
+
+def test_an_answer_task_with_a_server_reads_back_from_what_the_kernel_carries():
+    from kit.task import Task
+
+    task = Task.from_dict(ANSWER_TASK)
+    assert (task.kind, task.answer, task.answer_min, task.answer_max, task.extract) == ("answer", "integer", 0, 99999, "boxed")
+    assert task.served and task.submitted_file == "submission.parquet" and task.sub_columns == ("id", "answer")
+    assert Task.from_dict(task.to_dict()) == task
+    assert not Task.default().served and Task.default().submitted_file == "submission.csv"
+
+
+@pytest.mark.parametrize("change, problem, fix", [
+    ({"target": {"column": "answer"}}, "needs an extraction rule", 'extract = "boxed"'),
+    ({"target": {"column": "answer", "extract": "after_marker"}}, "needs the marker", 'marker = "Answer:"'),
+    ({"target": {"column": "answer", "extract": "first_line"}}, "unknown task.target.extract", "one of last_integer"),
+    ({"target": {"column": "answer", "extract": "boxed", "range": [9, 1]}}, "range", "range = [0, 99999]"),
+    ({"prompt": ""}, "needs its prompt", "prompt ="),
+    ({"server": {"module": "m", "call_seconds": 700, "run_seconds": 600}}, "more than the whole rerun", "call_seconds = 600 at most"),
+    ({"server": {"call_seconds": 7}}, "names no module", "kit init --competition"),
+])
+def test_bad_answer_tasks_are_refused_in_one_line_with_the_fix(change, problem, fix):
+    from kit.task import Task, TaskError
+
+    with pytest.raises(TaskError) as caught:
+        Task.from_dict({**ANSWER_TASK, **change})
+    assert problem in caught.value.problem and fix in caught.value.fix
+
+
+def test_an_answer_submission_is_checked_cell_by_cell():
+    from kit.task import Task, TaskError, check_submission
+
+    task = Task.from_dict(ANSWER_TASK)
+    assert check_submission(task, ["id", "answer"], [["1", "42"], ["2", "0"]], ["1", "2"]) == 2
+    for bad in ("4.5", "-1", "100000", "x"):
+        with pytest.raises(TaskError, match="not an answer of the task"):
+            check_submission(task, ["id", "answer"], [["1", bad], ["2", "0"]], ["1", "2"])

@@ -8,7 +8,7 @@ The rules are named, so that a task says which one it uses and kit checks the na
 - last_integer: the last integer in the text ("-3", "1,234" read as 1234);
 - boxed: the content of the last \\boxed{...} (nested braces kept), as AIMO solutions write it;
 - after_marker: the text after the last occurrence of a marker ("Answer:"), up to the end of its line.
-Stdlib only: the kernels inline it and kit's checks import it.
+Stdlib only. The rules' names and the answer types are the task's (task.py), which kit checks before anything runs.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-EXTRACT_RULES = ("last_integer", "boxed", "after_marker")
-ANSWER_TYPES = ("integer", "text")
-TEXT_ANSWER_MAX = 200  # characters: a short text answer, not an essay
+from runtime.task import ANSWER_TYPES, EXTRACT_RULES, TEXT_ANSWER_MAX
 
 # an integer standing alone: not part of a word or a decimal ("3.5" holds none), thousands commas allowed
 _INTEGER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?!\d|\.\d)|(?<![\w.])-?\d+(?!\d|\.\d)")

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-KINDS = ("binary", "multiclass", "pairwise", "ordinal")
-OUTPUTS = ("label", "probability", "probabilities", "top_k", "number")
+KINDS = ("binary", "multiclass", "pairwise", "ordinal", "answer")
+OUTPUTS = ("label", "probability", "probabilities", "top_k", "number", "answer")
 METRICS = ("accuracy", "log_loss", "roc_auc", "roc_auc_by:<column>", "map@<k>", "qwk", "macro_f1", "rmse")
 LOWER_IS_BETTER = ("log_loss", "rmse")
 # Which submissions each metric can score (a metric the shape cannot have is refused before anything runs).
 METRIC_OUTPUTS = {
-    "accuracy": ("label", "number"),
+    "accuracy": ("label", "number", "answer"),
     "macro_f1": ("label", "number"),
     "qwk": ("label", "number"),
     "rmse": ("number", "label"),
@@ -48,10 +48,20 @@ PRESETS = {
     "topk": {"kind": "multiclass", "output": "top_k", "k": 3, "metric": "map@3", "labels": "from_train"},
     "pairwise": {"kind": "pairwise", "output": "probabilities", "metric": "log_loss"},
     "ordinal": {"kind": "ordinal", "output": "number", "metric": "qwk", "labels": "from_train"},
+    # a generated answer (issue 26): an integer in a range or a short text, read from sampled completions
+    "answer": {"kind": "answer", "output": "answer", "metric": "accuracy"},
 }
+# Generated answers: what an answer is, and the named rules that read it from a completion (runtime/answers.py).
+ANSWER_TYPES = ("integer", "text")
+EXTRACT_RULES = ("last_integer", "boxed", "after_marker")
+TEXT_ANSWER_MAX = 200  # characters: a short text answer
+# kaggle_evaluation's: the notebook must serve within 15 minutes of its start (its model loads on the first call).
+STARTUP_LIMIT_SECONDS = 15 * 60
 KEYS = {
-    "": ("preset", "train", "test", "id", "prompt", "shorten", "target", "submission", "metric"),
-    "target": ("kind", "column", "columns", "compose", "one_hot", "labels"),
+    "": ("preset", "train", "test", "id", "prompt", "shorten", "target", "submission", "metric", "server"),
+    "target": ("kind", "column", "columns", "compose", "one_hot", "labels", "answer", "range", "extract", "marker", "completion"),
+    # an inference-server competition (its files ship kaggle_evaluation): the gateway calls the notebook's predict
+    "server": ("module", "call_seconds", "run_seconds", "file", "rows"),
     "submission": ("file", "columns", "output", "k", "separator", "format"),
     "metric": ("name",),
 }
@@ -98,6 +108,31 @@ class Task:
     separator: str = " "
     value_format: str = ""
     metric: str = "accuracy"
+    # kind "answer": the answer's type and range, the rule that reads it from a completion (and its marker), and the
+    # train column the train kernel teaches as the completion ("" = the answer alone, as the rule reads it)
+    answer: str = ""
+    answer_min: int = 0
+    answer_max: int = 99999
+    extract: str = ""
+    marker: str = ""
+    completion: str = ""
+    # [task.server]: the gateway's module in kaggle_evaluation/ ("" = the kernel writes the file itself), the deadline
+    # of one call and the limit of the whole rerun in seconds, the file the gateway writes, the rows it will send
+    server_module: str = ""
+    call_seconds: float = 0.0
+    run_seconds: float = 0.0
+    server_file: str = "submission.parquet"
+    server_rows: int = 0
+
+    @property
+    def served(self) -> bool:
+        """Whether the competition's gateway calls the kernel's predict (and writes the submission file itself)."""
+        return bool(self.server_module)
+
+    @property
+    def submitted_file(self) -> str:
+        """The file a submission is scored from: the gateway's in server mode, else the task's."""
+        return self.server_file if self.served else self.file
 
     @classmethod
     def default(cls) -> "Task":
@@ -110,7 +145,7 @@ class Task:
         if not d:
             return cls.default()
         _check_keys(d, "")
-        for table in ("target", "submission", "metric"):
+        for table in ("target", "submission", "metric", "server"):
             if table in d and not isinstance(d[table], Mapping):
                 raise TaskError(f"task.{table} must be a table", f"write it as [task.{table}]", key=f"{table}")
             _check_keys(d.get(table) or {}, table)
@@ -131,6 +166,8 @@ class Task:
         if len(given) > 1:
             raise TaskError(f"task.target has {' and '.join(given)}: the target is read one way", "keep one of column, columns (with compose), one_hot", key="target")
         if not given:
+            if kind == "answer":
+                raise TaskError("task.target names no column: a generated-answer task needs its answer column", 'column = "answer"', key="target")
             if preset != "binary" or "kind" in target:
                 raise TaskError("task.target names no column", 'column = "label" (or columns = [...] with compose, or one_hot = [...])', key="target")
             column = "is_correct"
@@ -143,10 +180,13 @@ class Task:
                                 'compose = "' + ":".join("{%s}" % c for c in columns) + '"', key="target.compose")
         elif compose:
             raise TaskError("task.target.compose joins columns, and task.target has no columns", "columns = [\"A\", \"B\"] with it, or remove compose", key="target.compose")
+        answer_fields = _answer_fields(target, kind, columns or one_hot)
         labels_value = target.get("labels", shape.get("labels", "from_train" if not (kind == "binary" and column == "is_correct") else ["True", "False"]))
+        if kind == "answer":
+            labels_value = []  # an open set: no classes
         if one_hot and "labels" not in target:
             labels_value = list(one_hot)
-        labels = _labels(labels_value)
+        labels = () if kind == "answer" else _labels(labels_value)
         if one_hot and labels is not None and len(labels) != len(one_hot):
             raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out", key="target.labels")
 
@@ -171,8 +211,12 @@ class Task:
             prompt=prompt, shorten=shorten, kind=kind, column=column, columns=columns, compose=compose, one_hot=one_hot, labels=labels,
             file=_text(sub, "file", "submission.csv", "task.submission."), sub_columns=sub_columns, output=output, k=k,
             separator=_text(sub, "separator", " ", "task.submission."),
-            value_format=_text(sub, "format", "", "task.submission."), metric=metric_name,
+            value_format=_text(sub, "format", "", "task.submission."), metric=metric_name, **answer_fields,
+            **_server_fields(d.get("server")),
         )
+        if kind == "answer" and not prompt:
+            raise TaskError("a generated-answer task needs its prompt (the named prompts grade answers, they do not ask for one)",
+                            'prompt = "Problem: {problem}\\nSolution:\\n" (with your columns)', key="prompt")
         task._check_shape(family, metric_k)
         if not sub_columns and output != "probabilities":
             if one_hot:
@@ -190,7 +234,13 @@ class Task:
             target.update(columns=list(self.columns), compose=self.compose)
         if self.one_hot:
             target["one_hot"] = list(self.one_hot)
-        return {
+        if self.kind == "answer":
+            target.update(answer=self.answer, range=[self.answer_min, self.answer_max], extract=self.extract, marker=self.marker,
+                          completion=self.completion)
+            del target["labels"]
+        server = {"server": {"module": self.server_module, "call_seconds": self.call_seconds, "run_seconds": self.run_seconds,
+                             "file": self.server_file, "rows": self.server_rows}} if self.served else {}
+        return {**server,
             "preset": self.preset, "train": self.train, "test": self.test, "id": self.id, "prompt": self.prompt, "shorten": self.shorten,
             "target": target,
             "submission": {"file": self.file, "columns": list(self.sub_columns), "output": self.output, "k": self.k,
@@ -352,6 +402,9 @@ class Task:
                             f'set [task.submission] output = "{allowed[0]}"' + (f" and k = {metric_k}" if metric_k else "") + f", or a metric for {_output_words(self.output)}: {names}", key="metric.name")
         if self.output == "probability" and self.kind != "binary":
             raise TaskError(f"output = \"probability\" is one class's probability, and this task is {self.kind}", 'output = "probabilities" (one column per class)', key="submission.output")
+        if (self.output == "answer") != (self.kind == "answer"):
+            raise TaskError(f"output = \"{self.output}\" and kind = \"{self.kind}\" do not go together: a generated answer is submitted as one",
+                            'kind = "answer" with output = "answer" (or neither)', key="submission.output")
         if self.output == "number" and self.kind != "ordinal":
             raise TaskError(f"output = \"number\" submits an ordinal score, and this task is {self.kind}", 'output = "label", or kind = "ordinal"', key="submission.output")
         if family in ("qwk", "rmse") and self.kind != "ordinal":
@@ -366,6 +419,8 @@ class Task:
     def _with_resolved_columns(self) -> "Task":
         """Check the label set against the shape and fill per-class submission columns; returns the task."""
         classes = self.classes()
+        if self.kind == "answer":  # an open set of answers: no classes to check
+            return self
         if len(set(classes)) != len(classes) or any(not c for c in classes):
             raise TaskError(f"task.target.labels has a blank or repeated label: {list(classes)}", "list each class once", key="target.labels")
         if self.kind == "binary" and len(classes) != 2:
@@ -700,6 +755,11 @@ def write_submission(task: Task, ids: Sequence, values: Sequence, path) -> Path:
 
 def check_cells(task: Task, cells: Sequence[str], where: str) -> None:
     """Refuse one submission row's value cells (after the id) that the task cannot score; `where` names the row."""
+    if task.output == "answer":
+        if answer_value(task, cells[0]) is None:
+            kind = f"an integer in [{task.answer_min}, {task.answer_max}]" if task.answer == "integer" else f"a text of 1 to {TEXT_ANSWER_MAX} characters"
+            raise TaskError(f"{where}: {cells[0]!r} is not an answer of the task", kind)
+        return
     classes = task.classes()
     if task.output in ("label", "number"):
         if cells[0] not in classes:
@@ -863,4 +923,72 @@ def _listing(names: Sequence[str], limit: int = 12) -> str:
 
 def _output_words(output: str) -> str:
     return {"label": "labels", "number": "numbers", "probability": "a probability", "probabilities": "per-class probabilities",
-            "top_k": "the top k labels"}[output]
+            "top_k": "the top k labels", "answer": "generated answers"}[output]
+
+
+def answer_value(task: Task, cell: str):
+    """A submitted cell as the task's answer (an int in range, or a short text), None where it is not one."""
+    text = str(cell).strip()
+    if task.answer == "text":
+        return text if 0 < len(text) <= TEXT_ANSWER_MAX else None
+    if not re.fullmatch(r"-?\d+", text):
+        return None
+    value = int(text)
+    return value if task.answer_min <= value <= task.answer_max else None
+
+
+def _number(d: Mapping, key: str, default, prefix: str, kind=float, least: float = 0.0):
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()) or value < least:
+        word = "a whole number" if kind is int else "a number"
+        raise TaskError(f"{prefix}{key} must be {word} of at least {least:g}, not {value!r}", f"{key} = {kind(default) if default else kind(least) or 1}", key=prefix.removeprefix("task.") + key)
+    return kind(value)
+
+
+def _answer_fields(target: Mapping, kind: str, other_targets) -> dict:
+    """The answer keys of [task.target]: checked for kind "answer", refused for the other kinds."""
+    keys = [k for k in ("answer", "range", "extract", "marker", "completion") if k in target]
+    if kind != "answer":
+        if keys:
+            raise TaskError(f"task.target.{keys[0]} is for generated answers, and this task is {kind}", 'kind = "answer", or remove it', key=f"target.{keys[0]}")
+        return {}
+    if other_targets:
+        raise TaskError("a generated-answer task reads its answer from one column", 'column = "answer" (no columns or one_hot)', key="target")
+    answer = _text(target, "answer", "integer", "task.target.")
+    if answer not in ANSWER_TYPES:
+        raise TaskError(f"unknown task.target.answer {answer!r}{_did_you_mean(answer, ANSWER_TYPES)}", f"one of {', '.join(ANSWER_TYPES)}", key="target.answer")
+    span = target.get("range", [0, 99999])
+    if isinstance(span, (list, tuple)):  # kit.toml's checked lists hold text: "0", "99999"
+        span = [int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()) else v for v in span]
+    if (not isinstance(span, (list, tuple)) or len(span) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+            or span[0] > span[1]):
+        raise TaskError(f"task.target.range must be [lowest, highest] whole numbers, not {span!r}", "range = [0, 99999]", key="target.range")
+    extract = _text(target, "extract", "", "task.target.")
+    if not extract:
+        raise TaskError("a generated-answer task needs an extraction rule: how the answer is read from a completion",
+                        f'extract = "boxed" (one of {", ".join(EXTRACT_RULES)})', key="target")
+    if extract not in EXTRACT_RULES:
+        raise TaskError(f"unknown task.target.extract {extract!r}{_did_you_mean(extract, EXTRACT_RULES)}", f"one of {', '.join(EXTRACT_RULES)}", key="target.extract")
+    marker = _text(target, "marker", "", "task.target.")
+    if extract == "after_marker" and not marker.strip():
+        raise TaskError("extract = \"after_marker\" needs the marker the answer follows", 'marker = "Answer:"', key="target.extract")
+    return {"answer": answer, "answer_min": span[0], "answer_max": span[1], "extract": extract, "marker": marker,
+            "completion": _text(target, "completion", "", "task.target.")}
+
+
+def _server_fields(server) -> dict:
+    """[task.server], checked: the gateway's module, the per-call deadline within the run's limit."""
+    if server is None:
+        return {}
+    module = _text(server, "module", "", "task.server.")
+    if not module:
+        raise TaskError("task.server names no module: which kaggle_evaluation/<module>.py serves predict",
+                        'module = "aimo_3_inference_server" (kit init --competition SLUG finds it in the competition\'s files)', key="server")
+    call = _number(server, "call_seconds", 60 * 60, "task.server.", least=1)
+    run = _number(server, "run_seconds", 9 * 3600, "task.server.", least=1)
+    if call > run:
+        raise TaskError(f"task.server.call_seconds = {call:g} is more than the whole rerun's run_seconds = {run:g}",
+                        f"call_seconds = {run:g} at most (the gateway's deadline per call)", key="server.call_seconds")
+    return {"server_module": module, "call_seconds": call, "run_seconds": run,
+            "server_file": _text(server, "file", "submission.parquet", "task.server."),
+            "server_rows": _number(server, "rows", 0, "task.server.", kind=int)}

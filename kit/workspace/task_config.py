@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kit.errors import ConfigError
-from kit.task import KINDS, OUTPUTS, PRESETS, Task, TaskError, parse_metric
+from kit.task import ANSWER_TYPES, EXTRACT_RULES, KINDS, OUTPUTS, PRESETS, Task, TaskError, parse_metric
 from kit.workspace.schema import Key, Table, where
 
 LABELS_RULE = 'a list of the classes, or "from_train"'
@@ -40,6 +40,11 @@ TASK_TABLE = Table({
         "compose": Key(str, "", 'how columns join into one class, e.g. "{Category}:{Misconception}"'),
         "one_hot": Key(list, [], "one-hot columns read as one class (the column holding 1)"),
         "labels": Key(list, ["True", "False"], f"the label set: {LABELS_RULE} (read from train's target, sorted)", rule=LABELS_RULE),
+        "answer": Key(str, "integer", "kind answer: what an answer is", choices=ANSWER_TYPES),
+        "range": Key(list, [0, 99999], "kind answer, integer: the lowest and highest answer"),
+        "extract": Key(str, "", "kind answer: the rule that reads the answer from a completion: " + ", ".join(EXTRACT_RULES)),
+        "marker": Key(str, "", 'extract after_marker: the text the answer follows, e.g. "Answer:"'),
+        "completion": Key(str, "", "kind answer: the train column the train kernel teaches as the completion (empty: the answer alone)"),
     }, help="what the model learns to give for each train row"),
     "submission": Table({
         "file": Key(str, "submission.csv", "the submission file's name"),
@@ -54,6 +59,13 @@ TASK_TABLE = Table({
                     check=_metric_problem, rule="a metric such as accuracy, log_loss or map@3",
                     fix="name = one of accuracy, log_loss, roc_auc, roc_auc_by:<column>, map@<k>, qwk, macro_f1, rmse"),
     }, help="how the competition scores it (and its direction: lower log loss and RMSE are better)"),
+    "server": Table({
+        "module": Key(str, "", "the inference server's module in the competition's kaggle_evaluation/ (kit init finds it)"),
+        "call_seconds": Key(float, 3600.0, "the gateway's deadline for one predict call after the first, in seconds", min=1),
+        "run_seconds": Key(float, 9 * 3600.0, "the limit of the whole rerun, in seconds", min=1),
+        "file": Key(str, "submission.parquet", "the file the gateway writes (and the submission names)"),
+        "rows": Key(int, 0, "rows the rerun will send, where the competition says (0: unknown); the run's budget is shared between them", min=0),
+    }, help="an inference-server competition (its files ship kaggle_evaluation): the gateway calls the kernel's predict"),
 }, help="the competition's task: its files, prompt, target, submission and metric (left out: the binary is_correct task)")
 
 
