@@ -240,12 +240,12 @@ class Task:
             del target["labels"]
         server = {"server": {"module": self.server_module, "call_seconds": self.call_seconds, "run_seconds": self.run_seconds,
                              "file": self.server_file, "rows": self.server_rows}} if self.served else {}
-        return {**server,
+        return {
             "preset": self.preset, "train": self.train, "test": self.test, "id": self.id, "prompt": self.prompt, "shorten": self.shorten,
             "target": target,
             "submission": {"file": self.file, "columns": list(self.sub_columns), "output": self.output, "k": self.k,
                            "separator": self.separator, "format": self.value_format},
-            "metric": {"name": self.metric},
+            "metric": {"name": self.metric}, **server,
         }
 
     # --- the label set ---------------------------------------------------------------------------------------------
