@@ -56,3 +56,12 @@ parse_metric = _task.parse_metric
 prob_column = _task.prob_column
 read_header = _task.read_header
 read_rows = _task.read_rows
+
+
+def run_metric(metrics: dict, task) -> float | None:
+    """A run's validation value of the task's metric, from its metrics.json (`val_metric` where the run scored the
+    task's metric; `val_accuracy` for runs of the binary task from before; else the task's leaderboard column)."""
+    if metrics.get("metric") == task.metric and isinstance(metrics.get("val_metric"), (int, float)):
+        return float(metrics["val_metric"])
+    value = metrics.get("val_accuracy") if task.metric == "accuracy" else metrics.get(task.metric_column())
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

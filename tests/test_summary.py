@@ -56,3 +56,25 @@ def test_summarize_reads_the_pulled_metrics_and_status_prints_it(workspace):
     # The majority class comes from the validation rows (40.6% True).
     assert "always answering False" in shown.stderr
     assert summarize(ws, store.allocate(ws, "train", "local", {})) is None  # nothing pulled: no summary
+
+
+def test_a_task_run_is_compared_with_the_tasks_baseline_in_the_metrics_direction(workspace):
+    """A log-loss task: the summary names the metric, the class prior, and which way is better; without the
+    kernel's baseline in metrics.json, the baseline of val_predictions.csv's labels."""
+    with open(workspace / "kit.toml", "a") as fh:
+        fh.write('\n[task]\npreset = "pairwise"\nid = "id"\nprompt = "{prompt}"\n\n[task.target]\none_hot = ["a", "b", "tie"]\n')
+    ws = load(workspace)
+    record = store.allocate(ws, "train", "local", {"model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    record.status = store.KernelStatus.COMPLETE
+    store.save(ws, record)
+    folder = store.run_dir(ws, record.id)
+    (folder / "metrics.json").write_text(json.dumps(
+        {"train_rows": 8000, "val_rows": 4, "metric": "log_loss", "val_metric": 0.95, "val_baseline": 1.0397,
+         "baseline": "the class prior (a 0.50, b 0.25, tie 0.25)", "wall_seconds": 60.0}))
+    lines = summarize(ws, record).lines()
+    assert lines[1] == ("validation log_loss 0.9500 on 4 rows; the class prior (a 0.50, b 0.25, tie 0.25) scores 1.0397: "
+                        "this run is 0.0897 better (lower log_loss is better)")
+    (folder / "metrics.json").write_text(json.dumps({"train_rows": 8000, "val_rows": 4, "metric": "log_loss", "val_metric": 1.2}))
+    (folder / "val_predictions.csv").write_text("row,label,p_a,p_b,p_tie\n1,a,.5,.3,.2\n2,a,.5,.3,.2\n3,b,.5,.3,.2\n4,tie,.5,.3,.2\n")
+    lines = summarize(ws, record).lines()
+    assert lines[1].startswith("validation log_loss 1.2000 on 4 rows; the class prior (a 0.50, b 0.25, tie 0.25) scores 1.0397: this run is 0.1603 worse")

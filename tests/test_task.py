@@ -381,6 +381,6 @@ def test_kit_uses_the_kernels_own_task_module():
     from kit.finals import ensemble
 
     assert kit.task.runtime_task().__file__ == str(packaged_kernels_dir() / "runtime" / "task.py")
-    assert ensemble.tune_threshold is kit.task.tune_threshold
+    assert ensemble.fit_rule is kit.task.fit_rule and ensemble.write_submission is kit.task.write_submission
     assert kit.task.Task.default().to_dict() == Task.default().to_dict()
     assert metric_value(Task.default(), ["True"], ["True"]) == 1.0

@@ -91,9 +91,17 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditi
     result = ensemble(ws, list(members), parsed, threshold)
     if as_json:
         click.echo(json.dumps({"run": result.record.id, "members": result.member_val_accuracy, "val_accuracy": result.val_accuracy,
-                               "val_rows": result.val_rows, "threshold": result.threshold}, indent=2))
+                               "val_rows": result.val_rows, "threshold": result.threshold, "metric": result.metric,
+                               "val_metric": result.val_metric, "member_val_metric": result.member_val_metric}, indent=2))
     else:
         click.echo(result.record.id)
+    if result.metric != "accuracy" or not result.member_val_accuracy and result.member_val_metric:
+        # a task scored by another metric: each member and the ensemble on it (lower is better for log loss)
+        for run, value in result.member_val_metric.items():
+            click.echo(f"  {run}: validation {result.metric} {'-' if value is None else f'{value:.4f}'}", err=True)
+        val = "no shared validation rows" if result.val_metric is None else f"validation {result.metric} {result.val_metric:.4f} on {result.val_rows} rows"
+        click.echo(f"{result.record.id}: {val}; next: kit submit {result.record.id}", err=True)
+        return
     for run, acc in result.member_val_accuracy.items():
         click.echo(f"  {run}: validation {'-' if acc is None else f'{100 * acc:.2f}%'} (threshold 0.5)", err=True)
     val = "no shared validation rows" if result.val_accuracy is None else f"validation {100 * result.val_accuracy:.2f}% on {result.val_rows} rows"

@@ -1,14 +1,16 @@
-"""Ensembles: a new run whose predictions average other runs' probabilities; no GPU, seconds, submitted like any run.
+"""Ensembles: a new run whose predictions average other runs' per-class probabilities; no GPU, seconds, submitted
+like any run.
 
 Every run of a workspace is validated on the same rows (the train kernel's `val_seed`), so the members'
-val_predictions.csv can be averaged row by row and the ensemble gets a validation accuracy of its own.
+val_predictions.csv can be averaged row by row and the ensemble gets a validation score of its own, on the task's
+metric and after the task's decision rule (kit.task: the kernels' own module). The submission is the task's file.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.errors import KitError
@@ -16,7 +18,7 @@ from kit.fileio import atomic_write_json, atomic_write_text
 from kit.leaderboard import sheet
 from kit.runs import store
 from kit.runs.store import KernelStatus, RunRecord
-from kit.task import tune_threshold
+from kit.task import Rule, Task, TaskError, baseline, decide, fit_rule, metric_value, prob_column, write_submission
 from kit.workspace.layout import Workspace
 
 KERNEL = "ensemble"
@@ -35,29 +37,79 @@ class EnsembleResult:
     val_accuracy: float | None
     val_rows: int
     member_val_accuracy: dict[str, float | None]
+    metric: str = "accuracy"
+    val_metric: float | None = None
+    member_val_metric: dict[str, float | None] = field(default_factory=dict)
 
 
-def _read_probs(path: Path, key: str) -> dict[str, tuple[str, float]]:
-    """{key value: (label cell or "", prob_true)} from a CSV with `key` and prob_true columns."""
+@dataclass
+class _Probs:
+    """One member's file: its classes (probability-column order) and, by key, (the label or "", probabilities)."""
+
+    classes: tuple[str, ...]
+    rows: dict[str, tuple[str, list[float]]]
+
+
+def _read_probs(path: Path, key: str | None, task: Task) -> _Probs:
+    """A kernel's test_probs.csv (key None: its first column, the id) or val_predictions.csv (key "row"): per-class
+    p_<class> columns, or a binary run's prob_true alone (runs from before per-class columns)."""
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames or key not in reader.fieldnames or "prob_true" not in reader.fieldnames:
-            raise KitError(f"{path} has no {key}/prob_true columns", hint=f"it should be a kernel's {path.name}; pull the run again")
-        out = {}
+        header = reader.fieldnames or []
+        key = key or (header[0] if header else "")
+        per_class = [h for h in header if h.startswith("p_")]
+        if key not in header or not (per_class or "prob_true" in header):
+            raise KitError(f"{path} has no {key or 'id'} column and probability columns", hint=f"it should be a kernel's {path.name}; pull the run again")
+        if per_class:
+            classes = tuple(h[2:] for h in per_class)
+        elif task.kind == "binary":
+            classes = task.classes()
+        else:
+            raise KitError(f"{path} has only prob_true, and this task has {len(task.classes())} classes", hint="ensemble runs of this task (they write p_<class> columns)")
+        rows = {}
         for row in reader:
             try:
-                out[row[key]] = (row.get("is_correct", ""), float(row["prob_true"]))
-            except ValueError:
-                raise KitError(f"{path}: row {row[key]!r} has no number in prob_true", hint="pull the run again") from None
-        return out
+                probs = [float(row[h]) for h in per_class] if per_class else [float(row["prob_true"]), 1 - float(row["prob_true"])]
+            except (TypeError, ValueError):
+                raise KitError(f"{path}: row {row.get(key)!r} has a probability that is not a number", hint="pull the run again") from None
+            rows[row[key]] = (_label(row, task), probs)
+        return _Probs(classes, rows)
 
 
-def _label(cell: str) -> bool:
-    return cell.strip().lower() in ("true", "1")
+def _label(row: dict, task: Task) -> str:
+    """A validation row's class: its label column, or a binary run's is_correct (True: the positive class)."""
+    if row.get("label"):
+        return row["label"].strip()
+    cell = (row.get("is_correct") or "").strip()
+    if not cell:
+        return ""
+    return task.classes()[0] if cell.lower() in ("true", "1") else task.classes()[1]
 
 
-def _accuracy(probs: list[float], labels: list[bool], threshold: float) -> float:
-    return sum((p >= threshold) == y for p, y in zip(probs, labels)) / len(labels)
+def _resolve(ws: Workspace, records: list[RunRecord], files: list[_Probs]) -> Task:
+    """The workspace's task with its classes as the members have them (the same set, in the task's order)."""
+    task = ws.task
+    for record, probs in zip(records, files):
+        if set(probs.classes) != set(files[0].classes):
+            raise KitError(f"{record.id}'s classes differ from {records[0].id}'s", hint="ensemble runs of one task")
+    try:
+        task = task.with_labels(files[0].classes) if task.labels is None else task
+    except TaskError as exc:
+        raise KitError(exc.problem, hint=exc.fix) from None
+    if set(task.classes()) != set(files[0].classes):
+        raise KitError(f"{records[0].id} predicted the classes {', '.join(files[0].classes)}, not the task's {', '.join(task.classes())}",
+                       hint="ensemble runs of this workspace's task")
+    return task
+
+
+def _ordered(probs: _Probs, task: Task) -> dict[str, tuple[str, list[float]]]:
+    order = [probs.classes.index(c) for c in task.classes()]
+    return {k: (label, [p[j] for j in order]) for k, (label, p) in probs.rows.items()}
+
+
+def _average(members: list[dict[str, tuple[str, list[float]]]], weights: list[float], keys: list[str]) -> list[list[float]]:
+    width = len(members[0][keys[0]][1]) if keys else 0
+    return [[sum(w * m[k][1][j] for w, m in zip(weights, members)) for j in range(width)] for k in keys]
 
 
 def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = None, threshold: str = "0.5") -> EnsembleResult:
@@ -72,6 +124,7 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
     weights = [w / total for w in weights]
 
     records = [store.load(ws, m) for m in member_ids]
+    base_task = ws.task
     tests, vals = [], []
     for record in records:
         folder = store.run_dir(ws, record.id)
@@ -80,63 +133,116 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
                 f"{record.id} has no {TEST_PROBS}: there are no probabilities to average",
                 hint=f"kit pull {record.id} (a run needs predict_test=true; runs from before test_probs.csv cannot be ensembled)",
             )
-        tests.append(_read_probs(folder / TEST_PROBS, "ID"))
-        vals.append(_read_probs(folder / VAL_PREDICTIONS, "row") if (folder / VAL_PREDICTIONS).is_file() else None)
-    ids = list(tests[0])
-    for record, probs in zip(records[1:], tests[1:]):
-        if set(probs) != set(ids):
+        tests.append(_read_probs(folder / TEST_PROBS, None, base_task))
+        vals.append(_read_probs(folder / VAL_PREDICTIONS, "row", base_task) if (folder / VAL_PREDICTIONS).is_file() else None)
+    task = _resolve(ws, records, tests)
+    test_rows = [_ordered(t, task) for t in tests]
+    ids = list(test_rows[0])
+    for record, rows in zip(records[1:], test_rows[1:]):
+        if set(rows) != set(ids):
             raise KitError(f"{record.id} predicted other test rows than {records[0].id}", hint="ensemble runs that scored the whole test set (test_rows=0)")
-    test_probs = [sum(w * t[i][1] for w, t in zip(weights, tests)) for i in ids]
+    test_probs = _average(test_rows, weights, ids)
 
-    val_rows: list[str] = []
-    val_probs: list[float] = []
-    labels: list[bool] = []
+    val_keys: list[str] = []
+    val_probs: list[list[float]] = []
+    labels: list[str] = []
+    member_metric: dict[str, float | None] = {}
     member_acc: dict[str, float | None] = {}
+    binary = task.kind == "binary"
     if all(v is not None for v in vals):
-        shared = set(vals[0]).intersection(*vals[1:])
-        val_rows = sorted(shared, key=lambda r: (len(r), r))
-        labels = [_label(vals[0][r][0]) for r in val_rows]
-        for record, v in zip(records, vals):
-            if any(_label(v[r][0]) != y for r, y in zip(val_rows, labels)):
+        val_rows = [_ordered(v, task) for v in vals]
+        shared = set(val_rows[0]).intersection(*val_rows[1:])
+        val_keys = sorted(shared, key=lambda r: (len(r), r))
+        labels = [val_rows[0][r][0] for r in val_keys]
+        for record, v in zip(records, val_rows):
+            if any(v[r][0] != y for r, y in zip(val_keys, labels)):
                 raise KitError(f"{record.id}'s validation labels differ from {records[0].id}'s on the same rows", hint="ensemble runs of one workspace and one train.csv")
-        val_probs = [sum(w * v[r][1] for w, v in zip(weights, vals)) for r in val_rows]
-        for record, v in zip(records, vals):
-            member_acc[record.id] = _accuracy([v[r][1] for r in val_rows], labels, 0.5) if val_rows else None
-    if threshold == "tune":
-        if not val_rows:
-            raise KitError("--threshold tune needs the members' shared validation rows, and there are none", hint="use --threshold 0.5")
-        cut = tune_threshold(val_probs, labels)
+        val_probs = _average(val_rows, weights, val_keys)
+        for record, v in zip(records, val_rows):
+            probs = [v[r][1] for r in val_keys]
+            member_metric[record.id] = metric_value(task, labels, decide(task, probs, _untuned(task))) if val_keys else None
+            if binary:
+                member_acc[record.id] = _accuracy([p[0] for p in probs], labels, task, 0.5) if val_keys else None
+    if binary:
+        cut = _threshold(threshold, task, labels, val_probs, bool(val_keys))
+        rule = Rule("threshold", threshold=cut) if task.output == "label" else fit_rule(task, labels, val_probs) if val_keys else Rule()
     else:
-        try:
-            cut = float(threshold)
-        except ValueError:
-            raise KitError(f"bad threshold {threshold!r}", hint="--threshold 0.5, or --threshold tune") from None
-        if not 0 < cut < 1:
-            raise KitError(f"bad threshold {threshold!r}", hint="a number between 0 and 1, or tune")
+        cut = 0.5
+        rule = fit_rule(task, labels, val_probs) if val_keys else _untuned(task)
 
-    config = {"runs": member_ids, "weights": [round(w, 6) for w in weights], "threshold": threshold, "threshold_used": cut}
+    config = {"runs": member_ids, "weights": [round(w, 6) for w in weights], "threshold": threshold, "threshold_used": cut, "rule": rule.to_dict()}
     record = store.allocate(ws, KERNEL, "local", config)
     folder = store.run_dir(ws, record.id)
-    atomic_write_text(folder / TEST_PROBS, "ID,prob_true\n" + "".join(f"{i},{p:.6f}\n" for i, p in zip(ids, test_probs)))
-    atomic_write_text(folder / "submission.csv", "ID,is_correct\n" + "".join(f"{i},{p >= cut}\n" for i, p in zip(ids, test_probs)))
-    metrics: dict = {"members": member_ids, "weights": config["weights"], "threshold": cut, "test_rows": len(ids),
-                     "test_true_rate": sum(p >= cut for p in test_probs) / max(len(ids), 1)}
-    val_accuracy = None
-    if val_rows:
-        atomic_write_text(folder / VAL_PREDICTIONS, "row,is_correct,prob_true\n" + "".join(
-            f"{r},{y},{p:.6f}\n" for r, y, p in zip(val_rows, labels, val_probs)))
-        val_accuracy = _accuracy(val_probs, labels, cut)
-        eps = 1e-7
-        metrics.update({
-            "val_rows": len(val_rows), "val_accuracy": val_accuracy, "val_accuracy_at_0.5": _accuracy(val_probs, labels, 0.5),
-            "val_loss": -sum(math.log(min(max(p if y else 1 - p, eps), 1)) for p, y in zip(val_probs, labels)) / len(labels),
-            "member_val_accuracy_at_0.5": member_acc,
-        })
+    id_column = task.id if task.id else "ID"
+    prob_header = (["prob_true"] if binary else []) + [prob_column(c) for c in task.classes()]
+    atomic_write_text(folder / TEST_PROBS, _csv([id_column, *prob_header], ([i, *_cells(p, binary)] for i, p in zip(ids, test_probs))))
+    values = decide(task, test_probs, rule)
+    write_submission(task, ids, values, folder / task.file)
+    metrics: dict = {"members": member_ids, "weights": config["weights"], "test_rows": len(ids), "metric": task.metric,
+                     "classes": list(task.classes()), "rule": rule.to_dict()}
+    if binary:
+        metrics.update(threshold=cut, test_true_rate=sum(p[0] >= cut for p in test_probs) / max(len(ids), 1))
+    val_accuracy = val_metric = None
+    if val_keys:
+        val_header = ["row", *(["is_correct", "prob_true"] if binary else []), "label", *[prob_column(c) for c in task.classes()]]
+        lines = ([r, *([str(y == task.classes()[0]), f"{p[0]:.6f}"] if binary else []), y, *(f"{x:.6f}" for x in p)]
+                 for r, y, p in zip(val_keys, labels, val_probs))
+        atomic_write_text(folder / VAL_PREDICTIONS, _csv(val_header, lines))
+        val_metric = metric_value(task, labels, decide(task, val_probs, rule))
+        described, base = baseline(task, labels)
+        metrics.update({"val_rows": len(val_keys), "val_metric": val_metric, "val_baseline": base, "baseline": described,
+                        "member_val_metric": member_metric})
+        if binary:
+            val_accuracy = _accuracy([p[0] for p in val_probs], labels, task, cut)
+            eps = 1e-7
+            metrics.update({
+                "val_accuracy": val_accuracy, "val_accuracy_at_0.5": _accuracy([p[0] for p in val_probs], labels, task, 0.5),
+                "val_loss": -sum(math.log(min(max(p[0] if y == task.classes()[0] else 1 - p[0], eps), 1)) for p, y in zip(val_probs, labels)) / len(labels),
+                "member_val_accuracy_at_0.5": member_acc,
+            })
     atomic_write_json(folder / "metrics.json", metrics)
     atomic_write_json(folder / "config.json", config)
     record.status, record.gpu = KernelStatus.COMPLETE, ""
     record.started = record.finished = store.now()
-    record.outputs = sorted(["submission.csv", TEST_PROBS, "metrics.json", "config.json", *([VAL_PREDICTIONS] if val_rows else [])])
+    record.outputs = sorted([task.file, TEST_PROBS, "metrics.json", "config.json", *([VAL_PREDICTIONS] if val_keys else [])])
     store.save(ws, record)
     sheet.sync(ws, [record])
-    return EnsembleResult(record, member_ids, weights, cut, val_accuracy, len(val_rows), member_acc)
+    return EnsembleResult(record, member_ids, weights, cut, val_accuracy, len(val_keys), member_acc, task.metric, val_metric, member_metric)
+
+
+def _untuned(task: Task) -> Rule:
+    """The rule a member is compared by: argmax (threshold 0.5 for a binary label), top-k, or the probabilities as given."""
+    return Rule("threshold", threshold=0.5) if task.kind == "binary" and task.output == "label" else Rule()
+
+
+def _threshold(setting: str, task: Task, labels: list[str], val_probs: list[list[float]], have_rows: bool) -> float:
+    if setting == "tune":
+        if not have_rows:
+            raise KitError("--threshold tune needs the members' shared validation rows, and there are none", hint="use --threshold 0.5")
+        return fit_rule(task, labels, val_probs).threshold
+    try:
+        cut = float(setting)
+    except ValueError:
+        raise KitError(f"bad threshold {setting!r}", hint="--threshold 0.5, or --threshold tune") from None
+    if not 0 < cut < 1:
+        raise KitError(f"bad threshold {setting!r}", hint="a number between 0 and 1, or tune")
+    return cut
+
+
+def _accuracy(prob_positive: list[float], labels: list[str], task: Task, threshold: float) -> float:
+    positive = task.classes()[0]
+    return sum((p >= threshold) == (y == positive) for p, y in zip(prob_positive, labels)) / len(labels)
+
+
+def _cells(probs: list[float], binary: bool) -> list[str]:
+    return [f"{x:.6f}" for x in ([probs[0]] if binary else []) + list(probs)]
+
+
+def _csv(header: list[str], rows) -> str:
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()

@@ -155,7 +155,13 @@ def row_for(ws: Workspace, record: RunRecord, public_rows: int, records: dict[st
     """The leaderboard row kit computes for a run (`records`: every run by id, for its lineage)."""
     view = RunView(record, read_metrics(ws, record.id), lineage=lineage(record, records), public_rows=public_rows,
                    plan=read_plan(ws, record.id))
-    return {c.name: _fmt(c.value(view)) for c in SCHEMA}
+    row = {c.name: _fmt(c.value(view)) for c in SCHEMA}
+    column = ws.task.metric_column()
+    if column not in row:  # the task's metric beside val_accuracy: val_log_loss, val_map@3, ...
+        from kit.task import run_metric
+
+        row[column] = _fmt(run_metric(view.metrics, ws.task))
+    return row
 
 
 def lineage(record: RunRecord, records: dict[str, RunRecord]) -> str:
@@ -208,7 +214,10 @@ def _merge(path: Path, changes: dict[str, dict[str, Any]], add_columns: Iterable
     header, rows = table.header, table.rows
     for name in [*KIT_COLUMNS, *add_columns, *(k for c in changes.values() for k in c)]:
         if name not in header:
-            header.append(name)
+            # a task's metric column goes beside val_accuracy, where a reader compares them
+            beside = name.startswith("val_") and name not in KIT_COLUMNS and "val_accuracy" in header
+            at = header.index("val_accuracy") + 1 if beside else len(header)
+            header.insert(at, name)
     by_run = {row["run"]: row for row in rows}
     for run_id, values in changes.items():
         row = by_run.get(run_id)

@@ -19,6 +19,33 @@ REAL_RUN = "kit push-kernel train --set train_rows=8000 --wait"
 
 
 @dataclass(frozen=True)
+class TaskFigures:
+    """A run's validation figure on the task's metric and what a model ignoring its input scores (the majority
+    class, the class prior for log loss), with the metric's direction."""
+
+    metric: str
+    value: float | None
+    baseline: str  # "always False (the majority class)", "the class prior (a 0.50, b 0.30, tie 0.20)"
+    baseline_value: float | None
+    higher_is_better: bool
+
+    def lines(self, val_rows: int | None, public_score: float | None) -> list[str]:
+        out = []
+        if self.value is not None:
+            line = f"validation {self.metric} {self.value:.4f} on {val_rows} rows"
+            if self.baseline_value is not None:
+                # From the rounded figures shown, so that the comparison is the one a reader makes.
+                gain = round(float(f"{self.value:.4f}") - float(f"{self.baseline_value:.4f}"), 4) * (1 if self.higher_is_better else -1)
+                verdict = f"{abs(gain):.4f} {'better' if gain > 0 else 'worse'}" if gain else "no better"
+                direction = "" if self.higher_is_better else f" (lower {self.metric} is better)"
+                line += f"; {self.baseline} scores {self.baseline_value:.4f}: this run is {verdict}{direction}"
+            out.append(line)
+        if public_score is not None:
+            out.append(f"public score {public_score:.5f}")
+        return out
+
+
+@dataclass(frozen=True)
 class RunSummary:
     run: str
     model: str
@@ -32,6 +59,8 @@ class RunSummary:
     public_score: float | None
     # What always answering True / False scores on the public rows, where the competition says (the practice one).
     public_baselines: dict[str, float] | None = None
+    # A workspace with a [task]: its metric on validation against the task's baseline (None: today's binary task).
+    task: TaskFigures | None = None
 
     @property
     def majority(self) -> tuple[str, float] | None:
@@ -44,6 +73,12 @@ class RunSummary:
         rows = "?" if self.train_rows is None else f"{self.train_rows:,}"
         took = "" if self.minutes is None else f" in {self.minutes:.1f} minutes"
         out = [f"{self.run}: {self.model} with LoRA, trained on {rows} rows on {self.device}{took}"]
+        if self.task is not None:
+            out += self.task.lines(self.val_rows, self.public_score)
+            if self.train_rows is not None and self.train_rows < SMOKE_ROWS:
+                out.append(f"this was a smoke run ({rows} rows): it checks the loop, not the model")
+                out.append(f"next, a real run (on a GPU, here or on Kaggle): {REAL_RUN}")
+            return out
         if self.val_accuracy is not None:
             line = f"validation accuracy {100 * self.val_accuracy:.1f}% on {self.val_rows} rows"
             if self.majority is not None:
@@ -91,4 +126,34 @@ def summarize(ws: Workspace, record: RunRecord, public_baselines: dict[str, floa
         test_true_rate=metrics.get("test_true_rate"),
         public_score=scored[-1] if scored else None,
         public_baselines=public_baselines,
+        task=None if ws.task_table is None else task_figures(ws, record.id, metrics),
     )
+
+
+def task_figures(ws: Workspace, run_id: str, metrics: dict) -> TaskFigures:
+    """The run's figure on the workspace's task, and the baseline the kernel wrote; for a run without one, the
+    baseline of its val_predictions.csv's labels."""
+    from kit.task import run_metric
+
+    task = ws.task
+    value = run_metric(metrics, task)
+    described, base = metrics.get("baseline"), metrics.get("val_baseline")
+    if not isinstance(base, (int, float)) or metrics.get("metric") != task.metric:
+        described, base = _baseline_from_predictions(ws, run_id, task, metrics) or ("the baseline", None)
+    return TaskFigures(task.metric, value, str(described), base, task.higher_is_better)
+
+
+def _baseline_from_predictions(ws: Workspace, run_id: str, task, metrics: dict) -> tuple[str, float] | None:
+    import csv
+
+    from kit.runs.store import run_dir
+    from kit.task import TaskError, baseline
+
+    try:
+        with open(run_dir(ws, run_id) / "val_predictions.csv", newline="", encoding="utf-8") as fh:
+            labels = [row["label"] for row in csv.DictReader(fh)]
+        if task.labels is None:
+            task = task.with_labels(metrics.get("classes") or labels)
+        return baseline(task, labels) if labels else None
+    except (OSError, KeyError, TaskError):
+        return None
