@@ -17,10 +17,13 @@ from runtime.session import start_run  # noqa: E402
 def main(config: dict, worker_command: list[str] | None = None) -> dict:
     """The recipe: start (install, plan, process group) -> data -> model -> train -> validate -> predict -> outputs.
 
-    With several training processes (train_processes) each worker (started by the first with `worker_command`,
-    default: this script again) runs the same steps on its share of the rows, and writes nothing.
+    With several training processes (train_processes) this process only launches them (torch.distributed's launcher
+    runs `worker_command`, default: this script again, once per process) and returns what the first wrote; each runs
+    the same steps on its share of the rows, and only the first writes outputs.
     """
     run = start_run(config, "train", worker_command)  # the plan is printed and fixed here; nothing after asks the machine
+    if run.launched is not None:  # the training processes ran this recipe
+        return run.launched
     rows = training_rows(config)
     model, tokenizer = load_model(config, run.plan)
     trained = train(run, config, rows, model, tokenizer)

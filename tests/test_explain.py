@@ -52,6 +52,17 @@ def test_explain_plans_the_infer_kernel_and_refuses_an_unknown_profile_in_one_li
     assert local.exit_code == 1 and "needs --gpu on the local backend" in local.stderr
 
 
+def test_explain_says_how_many_processes_train_on_two_t4s_and_why(workspace, kit_cli, llama_8b):
+    table = kit_cli("build", "train", "--set", f"model={llama_8b}", "--set", "train_processes=0", "--explain", "--gpu", "t4x2")
+    assert table.exit_code == 0, table.stderr
+    line = next(line for line in table.stdout.splitlines() if line.split()[:1] == ["train_processes"])
+    assert line.split()[1] == "2" and "one per GPU" in line and "rows split between them" in line and "the same updates as one process" in line
+    default = explained(kit_cli, "train", "--set", f"model={llama_8b}", "--gpu", "t4x2")
+    assert default["train_processes"] == 1
+    warned = kit_cli("build", "train", "--set", f"model={llama_8b}", "--set", "train_processes=4", "--explain", "--gpu", "t4x2")
+    assert "warning: train_processes=4 but this machine has 2 GPU(s); training in 2, one per GPU" in warned.stdout + warned.stderr
+
+
 # kit's real entry point in a fresh interpreter: its exit code and whether torch got imported on the way.
 PROBE = """
 import json, sys

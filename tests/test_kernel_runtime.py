@@ -797,10 +797,79 @@ def test_a_built_train_kernel_starts_its_own_workers(tmp_path, tiny_model_dir):
     env.pop("PYTHONPATH", None)
     result = subprocess.run([sys.executable, str(built.script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "starting 2 training processes with torch.distributed's launcher" in result.stdout
     assert "2 training processes (gloo) joined" in result.stdout and result.stdout.count("kit train kernel:") == 1
-    metrics = json.loads((tmp_path / "kaggle" / "working" / "metrics.json").read_text())
+    working = tmp_path / "kaggle" / "working"
+    metrics = json.loads((working / "metrics.json").read_text())
     assert metrics["train_processes"] == 2 and metrics["global_step"] == 2
-    assert (tmp_path / "kaggle" / "working" / "submission.csv").is_file()
+    assert (working / "submission.csv").is_file()
+    # rank 0 planned as `kit build --explain --gpu cpu` does: the same count and reason
+    from kit.workspace.kernel_config import script_settings
+
+    written = json.loads((working / "plan.json").read_text())["decisions"]["train_processes"]
+    assert written == plan.make_plan(script_settings(config), plan.PROFILES["cpu"], "train").to_json()["decisions"]["train_processes"]
+
+
+def training_process(rank: int, marker: str) -> int | None:
+    """The pid of the training process of `rank` whose environment holds `marker` (read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and marker.encode() in env:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the training process through /proc (Linux)")
+def test_a_training_process_killed_mid_run_ends_the_kernel_at_once_naming_its_rank_and_exit_code(tmp_path, tiny_model_dir):
+    """The single-file kernel with train_processes=2, one process SIGKILLed after the first step: torch.distributed's
+    launcher stops the other and the kernel ends in seconds (not at the collectives' 10-minute timeout), one line
+    naming the process's rank, pid and exit code, no outputs written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from kit.build.script import build_kernel
+    from kit.build.templates import packaged_kernels_dir
+    from kit.workspace.kernel_config import make_config
+
+    config = make_config("train", {"competition": "tiny-comp", "model": str(tiny_model_dir), "train_rows": 24, "val_rows": 8,
+                                   "test_rows": 4, "batch_size": 4, "max_steps": 5000, "r": 4, "lora_alpha": 8, "warmup_steps": 1,
+                                   "optim": "adamw_torch", "train_processes": 2, "logging_steps": 1})
+    built = build_kernel("train", config, tmp_path / "built", packaged_kernels_dir(), run_id="run-1")
+    root = tmp_path / "kaggle"
+    write_competition(root / "input" / "competitions" / "tiny-comp")
+    env = {**os.environ, "KIT_KAGGLE_ROOT": str(root)}
+    env.pop("PYTHONPATH", None)
+    kernel = subprocess.Popen([sys.executable, str(built.script)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(300, kernel.kill)  # a kernel that hangs is the failure this test is for
+    watchdog.start()
+    lines, victim, killed = [], None, 0.0
+    try:
+        for line in kernel.stdout:
+            lines.append(line)
+            if victim is None and line.startswith("step 1/"):
+                victim = training_process(1, f"KIT_KAGGLE_ROOT={root}")
+                assert victim is not None, "no training process of rank 1 found"
+                os.kill(victim, signal.SIGKILL)
+                killed = time.monotonic()
+        code = kernel.wait()
+        ended = time.monotonic()
+    finally:
+        watchdog.cancel()
+    log = "".join(lines)
+    assert victim is not None, log[-3000:]
+    assert code != 0 and ended - killed < 60, log[-3000:]
+    told = [line for line in lines if "rank 1" in line and f"pid {victim}" in line and "exit code -9" in line]
+    assert told, log[-3000:]
+    assert not any(line.startswith("step 5000/") for line in lines)
+    assert not (root / "working" / "metrics.json").exists() and not (root / "working" / "submission.csv").exists()
 
 
 # ------------------------------------------------------------------------------------------------ speed: engine and compiled layers

@@ -63,6 +63,28 @@ def test_the_infer_kernel_scores_with_unsloth_on_every_gpu_and_plans_no_training
     assert "checkpointing" not in plan.table() and plan.table().startswith("plan (infer kernel) on 2 x Tesla T4")
 
 
+def test_the_plan_says_how_many_processes_train_and_why():
+    """train_processes: the count, where they run, how each step's rows are shared, and a warning for a setting the
+    machine cannot honour as written."""
+    default = make_plan(config(), PROFILES["t4x2"], "train", LLAMA_8B).train_processes
+    assert default.value == 1 and not default.warning
+    assert "one process trains on the first GPU and all 2 score; train_processes=0 trains on all 2" in default.reason
+    both = make_plan(config(train_processes=0, batch_size=8), PROFILES["t4x2"], "train", LLAMA_8B)
+    assert both.train_processes.value == 2 and both.warnings() == []
+    assert both.train_processes.reason.startswith("train_processes=0 (one per GPU): 2 GPUs; each micro-batch's 8 rows split between them (4 each)")
+    assert "the same updates as one process" in both.train_processes.reason and "rank 0 writes the outputs" in both.train_processes.reason
+    four = make_plan(config(train_processes=0, batch_size=2), PROFILES["l4x4"], "train", LLAMA_8B)
+    assert four.train_processes.value == 4 and "(0-1 each)" in four.train_processes.reason
+    assert four.warnings() == ["batch_size=2 leaves some of the 4 training processes without rows in each micro-batch; raise batch_size to 4 or more"]
+    two_of_four = make_plan(config(train_processes=2), PROFILES["l4x4"], "train", LLAMA_8B).train_processes
+    assert two_of_four.value == 2 and "2 GPUs of 4 (all score)" in two_of_four.reason
+    more = make_plan(config(train_processes=3), PROFILES["t4x2"], "train", LLAMA_8B)
+    assert more.train_processes.value == 2 and more.warnings() == ["train_processes=3 but this machine has 2 GPU(s); training in 2, one per GPU"]
+    cpu = make_plan(config(train_processes=2), PROFILES["cpu"], "train").train_processes
+    assert cpu.value == 2 and cpu.reason.startswith("train_processes=2 on the CPU: 2 CPU processes (gloo) sharing the cores")
+    assert make_plan(config(), PROFILES["h100"], "train", LLAMA_8B).train_processes.reason == "train_processes=1: one process, one GPU"
+
+
 def test_the_built_kernel_reads_settings_then_recipe_then_runtime_then_runs(tmp_path):
     from kit.build.script import build_kernel
 

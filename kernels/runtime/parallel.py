@@ -1,28 +1,40 @@
 """Data-parallel training: one process per GPU (or per CPU worker), each step's rows split between them.
 
-The first process (rank 0) is the kernel itself: it starts the others as copies of its own command, with their rank
-in the environment and one GPU each (CUDA_VISIBLE_DEVICES), and alone writes outputs. Every process computes the same
-micro-batches, takes its share of each, weights its losses by the whole step's targets, and the gradients are summed
-with one all-reduce: every process then makes the update one process with the whole batch would make, so the recipe
-(rows per optimizer step, learning rate, steps) and its result do not change with the number of GPUs.
+The kernel does not start the processes itself: it hands them to torch.distributed's elastic launcher, the machinery
+behind `torchrun` (launch). The launcher runs `processes` copies of the kernel's own command (`python kernel.py`, as
+Kaggle runs it), each with RANK, LOCAL_RANK, WORLD_SIZE and the group's meeting point in its environment; the kernel's
+own process only waits. When one copy dies, the launcher stops the others and reports which one and how: the kernel
+ends with that line (TrainingProcessFailed), never waiting on a lost process. Rank 0 sees every GPU (it scores on all
+of them after training), logs and alone writes outputs; the others each see their own GPU (CUDA_VISIBLE_DEVICES) and
+print nothing.
+
+Every process computes the same micro-batches, takes its share of each, weights its losses by the whole step's
+targets, and the gradients are summed with one all-reduce: every process then makes the update one process with the
+whole batch would make, so the recipe (rows per optimizer step, learning rate, steps) and its result do not change
+with the number of GPUs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import threading
+import tempfile
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from runtime.environment import log
+from runtime.environment import log, warn
 from runtime.plan import RANK_ENV, WORLD_ENV
 
-PORT_ENV = "KIT_PORT"
-CONFIG_ENV = "KIT_CONFIG_JSON"
+LOCAL_RANK_ENV = "LOCAL_RANK"  # set by the launcher: the process's place on this machine (its GPU)
+CONFIG_ENV = "KIT_CONFIG_JSON"  # the config the processes run with (a worker command that has none built in reads it)
+STARTED_ENV = "KIT_STARTED"  # when the kernel started (time.time()): rank 0's wall_seconds count from there
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+class TrainingProcessFailed(RuntimeError):
+    """One of the training processes failed; the launcher stopped the others. One line: its rank, pid, exit code."""
 
 
 @dataclass
@@ -31,8 +43,6 @@ class ProcessGroup:
 
     rank: int = 0
     world: int = 1
-    workers: list = field(default_factory=list)  # the other processes (rank 0 only)
-    done: threading.Event = field(default_factory=threading.Event)
 
     @property
     def leader(self) -> bool:
@@ -40,7 +50,7 @@ class ProcessGroup:
         return self.rank == 0
 
     def finish(self) -> None:
-        """Leave the group; the leader waits for the others and fails if one of them failed."""
+        """Leave the group (the launcher waits for every process and reports one that failed)."""
         if self.world == 1:
             return
         import torch.distributed as dist
@@ -49,77 +59,97 @@ class ProcessGroup:
         # adapter was seen to abort (SIGABRT, "terminate called without an active exception") on a loaded CPU.
         dist.barrier()
         dist.destroy_process_group()
-        self.done.set()
-        for worker in self.workers:
-            if worker.wait() != 0:
-                raise RuntimeError(f"a training process (pid {worker.pid}) exited with code {worker.returncode}; see the log above")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on, for the processes to meet at."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def group_member() -> tuple[int, int] | None:
+    """(rank, world) where this process is one of a group torch.distributed's launcher started, else None."""
+    if WORLD_ENV not in os.environ:
+        return None
+    return int(os.environ.get(RANK_ENV, "0")), int(os.environ[WORLD_ENV])
+
+
+def own_gpu() -> None:
+    """In a training process other than rank 0, see only this process's GPU (the LOCAL_RANK-th of those the kernel
+    saw), so that its cuda:0 is its own and it opens no CUDA context on another. Call before CUDA starts."""
+    member = group_member()
+    if member is None or member[0] == 0 or LOCAL_RANK_ENV not in os.environ:
+        return
+    local = int(os.environ[LOCAL_RANK_ENV])
+    named = os.environ.get(VISIBLE)
+    gpus = named.split(",") if named else None
+    os.environ[VISIBLE] = gpus[local] if gpus and local < len(gpus) else str(local)
 
 
 def worker_command() -> list[str]:
-    """How to start a copy of this kernel: the interpreter and script this process runs."""
+    """How to run a copy of this kernel: the interpreter and the script this process runs (on Kaggle,
+    `python3 /kaggle/src/script.py`)."""
     return [sys.executable, os.path.abspath(sys.argv[0])]
 
 
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
-    import torch
-
-    named = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return named.split(",") if named else [str(k) for k in range(torch.cuda.device_count())]
-
-
-def watch(group: ProcessGroup) -> None:
-    """End the leader at once if a worker dies: its collectives would otherwise wait for the lost process."""
-
-    def run() -> None:
-        while not group.done.wait(2.0):
-            for worker in group.workers:
-                code = worker.poll()
-                if code not in (None, 0):
-                    log(f"training process {worker.pid} exited with code {code}; stopping")
-                    os._exit(1)
-
-    threading.Thread(target=run, daemon=True).start()
+@contextmanager
+def environment(values: dict):
+    """os.environ with `values` set (the launcher copies it into every process), restored afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def join_group(world: int, config: dict, command: list[str] | None = None) -> ProcessGroup:
-    """Form the group of `world` training processes: the leader starts the workers (`command`, default: this
-    script again), every process joins the same torch.distributed group (NCCL on GPUs, gloo on the CPU)."""
+def launch(processes: int, config: dict, command: list[str] | None = None, started: float | None = None) -> None:
+    """Run `processes` copies of this kernel (`command`, default: this script again) as one group under
+    torch.distributed's elastic launcher, and wait for them. One that fails ends the others at once (no restarts):
+    raises TrainingProcessFailed naming its rank, pid and exit code, after saying so in the log."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    command = command or worker_command()
+    log(f"starting {processes} training processes with torch.distributed's launcher (torchrun's): {' '.join(command[:2])}")
+    with tempfile.TemporaryDirectory(prefix="kit-train-processes-") as logs, \
+            environment({CONFIG_ENV: json.dumps(config), STARTED_ENV: str(started or time.time())}):
+        spec = LaunchConfig(
+            min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"kit-{os.getpid()}", max_restarts=0,
+            rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", local_addr="127.0.0.1",  # this machine alone, a free port
+            logs_specs=DefaultLogsSpecs(log_dir=logs, redirects={r: Std.OUT for r in range(1, processes)}),  # rank 0 logs for all
+        )
+        try:
+            elastic_launch(spec, command[0])(*command[1:])
+        except ChildFailedError as exc:
+            rank, failure = exc.get_first_failure()
+            line = failure_line(rank, failure.pid, failure.exitcode, failure.signal_name() if failure.exitcode < 0 else "")
+            warn(line)
+            raise TrainingProcessFailed(line) from None
+
+
+def failure_line(rank: int, pid: int, code: int, signal: str = "") -> str:
+    """The one line a failed training process leaves."""
+    how = f"was killed by {signal} (exit code {code})" if signal else f"exited with code {code}"
+    return (f"training process rank {rank} (pid {pid}) {how}; torch.distributed's launcher stopped the other processes"
+            + ("" if signal else " (its error is above)"))
+
+
+def join_group(world: int, rank: int) -> ProcessGroup:
+    """Join the group of `world` training processes the launcher started (NCCL on GPUs, gloo on the CPU)."""
     import torch
     import torch.distributed as dist
 
     if world <= 1:
         return ProcessGroup()
-    rank = int(os.environ.get(RANK_ENV, "0"))
-    workers = []
-    if rank == 0:
-        port = free_port()
-        gpus = visible_gpus() if torch.cuda.is_available() else []
-        for r in range(1, world):
-            env = {**os.environ, RANK_ENV: str(r), WORLD_ENV: str(world), PORT_ENV: str(port), CONFIG_ENV: json.dumps(config)}
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = gpus[r]
-            # Workers print nothing (the leader logs for all); their errors still reach stderr.
-            workers.append(subprocess.Popen(command or worker_command(), env=env, stdout=subprocess.DEVNULL))
-    else:
-        port = int(os.environ[PORT_ENV])
     started = time.time()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "gloo":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # CPU processes share the cores
     from datetime import timedelta
 
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(minutes=10))
-    group = ProcessGroup(rank, world, workers)
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=10))  # env://: the launcher's store
+    group = ProcessGroup(rank, world)
     if group.leader:
-        watch(group)
         log(f"{world} training processes ({backend}) joined in {time.time() - started:.1f}s; each step's rows are split between them")
     return group
 

@@ -30,7 +30,7 @@ MIN_CHUNK_TOKENS = 2048  # below this a forward pass leaves a large GPU idle; re
 DEQUANTIZED_MIN_TOKENS = 4096  # a dequantized copy saves ~15-25% of a step; recomputation costs ~33%, so never trade one for it
 EAGER_HF_ACTIVATIONS = 1.2  # transformers run eagerly keeps ~20% more per token than unsloth's or compiled layers (H100, 8B)
 CUDA_CONTEXT = int(0.4 * GIB)  # what a CUDA context takes before anything loads (a named profile's free memory)
-RANK_ENV, WORLD_ENV = "KIT_RANK", "KIT_WORLD"  # set by the first training process for the others
+RANK_ENV, WORLD_ENV = "RANK", "WORLD_SIZE"  # set in each training process by torch.distributed's launcher (parallel.py)
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "accelerate")
 
 
@@ -61,7 +61,7 @@ class Machine:
     packages: dict = field(default_factory=dict)  # name -> version of the PACKAGES installed ("" = version unknown)
     varlen_attention: bool = False  # torch has torch.nn.attention.varlen (2.10+): flash attention over packed rows
     rerun: bool = False  # a code competition reruns the notebook on its hidden test set
-    worker_world: int = 0  # >0 in a training process started by the first one: how many train together
+    worker_world: int = 0  # >0 in a training process of rank 1 or more (it sees only its own GPU): how many train together
 
     def has(self, package: str) -> bool:
         """Whether `package` is installed."""
@@ -140,7 +140,7 @@ def detect_machine() -> Machine:
         usable = int(fraction * total)
         gpus.append(Gpu(torch.cuda.get_device_name(k), usable, usable if free is None else min(free, usable), tuple(torch.cuda.get_device_capability(k)), bool(torch.cuda.is_bf16_supported())))
     return Machine("this machine", tuple(gpus), installed_packages(), varlen_attention=has_varlen_attention(),
-                   rerun=bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN")), worker_world=int(os.environ.get(WORLD_ENV, "0")) if RANK_ENV in os.environ else 0)
+                   rerun=bool(os.environ.get("KAGGLE_IS_COMPETITION_RERUN")), worker_world=int(os.environ.get(WORLD_ENV, "0")) if int(os.environ.get(RANK_ENV, "0")) else 0)
 
 
 def has_varlen_attention() -> bool:
@@ -267,7 +267,8 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         validation=choose_validation(config, machine), test_rows=choose_test_rows(config, machine),
     )
     if train:
-        parts.update(train_processes=training_processes(config["train_processes"], machine), optimizer=choose_optimizer(config["optim"], machine))
+        parts.update(train_processes=training_processes(config["train_processes"], len(machine.gpus), machine.worker_world, config["batch_size"]),
+                     optimizer=choose_optimizer(config["optim"], machine))
         compiled = choose_compile(config["compile"], engine.value, machine)
         memory = estimate_memory(config, machine, model_config, engine.value, compiled.value, packing.value)
         graphs = choose_cuda_graphs(config["cuda_graphs"], engine.value, dtype.value, parts["attention"].value,
@@ -439,16 +440,35 @@ def choose_pad_multiple(engine: str, packed: bool, train: bool) -> Decision:
     return Decision(multiple, "unsloth compiles per shape" if engine == "unsloth" else "8 measured fastest")
 
 
-def training_processes(setting: int, machine: Machine) -> Decision:
-    """How many processes train: `setting` (0 = one per GPU), at most one per GPU, as many CPU processes as asked."""
-    if machine.worker_world:
-        return Decision(machine.worker_world, "a training process started by the first")
-    if machine.gpus:
-        count = len(machine.gpus)
-        n = count if setting == 0 else min(max(setting, 1), count)
-        why = "one per GPU (train_processes=0)" if setting == 0 else f"train_processes={setting}, at most one per GPU"
-        return Decision(n, why + (f"; all {count} GPUs score" if n < count else ""))
-    return Decision(max(setting, 1), f"train_processes={setting} on the CPU")
+def training_processes(setting: int, gpus: int, worker_world: int = 0, batch_size: int = 0) -> Decision:
+    """How many processes train, and why: `setting` (0 = one per GPU) at most one per GPU, as many CPU processes as
+    asked; `worker_world` in a process of rank 1 or more, which sees only its own GPU. Several processes split each
+    micro-batch's `batch_size` rows between them (parallel.py), so that the updates stay those of one process."""
+    if worker_world:
+        return Decision(worker_world, f"one of {worker_world} training processes (rank 1 or more: its own GPU)")
+    n = (gpus if setting == 0 else min(max(setting, 1), gpus)) if gpus else max(setting, 1)
+    why = f"train_processes={setting}" + (" (one per GPU)" if setting == 0 and gpus else " on the CPU" if not gpus else "")
+    warning = f"train_processes={setting} but this machine has {gpus} GPU(s); training in {n}, one per GPU" if setting > gpus > 0 else ""
+    if n == 1:
+        if gpus > 1:
+            return Decision(1, f"{why}: one process trains on the first GPU and all {gpus} score; train_processes=0 trains "
+                               f"on all {gpus}, each micro-batch's rows split between them")
+        return Decision(1, f"{why}: one process" + (", one GPU" if gpus else ""), warning)
+    if 0 < batch_size < n:
+        warning = f"batch_size={batch_size} leaves some of the {n} training processes without rows in each micro-batch; raise batch_size to {n} or more"
+    share = f"{batch_size // n}" + ("" if batch_size % n == 0 else f"-{batch_size // n + 1}")
+    where = f"{n} GPUs" + (f" of {gpus} (all score)" if n < gpus else "") if gpus else f"{n} CPU processes (gloo) sharing the cores"
+    return Decision(n, f"{why}: {where}; each micro-batch's {batch_size} rows split between them ({share} each), the gradients "
+                       "summed: the same updates as one process; torch.distributed's launcher starts them, rank 0 writes the outputs", warning)
+
+
+def processes_here(config: dict) -> int:
+    """training_processes on this machine, asked of torch without opening a CUDA context: the kernel's own process
+    only launches the training processes, and a context would hold memory on the first GPU all run long."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return training_processes(config["train_processes"], gpus, batch_size=config["batch_size"]).value
 
 
 def choose_optimizer(name: str, machine: Machine) -> Decision:
