@@ -250,7 +250,9 @@ def _wait_and_pull(ws, backend, record) -> None:
         record = wait(ws, backend, record, on_progress=on_progress, max_poll_seconds=backend.max_poll_seconds)
         bar.done(f"{record.id} {record.status.value} after {progress.clock(bar.elapsed)}")
     if record.status.value == "error":
-        _err(log_tail(backend.logs(record)))
+        tail = log_tail(backend.logs(record))
+        if tail:  # what the kernel was doing when it ended: context, while the error says what ended it
+            _err(f"{record.id}'s log, last lines (context):\n{tail}")
         raise KitError(f"{record.id} failed: {record.message}", hint=f"kit logs {record.id}")
     if record.status.value == "cancelled":
         raise KitError(f"{record.id} was cancelled", hint=f"kit logs {record.id}; push it again with kit push-kernel {record.kernel}")

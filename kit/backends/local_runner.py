@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kit.backends.local import LOG_NAME, STATE_NAME
 from kit.fileio import atomic_write_json
+from kit.progress import human_bytes
 from kit.runs.store import now
 
 
@@ -40,6 +41,28 @@ def last_error_line(log: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def killed_message(signum: int, peak_bytes: int | None) -> str:
+    """What happened to a kernel a signal ended, in words. SIGKILL is what the kernel's out-of-memory killer sends,
+    so it is named as the likely cause; the log's last lines are what the kernel was doing, not why it stopped."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    peak = f" (peak memory {human_bytes(peak_bytes)})" if peak_bytes else ""
+    likely = ", likely out of memory: the system's out-of-memory killer sends it" if signum == signal.SIGKILL else ""
+    return f"the kernel was killed by signal {signum} ({name}){likely}{peak}"
+
+
+def children_peak_bytes() -> int | None:
+    """The largest resident size any finished child of this process reached (the kernel), where the system says."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
 def main(session: Path, script: str) -> int:
     state = {"status": "running", "started": now(), "runner_pid": os.getpid(), "gpu": detect_gpu()}
     env = dict(os.environ, KIT_KAGGLE_ROOT=str(session / "kaggle"), PYTHONUNBUFFERED="1")
@@ -65,6 +88,8 @@ def main(session: Path, script: str) -> int:
         final = {"status": "cancelled", "message": "cancelled by the user"}
     elif code == 0:
         final = {"status": "complete", "message": ""}
+    elif code < 0:  # ended by a signal: the last line of its log says nothing about why
+        final = {"status": "error", "message": killed_message(-code, children_peak_bytes())}
     else:
         final = {"status": "error", "message": last_error_line(session / LOG_NAME) or f"kernel exited with code {code}"}
     atomic_write_json(session / STATE_NAME, {**state, **final, "returncode": code, "finished": now()})

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from kit.backends.local_runner import last_error_line
+from kit.backends.local_runner import children_peak_bytes, killed_message, last_error_line
 from kit.errors import SubmissionError
 from kit.practice.competition import PracticeCompetition
 
@@ -73,6 +73,8 @@ def run_kernel(session: Path, limit: float) -> str:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             return f"Notebook Timeout: the rerun passed the {limit:g} s limit (log: {log_path})"
+    if code < 0:  # ended by a signal (out of memory, most likely): its log's last line is not why
+        return f"Notebook Threw Exception: {killed_message(-code, children_peak_bytes())} (log: {log_path})"
     if code != 0:
         return f"Notebook Threw Exception: {last_error_line(log_path) or f'exit code {code}'} (log: {log_path})"
     return ""
