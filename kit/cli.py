@@ -229,11 +229,16 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
 
 
 def _wait_and_pull(ws, backend, record) -> None:
-    """Follow the run to its end and pull its outputs; a run that ends in error or cancelled is a KitError."""
+    """Follow the run to its end and pull its outputs; a run that ends in error or cancelled is a KitError. Off a
+    terminal a line says where the run is at least every KIT_PROGRESS_EVERY seconds (a minute), with the kernel's
+    last training step; Ctrl-C stops following, not the run."""
     from kit import progress
+    from kit.errors import StoppedFollowing
+    from kit.runs.follow import last_progress, line_interval
     from kit.runs.lifecycle import log_tail, wait
 
-    last = {"status": None}
+    last = {"status": None, "line_at": 0.0}
+    every = line_interval()
     if not record.status.final:
         _err(f"{record.id}: following it until it ends (Ctrl-C stops following, not the run; kit wait {record.id} follows it again)")
     with progress.waiting(record.id) as bar:
@@ -245,9 +250,20 @@ def _wait_and_pull(ws, backend, record) -> None:
             bar.note(note)
             if not bar.drawn and r.status != last["status"]:  # a log or CI: one line per change of state
                 bar.write(f"{r.id}  {r.status.value:<9} {progress.clock(elapsed)}")
+                last["line_at"] = elapsed
+            elif not bar.drawn and not r.status.final and elapsed - last["line_at"] >= every:  # and one a minute
+                step = last_progress(_logs_or_empty(backend, r), r.config)
+                where = step.line() if step else "no training step logged yet"
+                bar.write(f"{r.id}  {r.status.value:<9} {progress.clock(elapsed)}  {where}")
+                last["line_at"] = elapsed
             last["status"] = r.status
 
-        record = wait(ws, backend, record, on_progress=on_progress, max_poll_seconds=backend.max_poll_seconds)
+        try:
+            record = wait(ws, backend, record, on_progress=on_progress, max_poll_seconds=min(backend.max_poll_seconds, every))
+        except KeyboardInterrupt:
+            bar.stop()
+            raise StoppedFollowing(f"{record.id}: kit stopped following it after {progress.clock(bar.elapsed)}; the run goes on",
+                                   hint=f"kit wait {record.id} follows it again; kit status {record.id} shows where it is") from None
         bar.done(f"{record.id} {record.status.value} after {progress.clock(bar.elapsed)}")
     if record.status.value == "error":
         tail = log_tail(backend.logs(record))
@@ -275,6 +291,14 @@ def wait_cmd(run: str) -> None:
         raise KitError(f"{record.id} was never started ({record.message or record.status.value})", hint=f"kit status {record.id}")
     _wait_and_pull(ws, backend, record)
     click.echo(record.id)
+
+
+def _logs_or_empty(backend, record) -> str:
+    """The run's log so far, or "" where it cannot be read now (a progress line is not worth failing a wait for)."""
+    try:
+        return backend.logs(record)
+    except KitError:
+        return ""
 
 
 def _pull_with_bar(ws, backend, record, all_files: bool = False) -> list[str]:
@@ -319,9 +343,13 @@ def status(run: str | None, as_json: bool) -> None:
     checked = refresh_each(ws, backend, [_resolve_pending(ws, backend, r) for r in records])
     if run and checked[0][1] is not None:
         raise checked[0][1]
+    checked = _with_fresh_scores(ws, backend, checked)
     records = [r for r, _ in checked]
+    # A running run's last training step, from its log: every run of one asked for, all of them where logs are cheap.
+    steps = {r.id: _last_step(backend, r) for r in records if r.status.value == "running" and (run or backend.live_logs)}
     if as_json:
-        rows = [{**r.to_json(), **({"error": e.message, "fix": e.hint} if e else {})} for r, e in checked]
+        rows = [{**r.to_json(), **({"progress": steps[r.id].to_json() if steps[r.id] else None} if r.id in steps else {}),
+                 **({"error": e.message, "fix": e.hint} if e else {})} for r, e in checked]
         rows += [{"id": d.run_id, "status": "damaged", "error": d.message, "fix": d.hint} for d in damaged]
         click.echo(json.dumps(rows, indent=2))
         return
@@ -330,6 +358,8 @@ def status(run: str | None, as_json: bool) -> None:
         return
     for r, problem in checked:
         note = f"cannot refresh: {problem.message}" if problem else r.message
+        if not problem and steps.get(r.id):
+            note = steps[r.id].line()
         click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {note}".rstrip())
         if problem and problem.hint:
             _err(f"hint: {r.id}: {problem.hint}")
@@ -337,6 +367,9 @@ def status(run: str | None, as_json: bool) -> None:
             from kit.runs.intent import describe
 
             click.echo(f"{'':<8} {describe(r.id, r.pending)}")
+        for sub in r.submissions:
+            if sub.status == "pending":  # made, not scored yet (a `kit submit --wait` that Ctrl-C stopped waiting)
+                click.echo(f"{'':<8} submission {sub.ref} of {sub.date} is pending (not scored yet): kit scores fetches its score")
     for d in damaged:
         click.echo(f"{d.run_id:<8} damaged  {d.message}")
         _err(f"hint: {d.run_id}: {d.hint}")
@@ -344,6 +377,27 @@ def status(run: str | None, as_json: bool) -> None:
         click.echo(log_tail(backend.logs(records[0])))
     if run and records[0].status.value == "complete":
         _print_summary(ws, records[0])
+
+
+def _last_step(backend, record):
+    from kit.runs.follow import last_progress
+
+    return last_progress(_logs_or_empty(backend, record), record.config)
+
+
+def _with_fresh_scores(ws, backend, checked):
+    """Runs with a submission still pending get its news first (one ask of the competition for all of them); the
+    competition not answering leaves them as they were."""
+    if not any(sub.status == "pending" for r, _ in checked for sub in r.submissions):
+        return checked
+    from kit.submissions.submit import refresh_scores
+
+    try:
+        fresh = {r.id: r for r in refresh_scores(ws, backend)}
+    except KitError as exc:
+        _err(f"pending submissions not refreshed: {exc.message}")
+        return checked
+    return [(fresh.get(r.id, r), problem) for r, problem in checked]
 
 
 def _resolve_pending(ws, backend, record):
@@ -555,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
     except KitError as exc:
         if os.environ.get("KIT_DEBUG"):
             raise
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"{exc.label}{exc.message}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)

@@ -7,6 +7,7 @@ class KitError(Exception):
     """A failure the user can fix; `hint` names the command or change that fixes it."""
 
     exit_code = 1  # what the CLI exits with
+    label = "error: "  # how the CLI starts its line
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -58,3 +59,10 @@ class Interrupted(KitError):
     """Ctrl-C (or a kill) stopped a command; the hint says how what was in flight gets resolved."""
 
     exit_code = 130
+
+
+class StoppedFollowing(Interrupted):
+    """Ctrl-C stopped kit following something that goes on without it (a run, a pending score, a sweep's runs):
+    nothing failed, so the CLI prints it without "error:", with the command that follows it again."""
+
+    label = ""

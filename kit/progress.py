@@ -105,6 +105,12 @@ class Progress:
             self._bar.close()
         print(line if line is not None else f"{self.desc}: done in {clock(self.elapsed)}", file=self.stream, flush=True)
 
+    def stop(self) -> None:
+        """End the bar without a line: the caller says what happened (a wait that Ctrl-C stopped, not failed)."""
+        if self._bar is not None and not self.finished:
+            self._bar.close()
+        self.finished = True
+
     def fail(self, reason: str) -> None:
         self.done(f"{self.desc}: failed after {clock(self.elapsed)} ({reason})")
 
@@ -116,8 +122,8 @@ class Progress:
             return
         if exc_type is None:
             self.done()
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.fail("interrupted")
+        elif issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C stopped kit, not the work: nothing failed
+            self.done(f"{self.desc}: interrupted after {clock(self.elapsed)}")
         else:
             self.fail(str(exc).splitlines()[0] if str(exc) else exc_type.__name__)
 

@@ -19,6 +19,12 @@ def warn(message: str) -> None:
     print(f"warning: {message}", flush=True)
 
 
+def step_line(step: int, steps: int, global_step: int, loss: float, lr: float, tokens_per_s: float, elapsed: float) -> str:
+    """A training step's progress line. kit reads it back from the log (kit/runs/follow.py) to say how far a run is:
+    keep the two in step."""
+    return f"step {step}/{steps} (global {global_step}) loss {loss:.4f} lr {lr:.2e} tokens/s {tokens_per_s:.0f} elapsed {elapsed:.1f}s"
+
+
 def quiet_progress_bars() -> None:
     """No progress bars where stdout is not a terminal (a Kaggle log, the local backend's log.txt): there every redraw
     of transformers' and huggingface_hub's bars (tqdm) becomes a line, ~1,000 for one model load. Call it before

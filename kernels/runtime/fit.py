@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from runtime.answer_data import AnswerRows, encode_answer_examples
 from runtime.attention import use_packed_attention
 from runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
-from runtime.environment import log, warn
+from runtime.environment import log, step_line, warn
 from runtime.graphs import GraphedPasses
 from runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
 from runtime.parallel import StepShare, broadcast_trainable
@@ -246,5 +246,4 @@ class Steps:
         trained.steps.append(record)
         step, every = record["phase_step"], self.config["logging_steps"]
         if run.leader and (step == 1 or step % every == 0 or step == trained.phase_steps):
-            log(f"step {step}/{trained.phase_steps} (global {record['step']}) loss {loss_value:.4f} lr {record['lr']:.2e} "
-                f"tokens/s {record['tokens_per_s']:.0f} elapsed {record['elapsed_s']:.1f}s")
+            log(step_line(step, trained.phase_steps, record["step"], loss_value, record["lr"], record["tokens_per_s"], record["elapsed_s"]))

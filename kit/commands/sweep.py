@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err
-from kit.errors import KitError
+from kit.errors import KitError, StoppedFollowing
 
 EXAMPLE = """\b
 A spec (sweep.toml):
@@ -94,12 +94,14 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
         elif event.record is not None:
             bar.note(f"{event.record.id} {event.kind}")
 
-    try:
-        with bar:
+    with bar:
+        try:
             state = runner.run(ws, backend, plan, timing, on_event=on_event)
-            bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
-    except KeyboardInterrupt:
-        raise KitError(f"sweep {loaded.name} interrupted; runs already pushed go on", hint=f"kit sweep {spec} resumes it without pushing any run twice") from None
+        except KeyboardInterrupt:  # exit 130 like every command; the runs it pushed are not stopped
+            bar.stop()
+            raise StoppedFollowing(f"sweep {loaded.name}: kit stopped it after {progress.clock(bar.elapsed)}; runs already pushed go on, "
+                                   "no new run is pushed", hint=f"kit sweep {spec} resumes it without pushing any run twice") from None
+        bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     points = report.status(ws, None, state.name)
     if as_json:
         click.echo(json.dumps(_points_json(points), indent=2))

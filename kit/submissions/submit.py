@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kit.backends.base import Backend, SubmissionResult
-from kit.errors import KitError, SubmissionError, SubmissionLimitError
+from kit.errors import KitError, StoppedFollowing, SubmissionError, SubmissionLimitError
 from kit.leaderboard import sheet
 from kit.runs import intent, store
 from kit.runs.lifecycle import pull
@@ -163,15 +163,30 @@ def wait_for_score(
     with progress.waiting(f"{run_id} submission {ref}") as shown:
         if not progress.bars_enabled():
             shown.write(f"{run_id} submission {ref}: waiting for its score (up to {timeout / 60:.0f} min; Ctrl-C stops waiting, kit scores fetches it later)")
-        while True:
-            refresh_scores(ws, backend)
-            sub = next(s for s in reversed(store.load(ws, run_id).submissions) if s.ref == ref)
-            if sub.status in ("complete", "error"):
-                score = "" if sub.public_score is None else f", public {sub.public_score:.5f}"
-                shown.done(f"{run_id} submission {ref}: {sub.status}{score} after {progress.clock(shown.elapsed)}")
-                return sub
-            if time.monotonic() > deadline:
-                shown.fail("not scored yet")
-                raise KitError(f"submission {ref} not scored after {timeout:.0f}s", hint="kit scores refreshes it later")
-            shown.note(f"{sub.status}, scored in a few minutes usually")
-            sleep(poll)
+        try:
+            return _poll_score(ws, backend, run_id, ref, deadline, poll, sleep, shown)
+        except KeyboardInterrupt:
+            shown.stop()
+            raise StoppedFollowing(
+                f"{run_id} submission {ref}: kit stopped waiting for its score after {progress.clock(shown.elapsed)}; "
+                "the submission was made and is scored without kit", hint="kit scores fetches its score; kit status lists it as pending until then",
+            ) from None
+
+
+def _poll_score(ws: Workspace, backend: Backend, run_id: str, ref: str, deadline: float, poll: float, sleep: Callable[[float], None],
+                shown) -> SubmissionRecord:
+    """Refresh the scores until submission `ref` of `run_id` is scored or failed, or the deadline passes."""
+    from kit import progress
+
+    while True:
+        refresh_scores(ws, backend)
+        sub = next(s for s in reversed(store.load(ws, run_id).submissions) if s.ref == ref)
+        if sub.status in ("complete", "error"):
+            score = "" if sub.public_score is None else f", public {sub.public_score:.5f}"
+            shown.done(f"{run_id} submission {ref}: {sub.status}{score} after {progress.clock(shown.elapsed)}")
+            return sub
+        if time.monotonic() > deadline:
+            shown.fail("not scored yet")
+            raise KitError(f"submission {ref} not scored after {shown.elapsed:.0f}s", hint="kit scores refreshes it later")
+        shown.note(f"{sub.status}, scored in a few minutes usually")
+        sleep(poll)
