@@ -51,6 +51,7 @@ decide = _task.decide
 baseline = _task.baseline
 write_submission = _task.write_submission
 check_submission = _task.check_submission
+check_cells = _task.check_cells
 tune_threshold = _task.tune_threshold
 parse_metric = _task.parse_metric
 prob_column = _task.prob_column

@@ -14,7 +14,7 @@ from kit.runs import intent, store
 from kit.runs.lifecycle import pull
 from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
 from kit.submissions import code_checks
-from kit.submissions.validate import ValidSubmission, validate_submission
+from kit.submissions.validate import ValidSubmission, validate_submission, values_for
 from kit.workspace.competition import CompetitionInfo
 from kit.workspace.layout import Workspace
 
@@ -39,15 +39,17 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     code = info if info.code else None
     if code:
         code_checks.check_kernel(ws, record, code)  # before the outputs are fetched or anything is spent
-    path = store.run_dir(ws, record.id) / SUBMISSION_FILE
+    name = ws.task.file  # submission.csv unless the [task] names another file
+    path = store.run_dir(ws, record.id) / name
     if not path.is_file() and record.status is KernelStatus.COMPLETE:
         pull(ws, backend, record)
     if not path.is_file():
-        raise SubmissionError(f"{record.id} has no {SUBMISSION_FILE} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
+        raise SubmissionError(f"{record.id} has no {name} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
     # The file kit uploads is its own normalized copy (the sample's spelling, no blank lines); the run's file stays.
     # A code competition scores what the kernel writes on its rerun, so there the file must need no normalizing.
     upload_dir = None if code else ws.state_dir / "uploads" / record.id
-    valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir)
+    values = None if ws.task_table is None else values_for(run_task(ws, record))
+    valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir, values=values)
     sheet.check(ws)  # the write after the submission must not be the first to find leaderboard.csv unreadable
     note = ""
     if code:
@@ -55,13 +57,32 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     earlier = _earlier(record, valid.sha256, backend.competition_instance())
     if earlier and not allow_resubmit:
         raise SubmissionError(
-            f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
+            f"{record.id}'s {name} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
             hint="pass --again to spend another submission on the same file, or kit scores to refresh its score",
         )
     left = backend.submissions_left_today()
     if left is not None and left <= 0:
         raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit leaderboard shows what is scored")
     return SubmitPlan(record, valid, left, code=code, note=note)
+
+
+def run_task(ws: Workspace, record: RunRecord):
+    """The workspace's task with its labels known: as [task] lists them, else the classes the run's metrics.json
+    says it learned (labels = "from_train")."""
+    from kit.leaderboard.sheet import read_metrics
+    from kit.task import TaskError
+
+    task = ws.task
+    if task.labels is not None:
+        return task
+    classes = read_metrics(ws, record.id).get("classes")
+    if not classes:
+        raise SubmissionError(f"{record.id}'s metrics.json does not say the task's classes (labels = \"from_train\")",
+                              hint=f"kit pull {record.id}, or list them: labels = [...] under [task.target] in kit.toml")
+    try:
+        return task.with_labels(classes)
+    except TaskError as exc:
+        raise SubmissionError(exc.problem, hint=exc.fix) from None
 
 
 def _earlier(record: RunRecord, sha256: str, instance: str) -> list[SubmissionRecord]:
@@ -95,18 +116,18 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
         earlier = _earlier(record, valid.sha256, instance)
         if earlier and not allow_resubmit:
             raise SubmissionError(
-                f"{record.id}'s {SUBMISSION_FILE} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
+                f"{record.id}'s {ws.task.file} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
                 hint="pass --again to spend another submission on the same file, or kit scores to refresh its score",
             )
         description = intent.submission_description(record.id, valid.sha256, message)
         if plan.code:
             # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there;
             # the submission lists that output's name, not a size kit knows.
-            planned = Intent(action="submit", at=store.now(), file=SUBMISSION_FILE, sha256=valid.sha256, description=description,
+            planned = Intent(action="submit", at=store.now(), file=ws.task.file, sha256=valid.sha256, description=description,
                              message=message, target=code_checks.kernel_ref(record), competition=instance)
 
             def act() -> SubmissionResult:
-                return backend.submit_code(record, SUBMISSION_FILE, description)
+                return backend.submit_code(record, ws.task.file, description)
         else:
             planned = Intent(action="submit", at=store.now(), file=valid.path.name, sha256=valid.sha256,
                              size=valid.path.stat().st_size, description=description, message=message, competition=instance)

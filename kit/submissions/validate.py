@@ -205,6 +205,65 @@ class BinaryLabels:
         return self.trues / max(self.rows, 1)
 
 
+class TaskValues:
+    """A [task]'s values (kit.task, the kernels' own module): labels from its label set, respelled as the task spells
+    them ("3.0" -> "3", "true" -> "True"); at most k labels, joined by its separator; probabilities in [0, 1], each
+    row's per-class probabilities summing to 1 where the metric is log loss."""
+
+    def __init__(self, task):
+        self.task = task
+        self.respelled = 0
+        self.positives = self.rows = 0
+        classes = task.classes()
+        self.expected = {"label": f"labels ({_few(classes)})", "number": f"scores ({_few(classes)})",
+                         "top_k": f"up to {task.k} labels ({_few(classes)}) separated by {task.separator!r}",
+                         "probability": f"P({classes[0]}) between 0 and 1",
+                         "probabilities": "one probability per class" + (", summing to 1" if task.metric == "log_loss" else "")}[task.output]
+
+    def check(self, row_id: str, values: list[str]) -> list[str]:
+        from kit.task import TaskError, check_cells
+
+        task = self.task
+        original = values
+        if task.output in ("label", "number") and values:
+            spelled = task.canonical(values[0])
+            values = [spelled if spelled is not None else values[0], *values[1:]]
+        elif task.output == "top_k" and values:
+            parts = values[0].split(task.separator) if task.separator.strip() else values[0].split()
+            labels = [p.strip() for p in parts if p.strip()]
+            labels = [task.canonical(x) or x for x in labels]
+            values = [task.separator.join(labels), *values[1:]]
+        if values != original:
+            self.respelled += 1
+        try:
+            check_cells(task, values, f"ID {row_id!r}")
+        except TaskError as exc:
+            raise RowProblem(exc.problem.removeprefix(f"ID {row_id!r}: ") + f" for ID {row_id!r} (expected {self.expected})") from None
+        self.rows += 1
+        if task.kind == "binary":
+            first = values[0]
+            self.positives += first == task.classes()[0] if task.output == "label" else float(first) >= 0.5
+        return values
+
+    def changes(self) -> list[str]:
+        return [f"{self.respelled} values respelled as the task spells its labels"] if self.respelled else []
+
+    def summary(self) -> float:
+        return self.positives / max(self.rows, 1)
+
+
+def values_for(task) -> ValueCheck | None:
+    """The ValueCheck of a task's submission: None (the sample's True/False spelling, BinaryLabels) for a binary
+    task submitting true/false labels, as kit has always checked them; else TaskValues."""
+    binary_words = task.kind == "binary" and task.output == "label" and all(c.lower() in READS_AS for c in task.classes())
+    return None if binary_words else TaskValues(task)
+
+
+def _few(names, limit: int = 6) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 class _Out:
     """Where the normalized rows go: hashed as they are written, and written to `fh` when there is one."""
 
@@ -338,7 +397,7 @@ def validate_submission(path: Path, sample: Path, upload_dir: Path | None = None
         if result.problems:
             raise SubmissionError(
                 f"{path} would be refused: " + "; ".join(result.problems) + (f" (and {result.more} more)" if result.more else ""),
-                hint="fix the file (ID,is_correct with every test ID once and True/False values); nothing was submitted",
+                hint=f"fix the file ({','.join(known.header)} with every test ID once and {getattr(values, 'expected', 'True/False values')}); nothing was submitted",
             )
         changes = result.changes
         if result.sha256 != file_sha256(path) and not changes:
