@@ -66,3 +66,9 @@ class StoppedFollowing(Interrupted):
     nothing failed, so the CLI prints it without "error:", with the command that follows it again."""
 
     label = ""
+
+
+def missing_package(package: str, extra: str, needed_for: str) -> KitError:
+    """A package of one of kit's optional extras that is not installed, as one line naming the extra to install."""
+    return KitError(f"{needed_for} needs {package}, which is not installed (it comes with kit's [{extra}] extra)",
+                    hint=f"pip install -e '.[{extra}]' in kit's folder (or pip install {package})")

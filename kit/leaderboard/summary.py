@@ -122,12 +122,27 @@ def summarize(ws: Workspace, record: RunRecord, public_baselines: dict[str, floa
         minutes=None if wall is None else wall / 60,
         val_accuracy=metrics.get("val_accuracy"),
         val_rows=metrics.get("val_rows"),
-        val_true_rate=metrics.get("val_true_rate"),
+        val_true_rate=metrics["val_true_rate"] if "val_true_rate" in metrics else _true_rate(ws, record.id),
         test_true_rate=metrics.get("test_true_rate"),
         public_score=scored[-1] if scored else None,
         public_baselines=public_baselines,
         task=None if ws.task_table is None else task_figures(ws, record.id, metrics),
     )
+
+
+def _true_rate(ws: Workspace, run_id: str) -> float | None:
+    """The share of True labels among the validation rows of val_predictions.csv, for a run whose metrics.json does
+    not say (an ensemble, an older kernel); None where the file or its is_correct column is missing."""
+    import csv
+
+    from kit.runs.store import run_dir
+
+    try:
+        with open(run_dir(ws, run_id) / "val_predictions.csv", newline="", encoding="utf-8") as fh:
+            labels = [row["is_correct"].strip().lower() == "true" for row in csv.DictReader(fh)]
+    except (OSError, KeyError, AttributeError):
+        return None
+    return sum(labels) / len(labels) if labels else None
 
 
 def task_figures(ws: Workspace, run_id: str, metrics: dict) -> TaskFigures:
