@@ -29,6 +29,17 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
     result = propose(ws, count, include_unsubmitted, _only(ws, conditions))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
+    elif result.metric != "accuracy":  # ranked on the task's metric, in its direction
+        for p in result.picks:
+            c = p.candidate
+            ref = f"  submission {c.submission_ref}" if c.submission_ref else ""
+            click.echo(f"{p.rank}. {c.run}  {result.metric} {p.estimate.mean:.5f}{ref}")
+            for reason in p.reasons:
+                click.echo(f"   - {reason}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        if result.skipped:
+            click.echo(f"not considered: {', '.join(f'{s.run} ({s.why})' for s in result.skipped)}", err=True)
     else:
         for p in result.picks:
             c = p.candidate
@@ -66,9 +77,9 @@ def _only(ws, conditions: str) -> set[str] | None:
 @click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
 @click.option("--where", "conditions", default="", metavar="SQL", help="members: the runs meeting a SQL condition in kit's table, as kit leaderboard --where (with --top)")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="members: the K best runs by --by among those meeting --where")
-@click.option("--by", "by", default="val_accuracy", show_default=True, help="the column --top ranks by")
+@click.option("--by", "by", default=None, help="the column --top ranks by (default: the task's val_<metric>, best first)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditions: str, top: int | None, by: str, as_json: bool) -> None:
+def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditions: str, top: int | None, by: str | None, as_json: bool) -> None:
     """Average runs' test probabilities into a new run: `kit ensemble run-3 run-5 --weights 2,1`, then kit submit.
 
     Or let the table choose: `kit ensemble --where "status = 'complete'" --top 3 --by val_accuracy`."""
@@ -86,7 +97,7 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditi
             raise KitError("no runs to ensemble", hint='kit ensemble run-3 run-5, or kit ensemble --where "val_accuracy > 0.7" --top 3')
         from kit.leaderboard.analysis import runs_where
 
-        members = tuple(runs_where(ws, conditions, sort_by=by, top=top or 0))
+        members = tuple(runs_where(ws, conditions, sort_by=by or ws.task.metric_column(), top=top or 0))
         click.echo(f"members from kit's table: {', '.join(members) or 'none'}", err=True)
     result = ensemble(ws, list(members), parsed, threshold)
     if as_json:

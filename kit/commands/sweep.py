@@ -106,8 +106,9 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
     if as_json:
         click.echo(json.dumps(_points_json(points), indent=2))
     else:
-        _print_points(points)
-    _err(f"next: kit sweep submit {state.name} --top 1  |  kit leaderboard --sort val_accuracy")
+        _print_points(points, ws.task.metric_column())
+    order = "" if ws.task.higher_is_better else " --ascending"
+    _err(f"next: kit sweep submit {state.name} --top 1  |  kit leaderboard --sort {ws.task.metric_column()}{order}")
 
 
 def _show_plan(plan, backend) -> None:
@@ -146,20 +147,21 @@ def _points_json(points) -> list[dict]:
              "settings": dict(p.point.settings), "message": p.record.message if p.record else ""} for p in points]
 
 
-def _print_points(points) -> None:
+def _print_points(points, column: str = "val_accuracy") -> None:
+    """The points as a table; `column` names their validation score (the task's val_<metric>)."""
     from kit.leaderboard.terminal import render_table
 
     keys: list[str] = []
     for p in points:
         keys += [k for k in p.point.settings if k not in keys]
-    header = ["point", "run", "status", "val_accuracy", *keys, "message"]
+    header = ["point", "run", "status", column, *keys, "message"]
     rows = []
     for p in points:
         row = {
             "point": p.point.key,
             "run": p.record.id if p.record else "",
             "status": p.record.status.value if p.record else "planned",
-            "val_accuracy": "" if p.val_accuracy is None else f"{p.val_accuracy:.4f}",
+            column: "" if p.val_accuracy is None else f"{p.val_accuracy:.4f}",
             "message": p.record.message if p.record else "",
         }
         row.update({k: str(p.point.settings.get(k, "")) for k in keys})
@@ -193,7 +195,7 @@ def status_cmd(name: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_points_json(points), indent=2))
     else:
-        _print_points(points)
+        _print_points(points, ws.task.metric_column())
     counts: dict[str, int] = {}
     for p in points:
         key = p.record.status.value if p.record else "planned"

@@ -120,6 +120,7 @@ class PickResult:
     skipped: list[Skipped] = field(default_factory=list)
     public_rows: int = 0
     private_rows: int = 0
+    metric: str = "accuracy"  # the task's metric; another than accuracy is ranked, not estimated (choose_ranked)
 
     def to_json(self) -> dict:
         """A JSON-ready view of the result, for `kit pick --json`."""
@@ -142,6 +143,7 @@ class PickResult:
             "skipped": [asdict(s) for s in self.skipped],
             "public_rows": self.public_rows,
             "private_rows": self.private_rows,
+            "metric": self.metric,
         }
 
 
@@ -377,8 +379,11 @@ def read_predictions(folder: Path) -> TestPredictions | None:
         path = folder / name
         if not path.is_file():
             continue
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = sorted((row["ID"], is_true(row[column])) for row in csv.DictReader(fh))
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = sorted((row["ID"], is_true(row[column])) for row in csv.DictReader(fh))
+        except (KeyError, ValueError):  # not the binary is_correct file: no labels to compare
+            return None
         bits = 0
         for i, (_, value) in enumerate(rows):
             if value:
@@ -391,6 +396,7 @@ def load_candidates(ws: Workspace, include_unsubmitted: bool = False, only: set[
     """Every complete run with a scored submission (or, if asked, with a validation score) as a Candidate;
     with `only`, just those runs (the others are not considered, nor listed as skipped)."""
     from kit.leaderboard.sheet import read_metrics
+    from kit.task import run_metric
 
     candidates, skipped = [], []
     for record in store.all_runs(ws):
@@ -402,12 +408,12 @@ def load_candidates(ws: Workspace, include_unsubmitted: bool = False, only: set[
         scored = [s for s in record.submissions if s.status == "complete" and s.public_score is not None]
         sub = scored[-1] if scored else None
         metrics = read_metrics(ws, record.id)
-        val, val_rows = metrics.get("val_accuracy"), int(metrics.get("val_rows") or 0)
+        val, val_rows = run_metric(metrics, ws.task), int(metrics.get("val_rows") or 0)
         if sub is None and not include_unsubmitted:
             skipped.append(Skipped(record.id, "no scored submission (kit submit, or --include-unsubmitted)"))
             continue
         if sub is None and (val is None or val_rows == 0):
-            skipped.append(Skipped(record.id, "neither a public score nor a validation accuracy"))
+            skipped.append(Skipped(record.id, f"neither a public score nor a validation {ws.task.metric}"))
             continue
         candidates.append(Candidate(
             run=record.id,
@@ -431,8 +437,42 @@ def pick(ws: Workspace, n: int | None = None, include_unsubmitted: bool = False,
     if private_rows is None:
         test_rows = next((len(c.predictions.ids) for c in candidates if c.predictions is not None), 0)
         private_rows = max(test_rows - public_rows, 0) or public_rows
-    result = choose(candidates, public_rows, private_rows, n or ws.final_picks)
-    return PickResult(result.picks, result.estimates, result.notes, skipped, result.public_rows, result.private_rows)
+    if ws.task.metric != "accuracy":
+        result = choose_ranked(candidates, ws.task.metric, ws.task.higher_is_better, n or ws.final_picks)
+    else:
+        result = choose(candidates, public_rows, private_rows, n or ws.final_picks)
+    return PickResult(result.picks, result.estimates, result.notes, skipped, public_rows, private_rows, result.metric)
+
+
+def choose_ranked(candidates: list[Candidate], metric: str, higher_is_better: bool, n: int = 3) -> PickResult:
+    """Picks for a task scored by another metric than accuracy: the binomial model of `choose` does not hold for it,
+    so runs are ranked by their public score, else their validation score (`val_accuracy` holds the task's
+    metric), best first in the metric's direction (lower log loss is better), without shrinkage."""
+    if not candidates:
+        raise KitError("no runs to pick from", hint="kit submit RUN first, or kit pick --include-unsubmitted")
+    sign = 1.0 if higher_is_better else -1.0
+    direction = "higher" if higher_is_better else "lower"
+
+    def score(c: Candidate) -> tuple[float, int]:
+        return (c.public_score, 0) if c.public_score is not None else (c.val_accuracy, c.val_rows)  # type: ignore[return-value]
+
+    ranked = sorted(candidates, key=lambda c: (c.public_score is None, -sign * score(c)[0], c.run))
+    public = [c for c in ranked if c.public_score is not None]
+    estimates = [Estimate(c.run, score(c)[0], score(c)[1], score(c)[0], 0.0, 0.0) for c in ranked]
+    picks, best = [], None
+    for rank, (c, e) in enumerate(zip(ranked[:n], estimates[:n]), start=1):
+        if c.public_score is not None:
+            reasons = [f"public {metric} {c.public_score:.5f}, rank {public.index(c) + 1} of {len(public)}"]
+        else:
+            reasons = [f"validation {metric} {c.val_accuracy:.5f} on {c.val_rows} rows (no public score)"]
+        if c.val_accuracy is not None and c.public_score is not None:
+            reasons.append(f"validation {metric} {c.val_accuracy:.5f} on {c.val_rows} rows")
+        value = e.mean if best is None else (max if higher_is_better else min)(best, e.mean)
+        picks.append(Pick(rank, c, e, value, 0.0 if best is None else abs(value - best), reasons))
+        best = value
+    notes = [f"{metric}: {direction} is better; runs are ranked by public score, else validation (kit's shrunk estimates "
+             "and diversity model are for accuracy)"]
+    return PickResult(picks, estimates, notes, metric=metric)
 
 
 def mark(ws: Workspace, result: PickResult) -> list[str]:

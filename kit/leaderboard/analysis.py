@@ -184,14 +184,16 @@ def analyse(header: list[str], rows: list[dict[str, str]], *, conditions: str = 
     return rows_of(df)
 
 
-def select_runs(header: list[str], rows: list[dict[str, str]], conditions: str, sort_by: str = "", top: int = 0) -> list[str]:
-    """The run ids of the rows meeting `conditions`, best first by `sort_by`, at most `top` (0: all); pick, plots
-    and ensemble choose runs this way, from the same table `kit leaderboard` shows."""
+def select_runs(header: list[str], rows: list[dict[str, str]], conditions: str, sort_by: str = "", top: int = 0,
+                ascending: bool = False) -> list[str]:
+    """The run ids of the rows meeting `conditions`, best first by `sort_by` (largest first; smallest with
+    `ascending`), at most `top` (0: all); pick, plots and ensemble choose runs this way, from the same table
+    `kit leaderboard` shows."""
     df = frame(header, rows)
     if conditions:
         df = where(df, conditions)
     if sort_by:
-        df = sort(df, sort_by)
+        df = sort(df, sort_by, ascending)
     chosen = df.get_column("run").to_list() if "run" in df.columns else []
     return chosen[:top] if top else chosen
 
@@ -203,4 +205,6 @@ def runs_where(ws: Any, conditions: str, sort_by: str = "", top: int = 0) -> lis
     header, rows = load_table(ws)
     if not rows:
         raise KitError("leaderboard.csv has no runs to choose from", hint="kit push-kernel train --wait")
-    return select_runs(header, rows, conditions, sort_by, top)
+    # best first: the task's metric column in its direction (the smallest val_log_loss is the best)
+    ascending = sort_by == ws.task.metric_column() and not ws.task.higher_is_better
+    return select_runs(header, rows, conditions, sort_by, top, ascending)

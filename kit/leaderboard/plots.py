@@ -109,15 +109,18 @@ def run_scores(ws: Workspace, only: set[str] | None = None) -> list[RunScores]:
     from kit.leaderboard.sheet import load_table, read_metrics
     from kit.leaderboard.stats import wilson_interval
 
+    from kit.task import run_metric
+
     public_rows = ws.split_sizes()[0]
     _, rows = load_table(ws)
     finals = {r["run"]: r.get("final", "") for r in rows}
+    binomial = ws.task.metric == "accuracy"  # Wilson intervals hold for accuracy; another metric is shown without
     out = []
     for record in store.all_runs(ws):
         if only is not None and record.id not in only:
             continue
         metrics = read_metrics(ws, record.id)
-        val, val_rows = metrics.get("val_accuracy"), int(metrics.get("val_rows") or 0)
+        val, val_rows = run_metric(metrics, ws.task), int(metrics.get("val_rows") or 0)
         scored = [s for s in record.submissions if s.public_score is not None]
         sub = scored[-1] if scored else None
         if val is None and sub is None:
@@ -125,9 +128,9 @@ def run_scores(ws: Workspace, only: set[str] | None = None) -> list[RunScores]:
         out.append(RunScores(
             run=record.id,
             val=val,
-            val_interval=wilson_interval(val, val_rows) if val is not None and val_rows else None,
+            val_interval=wilson_interval(val, val_rows) if binomial and val is not None and val_rows else None,
             public=sub.public_score if sub else None,
-            public_interval=wilson_interval(sub.public_score, public_rows) if sub and public_rows else None,
+            public_interval=wilson_interval(sub.public_score, public_rows) if binomial and sub and public_rows else None,
             private=sub.private_score if sub else None,
             final=finals.get(record.id, ""),
             members=tuple(str(m) for m in record.config.get("runs") or ()) if record.kernel == ENSEMBLE_KERNEL else (),
@@ -142,6 +145,10 @@ def majority_baseline(ws: Workspace, run_ids: list[str]) -> tuple[str, float] | 
 
     for run_id in run_ids:
         summary = summarize(ws, store.load(ws, run_id))
+        if summary is not None and summary.task is not None:  # a [task]: its baseline on its metric
+            if summary.task.baseline_value is not None:
+                return summary.task.baseline, summary.task.baseline_value
+            continue
         if summary is not None and summary.majority is not None:
             label, share = summary.majority
             return f"always {label} (the majority class)", share
@@ -177,11 +184,19 @@ def scores_figure(ws: Workspace, only: set[str] | None = None):
     baseline = majority_baseline(ws, [s.run for s in scores])
     if baseline is not None:  # on a small run the number that matters most: is it any better than this?
         what, share = baseline
-        ax.axvline(share, color="tab:red", linestyle="--", linewidth=1.2, label=f"{what}: {100 * share:.1f}% of validation rows")
+        shown = f"{100 * share:.1f}% of validation rows" if ws.task.metric == "accuracy" else f"{share:.4f} on validation"
+        ax.axvline(share, color="tab:red", linestyle="--", linewidth=1.2, label=f"{what}: {shown}")
     ax.set_yticks(y)
     ax.set_yticklabels([_run_label(s) for s in scores])
-    ax.set_xlabel("accuracy")
-    ax.set_title("scores per run with 95% intervals (private where known)")
+    task = ws.task
+    if task.metric == "accuracy":
+        ax.set_xlabel("accuracy")
+        ax.set_title("scores per run with 95% intervals (private where known)")
+    else:
+        ax.set_xlabel(f"{task.metric} ({'higher' if task.higher_is_better else 'lower'} is better)")
+        ax.set_title(f"{task.metric} per run (private where known)")
+        if not task.higher_is_better:
+            ax.invert_xaxis()  # better to the right, as for accuracy
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     return fig

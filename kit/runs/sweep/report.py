@@ -12,16 +12,18 @@ from kit.leaderboard import sheet
 from kit.runs.lifecycle import refresh
 from kit.runs.store import KernelStatus, RunRecord
 from kit.runs.sweep.state import Point, current_record, load_state
+from kit.task import run_metric
 from kit.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)
 class PointStatus:
-    """A point of a sweep with its run's current record and validation accuracy."""
+    """A point of a sweep with its run's current record and validation score (the task's metric: accuracy for the
+    binary is_correct task)."""
 
     point: Point
     record: RunRecord | None
-    val_accuracy: float | None
+    val_accuracy: float | None  # the task's metric; the name kept for `kit sweep status --json` readers
 
 
 def status(ws: Workspace, backend: Backend | None, name: str) -> list[PointStatus]:
@@ -32,15 +34,17 @@ def status(ws: Workspace, backend: Backend | None, name: str) -> list[PointStatu
         record = current_record(ws, point)
         if record is not None and backend is not None and not record.status.final:
             record = refresh(ws, backend, record)
-        accuracy = sheet.read_metrics(ws, record.id).get("val_accuracy") if record is not None else None
-        out.append(PointStatus(point, record, accuracy if isinstance(accuracy, (int, float)) else None))
+        value = run_metric(sheet.read_metrics(ws, record.id), ws.task) if record is not None else None
+        out.append(PointStatus(point, record, value))
     return out
 
 
 def ranked(ws: Workspace, name: str) -> list[PointStatus]:
-    """The sweep's complete runs that have a validation accuracy, best first (ties: the earlier run)."""
+    """The sweep's complete runs that have a validation score on the task's metric, best first in its direction
+    (the lowest log loss first; ties: the earlier run)."""
     done = [p for p in status(ws, None, name) if p.record is not None and p.record.status is KernelStatus.COMPLETE and p.val_accuracy is not None]
-    return sorted(done, key=lambda p: (-p.val_accuracy, p.record.number))  # type: ignore[union-attr,operator]
+    sign = -1 if ws.task.higher_is_better else 1
+    return sorted(done, key=lambda p: (sign * p.val_accuracy, p.record.number))  # type: ignore[union-attr,operator]
 
 
 @dataclass(frozen=True)

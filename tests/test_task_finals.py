@@ -1,0 +1,69 @@
+"""kit pick, kit plot scores, kit ensemble --top and sweeps follow the task's metric and its direction: for a
+log-loss task the lowest validation or public log loss is the best."""
+
+from __future__ import annotations
+
+import json
+
+from kit.fileio import atomic_write_text
+from kit.runs import store
+from kit.runs.store import KernelStatus
+from kit.workspace import layout
+from tests.conftest import run_kit
+
+LOG_LOSS_TASK = '''
+[task]
+preset = "pairwise"
+id = "id"
+prompt = "{prompt}"
+
+[task.target]
+one_hot = ["a", "b", "tie"]
+'''
+
+
+def _task_workspace(workspace):
+    with open(workspace / "kit.toml", "a") as fh:
+        fh.write(LOG_LOSS_TASK)
+    return layout.load(workspace)
+
+
+def _run(ws, val_log_loss):
+    """A finished run of the log-loss task as pulled: metrics.json with its validation log loss, and probabilities."""
+    record = store.allocate(ws, "train", "local", {"model": "m"})
+    folder = store.run_dir(ws, record.id)
+    atomic_write_text(folder / "metrics.json", json.dumps({"metric": "log_loss", "val_metric": val_log_loss, "val_rows": 50}))
+    atomic_write_text(folder / "test_probs.csv", "id,p_a,p_b,p_tie\n1,0.5,0.3,0.2\n2,0.2,0.2,0.6\n")
+    atomic_write_text(folder / "val_predictions.csv", "row,label,p_a,p_b,p_tie\n7,a,0.6,0.2,0.2\n8,tie,0.3,0.3,0.4\n")
+    record.status = KernelStatus.COMPLETE
+    store.save(ws, record)
+    return record.id
+
+
+def test_pick_ranks_a_log_loss_task_lowest_first(workspace):
+    ws = _task_workspace(workspace)
+    runs = [_run(ws, v) for v in (0.95, 0.81, 1.20)]
+    result = run_kit("pick", "--include-unsubmitted", "-n", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert [p["run"] for p in got["picks"]] == [runs[1], runs[0]] and got["metric"] == "log_loss"
+    shown = run_kit("pick", "--include-unsubmitted", "-n", "2")
+    assert shown.stdout.splitlines()[0] == f"1. {runs[1]}  log_loss 0.81000"
+    assert "validation log_loss 0.81000 on 50 rows (no public score)" in shown.stdout
+    assert "lower is better" in shown.stdout
+
+
+def test_ensemble_top_takes_the_lowest_log_losses_and_plots_name_the_metric(workspace):
+    ws = _task_workspace(workspace)
+    runs = [_run(ws, v) for v in (0.95, 0.81, 1.20)]
+    from kit.leaderboard import sheet
+
+    sheet.sync(ws)
+    result = run_kit("ensemble", "--top", "2")
+    assert result.exit_code == 0, result.stderr
+    assert f"members from kit's table: {runs[1]}, {runs[0]}" in result.stderr  # best first: the lowest val_log_loss
+
+    from kit.leaderboard.plots import run_scores
+
+    scores = {s.run: s for s in run_scores(ws)}
+    assert scores[runs[2]].val == 1.20 and scores[runs[2]].val_interval is None  # no binomial interval for log loss
