@@ -186,3 +186,23 @@ def test_a_parquet_competition_is_proposed_from_its_parquet_files(tmp_path):
     task = Task.from_dict(tomllib.loads(propose(folder).toml())["task"])
     assert (task.train, task.test, task.column, task.preset, task.metric) == ("train.parquet", "test.parquet", "winner", "binary", "accuracy")
     assert task.with_labels(["model_a", "model_b"]).classes() == ("model_a", "model_b")
+
+
+@pytest.mark.parametrize(
+    "table, message, hint",
+    [
+        ('[task]\nprompt = "{question} {answr}"\n', "the prompt's field {answr} is not a column of", "(did you mean 'answer'?)"),
+        ('[task.target]\nkind = "multiclass"\ncolumn = "is_correct"\nlabels = ["True", "Maybe"]\n',
+         "has the label 'False' in is_correct, which is not in task.target.labels (Maybe, True)", 'labels = "from_train"'),
+        ('[task]\npreset = "topk"\n[task.target]\ncolumn = "is_correct"\n', "task.submission.k = 3 is more than the 2 classes", "k = 2 at most"),
+        ('[task]\npreset = "multiclass"\n[task.target]\ncolumn = "is_corect"\n', "the task's column 'is_corect' is not a column of", "is_correct"),
+    ],
+)
+def test_a_task_that_does_not_fit_the_files_is_refused_before_anything_is_built(workspace, table, message, hint):
+    _append(workspace, "\n" + table)
+    for args in (("build", "train", "-o", "build/train"), ("push-kernel", "train")):
+        result = run_kit(*args)
+        assert result.exit_code == 1, result.stderr
+        first, second = result.stderr.strip().splitlines()[:2]
+        assert message in first and hint in first + second
+    assert not (workspace / "build").exists() and not list((workspace / "submissions").glob("run-*"))

@@ -20,6 +20,7 @@ from kit.runs.store import Intent, KernelStatus, RunRecord
 from kit.workspace.kernel_config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.workspace.layout import Workspace, ensure_workspace_id, set_value
 from kit.workspace.model_sources import check_reachable, parse_model
+from kit.workspace.task_config import check_task_data
 
 KERNEL_DIR = "kernel"
 
@@ -28,6 +29,7 @@ def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], bac
     """The effective config: workspace defaults, then overrides; model 'auto' resolved for the backend."""
     config = make_config(kernel, ws.run_defaults(kernel), overrides)
     check_prompt(config.prompt, kernels_dir(ws.kernels_dir))  # a closed set, known only from the kernels' prompts.py
+    check_task_data(ws)  # the [task] against the competition's files where they are here, before anything is spent
     if config.model == "auto":
         config = dataclasses.replace(config, model=DEFAULT_MODELS[backend])
     check_reachable(parse_model(config.model), backend, config.enable_internet)

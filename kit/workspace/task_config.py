@@ -84,3 +84,28 @@ def task_from_toml(path: Path, text: str, table: Mapping[str, Any] | None) -> Ta
             if located == str(path):
                 located = where(path, text, "task", None)
         raise ConfigError(f"{located}: {exc.problem}", hint=exc.fix) from None
+
+
+def check_task_data(ws) -> Task | None:
+    """Check the workspace's [task] against the competition's files where they are on this machine (the practice
+    competition's, or data/COMPETITION from kit data), before anything is built or spent: the prompt's fields and
+    the target's columns are train columns, the id and fields are test columns, every train label is in the
+    declared set (or, read from train, the set fits the shape: k at most the classes). Returns the task with its
+    labels resolved, or None without a [task] or without the files (the kernel checks them where it runs)."""
+    from kit.task import read_header, read_rows
+
+    task = ws.task_table
+    if task is None:
+        return None
+    folder = next((f for f in (ws.practice_dir / "data", ws.root / "data" / ws.competition) if (f / task.train).is_file()), None)
+    if folder is None:
+        return None
+    train = folder / task.train
+    try:
+        task.check_train_columns(read_header(train), str(train))
+        if (folder / task.test).is_file():
+            task.check_test_columns(read_header(folder / task.test), str(folder / task.test))
+        values = {task.target(row) for row in read_rows(train, task.target_columns())}
+        return task.with_labels(values)
+    except TaskError as exc:
+        raise ConfigError(exc.problem, hint=exc.fix) from None
