@@ -3,9 +3,12 @@ as `python kernel.py` on the CPU on a tiny Llama (2 layers, width 32, random wei
 a small synthetic competition, and keep what they wrote.
 
     python bench/kernel_parity.py run OUT_DIR          # OUT_DIR/train/ and OUT_DIR/infer/: metrics, predictions, logs
-    python bench/kernel_parity.py compare BEFORE AFTER # identical metrics (timings aside) and identical predictions?
+    python bench/kernel_parity.py compare BEFORE AFTER # the same figures (timings aside) and the same predictions?
 
 Everything is seeded and runs in fp32 on the CPU, so two runs of the same code give the same numbers bit for bit.
+"The same" means: every key of BEFORE's JSON files has the same value in AFTER's, and every column of BEFORE's CSV
+files has the same cells in AFTER's (by name, row for row); what AFTER adds (issue 24: val_metric, p_<class>
+columns) is listed, not compared. The run's own folder in a value (the model's path) is compared without it.
 """
 
 from __future__ import annotations
@@ -106,19 +109,44 @@ def without_timings(value):
     return value
 
 
+def csv_columns(path: Path) -> dict[str, list[str]]:
+    """A CSV file as {column: its cells, top to bottom}."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    return {name: [r[i] for r in body] for i, name in enumerate(header)}
+
+
+def same_keys(a, b, root_a: str, root_b: str) -> bool:
+    """Whether every key of `a` (recursively in dicts) has the same value in `b`, each run's folder left out."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and all(k in b and same_keys(v, b[k], root_a, root_b) for k, v in a.items())
+    if isinstance(a, str) and isinstance(b, str):
+        return a.replace(root_a, "") == b.replace(root_b, "")
+    return a == b
+
+
 def compare(before: Path, after: Path) -> bool:
-    """Print, per kernel and file, whether the two runs agree; True when all do."""
+    """Print, per kernel and file, whether AFTER has BEFORE's figures; True when it has all of them."""
     same = True
     for kernel in ("train", "infer"):
         for name in OUTPUT_FILES:
             a, b = before / kernel / name, after / kernel / name
             if not a.exists() and not b.exists():
                 continue
-            if name.endswith(".json"):
-                equal = a.exists() and b.exists() and without_timings(json.loads(a.read_text())) == without_timings(json.loads(b.read_text()))
+            added: list[str] = []
+            if not (a.exists() and b.exists()):
+                equal = False
+            elif name.endswith(".json"):
+                old, new = without_timings(json.loads(a.read_text())), without_timings(json.loads(b.read_text()))
+                equal = same_keys(old, new, str(before.resolve()), str(after.resolve()))
+                added = [k for k in new if k not in old]
             else:
-                equal = a.exists() and b.exists() and a.read_bytes() == b.read_bytes()
-            print(f"{kernel}/{name}: {'identical' if equal else 'DIFFERENT'}" + ("" if name != "metrics.json" else " (timings aside)"))
+                old, new = csv_columns(a), csv_columns(b)
+                equal = all(new.get(column) == cells for column, cells in old.items())
+                added = [c for c in new if c not in old]
+            print(f"{kernel}/{name}: {'the same' if equal else 'DIFFERENT'}" + (" (timings aside)" if name == "metrics.json" else "")
+                  + (f"; added: {', '.join(added)}" if added else ""))
             same &= equal
     return same
 

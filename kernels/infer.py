@@ -1,16 +1,16 @@
 """kit inference kernel: score the test set with a base model and a train run's adapter, one forward pass a row.
 
-Writes submission.csv (ID,is_correct), test_probs.csv, plan.json and, when labelled validation rows exist,
+Writes the task's submission, test_probs.csv, plan.json and, when labelled validation rows exist,
 val_predictions.csv and metrics.json to the working folder.
 """
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from runtime.data import validation_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.data import known_classes, load_task, validation_rows  # noqa: E402  (the runtime below is inlined by kit build)
 from runtime.environment import log  # noqa: E402
 from runtime.evaluate import predict, scoring_models, validate  # noqa: E402
 from runtime.modeling import adapter_settings  # noqa: E402
-from runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from runtime.outputs import run_metrics, task_metrics, write_outputs  # noqa: E402
 from runtime.session import start_run  # noqa: E402
 
 
@@ -19,15 +19,16 @@ def main(config: dict) -> dict:
     run = start_run(config, "infer")
     adapter_dir, prompt = adapter_settings(config)
     log(f"adapter={adapter_dir or 'none (base model)'} prompt={prompt}")
-    rows = validation_rows(config) if run.plan.validation.value else None
-    scorer = scoring_models(run, config, prompt, adapter_dir)
-    metrics, threshold = validate(run, config, rows, scorer)
-    metrics.update(predict(run, config, scorer, threshold))
+    rows = validation_rows(config, load_task(config))
+    task = rows.task if rows is not None else known_classes(config, load_task(config))
+    scorer = scoring_models(run, config, task, prompt, rows, adapter_dir)
+    metrics, rule = validate(run, config, rows, scorer)
+    metrics.update(predict(run, config, scorer, rule))
     metrics.update({
-        **run_metrics(run), "prompt": prompt, "adapter_run": config["adapter_run"], "threshold": threshold,
-        "peak_memory_gib": peak_memory_gib(run),
+        **run_metrics(run), "prompt": prompt, "adapter_run": config["adapter_run"], "threshold": rule.threshold,
+        "peak_memory_gib": peak_memory_gib(run), **task_metrics(scorer.labels),
     })
-    effective = {**config, "engine": run.plan.engine.value, "dtype": run.plan.dtype.value, "prompt": prompt, "threshold_used": threshold}
+    effective = {**config, "engine": run.plan.engine.value, "dtype": run.plan.dtype.value, "prompt": prompt, "threshold_used": rule.threshold}
     return write_outputs(run, metrics, effective)
 
 

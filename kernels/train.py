@@ -1,16 +1,18 @@
-"""kit train kernel: fine-tune a causal LM with LoRA to label answers True/False, then score the test set.
+"""kit train kernel: fine-tune a causal LM with LoRA to give each row's class (its label token), then score the test set.
 
-Reads the competition's train.csv/test.csv from the input tree and writes to the working folder: the adapter,
-config.json, metrics.json, plan.json, val_predictions.csv and (unless predict_test is off) submission.csv and test_probs.csv.
+The task (its `task` setting; without one, the binary is_correct task) says which files, prompt, classes, metric
+and submission. Reads the competition's train and test files from the input tree and writes to the working folder:
+the adapter, config.json, metrics.json, plan.json, val_predictions.csv and (unless predict_test is off) the
+submission and test_probs.csv.
 """
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from runtime.data import training_rows  # noqa: E402  (the runtime below is inlined by kit build)
-from runtime.evaluate import predict, scoring_models, validate  # noqa: E402
+from runtime.data import load_task, training_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.evaluate import label_tokens, predict, scoring_models, validate  # noqa: E402
 from runtime.fit import train  # noqa: E402
 from runtime.modeling import load_model  # noqa: E402
-from runtime.outputs import run_metrics, write_outputs  # noqa: E402
+from runtime.outputs import run_metrics, task_metrics, write_outputs  # noqa: E402
 from runtime.session import start_run  # noqa: E402
 
 
@@ -24,23 +26,24 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     run = start_run(config, "train", worker_command)  # the plan is printed and fixed here; nothing after asks the machine
     if run.launched is not None:  # the training processes ran this recipe
         return run.launched
-    rows = training_rows(config)
+    rows = training_rows(config, load_task(config))
     model, tokenizer = load_model(config, run.plan)
-    trained = train(run, config, rows, model, tokenizer)
+    labels = label_tokens(tokenizer, rows.task, config["prompt"], rows, config)
+    trained = train(run, config, rows, model, tokenizer, labels=labels)
     if not run.leader:
         return {}
-    scorer = scoring_models(run, config, config["prompt"], run.out / "adapter", trained=trained.model, tokenizer=tokenizer)
-    metrics, threshold = validate(run, config, rows, scorer)
-    metrics.update(predict(run, config, scorer, threshold))
+    scorer = scoring_models(run, config, rows.task, config["prompt"], rows, run.out / "adapter", trained=trained.model, tokenizer=tokenizer, labels=labels)
+    metrics, rule = validate(run, config, rows, scorer)
+    metrics.update(predict(run, config, scorer, rule))
     plan = run.plan
     metrics.update({
         **run_metrics(run), "gradient_checkpointing": plan.checkpointing.value, "dequantized_base": plan.dequantize_base.value,
         "compiled": plan.compile.value, "train_processes": run.group.world, "train_rows": len(rows.split.train),
-        "train_true_rows": trained.train_true_rows, "data_offset": config["data_offset"], "next_data_offset": rows.split.next_offset,
-        **trained.metrics(), "steps": trained.steps,
+        **trained.row_metrics(), "data_offset": config["data_offset"], "next_data_offset": rows.split.next_offset,
+        **trained.metrics(), "steps": trained.steps, **task_metrics(labels),
     })
     effective = {**config, "engine": plan.engine.value, "dtype": plan.dtype.value, "gradient_checkpointing": "on" if plan.checkpointing.value else "off",
-                 "compile": "on" if plan.compile.value else "off", "packing": plan.packing.value, "threshold_used": threshold}
+                 "compile": "on" if plan.compile.value else "off", "packing": plan.packing.value, "threshold_used": rule.threshold}
     return write_outputs(run, metrics, effective)
 
 

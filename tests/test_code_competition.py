@@ -294,14 +294,15 @@ def test_rerun_scores_every_hidden_row_whatever_test_rows_says(tmp_path, monkeyp
     from runtime.plan import choose_test_rows, detect_machine
     from runtime.prompts import get_prompt
     from runtime.scoring import Scores, predict_test_set
+    from runtime.task import Rule, Task
     from tests.test_kernel_runtime import make_tokenizer
 
     comp = init_practice(tmp_path / "c", n_train=10, n_test=12)
     out = tmp_path / "out"
     out.mkdir()
-    score = lambda seqs, labels=None: Scores([0.9] * len(seqs), [None] * len(seqs))  # noqa: E731
+    score = lambda seqs, labels=None: Scores([[0.9, 0.1]] * len(seqs), [None] * len(seqs))  # noqa: E731
     config = {"test_rows": 3, "max_seq_length": 128}
-    args = (comp.data_dir, make_tokenizer(), get_prompt("grader"), config, score, out, 0.5)
+    args = (comp.data_dir, make_tokenizer(), get_prompt("grader"), Task.default(), config, score, out, Rule("threshold", threshold=0.5))
 
     def scored() -> int:  # as the predict stage does: the plan, made on this machine, says how many rows
         decision = choose_test_rows(config, detect_machine())

@@ -18,6 +18,9 @@ pytest.importorskip("peft")
 from runtime import data, modeling, plan, prompts, scoring, training  # noqa: E402
 from runtime.fusion import fuse_projections  # noqa: E402
 from runtime.modeling import attach_lora  # noqa: E402
+from runtime import labels as labels_module  # noqa: E402
+from runtime.labels import choose_label_tokens  # noqa: E402
+from runtime.task import Rule, Task, fit_rule  # noqa: E402
 
 RUNTIME = Path(__file__).resolve().parents[1] / "kernels" / "runtime"
 HEAVY = {"torch", "transformers", "peft", "trl", "unsloth", "bitsandbytes", "pandas", "numpy"}
@@ -99,36 +102,85 @@ def test_runtime_modules_follow_the_inlining_rules():
 # ------------------------------------------------------------------------------------------------ prompts and encoding
 
 
+def row(question: str, answer: str, solution: str) -> dict:
+    return {"question": question, "answer": answer, "solution": solution}
+
+
 def test_every_template_renders_the_row_and_ends_where_the_label_goes():
     for template in prompts.PROMPTS.values():
-        text = template.render("What is 2+3?", "5", "x = 2 + 3\n5")
+        text = template.render(row("What is 2+3?", "5", "x = 2 + 3\n5"))
         assert "What is 2+3?" in text and "x = 2 + 3\n5" in text
         assert text.index("What is 2+3?") < text.index("x = 2 + 3")
         assert "{" not in text.replace("{}", "")  # every field filled
         assert not text.endswith(" ")  # the label word brings its own space
-    assert prompts.get_prompt("seed000").render("q", "a", "s").endswith("### Grading ('True' or 'False'):")
-    assert prompts.get_prompt("binarybeats").render("q", "a", "s").endswith("### Output:\n")
-    assert prompts.get_prompt("midterm").render("q", "a", "s").endswith("Answer is correct (True/False only):")
-    assert "Given answer: a" in prompts.get_prompt("grader").render("q", "a", "s")
+        assert template.fields() == ("question", "answer", "solution") and template.shorten == "solution"
+    assert prompts.get_prompt("seed000").render(row("q", "a", "s")).endswith("### Grading ('True' or 'False'):")
+    assert prompts.get_prompt("binarybeats").render(row("q", "a", "s")).endswith("### Output:\n")
+    assert prompts.get_prompt("midterm").render(row("q", "a", "s")).endswith("Answer is correct (True/False only):")
+    assert "Given answer: a" in prompts.get_prompt("grader").render(row("q", "a", "s"))
     with pytest.raises(ValueError, match="known prompts: binarybeats, grader, midterm, seed000"):
         prompts.get_prompt("nope")
 
 
 def test_encoding_matches_the_rendered_prompt_and_cuts_long_solutions_in_the_middle(tokenizer):
     template = prompts.get_prompt("grader")
-    [ids] = data.encode_prompts(tokenizer, template, ["what is 12 + 30?"], ["42"], ["x = 12 + 30"], 512)
-    assert tokenizer.decode(ids, skip_special_tokens=True) == template.render("what is 12 + 30?", "42", "x = 12 + 30")
+    [ids] = data.encode_prompts(tokenizer, template, [row("what is 12 + 30?", "42", "x = 12 + 30")], 512)
+    assert tokenizer.decode(ids, skip_special_tokens=True) == template.render(row("what is 12 + 30?", "42", "x = 12 + 30"))
     long_solution = "START " + "12 + 30 " * 300 + " END"
-    [cut] = data.encode_prompts(tokenizer, template, ["q"], ["42"], [long_solution], 128)
+    [cut] = data.encode_prompts(tokenizer, template, [row("q", "42", long_solution)], 128)
     text = tokenizer.decode(cut, skip_special_tokens=True)
     assert len(cut) == 127  # room for the label
     assert "START" in text and "END" in text and text.endswith("Answer True or False:")
 
 
-def test_label_tokens_are_the_first_token_of_each_label_word(tokenizer):
-    true_id, false_id = data.label_token_ids(tokenizer, prompts.get_prompt("grader"))
-    assert tokenizer.decode([true_id]).strip() in ("True", "T", "Tr") and true_id != false_id
-    assert tokenizer(" True", add_special_tokens=False).input_ids[0] == true_id
+def test_a_task_prompt_reads_any_columns_and_cuts_its_shorten_field(tokenizer):
+    template = prompts.task_template("Essay: {essay}\nTopic: {topic}\nScore (1-6):", "essay")
+    assert template.fields() == ("essay", "topic") and template.label_word("4") == " 4"
+    long_essay = "BEGIN " + "12 + 30 " * 300 + " FINISH"
+    [ids] = data.encode_prompts(tokenizer, template, [{"essay": long_essay, "topic": "correct"}], 96)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert len(ids) == 95 and text.startswith("Essay: BEGIN") and "FINISH" in text and text.endswith("Topic: correct\nScore (1-6):")
+    # no shortened field: the prompt is whole, or its end where it is too long
+    whole = prompts.task_template("A: {a}\nB: {b}\nWinner:", "")
+    [ids] = data.encode_prompts(tokenizer, whole, [{"a": "x " * 200, "b": "y"}], 32)
+    assert len(ids) == 31 and tokenizer.decode(ids, skip_special_tokens=True).endswith("B: y\nWinner:")
+
+
+def test_label_tokens_are_the_first_token_of_each_label_word_after_the_whole_prompt(tokenizer):
+    template = prompts.get_prompt("grader")
+    rows = [row("what is 12 + 30?", "42", "x = 12 + 30")]
+    labels = choose_label_tokens(tokenizer, template, ("True", "False"), rows)
+    assert labels.words == (" True", " False") and not labels.coded and labels.template is template
+    prompt = template.render(rows[0])
+    for word, token in zip(labels.words, labels.token_ids):
+        split = tokenizer(prompt + word, add_special_tokens=False).input_ids
+        assert split[: len(split) - len(tokenizer(word, add_special_tokens=False).input_ids)] == tokenizer(prompt, add_special_tokens=False).input_ids
+        assert split[len(tokenizer(prompt, add_special_tokens=False).input_ids)] == token
+    assert labels.token_ids[0] == tokenizer(" True", add_special_tokens=False).input_ids[0]  # what the kernels always used
+
+
+def test_class_names_that_share_their_first_token_get_codes_listed_in_the_prompt(tokenizer):
+    template = prompts.task_template("A: {a}\nB: {b}\nWhich is better? Answer:", "")
+    classes = ("winner_model_a", "winner_model_b", "winner_tie")
+    labels = choose_label_tokens(tokenizer, template, classes, [{"a": "12", "b": "30"}])
+    assert labels.coded and len(set(labels.token_ids)) == 3
+    assert [w.strip() for w in labels.words] == ["A", "B", "C"]
+    text = labels.template.render({"a": "12", "b": "30"})
+    assert "Labels: A = winner_model_a, B = winner_model_b, C = winner_tie\nWhich is better? Answer:" in text
+    assert text.endswith("Which is better? Answer:")  # the label still goes at the end
+    for word, token in zip(labels.words, labels.token_ids):
+        whole = tokenizer(text + word, add_special_tokens=False).input_ids
+        assert whole[len(tokenizer(text, add_special_tokens=False).input_ids)] == token
+
+
+def test_a_label_word_that_merges_with_the_end_of_the_prompt_is_not_used(tokenizer):
+    # "Answer: T" + "rue" splits as "Answer: True" does: the word changes the prompt's own last token
+    assert tokenizer("Answer: T", add_special_tokens=False).input_ids[-1] not in tokenizer("Answer: True", add_special_tokens=False).input_ids
+    assert labels_module.split_after(tokenizer, "Answer: T", "rue") is None
+    assert labels_module.split_after(tokenizer, "Answer:", " True") == (tokenizer(" True", add_special_tokens=False).input_ids[0], 2)
+    template = prompts.task_template("Answer: {x}", "")
+    labels = choose_label_tokens(tokenizer, template, ("rue", "alse"), [{"x": "T"}])
+    assert labels.coded  # no token of their own: codes instead
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -232,8 +284,8 @@ def test_packed_attention_trains_and_scores_rows_as_if_each_were_alone(tokenizer
     assert packed[0] == pytest.approx(padded[0], rel=1e-6) and torch.allclose(packed[1], padded[1], atol=1e-6)
     # the packed model still takes padded batches (plain causal attention)
     assert loss_and_grads(packed_model, data.collate(sequences, 0, label_ids=labels))[0] == pytest.approx(padded[0], rel=1e-6)
-    plain = scoring.score_sequences(padded_model, sequences, 20, 21, 0, batch_size=2).prob_true
-    assert scoring.score_sequences(packed_model, sequences, 20, 21, 0, batch_size=2, max_tokens=10, packed=True).prob_true == pytest.approx(plain, abs=1e-6)
+    plain = scoring.score_sequences(padded_model, sequences, [20, 21], 0, batch_size=2).prob_true
+    assert scoring.score_sequences(packed_model, sequences, [20, 21], 0, batch_size=2, max_tokens=10, packed=True).prob_true == pytest.approx(plain, abs=1e-6)
 
 
 def test_fused_projections_share_the_weights_and_give_the_same_loss_gradients_and_merged_scores(tokenizer):
@@ -249,8 +301,8 @@ def test_fused_projections_share_the_weights_and_give_the_same_loss_gradients_an
     (loss_a, grads_a), (loss_b, grads_b) = loss_and_grads(plain, batch), loss_and_grads(fused, batch)
     assert loss_b == pytest.approx(loss_a, rel=1e-6) and torch.allclose(grads_b, grads_a, atol=1e-6)
     assert merge_adapters(plain) == merge_adapters(fused) == 14  # merging writes into the shared matrices
-    assert scoring.score_sequences(fused, sequences, 20, 21, 0, batch_size=2).prob_true == pytest.approx(
-        scoring.score_sequences(plain, sequences, 20, 21, 0, batch_size=2).prob_true, abs=1e-6)
+    assert scoring.score_sequences(fused, sequences, [20, 21], 0, batch_size=2).prob_true == pytest.approx(
+        scoring.score_sequences(plain, sequences, [20, 21], 0, batch_size=2).prob_true, abs=1e-6)
 
 
 def test_projections_stay_apart_where_a_base_is_not_a_plain_linear_layer(tokenizer):
@@ -286,7 +338,7 @@ def test_label_token_scoring_equals_a_direct_forward_pass(tokenizer):
     model = make_model(len(tokenizer))
     sequences = [[1, 5, 6, 7, 8, 9, 10], [1, 11, 12], [1, 13, 14, 15, 16]]
     true_id, false_id = 40, 41
-    scores = scoring.score_sequences(model, sequences, true_id, false_id, 2, batch_size=2, labels=[True, False, True])
+    scores = scoring.score_sequences(model, sequences, [true_id, false_id], 2, batch_size=2, labels=[0, 1, 0])
     for seq, p, nll, label in zip(sequences, scores.prob_true, scores.nll, [True, False, True]):
         with torch.no_grad():
             logits = model(torch.tensor([seq])).logits[0, -1]
@@ -295,15 +347,40 @@ def test_label_token_scoring_equals_a_direct_forward_pass(tokenizer):
         assert nll == pytest.approx(-torch.log_softmax(logits, 0)[true_id if label else false_id].item(), abs=1e-4)
 
 
-def test_threshold_tuning_and_the_output_files(tmp_path):
-    probs, labels = [0.1, 0.3, 0.35, 0.6, 0.9], [False, False, True, True, True]
-    assert scoring.accuracy(probs, labels, 0.5) == 0.8
-    t = scoring.tune_threshold(probs, labels)
-    assert 0.3 < t < 0.35 and scoring.accuracy(probs, labels, t) == 1.0
-    assert scoring.resolve_threshold("0.7", probs, labels) == 0.7
-    scoring.write_test_outputs(tmp_path, [0, 1, 2], [0.2, 0.5, 0.8], 0.5)
+def test_any_number_of_classes_is_scored_in_one_pass_as_a_softmax_over_their_tokens(tokenizer):
+    model = make_model(len(tokenizer))
+    sequences = [[1, 5, 6, 7, 8, 9, 10], [1, 11, 12], [1, 13, 14, 15, 16], [1, 17]]
+    label_ids = [40, 41, 42, 43, 44]
+    passes = []
+    hook = model.model.register_forward_pre_hook(lambda module, args, kwargs: passes.append(1), with_kwargs=True)
+    scores = scoring.score_sequences(model, sequences, label_ids, 2, batch_size=4, labels=[4, 0, 2, 3])
+    hook.remove()
+    assert len(passes) == 1  # one forward pass for every row and every class
+    for seq, p, nll, label in zip(sequences, scores.probs, scores.nll, [4, 0, 2, 3]):
+        with torch.no_grad():
+            logits = model(torch.tensor([seq])).logits[0, -1]
+        assert p == pytest.approx(torch.softmax(logits[label_ids], 0).tolist(), abs=1e-5) and sum(p) == pytest.approx(1.0)
+        assert nll == pytest.approx(-torch.log_softmax(logits, 0)[label_ids[label]].item(), abs=1e-4)
+
+
+def test_the_output_files_hold_a_probability_per_class_and_the_tasks_submission(tmp_path):
+    binary = Task.default()
+    rule = fit_rule(binary, ["False", "False", "True", "True", "True"], [[p, 1 - p] for p in (0.1, 0.3, 0.35, 0.6, 0.9)])
+    assert 0.3 < rule.threshold < 0.35
+    scoring.write_test_outputs(tmp_path, binary, ["0", "1", "2"], [[0.2, 0.8], [0.5, 0.5], [0.8, 0.2]], Rule("threshold", threshold=0.5))
     assert (tmp_path / "submission.csv").read_text() == "ID,is_correct\n0,False\n1,True\n2,True\n"
-    assert (tmp_path / "test_probs.csv").read_text().splitlines() == ["ID,prob_true", "0,0.200000", "1,0.500000", "2,0.800000"]
+    assert (tmp_path / "test_probs.csv").read_text().splitlines() == [
+        "ID,prob_true,p_True,p_False", "0,0.200000,0.200000,0.800000", "1,0.500000,0.500000,0.500000", "2,0.800000,0.800000,0.200000"]
+    scoring.write_val_predictions(tmp_path, binary, [7, 3], [0, 1], [[0.9, 0.1], [0.4, 0.6]])
+    assert (tmp_path / "val_predictions.csv").read_text().splitlines() == [
+        "row,is_correct,prob_true,label,p_True,p_False", "7,True,0.900000,True,0.900000,0.100000", "3,False,0.400000,False,0.400000,0.600000"]
+    pairwise = Task.from_dict({"preset": "pairwise", "id": "id", "prompt": "{a} {b}:", "target": {"one_hot": ["winner_model_a", "winner_model_b", "winner_tie"]}})
+    scoring.write_test_outputs(tmp_path, pairwise, ["9"], [[0.7, 0.2, 0.1]], Rule("temperature", temperature=1.0))
+    assert (tmp_path / "submission.csv").read_text().splitlines() == ["id,winner_model_a,winner_model_b,winner_tie", "9,0.700000,0.200000,0.100000"]
+    assert (tmp_path / "test_probs.csv").read_text().splitlines() == ["id,p_winner_model_a,p_winner_model_b,p_winner_tie", "9,0.700000,0.200000,0.100000"]
+    scoring.write_val_predictions(tmp_path, pairwise, [4], [2], [[0.1, 0.2, 0.7]])
+    assert (tmp_path / "val_predictions.csv").read_text().splitlines() == [
+        "row,label,p_winner_model_a,p_winner_model_b,p_winner_tie", "4,winner_tie,0.100000,0.200000,0.700000"]
 
 
 # ------------------------------------------------------------------------------------------------ speed: widths, chunks, memory
@@ -519,9 +596,9 @@ def test_token_budget_scoring_gives_the_probabilities_of_fixed_batches(tokenizer
     shapes = []
     hook = model.model.register_forward_pre_hook(lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     try:
-        fixed = scoring.score_sequences(model, sequences, 40, 41, tokenizer.pad_token_id, batch_size=3, labels=labels)
+        fixed = scoring.score_sequences(model, sequences, [40, 41], tokenizer.pad_token_id, batch_size=3, labels=labels)
         shapes.clear()
-        budget = scoring.score_sequences(model, sequences, 40, 41, tokenizer.pad_token_id, batch_size=3, labels=labels,
+        budget = scoring.score_sequences(model, sequences, [40, 41], tokenizer.pad_token_id, batch_size=3, labels=labels,
                                          max_tokens=256, multiple=8)
     finally:
         hook.remove()
@@ -541,8 +618,8 @@ def test_rows_split_across_devices_score_as_on_one(tokenizer):
     labels = [i % 4 == 0 for i in range(30)]
     seen = []
     hook = second.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
-    alone = scoring.score_on_devices([first], ["cpu"], sequences, 40, 41, tokenizer.pad_token_id, batch_size=4, labels=labels)
-    split = scoring.score_on_devices([first, second], ["cpu", "cpu"], sequences, 40, 41, tokenizer.pad_token_id, batch_size=4, labels=labels)
+    alone = scoring.score_on_devices([first], ["cpu"], sequences, [40, 41], tokenizer.pad_token_id, batch_size=4, labels=labels)
+    split = scoring.score_on_devices([first, second], ["cpu", "cpu"], sequences, [40, 41], tokenizer.pad_token_id, batch_size=4, labels=labels)
     hook.remove()
     assert split.prob_true == pytest.approx(alone.prob_true, abs=1e-6)  # every row back in its own place
     assert split.nll == pytest.approx(alone.nll, abs=1e-5)
@@ -606,7 +683,7 @@ def test_a_dequantized_base_scores_as_the_4bit_one_and_a_merged_adapter_too(toke
     rows = tiny_rows(12, 5, len(tokenizer))
 
     def probs(m):
-        return scoring.score_sequences(m, rows, 5, 6, tokenizer.pad_token_id, batch_size=4).prob_true
+        return scoring.score_sequences(m, rows, [5, 6], tokenizer.pad_token_id, batch_size=4).prob_true
 
     # bitsandbytes repacks a 4-bit weight for its CPU kernel on the first forward; the copy keeps the GPU layout
     on_4bit = probs(copy.deepcopy(model))
@@ -697,7 +774,8 @@ def test_train_and_infer_kernels_end_to_end_with_resume(tmp_path, monkeypatch, t
     effective = json.loads((working / "config.json").read_text())
     assert effective["engine"] == "hf" and effective["dtype"] == "fp32" and effective["learning_rate"] == 1e-3
     val = list(csv.DictReader(open(working / "val_predictions.csv")))
-    assert len(val) == 12 and {"row", "is_correct", "prob_true"} == set(val[0])
+    assert len(val) == 12 and list(val[0]) == ["row", "is_correct", "prob_true", "label", "p_True", "p_False"]
+    assert all(r["is_correct"] == str(r["label"] == "True") and r["prob_true"] == r["p_True"] for r in val)
     assert all(0.0 <= float(r["prob_true"]) <= 1.0 for r in val)
     submission = (working / "submission.csv").read_text().splitlines()
     assert submission[0] == "ID,is_correct" and len(submission) == 11

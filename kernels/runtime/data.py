@@ -1,7 +1,8 @@
 """Rows in, token ids out: reading the competition files, the validation/training split, encoding and batching.
 
-The data stage: `training_rows(config)` (train kernel) and `validation_rows(config)` (infer kernel) -> Rows, the
-labelled table and which of its rows validate and which train; Rows.encode turns rows into prompts' token ids.
+The data stage: `training_rows(config, task)` (train kernel) and `validation_rows(config, task)` (infer kernel) ->
+Rows, the labelled table (CSV or Parquet, as the task names it), each row's class and which rows validate and which
+train; Rows.encode turns rows into prompts' token ids.
 
 The validation set depends only on the number of rows, `val_seed` and `val_rows`, so every run of a workspace is
 scored on the same rows; training rows come from the rest, ordered by `seed`, so that `data_offset` lets a later
@@ -10,20 +11,29 @@ phase continue on rows an earlier phase with the same seed never saw.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.environment import log, warn
-from runtime.paths import competition_dir
+from runtime.paths import competition_dir, find_source
 from runtime.prompts import PromptTemplate
+from runtime.task import Task
 
 
 def read_table(path: Path):
-    """A CSV file as a pandas DataFrame, every column as text (labels are parsed by parse_label)."""
+    """A CSV or Parquet file (by its suffix) as a pandas DataFrame, every column as text (a missing cell: "")."""
     import pandas as pd
 
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401  (pandas reads Parquet with it; say so before pandas' longer message)
+        except ImportError:
+            raise ImportError(f"{path.name} is a Parquet file and reading it needs pyarrow: pip install pyarrow") from None
+        table = pd.read_parquet(path)
+        return table.astype(object).where(table.notna(), "").astype(str)
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
@@ -37,6 +47,11 @@ def parse_label(value) -> bool:
     raise ValueError(f"unreadable is_correct value {value!r}: expected True or False")
 
 
+def load_task(config: dict) -> Task:
+    """The task the kernel was built for (its `task` setting), or today's binary is_correct task without one."""
+    return Task.from_dict(config["task"]) if config.get("task") else Task.default()
+
+
 @dataclass(frozen=True)
 class Split:
     """Indices into train.csv: the shared validation rows, this run's training rows, and what the sampling had."""
@@ -48,7 +63,7 @@ class Split:
 
 
 def split_rows(
-    labels: list[bool],
+    labels: list[int],
     *,
     val_rows: int,
     val_seed: int,
@@ -57,7 +72,8 @@ def split_rows(
     balance: bool,
     offset: int = 0,
 ) -> Split:
-    """Choose the validation rows first (fixed by val_seed), then training rows from the rest, never overlapping."""
+    """Choose the validation rows first (fixed by val_seed), then training rows from the rest, never overlapping.
+    `labels` are the rows' classes (0 = the first class: True for the binary task)."""
     import numpy as np
 
     n = len(labels)
@@ -70,12 +86,14 @@ def split_rows(
     rest = np.flatnonzero(~in_val)
     order = rest[np.random.default_rng(seed).permutation(len(rest))]
     if balance:
-        labels_arr = np.asarray(labels, dtype=bool)[order]
-        positives, negatives = order[labels_arr], order[~labels_arr]
-        pairs = min(len(positives), len(negatives))
-        # True, False, True, False, ...: any prefix (and so any offset/train_rows window) stays balanced.
-        order = np.empty(2 * pairs, dtype=order.dtype)
-        order[0::2], order[1::2] = positives[:pairs], negatives[:pairs]
+        labels_arr = np.asarray(labels, dtype=np.int64)[order]
+        groups = [order[labels_arr == c] for c in np.unique(labels_arr)]
+        rounds = min((len(g) for g in groups), default=0)
+        # one row of each class in turn (True, False, True, ... for the binary task): any prefix (and so any
+        # offset/train_rows window) stays balanced; each class gives as many rows as the rarest has
+        order = np.empty(len(groups) * rounds, dtype=order.dtype)
+        for k, group in enumerate(groups):
+            order[k :: len(groups)] = group[:rounds]
     available = max(0, len(order) - offset)
     take = available if train_rows == 0 else min(train_rows, available)
     train = order[offset : offset + take]
@@ -88,32 +106,29 @@ def adds_bos(tokenizer) -> bool:
     return tokenizer.bos_token_id is not None and len(ids) > 0 and ids[0] == tokenizer.bos_token_id
 
 
-def label_token_ids(tokenizer, template: PromptTemplate) -> tuple[int, int]:
-    """The first token of the True and of the False label word; they must differ."""
-    true_ids = tokenizer(template.labels[0], add_special_tokens=False).input_ids
-    false_ids = tokenizer(template.labels[1], add_special_tokens=False).input_ids
-    if not true_ids or not false_ids or true_ids[0] == false_ids[0]:
-        raise ValueError(f"prompt {template.name!r}: the label words {template.labels} share their first token")
-    return true_ids[0], false_ids[0]
-
-
-def encode_prompts(tokenizer, template: PromptTemplate, questions, answers, solutions, max_seq_length: int) -> list[list[int]]:
-    """Token ids of each row's prompt, at most max_seq_length - 1 (room for the label); long solutions lose their middle."""
-    heads, tails = zip(*(template.head_and_tail(q, a) for q, a in zip(questions, answers))) if questions else ((), ())
+def encode_prompts(tokenizer, template: PromptTemplate, rows, max_seq_length: int) -> list[list[int]]:
+    """Token ids of each row's prompt (`rows`: mappings of column -> text), at most max_seq_length - 1 (room for the
+    label); the template's `shorten` field loses its middle where a prompt is too long."""
+    parts = [template.parts(row) for row in rows]
+    if not parts:
+        return []
+    heads, values, tails = zip(*parts)
     bos = [tokenizer.bos_token_id] if adds_bos(tokenizer) else []
-    head_ids = tokenizer(list(heads), add_special_tokens=False).input_ids if heads else []
-    solution_ids = tokenizer(list(solutions), add_special_tokens=False).input_ids if heads else []
-    tail_ids = tokenizer(list(tails[:1]), add_special_tokens=False).input_ids[0] if tails else []
+    head_ids = tokenizer(list(heads), add_special_tokens=False).input_ids
+    value_ids = tokenizer(list(values), add_special_tokens=False).input_ids
+    distinct_tails = list(dict.fromkeys(tails))  # most templates end the same way on every row: split it once
+    tail_ids = dict(zip(distinct_tails, tokenizer(distinct_tails, add_special_tokens=False).input_ids))
     limit = max_seq_length - 1
     out = []
-    for head, solution in zip(head_ids, solution_ids):
-        room = limit - len(bos) - len(head) - len(tail_ids)
-        if len(solution) > room:
+    for head, value, tail in zip(head_ids, value_ids, tails):
+        tail = tail_ids[tail]
+        room = limit - len(bos) - len(head) - len(tail)
+        if len(value) > room:
             # The start (the method) and the end (the output and the boxed answer) carry the evidence.
             keep_head = max(room, 0) // 2
-            solution = solution[:keep_head] + solution[len(solution) - (max(room, 0) - keep_head) :]
-        ids = bos + head + solution + tail_ids
-        if len(ids) > limit:  # the question alone is too long: keep the end, where the label is asked for
+            value = value[:keep_head] + value[len(value) - (max(room, 0) - keep_head) :]
+        ids = bos + head + value + tail
+        if len(ids) > limit:  # the rest alone is too long: keep the end, where the label is asked for
             ids = bos + ids[len(ids) - limit + len(bos) :]
         out.append(ids)
     return out
@@ -306,28 +321,53 @@ def to_device(tensor, device):
 
 @dataclass(frozen=True)
 class Rows:
-    """The data stage's output: train.csv, its labels, and the split of its rows."""
+    """The data stage's output: the train file, every row's class, the split, and the task (its classes known)."""
 
-    table: object  # train.csv as a DataFrame of text
-    labels: list  # every row's label
+    table: object  # the train file as a DataFrame of text
+    labels: list  # every row's class as an index into task.classes()
     split: Split
+    task: Task
+
+    def records(self, rows: list[int], fields) -> list[dict]:
+        """The cells of `fields` of `rows` (positions in the train file), one mapping per row."""
+        columns = {name: self.table[name].tolist() for name in fields}
+        return [{name: columns[name][i] for name in fields} for i in rows]
 
     def encode(self, tokenizer, template: PromptTemplate, rows: list[int], max_seq_length: int) -> list[list[int]]:
-        """Token ids of the prompts of `rows` (positions in train.csv)."""
-        column = lambda name: [self.table[name].iat[i] for i in rows]  # noqa: E731
-        return encode_prompts(tokenizer, template, column("question"), column("answer"), column("solution"), max_seq_length)
+        """Token ids of the prompts of `rows` (positions in the train file)."""
+        return encode_prompts(tokenizer, template, self.records(rows, template.fields()), max_seq_length)
+
+    def class_counts(self, rows: list[int]) -> list[int]:
+        """How many of `rows` each class has, in the task's class order."""
+        counts = [0] * len(self.task.classes())
+        for i in rows:
+            counts[self.labels[i]] += 1
+        return counts
 
 
-def read_labelled(config: dict):
-    """train.csv of the competition and its parsed labels."""
-    table = read_table(competition_dir(config["competition"]) / "train.csv")
-    return table, [parse_label(v) for v in table["is_correct"]]
+def class_of_rows(task: Task, table) -> tuple[Task, list[int]]:
+    """(the task with its classes known, every row's class as an index into them): the classes as declared, or read
+    from the train file (labels = "from_train"). A value outside the declared classes stops the run."""
+    missing = [c for c in task.target_columns() if c not in table.columns]
+    if missing:
+        raise ValueError(f"{task.train} has no column {missing[0]!r} (the task's target); its columns: {', '.join(table.columns)}")
+    targets = [task.target(row) for row in table[list(task.target_columns())].to_dict("records")]
+    task = task.with_labels(targets)  # reads the classes (from_train), or checks the values against the listed ones
+    index = {c: k for k, c in enumerate(task.classes())}
+    return task, [index[task.canonical(t)] for t in targets]
 
 
-def training_rows(config: dict) -> Rows:
+def read_labelled(config: dict, task: Task):
+    """The task's train file, its classes and every row's class."""
+    table = read_table(competition_dir(config["competition"], task.train) / task.train)
+    task, labels = class_of_rows(task, table)
+    return table, task, labels
+
+
+def training_rows(config: dict, task: Task) -> Rows:
     """The train kernel's data stage: the shared validation rows and this run's training rows (train_rows sampled
     after data_offset, balanced when asked)."""
-    table, labels = read_labelled(config)
+    table, task, labels = read_labelled(config, task)
     split = split_rows(
         labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
         seed=config["seed"], balance=config["balance"], offset=config["data_offset"],
@@ -336,16 +376,40 @@ def training_rows(config: dict) -> Rows:
         raise ValueError(f"no training rows left after data_offset={config['data_offset']} ({split.available} available)")
     if config["train_rows"] and len(split.train) < config["train_rows"]:
         warn(f"only {len(split.train)} training rows available (train_rows={config['train_rows']})")
-    log(f"rows: {len(split.train)} training ({sum(labels[i] for i in split.train)} True), {len(split.val)} validation, "
+    rows = Rows(table, labels, split, task)
+    counts = rows.class_counts(split.train)
+    shown = f"{counts[0]} True" if task.classes() == ("True", "False") else ", ".join(f"{n} {c}" for c, n in zip(task.classes(), counts))
+    log(f"rows: {len(split.train)} training ({shown}), {len(split.val)} validation, "
         f"data_offset={config['data_offset']} -> next phase data_offset={split.next_offset}")
-    return Rows(table, labels, split)
+    return rows
 
 
-def validation_rows(config: dict) -> Rows | None:
+def known_classes(config: dict, task: Task) -> Task:
+    """The task with its classes known where there is no train file to read them from (labels = "from_train"):
+    those the adapter's train run recorded in its metrics.json."""
+    if task.labels is not None:
+        return task
+    saved = None
+    if config.get("adapter_run"):
+        try:
+            saved = json.loads((find_source(config["adapter_run"]) / "metrics.json").read_text()).get("classes")
+        except (OSError, ValueError):
+            saved = None
+    if not saved:
+        raise ValueError(f"the task's labels are read from {task.train} (labels = \"from_train\"), and the competition has no "
+                         f"{task.train}; list them in [task.target] labels, or score with adapter_run set to a train run")
+    return task.with_labels(saved)
+
+
+def validation_rows(config: dict, task: Task) -> Rows | None:
     """The infer kernel's data stage: the shared validation rows (the train runs' own, by val_seed), or None where
-    the competition has no train.csv."""
-    if not (competition_dir(config["competition"]) / "train.csv").is_file():
+    the competition has no train file."""
+    try:
+        folder = competition_dir(config["competition"], task.train)
+    except FileNotFoundError:
         return None
-    table, labels = read_labelled(config)
+    if not (folder / task.train).is_file():
+        return None
+    table, task, labels = read_labelled(config, task)
     split = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=1, seed=0, balance=False)
-    return Rows(table, labels, split)
+    return Rows(table, labels, split, task)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 from runtime.answer_data import AnswerRows, encode_answer_examples
 from runtime.attention import use_packed_attention
-from runtime.data import Rows, collate, label_token_ids, padded_width, split_by_tokens, training_order
+from runtime.data import Rows, collate, padded_width, split_by_tokens, training_order
 from runtime.environment import log, step_line, warn
 from runtime.graphs import GraphedPasses
 from runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
 from runtime.parallel import StepShare, broadcast_trainable
 from runtime.paths import find_source
-from runtime.prompts import get_prompt
+from runtime.labels import LabelTokens
 from runtime.session import Run
 from runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_phase, prepare_for_training, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
 
@@ -36,7 +36,7 @@ class Trained:
     steps: list = field(default_factory=list)  # one record per optimizer step: loss, lr, tokens/s
     seconds: float = 0.0
     tokens: int = 0
-    train_true_rows: int = 0
+    class_rows: dict = field(default_factory=dict)  # training rows of each class
     peak_memory_gib: float | None = None  # the most GPU memory training held
     graph_counts: dict = field(default_factory=dict)  # CUDA graphs recorded and replayed (empty when the passes ran eagerly)
 
@@ -48,6 +48,12 @@ class Trained:
                 "train_tokens_per_s": round(self.tokens / max(self.seconds, 1e-9), 1),
                 "train_loss_last": (sum(s["loss"] for s in last) / len(last)) if last else None,
                 "peak_memory_gib": None if self.peak_memory_gib is None else round(self.peak_memory_gib, 3), **self.graph_counts}
+
+    def row_metrics(self) -> dict:
+        """The training rows of each class: train_true_rows for the binary True/False task (as before), else by class."""
+        if tuple(self.class_rows) == ("True", "False"):
+            return {"train_true_rows": self.class_rows["True"]}
+        return {"train_class_rows": self.class_rows}
 
 
 @dataclass
@@ -95,18 +101,16 @@ def previous_phase(config: dict, rows: Rows):
     return point, previous
 
 
-def encode_examples(config: dict, rows: Rows, tokenizer, task=None) -> Examples:
-    """The training rows' prompts as token ids, each with its label's token; for a generated-answer task (rows are
-    AnswerRows), each prompt followed by its completion."""
+def encode_examples(config: dict, rows: Rows, tokenizer, task=None, labels: LabelTokens | None = None) -> Examples:
+    """The training rows' prompts as token ids, each with its class's label token (`labels`); for a
+    generated-answer task (rows are AnswerRows), each prompt followed by its completion."""
     if isinstance(rows, AnswerRows):
         sequences, starts = encode_answer_examples(config, rows, tokenizer, task)
         return Examples(sequences, None, [len(s) for s in sequences], tokenizer.pad_token_id, completion_from=starts)
-    template = get_prompt(config["prompt"])
-    true_id, false_id = label_token_ids(tokenizer, template)
-    sequences = rows.encode(tokenizer, template, rows.split.train, config["max_seq_length"])
-    label_ids = [true_id if rows.labels[i] else false_id for i in rows.split.train]
+    sequences = rows.encode(tokenizer, labels.template, rows.split.train, config["max_seq_length"])
+    label_ids = [labels.token_ids[rows.labels[i]] for i in rows.split.train]
     lengths = [len(s) + (0 if config["completion_only"] else 1) for s in sequences]
-    log(f"prompt tokens: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}; label tokens True={true_id} False={false_id}")
+    log(f"prompt tokens: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}; {len(labels.classes)} classes")
     return Examples(sequences, label_ids, lengths, tokenizer.pad_token_id)
 
 
@@ -130,13 +134,13 @@ def ready_model(run: Run, config: dict, model, examples: Examples, point):
     return model, trainable
 
 
-def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None) -> Trained:
-    """Fine-tune `model` on the training rows for this phase's steps; the leader saves adapter/ and train_state.json.
-    `task`: a generated-answer task's (rows are then its AnswerRows)."""
+def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None, labels: LabelTokens | None = None) -> Trained:
+    """Fine-tune `model` to give each training row's label token (`labels`), for this phase's steps; the leader saves
+    adapter/ and train_state.json. `task`: a generated-answer task's (rows are then its AnswerRows)."""
     import torch
 
     point, previous = previous_phase(config, rows)
-    examples = encode_examples(config, rows, tokenizer, task)
+    examples = encode_examples(config, rows, tokenizer, task, labels)
     model, trainable = ready_model(run, config, model, examples, point)
     phase_steps = phase_length(len(examples.sequences), config["batch_size"], config["grad_accum"], config["max_steps"], config["epochs"])
     state = plan_phase(previous, phase_steps, seed=config["seed"], data_offset=config["data_offset"], next_offset=rows.split.next_offset)
@@ -146,7 +150,8 @@ def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None) -> Tr
         log("optimizer state restored" + ("" if previous.complete else " with the schedule"))
     if state.phase_step >= phase_steps:
         log(f"phase already complete ({state.phase_step}/{phase_steps} steps)")
-    trained = Trained(model, state, phase_steps, train_true_rows=0 if examples.label_ids is None else sum(rows.labels[i] for i in rows.split.train))
+    counts = {} if examples.label_ids is None else dict(zip(rows.task.classes(), rows.class_counts(rows.split.train)))
+    trained = Trained(model, state, phase_steps, class_rows=counts)
     if run.gpu:
         torch.cuda.reset_peak_memory_stats()
     log(f"training: phase {state.phase}, steps {state.phase_step + 1}..{phase_steps} of this phase "

@@ -20,6 +20,12 @@ def run_metrics(run: Run) -> dict:
             "gpu_count": len(gpu_names())}
 
 
+def task_metrics(labels) -> dict:
+    """What metrics.json records about the classes: their names in probability-column order, and the word the model
+    was trained to give for each (a code where the names could not serve, listed in the prompt)."""
+    return {"classes": list(labels.classes), "label_words": list(labels.words), "label_codes": labels.coded}
+
+
 def write_outputs(run: Run, metrics: dict, effective: dict) -> dict:
     """metrics.json (with the wall time), config.json (`effective`: the config with what the plan made of it) and
     plan.json (every decision with its reason)."""

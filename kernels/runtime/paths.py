@@ -23,10 +23,11 @@ def working_dir() -> Path:
     return path
 
 
-def competition_dir(slug: str) -> Path:
-    """The competition's files: /kaggle/input/competitions/<slug>, or /kaggle/input/<slug> on older images."""
+def competition_dir(slug: str, *files: str) -> Path:
+    """The competition's files: /kaggle/input/competitions/<slug>, or /kaggle/input/<slug> on older images; the
+    folder that has one of `files` (default: train.csv or test.csv)."""
     for candidate in (input_dir() / "competitions" / slug, input_dir() / slug):
-        if (candidate / "train.csv").is_file() or (candidate / "test.csv").is_file():
+        if any((candidate / name).is_file() for name in files or ("train.csv", "test.csv")):
             return candidate
     raise FileNotFoundError(
         f"competition data for {slug!r} not found under {input_dir()}; attach the competition as a source"

@@ -1,34 +1,74 @@
-"""Named prompt templates: how a row (question, answer, solution) becomes the text the model labels True or False.
+"""Prompts: how a row of the competition's data becomes the text the model labels.
 
-A template's text ends exactly where the label goes; `labels` are the label words as they follow that text
-(with a leading space where the template ends on a colon). The model is scored on the first token of each.
+A template's text has {column} fields and ends exactly where the label goes. One field, `shorten`, is the one cut
+to fit max_seq_length (the named templates below: {solution}). The task description (runtime/task.py) brings its
+own template; a task without one (today's binary task) uses the named template of the `prompt` setting.
+
+The label word of a class is the class name as it follows the text: after a space where the text ends on a
+character ("...Answer True or False:" + " True"), right after it where the text ends on whitespace ("...\n" +
+"True"). runtime/labels.py checks each against the tokenizer and falls back to codes listed in the prompt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A prompt: `text` with {question}, {answer} and {solution} fields, and the (True, False) label words."""
+    """A prompt: `text` with {column} fields, the field cut to fit (`shorten`), and the (True, False) label words of
+    the named binary templates (None: the words follow from the class names, see label_word)."""
 
     name: str
     text: str
-    labels: tuple[str, str] = (" True", " False")
+    labels: tuple[str, str] | None = (" True", " False")
     source: str = ""
+    shorten: str = "solution"
 
-    def head_and_tail(self, question: str, answer: str) -> tuple[str, str]:
-        """The text before and after the solution, with the question and answer filled in."""
-        head, sep, tail = self.text.partition("{solution}")
-        if not sep or "{solution}" in tail:
-            raise ValueError(f"prompt {self.name!r} must contain {{solution}} exactly once")
-        return head.format(question=question, answer=answer), tail.format()
+    def fields(self) -> tuple[str, ...]:
+        """The {column} fields of the text, in order, each once."""
+        names = [field for _, field, _, _ in string.Formatter().parse(self.text) if field]
+        return tuple(dict.fromkeys(names))
 
-    def render(self, question: str, answer: str, solution: str) -> str:
+    def parts(self, row: Mapping[str, str]) -> tuple[str, str, str]:
+        """(the text before the shortened field, its value, the text after it) for one row, every field filled."""
+        if not self.shorten:
+            return self.text.format_map(row), "", ""
+        head, sep, tail = self.text.partition("{" + self.shorten + "}")
+        if not sep or "{" + self.shorten + "}" in tail:
+            raise ValueError(f"prompt {self.name!r} must contain {{{self.shorten}}} exactly once (the field shortened to fit)")
+        return head.format_map(row), str(row[self.shorten]), tail.format_map(row)
+
+    def render(self, row: Mapping[str, str]) -> str:
         """The whole prompt for one row, up to where the label goes."""
-        head, tail = self.head_and_tail(question, answer)
-        return head + solution + tail
+        head, value, tail = self.parts(row)
+        return head + value + tail
+
+    def label_word(self, label: str) -> str:
+        """What follows the text when the answer is `label`: a space first unless the text ends on whitespace."""
+        return label if not self.text or self.text[-1].isspace() else " " + label
+
+    def words(self, classes: tuple[str, ...]) -> tuple[str, ...]:
+        """The label word of each class; a named binary template's own words for (True, False)."""
+        if self.labels is not None and tuple(classes) == ("True", "False"):
+            return tuple(self.labels)
+        return tuple(self.label_word(c) for c in classes)
+
+    def with_codes(self, codes: tuple[str, ...], classes: tuple[str, ...]) -> "PromptTemplate":
+        """This template asking for a code per class: the codes are listed on a line before the text's last line,
+        so the text still ends where the label goes."""
+        listing = "Labels: " + ", ".join(f"{code} = {label}" for code, label in zip(codes, classes))
+        listing = listing.replace("{", "{{").replace("}", "}}")
+        head, newline, last = self.text.rpartition("\n")
+        text = f"{head}{newline}{listing}\n{last}" if newline else f"{listing}\n{self.text}"
+        return replace(self, text=text, labels=None)
+
+
+def task_template(text: str, shorten: str) -> PromptTemplate:
+    """The template a task description brings (its `prompt` and `shorten`)."""
+    return PromptTemplate(name="task", text=text, labels=None, source="the task's prompt", shorten=shorten)
 
 
 # Short and plain, for small models: the answer comes right before the solution so that a model comparing it

@@ -11,11 +11,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import pprint
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import kit
 from kit.build.templates import check_prompt, template_path
@@ -132,14 +133,16 @@ def build_kernel(
     workspace_id: str = "",
     kernel_sources: Mapping[str, str] | None = None,
     docker_image: str = "",
+    task: Mapping[str, Any] | None = None,
 ) -> BuiltKernel:
     """Write `out_dir/kernel.py` and `out_dir/kernel-metadata.json` for `kernel` with `config`.
 
     `kernel_sources` maps a source run (resume_from, adapter_run) to the kernel it was pushed as, where it was; other
-    source runs are named as this workspace names its kernels."""
+    source runs are named as this workspace names its kernels. `task` is the workspace's [task] (Task.to_dict()):
+    the kernel's `task` setting; None (no [task]) leaves it out, and the kernel does today's binary task."""
     template = template_path(kernels, kernel)
     check_prompt(config.prompt, kernels)
-    script = render_script(template, kernels / "runtime", config, run_id=run_id)
+    script = render_script(template, kernels / "runtime", config, run_id=run_id, task=task)
     slug = kernel_slug(config.competition, run_id, workspace_id)
     known = dict(kernel_sources or {})
     # A model from Kaggle is attached, so the kernel finds it under /kaggle/input with the internet off.
@@ -165,8 +168,9 @@ def build_kernel(
     return BuiltKernel(directory=out_dir, script=out_dir / SCRIPT_NAME, metadata=metadata)
 
 
-def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_id: str = "run-0") -> str:
-    """The self-contained script text for `template` with `config` embedded at the top."""
+def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_id: str = "run-0", task: Mapping[str, Any] | None = None) -> str:
+    """The self-contained script text for `template` with `config` (and the `task` setting, where given) embedded at
+    the top."""
     source = template.read_text(encoding="utf-8")
     tree = _parse(template, source)
     docstring = ast.get_docstring(tree) or f"kit kernel {template.stem}"
@@ -180,7 +184,7 @@ def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_i
         "from __future__ import annotations",
         "",
         "# " + "-" * 30 + " settings (the effective run config) " + "-" * 30,
-        render_config(config),
+        render_config(config, task),
     ]
     recipe, entry = _strip_template(template, source, tree)
     parts += ["", "", f"# {'-' * 30} the recipe (kernels/{template.name}) {'-' * 30}", recipe]
@@ -195,13 +199,20 @@ def render_script(template: Path, runtime_dir: Path, config: KernelConfig, run_i
     return script
 
 
-def render_config(config: KernelConfig) -> str:
-    """`CONFIG = {...}` with one setting per line and its help as a trailing comment."""
+TASK_SETTING = "task"  # the kernels read the task description under this key (runtime/data.py load_task)
+
+
+def render_config(config: KernelConfig, task: Mapping[str, Any] | None = None) -> str:
+    """`CONFIG = {...}` with one setting per line and its help as a trailing comment; the task description last,
+    one key per line, where the workspace has one."""
     specs = field_specs(type(config))
     lines = ["CONFIG = {"]
     for key, value in script_settings(config).items():
         entry = f"    {key!r}: {value!r},"
         lines.append(f"{entry:<60}# {specs[key].metadata.get('help', '')}".rstrip())
+    if task:
+        lines.append("    # the task: files, prompt, classes, submission and metric (kit.toml [task])")
+        lines.append(f"    {TASK_SETTING!r}: " + pprint.pformat(dict(task), width=116, sort_dicts=False).replace("\n", "\n    ") + ",")
     lines.append("}")
     return "\n".join(lines)
 
