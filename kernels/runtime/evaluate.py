@@ -30,7 +30,7 @@ def kernel_prompt(task: Task, prompt: str) -> PromptTemplate:
     return task_template(task.prompt, task.shorten) if task.prompt else get_prompt(prompt)
 
 
-def sample_rows(task: Task, fields, rows: Rows | None, config: dict, n: int = 8) -> list[dict]:
+def label_check_rows(task: Task, fields, rows: Rows | None, config: dict, n: int = 8) -> list[dict]:
     """A few rows to check the label tokens on: the train file's first, else the test file's (the infer kernel of
     a competition without labelled rows)."""
     if rows is not None:
@@ -42,7 +42,7 @@ def sample_rows(task: Task, fields, rows: Rows | None, config: dict, n: int = 8)
 def label_tokens(tokenizer, task: Task, prompt: str, rows: Rows | None, config: dict) -> LabelTokens:
     """The label tokens of the task's classes and the template that asks for them (with codes where needed), logged."""
     template = kernel_prompt(task, prompt)
-    labels = choose_label_tokens(tokenizer, template, task.classes(), sample_rows(task, template.fields(), rows, config))
+    labels = choose_label_tokens(tokenizer, template, task.classes(), label_check_rows(task, template.fields(), rows, config))
     log(labels.describe())
     return labels
 

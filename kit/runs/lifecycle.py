@@ -38,11 +38,12 @@ def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], bac
 
 def build_for_workspace(ws: Workspace, kernel: str, config: KernelConfig, out_dir: Path, run_id: str = "run-0") -> BuiltKernel:
     """Build `kernel` from the workspace's templates (or kit's own) into `out_dir`, named with the workspace's id;
-    source runs pushed to Kaggle are attached by the kernel they were pushed as."""
+    source runs pushed to Kaggle are attached by the kernel they were pushed as; the workspace's [task], where it
+    has one, is the kernel's `task` setting."""
     return build_kernel(
         kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME",
         workspace_id=ensure_workspace_id(ws), kernel_sources=_pushed_kernels(ws, source_runs(config)),
-        docker_image=ws.docker_image,
+        docker_image=ws.docker_image, task=None if ws.task_table is None else ws.task_table.to_dict(),
     )
 
 
