@@ -85,7 +85,8 @@ def table(paths: list[Path]) -> str:
         for e in rows:
             r = e["useful_tokens_per_s"]
             spread = f"{r['median']:,.0f} [{r.get('min', r['median']):,.0f}-{r.get('max', r['median']):,.0f}] ({', '.join(f'{v:,}' for v in r['values'])})"
-            wall = f"{e['steps']}, {e['train_wall_s']} s (+{e['setup_s']} s setup)" if "train_wall_s" in e else ""
+            setup = f"+{e['setup_s']} s setup" if e.get("setup_s", -1) >= 0 else "setup not recorded"
+            wall = f"{e['steps']}, {e['train_wall_s']} s ({setup})" if "train_wall_s" in e else ""
             projected = f"{projected_wall(e, 1000)} s" if "seconds_per_step" in e else ""
             ratio = f"{r['median'] / best:.2f}x" if best and e["trainer"] != "seeds recipe" else ("recipe vs recipe" if best else "")
             lines.append(f"| {model}{' (T4 profile)' if t4 else ''} | {e['what']} | {e.get('gpu') or ''} | {spread} | "

@@ -87,6 +87,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, trainer: str, c
 
     bounds = window_bounds()
     marks: list[float] = []
+    began: list[float] = []  # wall clock at the first step, for the setup's seconds (marks are perf_counter's)
     cuda = torch.cuda.is_available()  # the CPU only for checking the harness on a tiny model (check_harness.py)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
@@ -94,6 +95,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, trainer: str, c
         def on_train_begin(self, args, state, control, **kwargs):
             sync()
             marks.append(time.perf_counter())
+            began.append(time.time())
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step in bounds or state.global_step == STEPS:
@@ -122,7 +124,7 @@ def trl_train(model, tokenizer, rows, what: str, facts: dict, *, trainer: str, c
     # the k-th batch built is step k's (a prefetch may build one more, never out of order)
     step_tokens = counting.tokens[:STEPS]
     timing = run_timing(marks[: STEPS + 1], step_tokens, warm=WARM_STEPS, repeats=REPEATS, rows_per_step=8,
-                        setup_s=marks[0] - (setup_started or started))
+                        setup_s=began[0] - (setup_started or started))
     record("train_speed", {"what": what, "trainer": trainer, "batch": 8, "torch_compile": torch_compile, **timing,
                            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
                            "losses": [h["loss"] for h in sft.state.log_history if "loss" in h],
