@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err, warn_damaged as _warn_damaged
+from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err, echo_json, warn_damaged as _warn_damaged
 from kit.errors import KitError
 
 
@@ -351,7 +351,7 @@ def status(run: str | None, as_json: bool) -> None:
         rows = [{**r.to_json(), **({"progress": steps[r.id].to_json() if steps[r.id] else None} if r.id in steps else {}),
                  **({"error": e.message, "fix": e.hint} if e else {})} for r, e in checked]
         rows += [{"id": d.run_id, "status": "damaged", "error": d.message, "fix": d.hint} for d in damaged]
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     if not records and not damaged:
         _err("no runs yet: kit push-kernel train")
@@ -475,7 +475,10 @@ def pull(run: str, all_files: bool, as_json: bool) -> None:
     record = store.load(ws, run)
     files = _pull_with_bar(ws, _backend(ws), record, all_files=all_files)
     paths = [str(ws.submissions_dir / record.id / name) for name in files]
-    click.echo(json.dumps(paths, indent=2) if as_json else "\n".join(paths))
+    if as_json:
+        echo_json(paths)
+    else:
+        click.echo("\n".join(paths))
 
 
 @cli.command()
@@ -524,9 +527,9 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
         sub = wait_for_score(ws, backend, plan.record.id, sub.ref)
     score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
     if as_json:
-        click.echo(json.dumps({"run": plan.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score,
+        echo_json({"run": plan.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score,
                                "private_score": sub.private_score, "error": sub.error, "file": str(plan.valid.path), "kernel": sub.kernel,
-                               "submissions_left_today": plan.left_today}, indent=2))
+                               "submissions_left_today": plan.left_today})
     else:
         click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
     if sub.status == "error":
@@ -560,6 +563,7 @@ def scores() -> None:
 def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascending: bool, group_by: str, metrics: str,
                     aggregates: str, all_columns: bool, width: int) -> None:
     """Print kit's table of runs (leaderboard.csv), filtered, sorted or grouped: `kit leaderboard --where "val_accuracy > 0.8" --group-by prompt`."""
+    from kit.commands.common import table_json
     from kit.leaderboard import sheet
     from kit.leaderboard.terminal import choose_columns, left_out, render_table
 
@@ -570,8 +574,8 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
 
         header, rows = analyse(header, rows, conditions=conditions, sort_by=sort_col or "", ascending=ascending,
                                group_by=group_by, metrics=metrics, aggregates=aggregates)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if as_json:  # leaderboard.csv holds text: its numbers are given as numbers, its blanks as null
+        echo_json(table_json(rows))
         return
     if not rows:
         _err("no runs match" if conditions and header else "no runs yet: kit push-kernel train --wait")

@@ -40,7 +40,7 @@ def rows(*args: str) -> list[dict[str, str]]:
 def test_where_compares_numbers_as_numbers_and_keeps_cells_as_typed(table):
     got = rows("--where", "val_accuracy > 0.78")
     assert [r["run"] for r in got] == ["run-1", "run-4"]
-    assert got[0]["val_accuracy"] == "0.80" and got[0]["notes"] == "first"  # not 0.8: the person's text
+    assert got[0]["val_accuracy"] == 0.8 and got[0]["notes"] == "first"  # --json: a cell that spells a number is one
     assert [r["run"] for r in rows("--where", "prompt = 'plain' and status != 'error'")] == ["run-4", "run-5"]
     assert [r["run"] for r in rows("--where", "notes LIKE '%r=16%'")] == ["run-2"]
     assert [r["run"] for r in rows("--where", "public_score <= 0.79")] == ["run-1", "run-5"]  # blanks match no number
@@ -55,13 +55,13 @@ def test_sort_puts_the_best_first_and_blanks_last(table):
 
 def test_group_by_gives_mean_and_best_per_group(table):
     got = {r["prompt"]: r for r in rows("--group-by", "prompt")}
-    assert got["grader"]["runs"] == "2"
-    assert float(got["grader"]["val_accuracy_mean"]) == pytest.approx((0.80 + 0.7512) / 2)
-    assert got["grader"]["val_accuracy_best"] == "0.8" and got["grader"]["public_score_best"] == "0.79"
-    assert got["plain"]["val_accuracy_mean"] == "0.91"  # the blank and the n/a cells are not numbers
+    assert got["grader"]["runs"] == 2
+    assert got["grader"]["val_accuracy_mean"] == pytest.approx((0.80 + 0.7512) / 2)
+    assert got["grader"]["val_accuracy_best"] == 0.8 and got["grader"]["public_score_best"] == 0.79
+    assert got["plain"]["val_accuracy_mean"] == 0.91  # the blank and the n/a cells are not numbers
     counted = rows("--where", "kernel = 'train'", "--group-by", "prompt", "--metric", "public_score", "--agg", "count,min")
-    assert counted == [{"prompt": "grader", "runs": "2", "public_score_count": "1", "public_score_min": "0.79"},
-                       {"prompt": "plain", "runs": "2", "public_score_count": "1", "public_score_min": "0.88"}]
+    assert counted == [{"prompt": "grader", "runs": 2, "public_score_count": 1, "public_score_min": 0.79},
+                       {"prompt": "plain", "runs": 2, "public_score_count": 1, "public_score_min": 0.88}]
     table_text = run_kit("leaderboard", "--group-by", "prompt", "--sort", "val_accuracy_best")
     assert table_text.stdout.splitlines()[2].startswith("plain")
     assert table.read_bytes() == TABLE.encode()

@@ -68,8 +68,8 @@ def test_submissions_local_include_ones_made_outside_kit(workspace):
     assert listed.exit_code == 0, listed.stderr
     assert "by hand" in listed.stdout and "1 of 1 submissions were not made by kit" in listed.stderr
     rows = json.loads(run_kit("submissions", "--json").stdout)
-    assert rows == [{"ref": sub.ref, "run": "", "date": sub.date, "status": "complete", "public_score": sub.public_score,
-                     "private_score": None, "description": "by hand", "error": ""}]
+    assert rows == [{"ref": sub.ref, "run": None, "date": sub.date, "status": "complete", "public_score": sub.public_score,
+                     "private_score": None, "description": "by hand", "error": None}]  # blanks are null (--json's rule)
 
 
 def test_data_local_downloads_into_an_ignored_folder_once(workspace):
@@ -159,8 +159,8 @@ def test_submissions_kaggle_lists_kits_and_others(kaggle_workspace, standin):
     rows = json.loads(result.stdout)
     by_ref = {r["ref"]: r for r in rows}
     assert by_ref["41000001"]["run"] == "run-1" and by_ref["41000001"]["status"] == "pending"
-    assert by_ref["41000099"] == {"ref": "41000099", "run": "", "date": "2026-10-02T10:00:00", "status": "complete",
-                                  "public_score": 0.71, "private_score": None, "description": "made on the website", "error": ""}
+    assert by_ref["41000099"] == {"ref": "41000099", "run": None, "date": "2026-10-02T10:00:00", "status": "complete",
+                                  "public_score": 0.71, "private_score": None, "description": "made on the website", "error": None}
     call, = standin.calls("ListSubmissions")
     assert call.json["competitionName"] == "math-grader"
     table = run_kit("submissions")

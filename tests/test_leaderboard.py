@@ -60,7 +60,7 @@ def test_leaderboard_command_prints_table_and_json(workspace, kit_cli):
     import json
 
     rows = json.loads(kit_cli("leaderboard", "--json").stdout)
-    assert [r["r"] for r in rows] == ["32", "64"]
+    assert [r["r"] for r in rows] == [32, 64]  # numbers as numbers (--json's rule)
     bad = kit_cli("leaderboard", "--sort", "nope")
     assert bad.exit_code == 1 and "no column 'nope'" in bad.stderr
 

@@ -8,13 +8,12 @@ hints to stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from kit.commands.common import backend_for as _backend, echo_err as _err, load_workspace as _ws
+from kit.commands.common import backend_for as _backend, echo_err as _err, load_workspace as _ws, echo_json
 from kit.errors import KitError
 
 DATA_DIR = "data"
@@ -45,7 +44,7 @@ def submissions(as_json: bool) -> None:
              "public_score": s.public_score, "private_score": s.private_score, "description": s.description,
              "error": s.error} for s in subs]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     if not rows:
         _err(f"no submissions to {ws.competition} yet: kit submit RUN")
@@ -69,10 +68,9 @@ def board(top: int, team: str, as_json: bool) -> None:
     entries = backend.board(team=team)
     mine = next((e for e in entries if e.you), None)
     if as_json:
-        click.echo(json.dumps({"competition": ws.competition, "teams": len(entries),
+        echo_json({"competition": ws.competition, "teams": len(entries),
                                "you": None if mine is None else mine.rank,
-                               "board": [{"rank": e.rank, "team": e.team, "score": e.score, "date": e.date, "you": e.you} for e in entries]},
-                              indent=2))
+                               "board": [{"rank": e.rank, "team": e.team, "score": e.score, "date": e.date, "you": e.you} for e in entries]})
         return
     if not entries:
         _err(f"the public board of {ws.competition} is empty")
@@ -111,7 +109,7 @@ def data(list_only: bool, names: tuple[str, ...], output: Path | None, force: bo
         files = [f for f in files if f.name in names]
     if list_only:
         if as_json:
-            click.echo(json.dumps([{"name": f.name, "size": f.size, "created": f.created} for f in files], indent=2))
+            echo_json([{"name": f.name, "size": f.size, "created": f.created} for f in files])
         else:
             click.echo(_table(["name", "size", "created"], [{"name": f.name, "size": str(f.size), "created": f.created} for f in files]))
         return
@@ -130,8 +128,8 @@ def data(list_only: bool, names: tuple[str, ...], output: Path | None, force: bo
         bar.done(f"{len(todo)} files downloaded ({progress.human_bytes(bar.count)}), {kept} already there; "
                  f"{len(files)} files, {progress.human_bytes(got)} in {dest}")
     if as_json:
-        click.echo(json.dumps([{"name": f.name, "path": str(dest / f.name), "size": (dest / f.name).stat().st_size,
-                                "downloaded": f in todo} for f in files], indent=2))
+        echo_json([{"name": f.name, "path": str(dest / f.name), "size": (dest / f.name).stat().st_size,
+                                "downloaded": f in todo} for f in files])
         return
     for f in files:
         click.echo(str(dest / f.name))

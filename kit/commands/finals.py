@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from kit.commands.common import load_workspace as _ws
+from kit.commands.common import load_workspace as _ws, echo_json
 from kit.errors import KitError
 
 
@@ -28,7 +27,7 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
     ws = _ws()
     result = propose(ws, count, include_unsubmitted, _only(ws, conditions))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        echo_json(result.to_json())
     elif result.metric != "accuracy":  # ranked on the task's metric, in its direction
         for p in result.picks:
             c = p.candidate
@@ -101,9 +100,9 @@ def ensemble_cmd(members: tuple[str, ...], weights: str, threshold: str, conditi
         click.echo(f"members from kit's table: {', '.join(members) or 'none'}", err=True)
     result = ensemble(ws, list(members), parsed, threshold)
     if as_json:
-        click.echo(json.dumps({"run": result.record.id, "members": result.member_val_accuracy, "val_accuracy": result.val_accuracy,
+        echo_json({"run": result.record.id, "members": result.member_val_accuracy, "val_accuracy": result.val_accuracy,
                                "val_rows": result.val_rows, "threshold": result.threshold, "metric": result.metric,
-                               "val_metric": result.val_metric, "member_val_metric": result.member_val_metric}, indent=2))
+                               "val_metric": result.val_metric, "member_val_metric": result.member_val_metric})
     else:
         click.echo(result.record.id)
     if result.metric != "accuracy" or not result.member_val_accuracy and result.member_val_metric:

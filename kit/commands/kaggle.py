@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from kit.commands.common import load_workspace as _ws
+from kit.commands.common import load_workspace as _ws, echo_json
 from kit.errors import KitError
 
 
@@ -30,9 +29,9 @@ def quota(as_json: bool) -> None:
         return
     q = backend.quota()
     if as_json:
-        click.echo(json.dumps({"gpu_hours_used": round(q.gpu_hours_used, 3), "gpu_hours_left": round(q.gpu_hours_left, 3),
+        echo_json({"gpu_hours_used": round(q.gpu_hours_used, 3), "gpu_hours_left": round(q.gpu_hours_left, 3),
                                "gpu_hours_total": round(q.gpu_hours_total, 3), "quota_resets": q.refresh,
-                               "submissions_left_today": q.submissions_left_today}, indent=2))
+                               "submissions_left_today": q.submissions_left_today})
         return
     left = "unknown" if q.submissions_left_today is None else str(q.submissions_left_today)
     click.echo(f"gpu_hours_used\t{q.gpu_hours_used:.1f}")
@@ -48,8 +47,8 @@ def _unmetered_quota(ws, backend, as_json: bool) -> None:
 
     left = backend.submissions_left_today()
     if as_json:
-        click.echo(json.dumps({"gpu_hours_used": None, "gpu_hours_left": None, "gpu_hours_total": None, "quota_resets": None,
-                               "submissions_left_today": left}, indent=2))
+        echo_json({"gpu_hours_used": None, "gpu_hours_left": None, "gpu_hours_total": None, "quota_resets": None,
+                               "submissions_left_today": left})
     else:
         click.echo(f"submissions_left_today\t{left}")
     echo_err(f"the {ws.backend} backend has no GPU quota: kernels run on this machine")
@@ -64,7 +63,7 @@ def doctor(as_json: bool) -> None:
     ws = _ws()
     checks = _build_checks(ws) + _layout_checks(ws) + kaggle_checks(ws, _kaggle_backend(ws))
     if as_json:
-        click.echo(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks], indent=2))
+        echo_json([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks])
     for check in checks if not as_json else []:
         mark = "ok  " if check.ok else "FAIL"
         click.echo(f"{mark}  {check.name}: {check.detail}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err
+from kit.commands.common import load_workspace as _ws, backend_for as _backend, echo_err as _err, echo_json
 from kit.errors import KitError, StoppedFollowing
 
 EXAMPLE = """\b
@@ -104,7 +103,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
         bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     points = report.status(ws, None, state.name)
     if as_json:
-        click.echo(json.dumps(_points_json(points), indent=2))
+        echo_json(_points_json(points))
     else:
         _print_points(points, ws.task.metric_column())
     order = "" if ws.task.higher_is_better else " --ascending"
@@ -187,13 +186,13 @@ def status_cmd(name: str | None, as_json: bool) -> None:
             points = report.status(ws, None, n)
             listing.append({"sweep": n, "done": sum(1 for p in points if p.record and p.record.status.final), "points": len(points)})
         if as_json:
-            click.echo(json.dumps(listing, indent=2))
+            echo_json(listing)
         for row in listing if not as_json else []:
             click.echo(f"{row['sweep']}\t{row['done']}/{row['points']} done")
         return
     points = report.status(ws, _backend(ws), name)
     if as_json:
-        click.echo(json.dumps(_points_json(points), indent=2))
+        echo_json(_points_json(points))
     else:
         _print_points(points, ws.task.metric_column())
     counts: dict[str, int] = {}
@@ -233,7 +232,7 @@ def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> N
         if not as_json:
             click.echo(f"{pick.status.record.id}  submission {sub.ref}  {sub.status}  public {score}")
     if as_json:
-        click.echo(json.dumps(done, indent=2))
+        echo_json(done)
     skipped = [p for p in picks if p.action == "skip"]
     if skipped:
         _err(f"{len(skipped)} of the top {top} not submitted: {skipped[0].reason}")
