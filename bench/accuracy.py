@@ -41,15 +41,19 @@ def settings_for(rows: int, seed: int, extra: dict | None = None) -> dict:
     return {"competition": "practice-math", "model": SMOLLM2, "train_rows": rows, "seed": seed, **(extra or {})}
 
 
-def split_for(config: dict):
-    from runtime.data import parse_label, read_table, split_rows
-    from runtime.paths import competition_dir
+def practice_rows(config: dict):
+    """The train kernel's data stage (training_rows): the split, every row's class (0 = True), the task."""
+    from runtime.data import load_task, training_rows
 
-    table = read_table(competition_dir(config["competition"]) / "train.csv")
-    labels = [parse_label(v) for v in table["is_correct"]]
-    split = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
-                       seed=config["seed"], balance=config["balance"], offset=config["data_offset"])
-    return table, labels, split
+    return training_rows(config, load_task(config))
+
+
+def read_scores(prob_true: list[float], positive: list[bool], nll: list[float] | None = None) -> dict:
+    """What every trainer is read by: AUC, accuracy at 0.5, and the mean label-token loss where given."""
+    figures = {"val_auc": auc(prob_true, positive), "val_accuracy_at_0.5": round(sum((p >= 0.5) == y for p, y in zip(prob_true, positive)) / len(positive), 4)}
+    if nll:
+        figures["val_loss"] = sum(nll) / len(nll)
+    return figures
 
 
 def baseline(rows: int) -> None:
@@ -59,13 +63,14 @@ def baseline(rows: int) -> None:
     root = common.kaggle_tree(ROOT_NAME, 20000, 2000, seed=0)
     os.environ["KIT_KAGGLE_ROOT"] = str(root)
     config = script_settings(make_config("train", settings_for(rows, 0)))
-    _, labels, split = split_for(config)
-    val = [labels[i] for i in split.val]
+    data = practice_rows(config)
+    val = [data.labels[i] == 0 for i in data.split.val]
+    train = [data.labels[i] == 0 for i in data.split.train]
     p = sum(val) / len(val)
     record("accuracy", {"what": "baseline: learning nothing", "trainer": "baseline", "val_rows": len(val), "val_true_rate": round(p, 4),
                         "majority_accuracy": round(max(p, 1 - p), 4),
                         "best_constant_loss": round(-(p * math.log(p) + (1 - p) * math.log(1 - p)), 4),
-                        "train_true_rate": round(sum(labels[i] for i in split.train) / len(split.train), 4), "train_rows": len(split.train)})
+                        "train_true_rate": round(sum(train) / len(train), 4), "train_rows": len(train)})
 
 
 def kit_run(rows: int, seed: int, overrides: dict) -> None:
@@ -75,15 +80,15 @@ def kit_run(rows: int, seed: int, overrides: dict) -> None:
     label = f"accuracy-kit-{rows}-seed{seed}"
     result = common.run_kernel("train", settings_for(rows, seed, overrides), root, label)
     predictions = root / "working" / "val_predictions.csv"
-    val_auc = None
+    figures = {}
     if predictions.is_file():
         got = list(csv.DictReader(open(predictions)))
-        val_auc = auc([float(r["prob_true"]) for r in got], [r["is_correct"] == "True" for r in got])
-    keep = ("rc", "seconds", "train_seconds", "train_tokens_per_s", "val_accuracy", "val_accuracy_at_0.5", "val_loss", "val_true_rate",
-            "threshold", "train_rows", "cuda_graphs", "compiled", "engine", "error")
+        figures = read_scores([float(r["prob_true"]) for r in got], [r["is_correct"] == "True" for r in got])
+    keep = ("rc", "seconds", "train_seconds", "train_tokens_per_s", "val_accuracy", "val_loss", "val_true_rate", "threshold", "train_rows",
+            "cuda_graphs", "compiled", "engine", "error")
     record("accuracy", {"what": "kit default (train kernel)" + (f" {overrides}" if overrides else ""), "trainer": "kit", "seed": seed,
-                        "rows": rows, "val_auc": val_auc, "private_accuracy": common.private_accuracy(root, ROOT_NAME),
-                        **{k: v for k, v in result.items() if k in keep}, "losses": result.get("losses", [])[::10]})
+                        "rows": rows, "private_accuracy": common.private_accuracy(root, ROOT_NAME),
+                        **{k: v for k, v in result.items() if k in keep}, **figures, "losses": result.get("losses", [])[::10]})
 
 
 def peer_run(trainer: str, rows: int, seed: int) -> None:
@@ -94,15 +99,14 @@ def peer_run(trainer: str, rows: int, seed: int) -> None:
     from kit.workspace.kernel_config import make_config, script_settings
 
     from peers.harness import trl_dataset_rows
-    from runtime.data import encode_prompts, label_token_ids
+    from runtime.evaluate import label_tokens
     from runtime.modeling import resolve_model
-    from runtime.prompts import get_prompt
-    from runtime.scoring import resolve_threshold, score_sequences, val_metrics
+    from runtime.scoring import score_sequences
 
     root = common.kaggle_tree(ROOT_NAME, 20000, 2000, seed=0)
     os.environ["KIT_KAGGLE_ROOT"] = str(root)
     config = script_settings(make_config("train", settings_for(rows, seed)))
-    table, labels, split = split_for(config)
+    data = practice_rows(config)
     path = resolve_model(config["model"])
     started = time.time()
     if trainer == "unsloth":
@@ -121,34 +125,31 @@ def peer_run(trainer: str, rows: int, seed: int) -> None:
         peft_config = LoraConfig(r=config["r"], lora_alpha=config["lora_alpha"], lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
                                  target_modules=common.TARGETS)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    template = get_prompt(config["prompt"])
-    true_id, false_id = label_token_ids(tokenizer, template)
-    column = lambda name, rows_: [table[name].iat[i] for i in rows_]  # noqa: E731
-    encode = lambda rows_: encode_prompts(tokenizer, template, column("question", rows_), column("answer", rows_),  # noqa: E731
-                                          column("solution", rows_), config["max_seq_length"])
-    train_seqs, val_seqs = encode(split.train), encode(split.val)
-    train_ids = [true_id if labels[i] else false_id for i in split.train]
+    labels = label_tokens(tokenizer, data.task, config["prompt"], data, config)  # the train kernel's label tokens and template
+    train_seqs = data.encode(tokenizer, labels.template, data.split.train, config["max_seq_length"])
+    val_seqs = data.encode(tokenizer, labels.template, data.split.val, config["max_seq_length"])
+    train_ids = [labels.token_ids[data.labels[i]] for i in data.split.train]
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    data = Dataset.from_dict(trl_dataset_rows(train_seqs, train_ids))
+    dataset = Dataset.from_dict(trl_dataset_rows(train_seqs, train_ids))
     args = SFTConfig(output_dir="/tmp/trl-acc", per_device_train_batch_size=config["batch_size"], gradient_accumulation_steps=config["grad_accum"],
                      num_train_epochs=config["epochs"], learning_rate=config["learning_rate"], lr_scheduler_type=config["lr_scheduler"],
                      warmup_steps=config["warmup_steps"], weight_decay=config["weight_decay"], max_grad_norm=config["max_grad_norm"], bf16=True,
                      optim="adamw_torch_fused", logging_steps=50, save_strategy="no", report_to="none", seed=seed,
                      gradient_checkpointing=False, max_length=None, completion_only_loss=True, padding_free=True, dataloader_num_workers=0)
-    sft = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    sft = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
     train_started = time.time()
     sft.train()
     train_s = time.time() - train_started
-    val_labels = [labels[i] for i in split.val]
-    scores = score_sequences(sft.model, val_seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=val_labels,
+    val_labels = [data.labels[i] for i in data.split.val]
+    scores = score_sequences(sft.model, val_seqs, labels.token_ids, tokenizer.pad_token_id, batch_size=config["batch_size"], labels=val_labels,
                              device="cuda:0", autocast_dtype=torch.bfloat16, max_tokens=16384, multiple=8)
-    metrics = val_metrics(scores, val_labels, resolve_threshold(config["threshold"], scores.prob_true, val_labels))
+    figures = read_scores(scores.prob_true, [y == 0 for y in val_labels], [x for x in scores.nll if x is not None])
     name = "unsloth + trl SFTTrainer" if trainer == "unsloth" else "transformers + peft + trl SFTTrainer"
     record("accuracy", {"what": f"{name} (padding-free, completion-only)", "trainer": trainer, "seed": seed, "rows": rows,
-                        "train_rows": len(split.train), "train_seconds": round(train_s, 1), "seconds": round(time.time() - started, 1),
-                        "val_auc": auc(scores.prob_true, val_labels), **metrics,
+                        "train_rows": len(data.split.train), "train_seconds": round(train_s, 1), "seconds": round(time.time() - started, 1),
+                        **figures,
                         "losses": [h["loss"] for h in sft.state.log_history if "loss" in h]})
 
 
@@ -171,7 +172,7 @@ def table(paths: list[Path]) -> str:
     for trainer, rows in dict.fromkeys((e["trainer"], e.get("rows")) for e in entries if e["trainer"] != "baseline"):
         group = [e for e in entries if e["trainer"] == trainer and e.get("rows") == rows]
         lines.append(f"| {group[0]['what']} | {rows} | {', '.join(str(e.get('seed')) for e in group)} | {cell([e.get('val_loss') for e in group])} | "
-                     f"{cell([e.get('val_auc') for e in group])} | {cell([e.get('val_accuracy_at_0.5', e.get('val_accuracy')) for e in group])} | "
+                     f"{cell([e.get('val_auc') for e in group])} | {cell([e.get('val_accuracy_at_0.5') for e in group])} | "
                      f"{cell([e.get('private_accuracy') for e in group])} | {cell([e.get('train_seconds') for e in group])} |")
     return "\n".join(lines)
 

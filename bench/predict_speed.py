@@ -100,29 +100,23 @@ def check_compiled() -> None:
 
     import kit_steps
     from kit.workspace.kernel_config import make_config, script_settings
-    from runtime.data import encode_prompts, label_token_ids, parse_label, read_table, split_rows
+    from runtime.data import load_task, training_rows
+    from runtime.evaluate import label_tokens
     from runtime.modeling import compile_layers, load_for_scoring, resolve_model
-    from runtime.paths import competition_dir
-    from runtime.prompts import get_prompt
     from runtime.scoring import score_sequences
 
     root = common.kaggle_tree("learn", 20000, 2000, seed=0)
     os.environ["KIT_KAGGLE_ROOT"] = str(root)
     config = script_settings(make_config("train", {"competition": "practice-math", "model": SMOLLM2}))
-    table = read_table(competition_dir(config["competition"]) / "train.csv")
-    labels = [parse_label(v) for v in table["is_correct"]]
-    split = split_rows(labels, val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=config["train_rows"],
-                       seed=config["seed"], balance=config["balance"], offset=config["data_offset"])
+    data = training_rows(config, load_task(config))
     path = resolve_model(config["model"])
     model, tokenizer = load_for_scoring(path, None, engine="hf", dtype=torch.bfloat16, quantize=False, max_seq_length=config["max_seq_length"],
                                         packed=True, flash=True)
-    template = get_prompt(config["prompt"])
-    true_id, false_id = label_token_ids(tokenizer, template)
-    column = lambda name: [table[name].iat[i] for i in split.val]  # noqa: E731
-    seqs = encode_prompts(tokenizer, template, column("question"), column("answer"), column("solution"), config["max_seq_length"])
+    labels = label_tokens(tokenizer, data.task, config["prompt"], data, config)
+    seqs = data.encode(tokenizer, labels.template, data.split.val, config["max_seq_length"])
 
     def score():
-        return score_sequences(model, seqs, true_id, false_id, tokenizer.pad_token_id, batch_size=8, device="cuda:0",
+        return score_sequences(model, seqs, labels.token_ids, tokenizer.pad_token_id, batch_size=8, device="cuda:0",
                                autocast_dtype=torch.bfloat16, max_tokens=16384, multiple=8, packed=True).prob_true
 
     eager = score()

@@ -226,7 +226,7 @@ def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max
     from runtime.scoring import score_sequences
 
     def run(seqs):
-        return score_sequences(model, seqs, 500, 501, tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
+        return score_sequences(model, seqs, [500, 501], tokenizer.pad_token_id, batch_size=batch_size, device="cuda:0",
                                autocast_dtype=torch.bfloat16, max_tokens=max_tokens, multiple=multiple or pad_multiple("unsloth"), packed=packed)
 
     run(sequences[:300])
