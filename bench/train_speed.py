@@ -74,7 +74,8 @@ def table(paths: list[Path]) -> str:
     """Markdown: per model, every record's median and range of its windows, steady rate, wall time of its run
     (measured) and of a 1,000-step run (projected), and its ratio to the strongest peer of the same model and
     profile (peers: trl, unsloth; not the seeds' recipe, not probes on kit's model)."""
-    entries = [e for p in paths for e in json.loads(p.read_text()) if rate(e)]
+    records = [e for p in paths for e in json.loads(p.read_text())]
+    entries = [e for e in records if rate(e)]
     lines = ["| model | trainer | GPU | useful tokens/s, median [range] (windows) | steady | run: steps, wall incl. compilation | "
              "1,000 steps (projected) | peak GiB | share of bf16 bound | vs strongest peer |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -92,6 +93,11 @@ def table(paths: list[Path]) -> str:
             lines.append(f"| {model}{' (T4 profile)' if t4 else ''} | {e['what']} | {e.get('gpu') or ''} | {spread} | "
                          f"{e.get('steady_tokens_per_s', ''):,} | {wall} | {projected} | {e.get('peak_gib')} | "
                          f"{100 * r['median'] / e['bound_tokens_per_s']:.0f}% | {ratio} |")
+    for e in records:  # every run is listed: those that failed too, with the error's last line
+        if "error" in e:
+            found = [line.strip() for line in e["error"].splitlines() if "Error" in line] or e["error"].strip().splitlines()
+            last = found[-1][:160].replace("|", "/")
+            lines.append(f"| {e.get('model', '')} | {e['what']} | {e.get('gpu') or ''} | failed: {last} | | | | | | |")
     return "\n".join(lines)
 
 

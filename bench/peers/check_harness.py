@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("trl")
 pytest.importorskip("datasets")
+pytest.importorskip("triton")  # trl's fused output layer is a Triton kernel: without it trl cannot train (a CPU-only torch)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 
 

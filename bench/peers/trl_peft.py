@@ -57,4 +57,5 @@ if __name__ == "__main__":
     parser.add_argument("--attention", choices=["varlen", "sdpa"], default="varlen")
     parser.add_argument("--no-compile", action="store_true", help="torch_compile=False (not the peer's best setting)")
     args = parser.parse_args()
-    guarded("train_speed", f"trl {args.attention}", lambda: main(args.model, args.attention, not args.no_compile), trainer="trl")
+    what = f"transformers + peft + trl SFTTrainer, {args.attention} attention, torch_compile={not args.no_compile}"
+    guarded("train_speed", what, lambda: main(args.model, args.attention, not args.no_compile), trainer="trl", model=Path(MODELS.get(args.model, args.model)).name)

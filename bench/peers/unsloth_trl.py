@@ -43,4 +43,4 @@ def main(model_key: str) -> None:
 if __name__ == "__main__":
     if T4:
         emulate_t4()
-    guarded("train_speed", "unsloth", lambda: main(sys.argv[1]), trainer="unsloth")
+    guarded("train_speed", "unsloth + trl SFTTrainer", lambda: main(sys.argv[1]), trainer="unsloth", model=Path(MODELS.get(sys.argv[1], sys.argv[1])).name)
