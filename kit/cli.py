@@ -171,7 +171,7 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
         _print_settings(kernel)
         return
     ws = _ws()
-    config = resolve_config(ws, kernel, parse_assignments(sets), ws.backend)
+    config = resolve_config(ws, kernel, parse_assignments(sets, f"kit build {kernel}"), ws.backend)
     if explain:
         from kit.build.explain import explain as make_explained
 
@@ -217,7 +217,7 @@ def push_kernel(kernel: str, sets: tuple[str, ...], wait: bool) -> None:
 
     ws = _ws()
     backend = _backend(ws)
-    record = push(ws, backend, kernel, parse_assignments(sets))
+    record = push(ws, backend, kernel, parse_assignments(sets, f"kit push-kernel {kernel}"))
     click.echo(record.id)
     for warning in [*backend.warnings, _code_competition_warning(backend, record)]:
         if warning:

@@ -44,7 +44,7 @@ def test_a_model_that_does_not_parse_fails_in_one_line(workspace, kit_cli, spec,
     error, hint = result.stderr.strip().splitlines()
     assert error.startswith(f"error: bad value {spec!r} for 'model': does not parse: ") and why in error
     assert "; use a hub id (org/name), a Kaggle model handle (owner/model/framework/variation[/version]" in error
-    assert hint == "hint: kit build --set model=VALUE"
+    assert hint == "hint: kit build train --set model=VALUE"
     assert not (workspace / "build").exists()
 
 

@@ -125,7 +125,7 @@ def test_sweep_specs_name_file_and_line(tmp_path, text, says):
 ])
 def test_set_with_another_tools_name_suggests_kits_name(workspace, kit_cli, alias, name):
     error, hint = _one_error(kit_cli("build", "train", "--set", f"{alias}=8"))
-    assert f"unknown setting {alias!r} for the TrainConfig kernel config (did you mean {name!r}? that is kit's name for {alias})" in error
+    assert f"unknown setting {alias!r} of the train kernel (did you mean {name!r}? that is kit's name for {alias})" in error
     assert name in hint and not (workspace / "build").exists()
 
 

@@ -19,20 +19,24 @@ from kit.runs import intent, store
 from kit.runs.store import Intent, KernelStatus, RunRecord
 from kit.workspace.kernel_config import DEFAULT_MODELS, KernelConfig, config_dict, make_config, source_runs
 from kit.workspace.layout import Workspace, ensure_workspace_id, set_value
-from kit.workspace.model_sources import check_reachable, parse_model
+from kit.workspace.model_sources import PATH, check_reachable, local_model_path, parse_model
 from kit.workspace.task_config import check_task_data
 
 KERNEL_DIR = "kernel"
 
 
-def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], backend: str) -> KernelConfig:
-    """The effective config: workspace defaults, then overrides; model 'auto' resolved for the backend."""
-    config = make_config(kernel, ws.run_defaults(kernel), overrides)
+def resolve_config(ws: Workspace, kernel: str, overrides: Mapping[str, Any], backend: str, command: str = "") -> KernelConfig:
+    """The effective config: workspace defaults, then overrides; model 'auto' resolved for the backend. `command`
+    (default `kit build KERNEL`) is the one a bad setting's fix names."""
+    config = make_config(kernel, ws.run_defaults(kernel), overrides, command=command)
     check_prompt(config.prompt, kernels_dir(ws.kernels_dir))  # a closed set, known only from the kernels' prompts.py
     check_task_data(ws)  # the [task] against the competition's files where they are here, before anything is spent
     if config.model == "auto":
         config = dataclasses.replace(config, model=DEFAULT_MODELS[backend])
-    check_reachable(parse_model(config.model), backend, config.enable_internet)
+    source = parse_model(config.model)
+    check_reachable(source, backend, config.enable_internet, root=ws.root, command=command or f"kit build {kernel}")
+    if source.kind == PATH and backend == "local":  # the kernel runs in its own folder: it gets the path from here
+        config = dataclasses.replace(config, model=str(local_model_path(source, ws.root)))
     return config
 
 
@@ -71,7 +75,7 @@ def _check_sources(ws: Workspace, config: KernelConfig) -> None:
 
 def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[str, Any], tags: dict[str, str] | None = None) -> RunRecord:
     """Create run-N and build its kernel into submissions/run-N/kernel/; nothing is started yet."""
-    config = resolve_config(ws, kernel, overrides, backend.name)
+    config = resolve_config(ws, kernel, overrides, backend.name, command=f"kit push-kernel {kernel}")
     _check_sources(ws, config)
     sheet.check(ws)  # refused now, not in the write after a paid session started
     record = store.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)

@@ -175,14 +175,14 @@ KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": 
 METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes", "wheels_dataset", "pin_image"})
 
 
-def config_class(kernel: str) -> type[KernelConfig]:
-    """The config class of a kernel name, or a ConfigError naming the known kernels."""
+def config_class(kernel: str, verb: str = "kit build") -> type[KernelConfig]:
+    """The config class of a kernel name, or a ConfigError naming the known kernels (with `verb`, the command run)."""
     try:
         return KERNEL_CONFIGS[kernel]
     except KeyError:
         raise ConfigError(
             f"unknown kernel {kernel!r}; known kernels: {', '.join(sorted(KERNEL_CONFIGS))}",
-            hint="kit build train  |  kit build infer",
+            hint="  |  ".join(f"{verb} {name}" for name in KERNEL_CONFIGS),
         ) from None
 
 
@@ -214,32 +214,40 @@ def settings_table(kernel: str) -> schema.Table:
     return schema.Table(lambda: setting_keys(config_class(kernel)), help=f"default settings of the {kernel} kernel", word="setting")
 
 
-def coerce_value(cls: type[KernelConfig], key: str, value: Any) -> Any:
-    """Turn `value` (a string from the command line or a TOML value) into the setting's type, checked."""
+def kernel_of(cls: type[KernelConfig]) -> str:
+    """The kernel a config class holds the settings of (train, infer), as a person names it."""
+    return next((name for name, known in KERNEL_CONFIGS.items() if known is cls), cls.__name__)
+
+
+def coerce_value(cls: type[KernelConfig], key: str, value: Any, command: str = "") -> Any:
+    """Turn `value` (a string from the command line or a TOML value) into the setting's type, checked; a bad one
+    is a ConfigError whose fix is `command` (the one the person ran, e.g. `kit push-kernel train`) with --set."""
     keys = setting_keys(cls)
+    kernel = kernel_of(cls)
     if key not in keys:
-        raise schema.unknown(key, keys, "setting", where=f" for the {cls.__name__} kernel config")
-    return schema.coerce(key, keys[key], value, hint=f"kit build --set {key}=VALUE")
+        raise schema.unknown(key, keys, "setting", where=f" of the {kernel} kernel")
+    return schema.coerce(key, keys[key], value, hint=f"{command or f'kit build {kernel}'} --set {key}=VALUE")
 
 
-def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Parse `KEY=VALUE` strings from `--set`."""
+def parse_assignments(items: list[str] | tuple[str, ...], command: str = "kit build train") -> dict[str, str]:
+    """Parse `KEY=VALUE` strings from `--set` of `command` (named in the fix)."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE", hint="kit build train --set learning_rate=1e-4")
+            raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE", hint=f"{command} --set learning_rate=1e-4")
         out[key.strip()] = value.strip()
     return out
 
 
-def make_config(kernel: str, *layers: Mapping[str, Any]) -> KernelConfig:
-    """Build a kernel's config from layers of settings (workspace defaults, then --set), later winning."""
-    cls = config_class(kernel)
+def make_config(kernel: str, *layers: Mapping[str, Any], command: str = "") -> KernelConfig:
+    """Build a kernel's config from layers of settings (workspace defaults, then --set), later winning; `command`
+    is the command that was run (named in the fix of a bad setting; default `kit build KERNEL`)."""
+    cls = config_class(kernel, command.rsplit(" ", 1)[0] if command else "kit build")
     values: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            values[key] = coerce_value(cls, key, value)
+            values[key] = coerce_value(cls, key, value, command)
     return cls(**values)
 
 

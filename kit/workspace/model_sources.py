@@ -104,9 +104,21 @@ def model_problem(spec: str) -> str:
     return ""
 
 
-def check_reachable(source: ModelSource, backend: str, enable_internet: bool) -> None:
+def local_model_path(source: ModelSource, root: Path) -> Path:
+    """A local model's path, absolute: `~` expanded, a relative one taken from the workspace's root."""
+    path = Path(source.spec).expanduser()
+    return path if path.is_absolute() else (Path(root) / path).resolve()
+
+
+def check_reachable(source: ModelSource, backend: str, enable_internet: bool, root: Path | None = None, command: str = "kit build train") -> None:
     """Refuse, before anything is built, a model the kernel could not load where it runs: a hub id with the internet
-    off or a local path on Kaggle, and on the local backend a Kaggle source with no local copy."""
+    off or a local path on Kaggle, on the local backend a Kaggle source with no local copy or a path with nothing
+    there (relative to `root`, the workspace's; `command` is the one that was run, for the fix)."""
+    if backend == "local" and source.kind == PATH:
+        path = local_model_path(source, root or Path.cwd())
+        if not path.exists():
+            raise ConfigError(f"model {source.spec!r} is a path on this machine with nothing there ({path})",
+                              hint=f"{command} --set model=PATH with the folder of a model (its config.json) or a .gguf file, or model=org/name for a hub id")
     if backend == "kaggle" and source.kind == PATH:
         raise ConfigError(
             f"model {source.spec!r} is a path on this machine, which a Kaggle kernel cannot read",
