@@ -182,6 +182,10 @@ def build(kernel: str, sets: tuple[str, ...], output: Path | None, help_settings
         return
     built = build_for_workspace(ws, kernel, config, output or ws.root / "build" / kernel)
     click.echo(str(built.directory))
+    from kit.build.explain import settings_warnings
+
+    for warning in settings_warnings(ws, kernel, config):
+        _err(f"warning: {warning}")
 
 
 def _print_settings(kernel: str) -> None:

@@ -60,3 +60,19 @@ def test_a_relative_model_path_reaches_the_kernel_from_the_workspace(workspace, 
     built = kit_cli("build", "train", "--set", "model=./models/mine", "-o", "out")
     assert built.exit_code == 0, built.stderr
     assert f"'model': {json.dumps(str(folder.resolve()))}".replace('"', "'") in (workspace / "out" / "kernel.py").read_text()
+
+
+WARMUP = "warning: warm-up (10 steps) is not shorter than the run (4 steps): the learning rate never reaches learning_rate="
+
+
+def test_build_and_push_say_when_the_warm_up_outlasts_the_run(workspace, kit_cli):
+    from tests.helpers import CONSTANT_TEMPLATE, install_template
+
+    built = kit_cli("build", "train", "--set", "max_steps=4", "--set", "warmup_steps=10")
+    assert built.exit_code == 0 and WARMUP in built.stderr
+    explained = kit_cli("build", "train", "--set", "max_steps=4", "--set", "warmup_steps=10", "--explain", "--gpu", "cpu")
+    assert "warmup_steps=10 of the run's 4 steps" in explained.stdout and WARMUP in explained.stderr
+    assert WARMUP not in kit_cli("build", "train", "--set", "max_steps=40", "--set", "warmup_steps=10").stderr
+    install_template(workspace, CONSTANT_TEMPLATE)
+    pushed = kit_cli("push-kernel", "train", "--set", "max_steps=4", "--set", "warmup_steps=10", "--wait")
+    assert pushed.exit_code == 0 and WARMUP in pushed.stderr

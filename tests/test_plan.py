@@ -118,3 +118,15 @@ def test_each_kernels_main_is_a_recipe_that_fits_on_a_screen(template):
     tree = ast.parse((REPO / "kernels" / template).read_text(encoding="utf-8"))
     main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
     assert main.end_lineno - main.lineno + 1 <= 60
+
+
+def test_a_warm_up_longer_than_the_run_is_a_warning_of_the_plan():
+    short = make_plan(config(max_steps=4, warmup_steps=10, learning_rate=2e-4), PROFILES["cpu"], "train")
+    assert short.warnings() == ["warm-up (10 steps) is not shorter than the run (4 steps): the learning rate never reaches "
+                                "learning_rate=0.0002; set warmup_steps below 4 (e.g. warmup_steps=0)"]
+    assert "  warmup " in short.table() and "warmup_steps=10 of the run's 4 steps" in short.table()
+    # From train_rows when max_steps is not set: 128 rows, batch 8 = 16 steps, longer than the default warm-up.
+    fine = make_plan(config(train_rows=128, warmup_steps=10), PROFILES["cpu"], "train")
+    assert fine.warnings() == [] and fine.warmup.reason == "warmup_steps=10 of the run's 16 steps"
+    assert make_plan(config(train_rows=0), PROFILES["cpu"], "train").warmup.warning == ""  # the length is not known yet
+    assert make_plan(config("infer"), PROFILES["cpu"], "infer").warmup is None

@@ -21,6 +21,7 @@ from runtime.graphs import GraphedPasses
 from runtime.modeling import check_adapter_matches, fast_path_warnings, load_adapter_weights
 from runtime.parallel import StepShare, broadcast_trainable
 from runtime.paths import find_source
+from runtime.plan import choose_warmup, planned_steps
 from runtime.labels import LabelTokens
 from runtime.session import Run
 from runtime.training import TrainState, find_resume_point, make_optimizer, make_scheduler, phase_length, plan_phase, prepare_for_training, restore_optimizer, save_checkpoint, save_training, stop_on_bad_loss, train_step
@@ -144,6 +145,10 @@ def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None, label
     model, trainable = ready_model(run, config, model, examples, point)
     phase_steps = phase_length(len(examples.sequences), config["batch_size"], config["grad_accum"], config["max_steps"], config["epochs"])
     state = plan_phase(previous, phase_steps, seed=config["seed"], data_offset=config["data_offset"], next_offset=rows.split.next_offset)
+    if planned_steps(config) != phase_steps:  # the plan could not know the run's length (train.csv's size): say it now
+        warmup = choose_warmup({**config, "max_steps": phase_steps})
+        if warmup.warning:
+            warn(warmup.warning)
     optimizer = make_optimizer(trainable, run.plan.optimizer.value, config["learning_rate"], config["weight_decay"])
     scheduler = make_scheduler(optimizer, config["lr_scheduler"], config["warmup_steps"], phase_steps)
     if point is not None and restore_optimizer(point, optimizer, scheduler, same_phase=not previous.complete):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import math
 import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -210,6 +211,7 @@ class Plan:
     checkpointing: Decision | None = None  # recompute activations in the backward pass
     chunk_tokens: Decision | None = None  # most padded tokens in one training forward pass (0 = no limit)
     dequantize_base: Decision | None = None  # train on a dequantized copy of the 4-bit base
+    warmup: Decision | None = None  # steps the learning rate warms up over, against the steps the run will take
 
     def decisions(self) -> dict:
         """The decisions by name, in the order of the fields (those that apply to this kernel)."""
@@ -267,6 +269,7 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         validation=choose_validation(config, machine), test_rows=choose_test_rows(config, machine),
     )
     if train:
+        parts.update(warmup=choose_warmup(config))
         parts.update(train_processes=training_processes(config["train_processes"], len(machine.gpus), machine.worker_world, config["batch_size"]),
                      optimizer=choose_optimizer(config["optim"], machine))
         compiled = choose_compile(config["compile"], engine.value, machine)
@@ -482,6 +485,30 @@ def choose_optimizer(name: str, machine: Machine) -> Decision:
     if name == "adamw_torch_fused" and not machine.gpus:
         return Decision("adamw_torch", "the fused AdamW needs a GPU")
     return Decision(name, f"optim={name}")
+
+
+def planned_steps(config: dict) -> int | None:
+    """Optimizer steps the run will take (kernels/runtime/training.py's phase_length, from the settings alone); None
+    where train_rows=0 leaves it to the size of train.csv."""
+    if config["max_steps"]:
+        return config["max_steps"]
+    if not config["train_rows"]:
+        return None
+    per_epoch = math.ceil(math.ceil(config["train_rows"] / config["batch_size"]) / config["grad_accum"])
+    return max(1, math.ceil(config["epochs"] * per_epoch))
+
+
+def choose_warmup(config: dict) -> Decision:
+    """The warm-up against the run's length: a warm-up as long as the run or longer never lets the learning rate reach
+    learning_rate (the schedule is cut at the run's last step), which a short run would not show anywhere else."""
+    warmup, steps = config["warmup_steps"], planned_steps(config)
+    if steps is None:
+        return Decision(warmup, f"warmup_steps={warmup}; the run's steps depend on the size of train.csv (train_rows=0)")
+    if warmup and warmup >= steps:
+        return Decision(warmup, f"warmup_steps={warmup} of the run's {steps} steps",
+                        f"warm-up ({warmup} steps) is not shorter than the run ({steps} steps): the learning rate never reaches "
+                        f"learning_rate={config['learning_rate']:g}; set warmup_steps below {steps} (e.g. warmup_steps={steps // 10})")
+    return Decision(warmup, f"warmup_steps={warmup} of the run's {steps} steps")
 
 
 def choose_validation(config: dict, machine: Machine) -> Decision:

@@ -57,3 +57,12 @@ def explain(ws: Workspace, kernel: str, config, gpu: str | None) -> Any:
         raise ConfigError(str(exc), hint="change the setting, or pick another --gpu") from None
 
 
+def settings_warnings(ws: Workspace, kernel: str, config) -> list[str]:
+    """What the plan warns about the run's settings alone, on any machine (a warm-up longer than the run), for kit
+    build and kit push-kernel to say before any GPU time is spent; from the workspace's own plan.py (one from before
+    such checks warns of nothing)."""
+    if kernel != "train":
+        return []
+    choose_warmup = getattr(load_runtime(kernels_dir(ws.kernels_dir), "plan"), "choose_warmup", None)
+    warning = choose_warmup(script_settings(config)).warning if choose_warmup else ""
+    return [warning] if warning else []

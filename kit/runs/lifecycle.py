@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kit.backends.base import Backend
+from kit.build.explain import settings_warnings
 from kit.build.script import BuiltKernel, build_kernel
 from kit.build.templates import check_prompt, kernels_dir
 from kit.errors import BackendError, ConfigError, Interrupted, KitError
@@ -77,6 +78,7 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     """Create run-N and build its kernel into submissions/run-N/kernel/; nothing is started yet."""
     config = resolve_config(ws, kernel, overrides, backend.name, command=f"kit push-kernel {kernel}")
     _check_sources(ws, config)
+    backend.warnings.extend(settings_warnings(ws, kernel, config))  # said, not refused: the run is the user's call
     sheet.check(ws)  # refused now, not in the write after a paid session started
     record = store.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
     try:
