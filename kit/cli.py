@@ -111,9 +111,14 @@ def practice() -> None:
 @click.option("--force", is_flag=True, help="replace an existing practice competition (its submissions are lost)")
 @click.option("--code", is_flag=True, help="a code competition: submitted kernels are rerun on hidden test rows")
 @click.option("--rerun-limit", default=9 * 3600, show_default=True, help="code competitions: seconds a rerun may take")
-def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int) -> None:
-    """Create the practice competition: `kit practice init --test-rows 500` (`--code`: a code competition)."""
+@click.option("--task", "shape", type=click.Choice(["binary", "multiclass", "topk", "pairwise", "ordinal", "answer"]), default="binary",
+              show_default=True, help="the competition's shape; kit.toml's [task] is set to match")
+def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int, shape: str) -> None:
+    """Create the practice competition: `kit practice init --test-rows 500` (`--code`: a code competition; `--task
+    pairwise`: another shape, kit.toml's [task] set to it)."""
     from kit.practice.competition import VISIBLE_TEST_ROWS, init_practice
+    from kit.practice.shape_competition import set_workspace_task
+    from kit.practice.shapes import SHAPE_DEFINITIONS
 
     ws = _ws()
     if ws.backend != "local":
@@ -122,9 +127,14 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
             hint='set name = "local" under [backend] in kit.toml, or kit init in another folder',
         )
     comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit,
-                         force=force, code=code, rerun_seconds=rerun_limit)
+                         force=force, code=code, rerun_seconds=rerun_limit, task=shape)
     click.echo(str(comp.data_dir))
-    _err(f"{ws.competition}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")
+    described = "" if shape == "binary" else f" ({shape}, {comp.task_table['metric']['name'] if comp.task_table else shape})"
+    _err(f"{ws.competition}{described}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")
+    if shape == "binary" or shape in SHAPE_DEFINITIONS:
+        changed = set_workspace_task(ws.root, shape, SHAPE_DEFINITIONS[shape].task if shape in SHAPE_DEFINITIONS else None)
+        if changed:
+            _err(changed)
     if code:
         _err(f"a code competition: kernels see {min(VISIBLE_TEST_ROWS, test_rows)} test rows; a submitted kernel is rerun on all "
              f"{test_rows} with the internet off, within {rerun_limit} s; push with --set enable_internet=false to submit")

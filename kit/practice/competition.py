@@ -31,6 +31,8 @@ from kit.errors import KitError, SubmissionError, SubmissionLimitError, Workspac
 from kit.fileio import atomic_write_json, atomic_write_text, locked
 from kit.practice.answer_competition import ServerRules, public_split, read_solution, score_answers, write_answer_data
 from kit.practice.data import generate
+from kit.practice.shape_competition import read_shape_solution, score_shape, shape_baseline, write_shape_data
+from kit.practice.shapes import SHAPE_DEFINITIONS
 
 TRAIN_COLUMNS = ("question", "answer", "solution", "is_correct")
 TEST_COLUMNS = ("ID", "question", "answer", "solution")
@@ -97,6 +99,13 @@ def init_practice(
         shape = write_answer_data(directory, slug, seed, n_train, n_test, public_split(seed, n_test, public_fraction),
                                   VISIBLE_TEST_ROWS if code else None, server)
         return _write_records(directory, slug, seed, n_train, n_test, public_rows, public_fraction, daily_limit, code, rerun_seconds, shape)
+    if task in SHAPE_DEFINITIONS:  # multiclass, topk, pairwise, ordinal (kit/practice/shapes.py)
+        public_rows = max(1, min(n_test - 1, round(n_test * public_fraction)))
+        shape = write_shape_data(directory, SHAPE_DEFINITIONS[task], seed, n_train, n_test, public_split(seed, n_test, public_fraction),
+                                 VISIBLE_TEST_ROWS if code else None)
+        return _write_records(directory, slug, seed, n_train, n_test, public_rows, public_fraction, daily_limit, code, rerun_seconds, shape)
+    if task != "binary":
+        raise KitError(f"no practice competition of the task {task!r}", hint=f"one of binary, {', '.join(SHAPE_DEFINITIONS)}, answer")
     train, test = generate(seed, n_train, n_test)
     data_dir, hidden_dir = directory / "data", directory / "hidden"
     atomic_write_text(
@@ -189,6 +198,8 @@ class PracticeCompetition:
         self.code: bool = bool(meta.get("code", False))
         self.rerun_seconds: float = float(meta.get("rerun_seconds") or DEFAULT_RERUN_SECONDS)
         self.task: str = str(meta.get("task") or "binary")
+        # the [task] of a shape competition (multiclass, topk, pairwise, ordinal), which scores its submissions
+        self.task_table: dict | None = meta.get("task_table")
         # an inference-server competition: {module, call_seconds, startup_seconds, file}; None where kernels write files
         self.server: dict | None = meta.get("server")
         # A competition made before instances were recorded is told apart from its replacements by its creation time.
@@ -223,6 +234,8 @@ class PracticeCompetition:
         csv_path = Path(csv_path)
         if self.task == "answer":
             return score_answers(csv_path, read_solution(self.directory / "hidden" / "solution.csv"))
+        if self.task_table is not None:
+            return score_shape(csv_path, self.task_table, self._shape_solution())
         solution = self._load_solution()
         try:
             text = csv_path.read_text(encoding="utf-8-sig")
@@ -411,6 +424,8 @@ class PracticeCompetition:
         the host's baselines (every row True, every row False), scored on the public rows like any file."""
         if self.task == "answer":
             return self._answer_board()
+        if self.task_table is not None:
+            return self._shape_board()
         public = [label for label, is_public in self._load_solution().values() if is_public]
         true_share = round(sum(public) / len(public), 5)
         created = str(self._meta().get("created") or "")
@@ -421,6 +436,27 @@ class PracticeCompetition:
             entries.append(("you", best.public_score, best.date, True))
         # Ties keep the earlier entry first, as Kaggle ranks an earlier submission of the same score higher.
         return sorted(entries, key=lambda e: (-e[1], e[2]))
+
+    def _shape_solution(self) -> dict[str, tuple[str, bool]]:
+        path = self.directory / "hidden" / "solution.csv"
+        if not path.is_file():
+            raise KitError(f"{path} is missing", hint="kit practice init --force")
+        return read_shape_solution(path, str(self.task_table.get("id", "ID")))
+
+    def _shape_board(self) -> list[tuple[str, float, str, bool]]:
+        """A shape competition's board: the host's baseline (the task's: the majority class, the class prior for log
+        loss) and your best submission, best first in the metric's direction."""
+        from kit.practice.shape_competition import task_of
+
+        described, value = shape_baseline(self.task_table, self._shape_solution())
+        lower = not task_of(self.task_table).higher_is_better
+        created = str(self._meta().get("created") or "")
+        entries = [(f"baseline: {described}", value, created, False)]
+        scored = [s for s in self.submissions() if s.public_score is not None]
+        if scored:
+            best = (min if lower else max)(scored, key=lambda s: (s.public_score if lower else s.public_score, s.date))
+            entries.append(("you", best.public_score, best.date, True))
+        return sorted(entries, key=lambda e: (e[1] if lower else -e[1], e[2]))
 
     def _answer_board(self) -> list[tuple[str, float, str, bool]]:
         """An answer competition's board: the host's baseline (always the most common train answer) and your best."""

@@ -1,0 +1,122 @@
+"""Issue 24: the whole loop in each competition shape, as a user types it, on the CPU with a tiny in-process Llama.
+
+    kit practice init --task SHAPE -> kit build train -> kit push-kernel train --wait (twice) -> kit submit -> kit scores
+    -> kit leaderboard -> kit ensemble RUN RUN -> kit submit -> kit pick
+
+The real train kernel runs (a few rows, one step): the point is that every stage speaks the shape's task (its
+prompt, classes, files, metric and submission), not what a tiny random model learns.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_kit
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+pytest.importorskip("sklearn")
+
+SHAPES = ("binary", "multiclass", "topk", "pairwise", "ordinal")
+METRICS = {"binary": "accuracy", "multiclass": "macro_f1", "topk": "map@3", "pairwise": "log_loss", "ordinal": "qwk"}
+# (the submission's header, what each value cell may hold)
+SUBMISSIONS = {
+    "binary": (["ID", "is_correct"], lambda cells: cells[0] in ("True", "False")),
+    "multiclass": (["id", "topic"], lambda cells: cells[0] in ("ages", "fish_food", "garden", "percentages", "savings", "schedule",
+                                                               "sharing", "shopping", "travel", "units")),
+    "topk": (["id", "prediction"], lambda cells: len(cells[0].split(" ")) == 3 and set(cells[0].split(" ")) <= set("ABCDE")),
+    "pairwise": (["id", "winner_model_a", "winner_model_b", "winner_tie"], lambda cells: abs(sum(map(float, cells)) - 1) < 1e-3),
+    "ordinal": (["essay_id", "score"], lambda cells: cells[0] in ("1", "2", "3", "4", "5", "6")),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from tests.test_kernel_runtime import make_model, make_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = make_tokenizer()
+    make_model(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ok(result, what: str = ""):
+    assert result.exit_code == 0, f"{what}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def push(tiny_model: Path, seed: int) -> str:
+    settings = {"model": str(tiny_model), "train_rows": 24, "val_rows": 16, "max_seq_length": 160, "batch_size": 8, "max_steps": 1,
+                "r": 4, "lora_alpha": 8, "seed": seed, "threshold": "tune"}
+    args = [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
+    return ok(run_kit("push-kernel", "train", "--wait", *args), "push").stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_whole_loop_in_every_shape(shape, tmp_path, monkeypatch, tiny_model):
+    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ok(run_kit("init"))
+    init = ok(run_kit("practice", "init", "--task", shape, "--train-rows", "60", "--test-rows", "12"))
+    toml = tomllib.loads((tmp_path / "kit.toml").read_text())
+    if shape == "binary":  # the default task: no [task], the kernels built as before
+        assert "task" not in toml and "[task]" not in init.stderr
+    else:
+        assert toml["task"]["preset"] == shape and toml["task"]["metric"]["name"] == METRICS[shape]
+        assert "[task] set to the" in init.stderr
+    data = tmp_path / ".kit" / "practice" / "practice-math" / "data"
+    header, cell_ok = SUBMISSIONS[shape]
+    assert csv_rows(data / "sample_submission.csv")[0] == header
+
+    built = ok(run_kit("build", "train", "-o", str(tmp_path / "built"))).stdout
+    script = (tmp_path / "built" / "kernel.py").read_text()
+    assert ("'task':" in script) == (shape != "binary"), built
+
+    first, second = push(tiny_model, 1), push(tiny_model, 2)
+    run_dir = tmp_path / "submissions" / first
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["metric"] == METRICS[shape] and math.isfinite(metrics["val_metric"]) and metrics["val_rows"] == 16
+    classes = metrics["classes"]
+    val = csv_rows(run_dir / "val_predictions.csv")
+    assert [f"p_{c}" for c in classes] == val[0][-len(classes):] and len(val) == 17
+    assert all(abs(sum(float(x) for x in row[-len(classes):]) - 1) < 1e-4 for row in val[1:])
+    probs = csv_rows(run_dir / "test_probs.csv")
+    assert probs[0][0] == header[0] and probs[0][-len(classes):] == [f"p_{c}" for c in classes] and len(probs) == 13
+    submission = csv_rows(run_dir / ("submission.csv"))
+    assert submission[0] == header and len(submission) == 13 and all(cell_ok(row[1:]) for row in submission[1:]), submission[:3]
+
+    submitted = ok(run_kit("submit", first, "-m", "first", "--yes"))
+    assert "public" in submitted.stdout
+    ok(run_kit("scores"))
+    table = json.loads(ok(run_kit("leaderboard", "--json")).stdout)
+    rows = {row["run"]: row for row in (table if isinstance(table, list) else table["rows"])}
+    column = f"val_{METRICS[shape]}"
+    assert float(rows[first][column]) == pytest.approx(metrics["val_metric"], abs=1e-4)
+    assert rows[first]["public_score"] not in ("", None)
+
+    made = ok(run_kit("ensemble", first, second, "--json"))
+    ensembled = json.loads(made.stdout)
+    assert ensembled["metric"] == METRICS[shape] and ensembled["val_metric"] is not None
+    ens_dir = tmp_path / "submissions" / ensembled["run"]
+    ens_submission = csv_rows(ens_dir / "submission.csv")
+    assert ens_submission[0] == header and len(ens_submission) == 13 and all(cell_ok(row[1:]) for row in ens_submission[1:])
+    ok(run_kit("submit", ensembled["run"], "-m", "ensemble", "--yes"))
+    ok(run_kit("scores"))
+
+    picked = ok(run_kit("pick", "-n", "2", "--json"))
+    chosen = json.loads(picked.stdout)
+    names = json.dumps(chosen)
+    assert first in names or ensembled["run"] in names, picked.stdout
