@@ -67,3 +67,16 @@ def test_ensemble_top_takes_the_lowest_log_losses_and_plots_name_the_metric(work
 
     scores = {s.run: s for s in run_scores(ws)}
     assert scores[runs[2]].val == 1.20 and scores[runs[2]].val_interval is None  # no binomial interval for log loss
+
+
+def test_a_sweep_ranks_its_runs_by_the_tasks_metric(workspace):
+    from kit.runs.sweep import report
+    from kit.runs.sweep.state import Point, SweepState, save_state
+
+    ws = _task_workspace(workspace)
+    runs = [_run(ws, v) for v in (0.95, 0.81, 1.20)]
+    save_state(ws, SweepState("lr", "train", "local", {}, [Point(str(i + 1), {"learning_rate": i}, run=r) for i, r in enumerate(runs)]))
+    assert [p.record.id for p in report.ranked(ws, "lr")] == [runs[1], runs[0], runs[2]]  # the lowest log loss first
+    shown = run_kit("sweep", "status", "lr")
+    assert shown.exit_code == 0, shown.stderr
+    assert "val_log_loss" in shown.stdout.splitlines()[0] and "0.8100" in shown.stdout
