@@ -56,15 +56,16 @@ def cli() -> None:
       kit practice init                  a practice competition on this machine
       kit push-kernel train --wait       train, predict, pull the outputs (run-N)
       kit submit run-1                   validate and submit run-1's submission.csv
-      kit leaderboard                    every run with its settings and scores (kit's table)
-      kit board                          the competition's public board and your rank on it
+      kit runs                           your runs with their settings and scores (kit's table, leaderboard.csv)
+      kit board                          the competition's leaderboard (its public board) and your rank on it
 
     \b
     Data goes to stdout (--json where a command prints data), progress and hints to stderr.
     Exit codes: 0 done; 1 an error kit explains in one line with a hint (bad input, a refused
     submission, a run that failed or was cancelled under --wait, a Kaggle failure); 2 bad usage
     (an unknown option or a missing argument); 130 interrupted (Ctrl-C).
-    KIT_PROGRESS=0 hides progress bars, KIT_DEBUG=1 shows tracebacks.
+    KIT_PROGRESS=0 hides progress bars (KIT_PROGRESS_EVERY=SECONDS: how often a wait off a terminal says where a
+    run is, 60 by default), KIT_DEBUG=1 shows tracebacks.
     """
 
 
@@ -149,7 +150,7 @@ def practice_close() -> None:
     ws = _ws()
     PracticeCompetition(ws.practice_dir).close()
     refresh_scores(ws, _backend(ws))
-    _err("closed: private scores are in leaderboard.csv (kit leaderboard)")
+    _err("closed: private scores are in leaderboard.csv (kit runs)")
 
 
 # -- kernels and runs --------------------------------------------------------------------------------------
@@ -561,7 +562,7 @@ def scores() -> None:
     _warn_damaged(ws)
 
 
-@cli.command("leaderboard")
+@cli.command("runs")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--where", "conditions", default="", metavar="SQL",
               help="""keep rows meeting a SQL condition: "val_accuracy > 0.8 AND prompt = 'grader'" (text in single quotes; """
@@ -576,7 +577,9 @@ def scores() -> None:
 @click.option("--width", type=click.IntRange(min=40), default=120, show_default=True, help="the table's width in characters")
 def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascending: bool, group_by: str, metrics: str,
                     aggregates: str, all_columns: bool, width: int) -> None:
-    """Print kit's table of runs (leaderboard.csv), filtered, sorted or grouped: `kit leaderboard --where "val_accuracy > 0.8" --group-by prompt`."""
+    """Your runs with their settings and scores (kit's table, leaderboard.csv), filtered, sorted or grouped: `kit runs --where "val_accuracy > 0.8" --group-by prompt`.
+
+    Not the competition's leaderboard: that is `kit board`. `kit leaderboard` is this command's old name."""
     from kit.commands.common import table_json
     from kit.leaderboard import sheet
     from kit.leaderboard.terminal import choose_columns, left_out, render_table
@@ -618,6 +621,23 @@ def _register_extras() -> None:
 
 
 _register_extras()
+
+
+def _old_name(command: click.Command, old: str, notice: str) -> click.Command:
+    """`kit OLD` keeps working as `command` (scripts written for it go on), hidden from the help, with a notice."""
+
+    def callback(**kwargs):
+        result = click.get_current_context().invoke(command.callback, **kwargs)
+        _err(notice)  # after its output, and not after an error (whose line stays the first and only one)
+        return result
+
+    return click.Command(old, params=command.params, callback=callback, hidden=True, help=f"The old name of kit {command.name}. {notice}")
+
+
+# A Kaggle user reads `leaderboard` as the competition's (`kaggle competitions leaderboard`): kit's table of runs is
+# `kit runs`, the competition's leaderboard `kit board`.
+cli.add_command(_old_name(leaderboard_cmd, "leaderboard", "note: kit leaderboard is now kit runs (your runs, kit's table "
+                                                          "leaderboard.csv); the competition's leaderboard is kit board"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 These show Kaggle's (or the practice competition's) own records, not kit's: `kit submissions` lists every
 submission the competition knows, made by kit or not; `kit board` is the competition's public board, where
-`kit leaderboard` is kit's table of runs. Data goes to stdout (a table, or JSON with --json), progress and
+`kit runs` is kit's table of your runs (leaderboard.csv). Data goes to stdout (a table, or JSON with --json), progress and
 hints to stderr.
 """
 
@@ -62,7 +62,9 @@ def submissions(as_json: bool) -> None:
 @click.option("--team", default="", help="your team's name on the board (default: your Kaggle username)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (every team read)")
 def board(top: int, team: str, as_json: bool) -> None:
-    """The competition's public board and where you stand on it (kit leaderboard is kit's table of runs): `kit board --top 20`."""
+    """The competition's leaderboard (its public board) and your rank on it: `kit board --top 20`.
+
+    What `kaggle competitions leaderboard` shows. Your own runs and their scores are `kit runs` (kit's table)."""
     ws = _ws()
     backend = _backend(ws)
     entries = backend.board(team=team)

@@ -15,7 +15,7 @@ from kit.errors import KitError
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--mark", is_flag=True, help="write the picks into leaderboard.csv's final column")
 @click.option("--include-unsubmitted", is_flag=True, help="consider runs with a validation score but no scored submission")
-@click.option("--where", "conditions", default="", metavar="SQL", help="consider only runs meeting a SQL condition, as kit leaderboard --where")
+@click.option("--where", "conditions", default="", metavar="SQL", help="consider only runs meeting a SQL condition, as kit runs --where")
 def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool, conditions: str) -> None:
     """Propose the final submissions, with the reasoning per pick: `kit pick -n 3 --mark`.
 
@@ -74,7 +74,7 @@ def _only(ws, conditions: str) -> set[str] | None:
 @click.argument("members", nargs=-1)
 @click.option("--weights", default="", help="comma-separated weights, one per run (default: equal)")
 @click.option("--threshold", default="0.5", show_default=True, help="probability cut for True, or 'tune' on the shared validation rows")
-@click.option("--where", "conditions", default="", metavar="SQL", help="members: the runs meeting a SQL condition in kit's table, as kit leaderboard --where (with --top)")
+@click.option("--where", "conditions", default="", metavar="SQL", help="members: the runs meeting a SQL condition in kit's table, as kit runs --where (with --top)")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="members: the K best runs by --by among those meeting --where")
 @click.option("--by", "by", default=None, help="the column --top ranks by (default: the task's val_<metric>, best first)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
@@ -136,7 +136,7 @@ def plot_loss(run_ids: tuple[str, ...], output: Path | None, window: int | None)
 
 @plot.command("scores")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG file to write")
-@click.option("--where", "conditions", default="", metavar="SQL", help="plot only runs meeting a SQL condition, as kit leaderboard --where")
+@click.option("--where", "conditions", default="", metavar="SQL", help="plot only runs meeting a SQL condition, as kit runs --where")
 def plot_scores(output: Path | None, conditions: str) -> None:
     """Validation vs public score per run with 95% intervals, private where known: `kit plot scores`."""
     from kit.leaderboard.plots import plot_scores as draw

@@ -31,6 +31,9 @@ or, instead of [grid]:
 class SweepGroup(click.Group):
     """`kit sweep SPEC.toml` is `kit sweep run SPEC.toml`: a first argument that is no subcommand is a spec."""
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[run] SPEC.toml [OPTIONS]  |  status [NAME]  |  submit NAME [--top K]")
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["run", *args]
@@ -42,7 +45,8 @@ def sweep() -> None:
     """Search settings as many runs, within the backend's limits: `kit sweep sweep.toml`.
 
     \b
-      kit sweep SPEC.toml [--yes]       plan, ask, then run (resumes an interrupted sweep)
+      kit sweep run SPEC.toml [--yes]   plan, ask, then run (resumes an interrupted sweep);
+                                        kit sweep SPEC.toml is the same command
       kit sweep status NAME             each point's run, state and validation accuracy
       kit sweep submit NAME --top K     submit the K best by validation accuracy
     """
@@ -107,7 +111,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
     else:
         _print_points(points, ws.task.metric_column())
     order = "" if ws.task.higher_is_better else " --ascending"
-    _err(f"next: kit sweep submit {state.name} --top 1  |  kit leaderboard --sort {ws.task.metric_column()}{order}")
+    _err(f"next: kit sweep submit {state.name} --top 1  |  kit runs --sort {ws.task.metric_column()}{order}")
 
 
 def _show_plan(plan, backend) -> None:
@@ -222,7 +226,7 @@ def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> N
         _err(f"{record.id:<8} val {pick.status.val_accuracy:.4f}  {pick.action:<9} {note}")
     chosen = [p for p in picks if p.action == "submit"]
     if not chosen:
-        raise KitError(f"nothing to submit from sweep {name}", hint="see the reasons above; kit leaderboard shows what is submitted")
+        raise KitError(f"nothing to submit from sweep {name}", hint="see the reasons above; kit runs shows what is submitted")
     if not yes and not click.confirm(f"Submit {len(chosen)} files to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit sweep submit {name} --top {top} --yes skips the question")
     done = []

@@ -188,7 +188,7 @@ def select_runs(header: list[str], rows: list[dict[str, str]], conditions: str, 
                 ascending: bool = False) -> list[str]:
     """The run ids of the rows meeting `conditions`, best first by `sort_by` (largest first; smallest with
     `ascending`), at most `top` (0: all); pick, plots and ensemble choose runs this way, from the same table
-    `kit leaderboard` shows."""
+    `kit runs` shows."""
     df = frame(header, rows)
     if conditions:
         df = where(df, conditions)

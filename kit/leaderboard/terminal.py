@@ -19,7 +19,7 @@ LATE = ("created", "backend", "val_rows", "val_ci95", "submission_ref", "submitt
         "plan_engine", "plan_dtype", "plan_packing", "plan_compile", "plan_checkpointing", "sweep", "lineage")
 # Higher is better in these; the best value is highlighted.
 SCORE_COLUMNS = ("val_accuracy", "public_score", "private_score")
-WIDTH = 120  # the default width of `kit leaderboard`: readable in a usual terminal, a pull request, a log
+WIDTH = 120  # the default width of `kit runs`: readable in a usual terminal, a pull request, a log
 CELL = 28  # the longest cell shown in a width-limited table; longer ones are cut with "~"
 GAP = 2
 

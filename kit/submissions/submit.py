@@ -62,7 +62,7 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
         )
     left = backend.submissions_left_today()
     if left is not None and left <= 0:
-        raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit leaderboard shows what is scored")
+        raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit runs shows what is scored")
     return SubmitPlan(record, valid, left, code=code, note=note)
 
 
