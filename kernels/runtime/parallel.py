@@ -50,15 +50,38 @@ class ProcessGroup:
         return self.rank == 0
 
     def finish(self) -> None:
-        """Leave the group (the launcher waits for every process and reports one that failed)."""
+        """Leave the group; the leader returns once the others have exited, so that their GPUs are free for scoring
+        (the launcher waits for every process and reports one that failed)."""
         if self.world == 1:
             return
+        import torch
         import torch.distributed as dist
 
+        pids = torch.zeros(self.world, dtype=torch.int64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        pids[self.rank] = os.getpid()
+        dist.all_reduce(pids)  # every process's pid, known to each
         # All arrive before any leaves: a worker tearing down its gloo connections while the leader still saves the
         # adapter was seen to abort (SIGABRT, "terminate called without an active exception") on a loaded CPU.
         dist.barrier()
         dist.destroy_process_group()
+        if self.leader:
+            wait_for_exit([int(pid) for pid in pids[1:].tolist()])
+
+
+def wait_for_exit(pids: list[int], timeout: float = 120.0) -> None:
+    """Return once the processes `pids` have exited (and their memory, on the GPU too, is free), or after `timeout`
+    seconds with a warning. The launcher reaps them as they exit (it polls its processes every 0.1 s)."""
+    deadline = time.time() + timeout
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid already another's)
+                break
+            if time.time() > deadline:
+                warn(f"training process {pid} has not exited {timeout:.0f}s after training; going on")
+                return
+            time.sleep(0.1)
 
 
 def group_member() -> tuple[int, int] | None:
