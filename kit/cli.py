@@ -441,7 +441,6 @@ def _resolve_pending(ws, backend, record):
 def logs(run: str, follow: bool, tail: int | None) -> None:
     """Print a run's log: `kit logs run-3 --tail 20 -f`."""
     from kit.runs import store
-    from kit.runs.lifecycle import refresh
 
     ws = _ws()
     backend = _backend(ws)
@@ -450,6 +449,21 @@ def logs(run: str, follow: bool, tail: int | None) -> None:
     if tail is not None:
         text = backend.logs(record)
         shown = _tail_start(text, tail)
+    try:
+        _print_log(ws, backend, record, shown, follow)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        from kit.errors import StoppedFollowing
+
+        raise StoppedFollowing(f"{record.id}: kit stopped following its log; the run goes on",
+                               hint=f"kit logs {record.id} -f follows it again; kit wait {record.id} follows it to its end") from None
+
+
+def _print_log(ws, backend, record, shown: int, follow: bool) -> None:
+    """Print the log from character `shown` on; with `follow`, new lines as they come until the run ends."""
+    from kit.runs.lifecycle import refresh
+
     while True:
         text = backend.logs(record)
         click.echo(text[shown:], nl=False)

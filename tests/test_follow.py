@@ -163,3 +163,15 @@ def test_status_mentions_a_submission_whose_wait_was_interrupted(workspace, monk
     shown = run_kit("status")
     assert shown.exit_code == 0
     assert "submission 1 of " in shown.stdout and "is pending (not scored yet): kit scores fetches its score" in shown.stdout
+
+
+def test_ctrl_c_stops_following_a_log_not_the_run(workspace):
+    install_template(workspace, STEPS_TEMPLATE)
+    assert run_kit("push-kernel", "train", "--detach").exit_code == 0
+    kit = Kit(workspace, "logs", "run-1", "-f", env={"KIT_TEST_STEP_SECONDS": "1.5"})
+    time.sleep(2)
+    code, err = kit.ctrl_c()
+    assert code == 130, err
+    assert "run-1: kit stopped following its log; the run goes on" in err and "hint: kit logs run-1 -f follows it again" in err
+    assert "error:" not in err and "Traceback" not in err
+    run_kit("cancel", "run-1")
