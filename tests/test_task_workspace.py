@@ -206,3 +206,17 @@ def test_a_task_that_does_not_fit_the_files_is_refused_before_anything_is_built(
         first, second = result.stderr.strip().splitlines()[:2]
         assert message in first and hint in first + second
     assert not (workspace / "build").exists() and not list((workspace / "submissions").glob("run-*"))
+
+
+@pytest.mark.parametrize("shape", ["binary", "multiclass", "topk", "pairwise", "ordinal"])
+def test_the_proposal_for_each_practice_shape_agrees_with_its_task(workspace, shape):
+    """The practice competition of each shape writes its own [task]; proposed from its files, kit reads the same
+    target, submission and metric family (the metric where the files can tell it)."""
+    made = run_kit("practice", "init", "--task", shape, "--force", "--train-rows", "120", "--test-rows", "20")
+    assert made.exit_code == 0, made.stderr
+    written = layout.load(workspace).task
+    proposed = Task.from_dict(propose(workspace / ".kit" / "practice" / "practice-math" / "data").table)
+    same = ("kind", "id", "column", "columns", "one_hot", "output", "k", "sub_columns")
+    assert {f: getattr(proposed, f) for f in same} == {f: getattr(written, f) for f in same}
+    if shape != "multiclass":  # the practice's multiclass is scored by macro F1; the files cannot say so
+        assert proposed.metric == written.metric

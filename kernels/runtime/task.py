@@ -565,7 +565,9 @@ def metric_value(task: Task, y_true: Sequence[str], values: Sequence, groups: Se
     if family == "log_loss":
         if task.output == "probability":
             return float(metrics.log_loss([int(y == classes[0]) for y in y_true], [float(v) for v in values], labels=[0, 1]))
-        return float(metrics.log_loss([classes.index(y) for y in y_true], [list(v) for v in values], labels=list(range(len(classes)))))
+        # Rows as read from a file (6 decimals) sum to 1 only within rounding: normalized, as Kaggle's log loss does.
+        rows = [[float(p) / (sum(v) or 1.0) for p in v] for v in values]
+        return float(metrics.log_loss([classes.index(y) for y in y_true], rows, labels=list(range(len(classes)))))
     positive = [int(y == classes[0]) for y in y_true]
     if family == "roc_auc":
         return float(metrics.roc_auc_score(positive, [float(v) for v in values]))
