@@ -220,3 +220,13 @@ def test_the_proposal_for_each_practice_shape_agrees_with_its_task(workspace, sh
     assert {f: getattr(proposed, f) for f in same} == {f: getattr(written, f) for f in same}
     if shape != "multiclass":  # the practice's multiclass is scored by macro F1; the files cannot say so
         assert proposed.metric == written.metric
+
+
+def test_the_train_labels_are_read_again_when_the_file_changes(workspace):
+    _append(workspace, '\n[task.target]\nkind = "multiclass"\ncolumn = "is_correct"\nlabels = ["True", "False"]\n')
+    assert run_kit("build", "train", "-o", "build/a").exit_code == 0
+    assert run_kit("build", "train", "-o", "build/b").exit_code == 0  # the labels read once, then from .kit/
+    train = workspace / ".kit" / "practice" / "practice-math" / "data" / "train.csv"
+    train.write_text(train.read_text() + "q,a,s,Maybe\n")
+    refused = run_kit("build", "train", "-o", "build/c")
+    assert refused.exit_code == 1 and "has the label 'Maybe' in is_correct" in refused.stderr

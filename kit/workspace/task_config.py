@@ -8,6 +8,7 @@ A kit.toml without [task] is the binary is_correct task of kit's reference compe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,6 +17,7 @@ from kit.task import ANSWER_TYPES, EXTRACT_RULES, KINDS, OUTPUTS, PRESETS, Task,
 from kit.workspace.schema import Key, Table, where
 
 LABELS_RULE = 'a list of the classes, or "from_train"'
+CHECK_CACHE = "task-check.json"  # under .kit/: the train labels last read, with the task and files they were read for
 
 
 def _metric_problem(value: str) -> str:
@@ -101,11 +103,32 @@ def check_task_data(ws) -> Task | None:
     if folder is None:
         return None
     train = folder / task.train
+    # A push of a sweep checks the same files again: the labels read last time stand while the task and files do.
+    stamp = json.dumps([task.to_dict(), *(_file_stamp(folder / name) for name in (task.train, task.test))], sort_keys=True)
+    cache = ws.state_dir / CHECK_CACHE
+    try:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached.get("stamp") == stamp:
+            return task.with_labels(cached["labels"])
+    except (OSError, ValueError, KeyError, TypeError, TaskError):
+        pass
     try:
         task.check_train_columns(read_header(train), str(train))
         if (folder / task.test).is_file():
             task.check_test_columns(read_header(folder / task.test), str(folder / task.test))
         values = {task.target(row) for row in read_rows(train, task.target_columns())}
-        return task.with_labels(values)
+        resolved = task.with_labels(values)
     except TaskError as exc:
         raise ConfigError(exc.problem, hint=exc.fix) from None
+    from kit.fileio import atomic_write_json
+
+    atomic_write_json(cache, {"stamp": stamp, "labels": sorted(values)})
+    return resolved
+
+
+def _file_stamp(path: Path) -> list:
+    try:
+        stat = path.stat()
+    except OSError:
+        return [str(path)]
+    return [str(path), stat.st_size, stat.st_mtime_ns]
