@@ -173,6 +173,16 @@ def test_class_names_that_share_their_first_token_get_codes_listed_in_the_prompt
         assert whole[len(tokenizer(text, add_special_tokens=False).input_ids)] == token
 
 
+def test_numbers_whose_space_is_split_off_follow_the_prompt_without_it(tokenizer):
+    # this tokenizer (as SmolLM2's does with digits) splits " 4" into " " and "4": every class would start with " "
+    assert tokenizer(" 4", add_special_tokens=False).input_ids[0] == tokenizer(" 5", add_special_tokens=False).input_ids[0]
+    template = prompts.task_template("Review: {text}\nScore (1 to 6):", "text")
+    labels = choose_label_tokens(tokenizer, template, ("1", "2", "3", "4", "5", "6"), [{"text": "It works."}])
+    assert labels.words == ("1", "2", "3", "4", "5", "6") and not labels.coded and labels.template is template
+    prompt = template.render({"text": "It works."})
+    assert [tokenizer(prompt + w, add_special_tokens=False).input_ids[-1] for w in labels.words] == list(labels.token_ids)
+
+
 def test_a_label_word_that_merges_with_the_end_of_the_prompt_is_not_used(tokenizer):
     # "Answer: T" + "rue" splits as "Answer: True" does: the word changes the prompt's own last token
     assert tokenizer("Answer: T", add_special_tokens=False).input_ids[-1] not in tokenizer("Answer: True", add_special_tokens=False).input_ids

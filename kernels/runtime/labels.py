@@ -4,8 +4,10 @@ Each class is a label word that follows the prompt (prompts.PromptTemplate.words
 the tokenizer gives after the prompt when the whole prompt and the word are split together: a SentencePiece
 tokenizer splits "True" after a newline differently from the word alone, and a word that merges with the prompt's
 last characters has no token of its own. A word of several tokens is trained and scored on its first, which is
-enough as long as no two classes share it. Where two classes share it (winner_model_a, winner_model_b) or a word
-merges with the prompt, every class gets a code instead (A, B, C, ... or numbers), listed in the prompt.
+enough as long as no two classes share it. Where they share it because the tokenizer splits off the space (" 4" as
+" " + "4"), the names follow the prompt without the space; where the names themselves share it (winner_model_a,
+winner_model_b) or a word merges with the prompt, every class gets a code instead (A, B, C, ... or numbers),
+listed in the prompt.
 """
 
 from __future__ import annotations
@@ -74,9 +76,16 @@ def choose_label_tokens(tokenizer, template: PromptTemplate, classes: tuple[str,
     """The label tokens of `classes` after `template`, checked on the rendered prompts of `rows` (a few mappings of
     column -> text), with the template to use: `template` itself, or the same asking for codes listed in it."""
     words = template.words(classes)
-    tokens, problem = first_tokens(tokenizer, [template.render(r) for r in rows], words)
+    prompts = [template.render(r) for r in rows]
+    tokens, problem = first_tokens(tokenizer, prompts, words)
     if tokens is not None:
         return LabelTokens(tuple(classes), words, tuple(tokens), template)
+    bare = tuple(classes)
+    if bare != words:  # a tokenizer that splits the space off (digits in SmolLM2: " 4" is " " + "4"): the names right after the prompt
+        tokens, _ = first_tokens(tokenizer, prompts, bare)
+        if tokens is not None:
+            log(f"labels: the class names cannot be told apart by one token after a space ({problem}); they follow the prompt without one")
+            return LabelTokens(tuple(classes), bare, tuple(tokens), template)
     for alphabet in CODE_ALPHABETS:
         if len(alphabet) < len(classes):
             continue
