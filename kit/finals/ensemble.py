@@ -117,13 +117,51 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
     member_ids = [store.check_run_id(m) for m in members]
     if len(member_ids) < 2 or len(set(member_ids)) != len(member_ids):
         raise KitError("an ensemble needs at least two different runs", hint="kit ensemble run-3 run-5 [run-8 ...]")
-    weights = list(weights) if weights else [1.0] * len(member_ids)
-    if len(weights) != len(member_ids) or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise KitError(f"{len(weights)} weights for {len(member_ids)} runs, or a negative one", hint="--weights 2,1,1 (one non-negative number per run)")
-    total = sum(weights)
-    weights = [w / total for w in weights]
-
+    weights = _normalized(weights, len(member_ids))
     records = [store.load(ws, m) for m in member_ids]
+    tests, vals = _read_members(ws, records)
+    task = _resolve(ws, records, tests)
+    test_rows = [_ordered(t, task) for t in tests]
+    ids = list(test_rows[0])
+    for record, rows in zip(records[1:], test_rows[1:]):
+        if set(rows) != set(ids):
+            raise KitError(f"{record.id} predicted other test rows than {records[0].id}", hint="ensemble runs that scored the whole test set (test_rows=0)")
+    test_probs = _average(test_rows, weights, ids)
+    val = _validation(task, records, vals, weights)
+    if task.kind == "binary":
+        cut = _threshold(threshold, task, val.labels, val.probs, bool(val.keys))
+        rule = Rule("threshold", threshold=cut) if task.output == "label" else fit_rule(task, val.labels, val.probs) if val.keys else Rule()
+    else:
+        cut = 0.5
+        rule = fit_rule(task, val.labels, val.probs) if val.keys else _untuned(task)
+
+    config = {"runs": member_ids, "weights": [round(w, 6) for w in weights], "threshold": threshold, "threshold_used": cut, "rule": rule.to_dict()}
+    record = store.allocate(ws, KERNEL, "local", config)
+    folder = store.run_dir(ws, record.id)
+    metrics = {"members": member_ids, "weights": config["weights"], **_write_test(folder, task, ids, test_probs, rule, cut)}
+    val_accuracy, val_metric = _write_validation(folder, task, val, rule, cut, metrics) if val.keys else (None, None)
+    atomic_write_json(folder / "metrics.json", metrics)
+    atomic_write_json(folder / "config.json", config)
+    record.status, record.gpu = KernelStatus.COMPLETE, ""
+    record.started = record.finished = store.now()
+    record.outputs = sorted([task.file, TEST_PROBS, "metrics.json", "config.json", *([VAL_PREDICTIONS] if val.keys else [])])
+    store.save(ws, record)
+    sheet.sync(ws, [record])
+    return EnsembleResult(record, member_ids, weights, cut, val_accuracy, len(val.keys), val.member_accuracy, task.metric, val_metric,
+                          val.member_metric)
+
+
+def _normalized(weights: list[float] | None, count: int) -> list[float]:
+    """`weights` (one per member, default equal) scaled to sum to 1; KitError for a wrong count or a negative one."""
+    weights = list(weights) if weights else [1.0] * count
+    if len(weights) != count or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise KitError(f"{len(weights)} weights for {count} runs, or a negative one", hint="--weights 2,1,1 (one non-negative number per run)")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _read_members(ws: Workspace, records: list[RunRecord]) -> tuple[list[_Probs], list[_Probs | None]]:
+    """Each member's test probabilities (required) and validation predictions (None where the run has none)."""
     base_task = ws.task
     tests, vals = [], []
     for record in records:
@@ -135,79 +173,77 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
             )
         tests.append(_read_probs(folder / TEST_PROBS, None, base_task))
         vals.append(_read_probs(folder / VAL_PREDICTIONS, "row", base_task) if (folder / VAL_PREDICTIONS).is_file() else None)
-    task = _resolve(ws, records, tests)
-    test_rows = [_ordered(t, task) for t in tests]
-    ids = list(test_rows[0])
-    for record, rows in zip(records[1:], test_rows[1:]):
-        if set(rows) != set(ids):
-            raise KitError(f"{record.id} predicted other test rows than {records[0].id}", hint="ensemble runs that scored the whole test set (test_rows=0)")
-    test_probs = _average(test_rows, weights, ids)
+    return tests, vals
 
-    val_keys: list[str] = []
-    val_probs: list[list[float]] = []
-    labels: list[str] = []
-    member_metric: dict[str, float | None] = {}
-    member_acc: dict[str, float | None] = {}
+
+@dataclass
+class _Validation:
+    """The validation rows every member scored: their keys, labels and averaged probabilities, and each member's own
+    score on them (the task's metric under the untuned rule; a binary task's accuracy at 0.5). Empty without shared rows."""
+
+    keys: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    probs: list[list[float]] = field(default_factory=list)
+    member_metric: dict[str, float | None] = field(default_factory=dict)
+    member_accuracy: dict[str, float | None] = field(default_factory=dict)
+
+
+def _validation(task: Task, records: list[RunRecord], vals: list[_Probs | None], weights: list[float]) -> _Validation:
+    """The members' shared validation rows averaged; KitError where two members label the same row differently."""
+    out = _Validation()
+    if not all(v is not None for v in vals):
+        return out
+    val_rows = [_ordered(v, task) for v in vals]
+    shared = set(val_rows[0]).intersection(*val_rows[1:])
+    out.keys = sorted(shared, key=lambda r: (len(r), r))
+    out.labels = [val_rows[0][r][0] for r in out.keys]
+    for record, v in zip(records, val_rows):
+        if any(v[r][0] != y for r, y in zip(out.keys, out.labels)):
+            raise KitError(f"{record.id}'s validation labels differ from {records[0].id}'s on the same rows", hint="ensemble runs of one workspace and one train.csv")
+    out.probs = _average(val_rows, weights, out.keys)
+    for record, v in zip(records, val_rows):
+        probs = [v[r][1] for r in out.keys]
+        out.member_metric[record.id] = metric_value(task, out.labels, decide(task, probs, _untuned(task))) if out.keys else None
+        if task.kind == "binary":
+            out.member_accuracy[record.id] = _accuracy([p[0] for p in probs], out.labels, task, 0.5) if out.keys else None
+    return out
+
+
+def _write_test(folder: Path, task: Task, ids: list[str], test_probs: list[list[float]], rule: Rule, cut: float) -> dict:
+    """test_probs.csv and the task's submission file in `folder`; the metrics that describe them."""
     binary = task.kind == "binary"
-    if all(v is not None for v in vals):
-        val_rows = [_ordered(v, task) for v in vals]
-        shared = set(val_rows[0]).intersection(*val_rows[1:])
-        val_keys = sorted(shared, key=lambda r: (len(r), r))
-        labels = [val_rows[0][r][0] for r in val_keys]
-        for record, v in zip(records, val_rows):
-            if any(v[r][0] != y for r, y in zip(val_keys, labels)):
-                raise KitError(f"{record.id}'s validation labels differ from {records[0].id}'s on the same rows", hint="ensemble runs of one workspace and one train.csv")
-        val_probs = _average(val_rows, weights, val_keys)
-        for record, v in zip(records, val_rows):
-            probs = [v[r][1] for r in val_keys]
-            member_metric[record.id] = metric_value(task, labels, decide(task, probs, _untuned(task))) if val_keys else None
-            if binary:
-                member_acc[record.id] = _accuracy([p[0] for p in probs], labels, task, 0.5) if val_keys else None
-    if binary:
-        cut = _threshold(threshold, task, labels, val_probs, bool(val_keys))
-        rule = Rule("threshold", threshold=cut) if task.output == "label" else fit_rule(task, labels, val_probs) if val_keys else Rule()
-    else:
-        cut = 0.5
-        rule = fit_rule(task, labels, val_probs) if val_keys else _untuned(task)
-
-    config = {"runs": member_ids, "weights": [round(w, 6) for w in weights], "threshold": threshold, "threshold_used": cut, "rule": rule.to_dict()}
-    record = store.allocate(ws, KERNEL, "local", config)
-    folder = store.run_dir(ws, record.id)
     id_column = task.id if task.id else "ID"
     prob_header = (["prob_true"] if binary else []) + [prob_column(c) for c in task.classes()]
     atomic_write_text(folder / TEST_PROBS, _csv([id_column, *prob_header], ([i, *_cells(p, binary)] for i, p in zip(ids, test_probs))))
     values = decide(task, test_probs, rule)
     write_submission(task, ids, values, folder / task.file)
-    metrics: dict = {"members": member_ids, "weights": config["weights"], "test_rows": len(ids), "metric": task.metric,
-                     "classes": list(task.classes()), "rule": rule.to_dict()}
+    metrics: dict = {"test_rows": len(ids), "metric": task.metric, "classes": list(task.classes()), "rule": rule.to_dict()}
     if binary:
         metrics.update(threshold=cut, test_true_rate=sum(p[0] >= cut for p in test_probs) / max(len(ids), 1))
-    val_accuracy = val_metric = None
-    if val_keys:
-        val_header = ["row", *(["is_correct", "prob_true"] if binary else []), "label", *[prob_column(c) for c in task.classes()]]
-        lines = ([r, *([str(y == task.classes()[0]), f"{p[0]:.6f}"] if binary else []), y, *(f"{x:.6f}" for x in p)]
-                 for r, y, p in zip(val_keys, labels, val_probs))
-        atomic_write_text(folder / VAL_PREDICTIONS, _csv(val_header, lines))
-        val_metric = metric_value(task, labels, decide(task, val_probs, rule))
-        described, base = baseline(task, labels)
-        metrics.update({"val_rows": len(val_keys), "val_metric": val_metric, "val_baseline": base, "baseline": described,
-                        "member_val_metric": member_metric})
-        if binary:
-            val_accuracy = _accuracy([p[0] for p in val_probs], labels, task, cut)
-            eps = 1e-7
-            metrics.update({
-                "val_accuracy": val_accuracy, "val_accuracy_at_0.5": _accuracy([p[0] for p in val_probs], labels, task, 0.5),
-                "val_loss": -sum(math.log(min(max(p[0] if y == task.classes()[0] else 1 - p[0], eps), 1)) for p, y in zip(val_probs, labels)) / len(labels),
-                "member_val_accuracy_at_0.5": member_acc,
-            })
-    atomic_write_json(folder / "metrics.json", metrics)
-    atomic_write_json(folder / "config.json", config)
-    record.status, record.gpu = KernelStatus.COMPLETE, ""
-    record.started = record.finished = store.now()
-    record.outputs = sorted([task.file, TEST_PROBS, "metrics.json", "config.json", *([VAL_PREDICTIONS] if val_keys else [])])
-    store.save(ws, record)
-    sheet.sync(ws, [record])
-    return EnsembleResult(record, member_ids, weights, cut, val_accuracy, len(val_keys), member_acc, task.metric, val_metric, member_metric)
+    return metrics
+
+
+def _write_validation(folder: Path, task: Task, val: _Validation, rule: Rule, cut: float, metrics: dict) -> tuple[float | None, float]:
+    """val_predictions.csv in `folder`, its scores added to `metrics`; (accuracy for a binary task else None, the metric)."""
+    binary = task.kind == "binary"
+    val_header = ["row", *(["is_correct", "prob_true"] if binary else []), "label", *[prob_column(c) for c in task.classes()]]
+    lines = ([r, *([str(y == task.classes()[0]), f"{p[0]:.6f}"] if binary else []), y, *(f"{x:.6f}" for x in p)]
+             for r, y, p in zip(val.keys, val.labels, val.probs))
+    atomic_write_text(folder / VAL_PREDICTIONS, _csv(val_header, lines))
+    val_metric = metric_value(task, val.labels, decide(task, val.probs, rule))
+    described, base = baseline(task, val.labels)
+    metrics.update({"val_rows": len(val.keys), "val_metric": val_metric, "val_baseline": base, "baseline": described,
+                    "member_val_metric": val.member_metric})
+    if not binary:
+        return None, val_metric
+    val_accuracy = _accuracy([p[0] for p in val.probs], val.labels, task, cut)
+    eps = 1e-7
+    metrics.update({
+        "val_accuracy": val_accuracy, "val_accuracy_at_0.5": _accuracy([p[0] for p in val.probs], val.labels, task, 0.5),
+        "val_loss": -sum(math.log(min(max(p[0] if y == task.classes()[0] else 1 - p[0], eps), 1)) for p, y in zip(val.probs, val.labels)) / len(val.labels),
+        "member_val_accuracy_at_0.5": val.member_accuracy,
+    })
+    return val_accuracy, val_metric
 
 
 def _untuned(task: Task) -> Rule:
