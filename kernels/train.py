@@ -8,7 +8,9 @@ submission and test_probs.csv.
 
 CONFIG: dict = {}  # kit:config (kit build writes the effective settings here, one per line)
 
-from runtime.data import load_task, training_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.answer_data import answer_training_rows  # noqa: E402  (the runtime below is inlined by kit build)
+from runtime.answering import answers_after_training  # noqa: E402
+from runtime.data import load_task, training_rows  # noqa: E402
 from runtime.evaluate import label_tokens, predict, scoring_models, validate  # noqa: E402
 from runtime.fit import train  # noqa: E402
 from runtime.modeling import load_model  # noqa: E402
@@ -26,7 +28,10 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     run = start_run(config, "train", worker_command)  # the plan is printed and fixed here; nothing after asks the machine
     if run.launched is not None:  # the training processes ran this recipe
         return run.launched
-    rows = training_rows(config, load_task(config))
+    task = load_task(config)
+    if task.kind == "answer":  # a generated answer: the loss on each row's completion (runtime/answering.py)
+        return train_for_answers(run, config, task)
+    rows = training_rows(config, task)
     model, tokenizer = load_model(config, run.plan)
     labels = label_tokens(tokenizer, rows.task, config["prompt"], rows, config)
     trained = train(run, config, rows, model, tokenizer, labels=labels)
@@ -45,6 +50,19 @@ def main(config: dict, worker_command: list[str] | None = None) -> dict:
     effective = {**config, "engine": plan.engine.value, "dtype": plan.dtype.value, "gradient_checkpointing": "on" if plan.checkpointing.value else "off",
                  "compile": "on" if plan.compile.value else "off", "packing": plan.packing.value, "threshold_used": rule.threshold}
     return write_outputs(run, metrics, effective)
+
+
+def train_for_answers(run, config: dict, task) -> dict:
+    """A generated-answer task: LoRA on each row's prompt and completion, then the saved adapter validated by sampling."""
+    rows = answer_training_rows(config, task)
+    model, tokenizer = load_model(config, run.plan)
+    trained = train(run, config, rows, model, tokenizer)
+    if not run.leader:
+        return {}
+    del model, trained.model  # validation loads the saved adapter, as the infer kernel does
+    metrics = {**run_metrics(run), **trained.metrics(), "train_rows": len(rows.split.train), "steps": trained.steps,
+               **answers_after_training(run, config, task)}
+    return write_outputs(run, metrics, {**config, "engine": run.plan.engine.value, "dtype": run.plan.dtype.value})
 
 
 if __name__ == "__main__":

@@ -113,10 +113,16 @@ def practice() -> None:
 @click.option("--code", is_flag=True, help="a code competition: submitted kernels are rerun on hidden test rows")
 @click.option("--rerun-limit", default=9 * 3600, show_default=True, help="code competitions: seconds a rerun may take")
 @click.option("--task", "shape", type=click.Choice(["binary", "multiclass", "topk", "pairwise", "ordinal", "answer"]), default="binary",
-              show_default=True, help="the competition's shape; kit.toml's [task] is set to match")
-def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int, shape: str) -> None:
+              show_default=True, help="the competition's shape; kit.toml's [task] is set to match (answer: the integer answer of a word problem, generated)")
+@click.option("--server", is_flag=True, help="--task answer: an inference-server competition (its files ship kaggle_evaluation)")
+@click.option("--call-seconds", default=30 * 60.0, show_default=True, help="--server: the gateway's deadline for each call after the first")
+@click.option("--startup-seconds", default=15 * 60.0, show_default=True, help="--server: how soon the kernel must be serving")
+def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, force: bool, code: bool, rerun_limit: int, shape: str,
+                  server: bool, call_seconds: float, startup_seconds: float) -> None:
     """Create the practice competition: `kit practice init --test-rows 500` (`--code`: a code competition; `--task
-    pairwise`: another shape, kit.toml's [task] set to it)."""
+    pairwise`: another shape, kit.toml's [task] set to it; `--task answer --server`: generated answers served to the
+    competition's gateway)."""
+    from kit.practice.answer_competition import ServerRules, task_table
     from kit.practice.competition import VISIBLE_TEST_ROWS, init_practice
     from kit.practice.shape_competition import set_workspace_task
     from kit.practice.shapes import SHAPE_DEFINITIONS
@@ -127,16 +133,26 @@ def practice_init(seed: int, train_rows: int, test_rows: int, daily_limit: int, 
             f"this workspace uses the {ws.backend} backend; the practice competition is the local backend's",
             hint='set name = "local" under [backend] in kit.toml, or kit init in another folder',
         )
+    if server and shape != "answer":
+        raise KitError("--server makes an inference-server competition of generated answers", hint="kit practice init --task answer --server")
+    rules = ServerRules(call_seconds=call_seconds, startup_seconds=startup_seconds) if server else None
+    if rules is not None and not 0 < call_seconds <= rerun_limit:
+        raise KitError(f"--call-seconds {call_seconds:g} must be more than 0 and at most the rerun's {rerun_limit} s", hint="--call-seconds 1800")
     comp = init_practice(ws.practice_dir, slug=ws.competition, seed=seed, n_train=train_rows, n_test=test_rows, daily_limit=daily_limit,
-                         force=force, code=code, rerun_seconds=rerun_limit, task=shape)
+                         force=force, code=code, rerun_seconds=rerun_limit, task=shape, server=rules)
     click.echo(str(comp.data_dir))
-    described = "" if shape == "binary" else f" ({shape}, {comp.task_table['metric']['name'] if comp.task_table else shape})"
+    described = "" if shape == "binary" else f" ({shape}, {comp.task_table['metric']['name'] if comp.task_table else 'accuracy'})"
     _err(f"{ws.competition}{described}: {train_rows} train rows, {test_rows} test rows ({comp.public_rows} public); {daily_limit} submissions a day")
-    if shape == "binary" or shape in SHAPE_DEFINITIONS:
+    if shape == "answer":  # integer answers of math word problems, generated and read from \boxed{}
+        changed = set_workspace_task(ws.root, shape, task_table(comp.server, comp.rerun_seconds))
+    else:
         changed = set_workspace_task(ws.root, shape, SHAPE_DEFINITIONS[shape].task if shape in SHAPE_DEFINITIONS else None)
-        if changed:
-            _err(changed)
-    if code:
+    if changed:
+        _err(changed)
+    if server:
+        _err(f"an inference-server competition: its kaggle_evaluation gateway calls the kernel's predict one row at a time on the "
+             f"rerun ({call_seconds:g} s a call after the first, serving within {startup_seconds:g} s); push with --set enable_internet=false to submit")
+    elif code:
         _err(f"a code competition: kernels see {min(VISIBLE_TEST_ROWS, test_rows)} test rows; a submitted kernel is rerun on all "
              f"{test_rows} with the internet off, within {rerun_limit} s; push with --set enable_internet=false to submit")
 
@@ -542,7 +558,8 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     backend = _backend(ws)
     plan = prepare(ws, backend, run, allow_resubmit=again)
     left = "unknown" if plan.left_today is None else str(plan.left_today)
-    _err(f"{plan.record.id}: {plan.valid.rows} rows, {plan.valid.true_share:.1%} True; submissions left today: {left}")
+    share = "" if plan.file_name != "submission.csv" else f", {plan.valid.true_share:.1%} True"
+    _err(f"{plan.record.id}: {plan.valid.rows} rows{share}; submissions left today: {left}")
     if plan.note:
         _err(plan.note)
     if plan.valid.changes:
@@ -562,7 +579,9 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     else:
         click.echo(f"{plan.record.id}  submission {sub.ref}  {sub.status}  public {score}")
     if sub.status == "error":
-        raise KitError(f"submission {sub.ref} failed: {sub.error}", hint="kit scores")
+        from kit.submissions.code_checks import explain_rerun_error
+
+        raise KitError(f"submission {sub.ref} failed: {sub.error}", hint=explain_rerun_error(sub.error) or "kit scores")
 
 
 @cli.command()

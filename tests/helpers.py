@@ -137,3 +137,44 @@ def main(config):
 if __name__ == "__main__":
     main(CONFIG)
 '''
+
+# An inference-server notebook built on the kernels' own serve.py (predict, its budget, the serve / local-gateway
+# branch) without a model: it answers each problem with the length of its text. On the rerun KIT_TEST_SERVE makes
+# predict raise, or sleep past the gateway's deadline (a predict that ignores its budget), or never serve at all.
+SERVE_TEMPLATE = '''"""Test kernel: an inference-server notebook."""
+
+CONFIG: dict = {}  # kit:config
+
+import json
+import os
+import time
+
+from runtime.answering import server_spec
+from runtime.paths import competition_dir, working_dir
+from runtime.serve import RowAnswerer, serve_or_run_local_gateway
+from runtime.task import Task
+
+def main(config):
+    mode = os.environ.get("KIT_TEST_SERVE", "") if os.environ.get("KAGGLE_IS_COMPETITION_RERUN") else ""
+    if mode == "never":
+        time.sleep(60)
+    spec = server_spec(Task.from_dict(config["task"]))
+    calls = []
+
+    def answer(model, row, seconds):
+        calls.append(row)
+        if mode == "slow" and len(calls) > 1:
+            time.sleep(spec.call_seconds + 2)
+        return len(row["problem"]) % 1000
+
+    answerer = RowAnswerer(spec, lambda: "no model", answer, lambda given: 0)
+    if mode == "raise":
+        def answerer(*args):
+            raise RuntimeError("predict broke on the hidden rows")
+    how = serve_or_run_local_gateway(spec, answerer, competition_dir(config["competition"]), working_dir())
+    (working_dir() / "metrics.json").write_text(json.dumps({"server": how, "wall_seconds": 1.0}))
+    print("done", flush=True)
+
+if __name__ == "__main__":
+    main(CONFIG)
+'''

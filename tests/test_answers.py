@@ -52,8 +52,8 @@ def test_a_rule_without_extraction_or_marker_names_the_fix():
     assert AnswerRule().problem() == ""
 
 
-def test_the_prompt_fills_columns_and_leaves_other_braces():
-    assert fill("Problem: {problem}\nPut it in \\boxed{}. {unknown}", {"problem": "2+2?"}) == "Problem: 2+2?\nPut it in \\boxed{}. {unknown}"
+def test_the_prompt_fills_columns_and_keeps_literal_braces():
+    assert fill("Problem: {problem}\nPut it in \\boxed{{}}.", {"problem": "2+2?"}) == "Problem: 2+2?\nPut it in \\boxed{}."
 
 
 def test_completion_loss_is_on_the_completion_tokens_only_packed_or_padded():

@@ -3,12 +3,11 @@ the completion the train kernel teaches (the task's completion column, else the 
 it), split into validation and training rows as every task's rows are.
 
     rows = answer_rows(config, task)                                     # -> AnswerRows (None without a train file)
-    sequences, starts = encode_answer_examples(config, rows, tokenizer, task)   # the loss is on the completions
+    sequences, starts = encode_answer_examples(config, rows, tokenizer)   # the loss is on the completions
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from runtime.answers import AnswerRule, read_answer
@@ -23,10 +22,9 @@ def answer_rule(task) -> AnswerRule:
 
 
 def fill(template: str, row) -> str:
-    """The prompt of one row: the template's {column} fields from the row (a dict or a table row); other braces
-    (a "\\boxed{}" in the instructions) stay as they are."""
-    values = {str(k): ("" if v is None else str(v)) for k, v in dict(row).items()}
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+    """The prompt of one row: the template's {column} fields from the row (a dict or a table row); a literal brace is
+    written {{ or }}, as in every task prompt (task.py)."""
+    return template.format_map({str(k): ("" if v is None else str(v)) for k, v in dict(row).items()})
 
 
 def completion_text(task, row) -> str:
@@ -42,12 +40,14 @@ def completion_text(task, row) -> str:
 class AnswerRows:
     """The labelled table of an answer task, split as every task's (validation rows fixed by val_seed)."""
 
+    task: object
     table: object
     split: object
     truths: list  # every row's answer, read as the task's answer type
 
-    def prompts(self, task, rows: list[int]) -> list[str]:
-        return [fill(task.prompt, self.table.iloc[i]) for i in rows]
+    def prompts(self, rows: list[int]) -> list[str]:
+        """The prompts of `rows` (positions in the train file)."""
+        return [fill(self.task.prompt, self.table.iloc[i]) for i in rows]
 
 
 def answer_rows(config: dict, task, train_rows: int = 1) -> AnswerRows | None:
@@ -60,7 +60,7 @@ def answer_rows(config: dict, task, train_rows: int = 1) -> AnswerRows | None:
     truths = [read_answer(str(v), rule) for v in table[task.column]]
     split = split_rows([False] * len(truths), val_rows=config["val_rows"], val_seed=config["val_seed"], train_rows=train_rows,
                        seed=config.get("seed", 0), balance=False, offset=config.get("data_offset", 0))
-    return AnswerRows(table, split, truths)
+    return AnswerRows(task, table, split, truths)
 
 
 def answer_training_rows(config: dict, task) -> AnswerRows:
@@ -72,11 +72,11 @@ def answer_training_rows(config: dict, task) -> AnswerRows:
     return rows
 
 
-def encode_answer_examples(config: dict, rows: AnswerRows, tokenizer, task):
+def encode_answer_examples(config: dict, rows: AnswerRows, tokenizer):
     """Token ids of each training row's prompt and completion (ending with EOS), cut to max_seq_length from the
     prompt's start, and where each completion starts: the loss is on the completion alone."""
-    prompts = rows.prompts(task, rows.split.train)
-    completions = [completion_text(task, rows.table.iloc[i]) for i in rows.split.train]
+    prompts = rows.prompts(rows.split.train)
+    completions = [completion_text(rows.task, rows.table.iloc[i]) for i in rows.split.train]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and tokenizer("x").input_ids[:1] == [tokenizer.bos_token_id] else []
     prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
     completion_ids = tokenizer(completions, add_special_tokens=False).input_ids

@@ -102,11 +102,11 @@ def previous_phase(config: dict, rows: Rows):
     return point, previous
 
 
-def encode_examples(config: dict, rows: Rows, tokenizer, task=None, labels: LabelTokens | None = None) -> Examples:
+def encode_examples(config: dict, rows: Rows, tokenizer, labels: LabelTokens | None = None) -> Examples:
     """The training rows' prompts as token ids, each with its class's label token (`labels`); for a
     generated-answer task (rows are AnswerRows), each prompt followed by its completion."""
     if isinstance(rows, AnswerRows):
-        sequences, starts = encode_answer_examples(config, rows, tokenizer, task)
+        sequences, starts = encode_answer_examples(config, rows, tokenizer)
         return Examples(sequences, None, [len(s) for s in sequences], tokenizer.pad_token_id, completion_from=starts)
     sequences = rows.encode(tokenizer, labels.template, rows.split.train, config["max_seq_length"])
     label_ids = [labels.token_ids[rows.labels[i]] for i in rows.split.train]
@@ -135,13 +135,13 @@ def ready_model(run: Run, config: dict, model, examples: Examples, point):
     return model, trainable
 
 
-def train(run: Run, config: dict, rows: Rows, model, tokenizer, task=None, labels: LabelTokens | None = None) -> Trained:
-    """Fine-tune `model` to give each training row's label token (`labels`), for this phase's steps; the leader saves
-    adapter/ and train_state.json. `task`: a generated-answer task's (rows are then its AnswerRows)."""
+def train(run: Run, config: dict, rows: Rows, model, tokenizer, labels: LabelTokens | None = None) -> Trained:
+    """Fine-tune `model` to give each training row's label token (`labels`), for this phase's steps (a generated-answer
+    task's AnswerRows: on their completions); the leader saves adapter/ and train_state.json."""
     import torch
 
     point, previous = previous_phase(config, rows)
-    examples = encode_examples(config, rows, tokenizer, task, labels)
+    examples = encode_examples(config, rows, tokenizer, labels)
     model, trainable = ready_model(run, config, model, examples, point)
     phase_steps = phase_length(len(examples.sequences), config["batch_size"], config["grad_accum"], config["max_steps"], config["epochs"])
     state = plan_phase(previous, phase_steps, seed=config["seed"], data_offset=config["data_offset"], next_offset=rows.split.next_offset)

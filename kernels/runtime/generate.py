@@ -13,6 +13,7 @@ and the caller keeps the time between rows.
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,8 @@ def load_sampler(engine: str, config: dict, adapter_dir: Path | None, run) -> Sa
         from vllm.lora.request import LoRARequest
 
         from_adapter = adapter_dir is not None
-        llm = LLM(model=resolve_model(config["model"]), enable_lora=from_adapter, max_lora_rank=max(config.get("r", 16), 16),
+        rank = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("r", 16) if from_adapter else 16
+        llm = LLM(model=resolve_model(config["model"]), enable_lora=from_adapter, max_lora_rank=max(int(rank), 16),
                   max_model_len=config["max_seq_length"] + config["max_new_tokens"], seed=config["seed"])
         lora = LoRARequest("adapter", 1, str(adapter_dir)) if from_adapter else None
         log(f"sampler: vLLM loaded in {time.time() - started:.0f} s")

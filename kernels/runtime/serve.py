@@ -136,21 +136,23 @@ def _scalar(series):
 
 
 def answer_frame(kind: str, id_column: str, row_id, answer_column: str, answer):
-    """The answer as the gateway expects it: a frame of one row (id, answer) in the library the row came in."""
+    """The answer as the gateway expects it: a frame of one row (id, answer) in the library the row came in; an answer
+    that is a dict gives one column each (a classification task's per-class probabilities)."""
+    columns = {id_column: [row_id], **({k: [v] for k, v in answer.items()} if isinstance(answer, dict) else {answer_column: [answer]})}
     if kind == "pandas":
         import pandas as pd
 
-        return pd.DataFrame({id_column: [row_id], answer_column: [answer]})
+        return pd.DataFrame(columns)
     import polars as pl
 
-    return pl.DataFrame({id_column: [row_id], answer_column: [answer]})
+    return pl.DataFrame(columns)
 
 
 def gateway_server_class(folder: Path, module: str):
     """The `<Comp>InferenceServer` class of the competition's kaggle_evaluation package in `folder`."""
     if not (folder / GATEWAY_PACKAGE).is_dir():
         raise FileNotFoundError(f"no {GATEWAY_PACKAGE}/ in the competition's files ({folder}): this competition has no "
-                                "inference server; remove [task.server] from kit.toml")
+                                "inference server; remove [task.server] in kit.toml")
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     loaded = importlib.import_module(f"{GATEWAY_PACKAGE}.{module}")

@@ -166,8 +166,6 @@ class Task:
         if len(given) > 1:
             raise TaskError(f"task.target has {' and '.join(given)}: the target is read one way", "keep one of column, columns (with compose), one_hot", key="target")
         if not given:
-            if kind == "answer":
-                raise TaskError("task.target names no column: a generated-answer task needs its answer column", 'column = "answer"', key="target")
             if preset != "binary" or "kind" in target:
                 raise TaskError("task.target names no column", 'column = "label" (or columns = [...] with compose, or one_hot = [...])', key="target")
             column = "is_correct"
@@ -182,11 +180,9 @@ class Task:
             raise TaskError("task.target.compose joins columns, and task.target has no columns", "columns = [\"A\", \"B\"] with it, or remove compose", key="target.compose")
         answer_fields = _answer_fields(target, kind, columns or one_hot)
         labels_value = target.get("labels", shape.get("labels", "from_train" if not (kind == "binary" and column == "is_correct") else ["True", "False"]))
-        if kind == "answer":
-            labels_value = []  # an open set: no classes
         if one_hot and "labels" not in target:
             labels_value = list(one_hot)
-        labels = () if kind == "answer" else _labels(labels_value)
+        labels = () if kind == "answer" else _labels(labels_value)  # a generated answer: an open set, no classes
         if one_hot and labels is not None and len(labels) != len(one_hot):
             raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out", key="target.labels")
 
@@ -214,9 +210,6 @@ class Task:
             value_format=_text(sub, "format", "", "task.submission."), metric=metric_name, **answer_fields,
             **_server_fields(d.get("server")),
         )
-        if kind == "answer" and not prompt:
-            raise TaskError("a generated-answer task needs its prompt (the named prompts grade answers, they do not ask for one)",
-                            'prompt = "Problem: {problem}\\nSolution:\\n" (with your columns)', key="prompt")
         task._check_shape(family, metric_k)
         if not sub_columns and output != "probabilities":
             if one_hot:
@@ -260,6 +253,8 @@ class Task:
     def with_labels(self, values: Iterable[str]) -> "Task":
         """This task with its labels read from train's target `values` (labels = "from_train"): sorted, numbers as
         numbers, a binary task's true-like class first. A task with listed labels checks `values` against them."""
+        if self.kind == "answer":  # generated answers are an open set: nothing to resolve or check
+            return self
         seen = {str(v).strip() for v in values}
         if self.labels is not None:
             self.check_targets(seen)
@@ -394,6 +389,9 @@ class Task:
     # --- checks ----------------------------------------------------------------------------------------------------
 
     def _check_shape(self, family: str, metric_k: int | None) -> None:
+        if self.kind == "answer" and not self.prompt:
+            raise TaskError("a generated-answer task needs its prompt (the named prompts grade answers, they do not ask for one)",
+                            'prompt = "Problem: {problem}\\nSolution:\\n" (with your columns)', key="prompt")
         allowed = METRIC_OUTPUTS[family]
         if self.output not in allowed:
             fits = [m for m, outs in METRIC_OUTPUTS.items() if self.output in outs]

@@ -14,7 +14,8 @@ from kit.runs.store import KernelStatus, RunRecord
 
 # What `kit pull` fetches by default on every backend: what a person reads or submits (plus the log);
 # the adapter and checkpoints only with --all.
-DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "plan.json"})
+DEFAULT_OUTPUTS = frozenset({"submission.csv", "test_probs.csv", "val_predictions.csv", "metrics.json", "config.json", "plan.json",
+                             "submission.parquet"})  # the gateway's file, where an inference server's local gateway wrote it
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class Backend(abc.ABC):
     # Whether the backend meters GPU time, so that `quota()` can say how much is left (a sweep checks its
     # estimate against it before spending any).
     has_quota: bool = False
+    # Whether kernels run on this machine (so that what they import can be checked here before they start).
+    runs_here: bool = False
     # Things the user should know that did not stop a call (the CLI prints them after each command).
     warnings: list[str]
 
@@ -151,6 +154,11 @@ class Backend(abc.ABC):
         practice competition made again starts its refs at 1). Each recorded submission keeps it, and a record takes
         scores only from its own instance. "" where the backend cannot tell instances apart."""
         return ""
+
+    def gateway_modules(self) -> list[str] | None:
+        """The inference-server modules of the competition's kaggle_evaluation package (aimo_3_inference_server, ...):
+        [] where its files ship none, None where the backend cannot tell."""
+        return None
 
     def kernel_image(self, run: RunRecord) -> str:
         """The image the run's kernel ran on, where the backend knows one ("" otherwise)."""

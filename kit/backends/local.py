@@ -61,6 +61,7 @@ class LocalBackend(Backend):
     live_logs = True
     max_concurrent_kernels = 1  # kernels share this machine's GPU (or CPU)
     sweep_poll_seconds = 1.0  # a poll reads a state file
+    runs_here = True
     # has_quota stays False: kernels run on this machine; and pushed_remote is the default (the session's state
     # file, written before the runner starts, says whether a push laid it out).
 
@@ -222,6 +223,11 @@ class LocalBackend(Backend):
             return CompetitionInfo(self.ws.competition, source="no practice competition yet")
         comp = PracticeCompetition(self.ws.practice_dir)
         return CompetitionInfo(self.ws.competition, code=comp.code, rerun_hours=comp.rerun_seconds / 3600, source="practice competition")
+
+    def gateway_modules(self) -> list[str] | None:
+        """The practice competition's inference-server modules (kit's stand-in kaggle_evaluation, --server)."""
+        package = self.ws.practice_dir / "data" / "kaggle_evaluation"
+        return sorted(p.stem for p in package.glob("*_inference_server.py")) if (self.ws.practice_dir / "data").is_dir() else None
 
     def submit(self, file: Path, message: str) -> SubmissionResult:
         return _result(self._competition().submit(file, message))

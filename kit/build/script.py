@@ -207,7 +207,8 @@ def render_config(config: KernelConfig, task: Mapping[str, Any] | None = None) -
     one key per line, where the workspace has one."""
     specs = field_specs(type(config))
     lines = ["CONFIG = {"]
-    for key, value in script_settings(config).items():
+    generated = bool(task) and dict(task).get("target", {}).get("kind") == "answer"  # the sampling settings, for it alone
+    for key, value in script_settings(config, generated=generated).items():
         entry = f"    {key!r}: {value!r},"
         lines.append(f"{entry:<60}# {specs[key].metadata.get('help', '')}".rstrip())
     if task:

@@ -158,3 +158,20 @@ def public_split(seed: int, n_test: int, public_fraction: float) -> set[int]:
     """The public rows, fixed by the seed (as the binary practice competition splits)."""
     public_rows = max(1, min(n_test - 1, round(n_test * public_fraction)))
     return set(random.Random(f"{seed}-split").sample(range(n_test), public_rows))
+
+
+PROMPT = "Problem: {problem}\nSolve it step by step; put the final answer in \\boxed{{}}.\nSolution:\n"
+
+
+def task_table(server: dict | None, rerun_seconds: float) -> dict:
+    """The [task] of a practice answer competition, exactly as its files and rules are (nothing guessed): the prompt
+    over `problem`, the worked `solution` taught as the completion, answers read from \\boxed{}, and for a server
+    competition its gateway's module, its deadline per call and the rerun's limit."""
+    table: dict = {"preset": "answer", "id": "id", "prompt": PROMPT,
+                   "target": {"kind": "answer", "column": "answer", "answer": "integer", "range": [0, LARGEST_ANSWER],
+                              "extract": "boxed", "completion": "solution"},
+                   "submission": {"columns": list(SUBMISSION_COLUMNS)}, "metric": {"name": "accuracy"}}
+    if server:
+        table["server"] = {"module": server["module"], "call_seconds": float(server["call_seconds"]),
+                           "run_seconds": float(rerun_seconds), "file": server["file"]}
+    return table

@@ -358,9 +358,11 @@ class AnswerGateway:
                                       f"{self.answer_column} must be an integer, got {answer[self.answer_column].dtype}")
         return answer
 
-    def run(self) -> None:
-        """Every row to `predict`, then submission.parquet; on a rerun result.json says how it ended."""
+    def run(self, folder: str | Path = ".") -> None:
+        """Every row to `predict`, then submission.parquet in `folder`; on a rerun result.json says how it ended."""
         import polars as pl
+
+        folder = Path(folder)
 
         error = None
         try:
@@ -369,7 +371,7 @@ class AnswerGateway:
                 answer = self.client.send("predict", *row.get_columns())
                 answers.append(self.validate(answer, expected).select(self.id_column, self.answer_column))
             try:
-                pl.concat(answers, how="vertical_relaxed").write_parquet("submission.parquet")
+                pl.concat(answers, how="vertical_relaxed").write_parquet(folder / "submission.parquet")
             except pl.exceptions.PolarsError as exc:
                 raise GatewayRuntimeError(GatewayRuntimeErrorType.INVALID_SUBMISSION, f"Inconsistent predictions: {exc}") from None
         except GatewayRuntimeError as gre:
@@ -379,15 +381,15 @@ class AnswerGateway:
         if self.client is not None:
             self.client.close()
         if self.rerun:
-            write_result(error)
+            write_result(error, folder)
         elif error is not None:
             raise error
 
 
-def write_result(error: GatewayRuntimeError | None) -> None:
+def write_result(error: GatewayRuntimeError | None, folder: Path = Path(".")) -> None:
     """result.json, as the real gateway writes it on a rerun."""
     result: dict = {"Succeeded": error is None}
     if error is not None:
         result.update(ErrorType=error.error_type.value, ErrorName=error.error_type.name,
                       ErrorDetails=str(error.error_details)[:8000] if error.error_details else None)
-    Path("result.json").write_text(json.dumps(result))
+    (Path(folder) / "result.json").write_text(json.dumps(result))

@@ -81,50 +81,55 @@ def run_kernel(session: Path, limit: float) -> str:
 
 
 def serve_kernel(session: Path, comp: PracticeCompetition) -> str:
-    """An inference-server rerun: the kernel runs offline with KAGGLE_IS_COMPETITION_RERUN set and must start serving
-    within the startup limit; the competition's gateway (kit/practice/gateway.py, here, outside the kernel's tree)
-    sends it the hidden rows one at a time with the deadline per call and writes gateway/submission.parquet. Returns
-    "" when it ended well, else the gateway's error class and details (or Kaggle's timeout)."""
-    from kit.practice.gateway import SOCKET_ENV, AnswerGateway, GatewayRuntimeError
-
-    rules = comp.server or {}
+    """An inference-server rerun of the session's kernel on the practice competition's hidden rows (serve_hidden_rows);
+    the gateway writes gateway/submission.parquet. "" when it ended well, else the error Kaggle would show."""
     meta = json.loads((session / "kernel" / "kernel-metadata.json").read_text(encoding="utf-8"))
     script = session / "kernel" / meta.get("code_file", "kernel.py")
     prefix = offline_prefix()
-    socket_dir = Path(tempfile.mkdtemp(prefix="kit-gw-"))  # short: a Unix socket's path has ~100 characters at most
-    env = {**offline_env(session, isolated=bool(prefix)), SOCKET_ENV: str(socket_dir / "s")}
     folder = session / "gateway"
     folder.mkdir(exist_ok=True)
+    rules = comp.server or {}
+    error = serve_hidden_rows([*prefix, sys.executable, str(script)], session / "kaggle" / "working", offline_env(session, isolated=bool(prefix)),
+                              comp.directory / "hidden" / "test.csv", float(rules["call_seconds"]), float(rules["startup_seconds"]),
+                              comp.rerun_seconds, folder, session / LOG_NAME)
+    return f"{error} (log: {session / LOG_NAME})" if error else ""
+
+
+def serve_hidden_rows(command: list[str], cwd: Path, env: dict, test_csv: Path, call_seconds: float, startup_seconds: float,
+                      limit: float, out: Path, log_path: Path) -> str:
+    """Start the kernel (`command`, with KAGGLE_IS_COMPETITION_RERUN in `env`) and play the competition's gateway
+    against it (kit/practice/gateway.py, in this process, holding `test_csv`: the kernel never sees it): it must be
+    serving within `startup_seconds`, each call after the first answered within `call_seconds`, the whole rerun done
+    within `limit`. The gateway writes `out`/submission.parquet. Returns "" when it ended well, else the gateway's
+    error class and details, or Kaggle's "Notebook Timeout"."""
+    from kit.practice.gateway import SOCKET_ENV, AnswerGateway, GatewayRuntimeError
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="kit-gw-"))  # short: a Unix socket's path has ~100 characters at most
+    env = {**env, SOCKET_ENV: str(socket_dir / "s")}
     started = time.time()
-    with open(session / LOG_NAME, "ab") as log:
-        proc = subprocess.Popen([*prefix, sys.executable, str(script)], cwd=session / "kaggle" / "working", env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     # Kaggle stops a rerun at its limit wherever it is; the gateway's calls then fail and the timeout is what counts.
-    timer = threading.Timer(comp.rerun_seconds, lambda: _kill(proc))
+    timer = threading.Timer(limit, lambda: _kill(proc))
     timer.start()
     error = ""
     try:
-        gateway = AnswerGateway((str(comp.directory / "hidden" / "test.csv"),), deadline_seconds=float(rules["call_seconds"]),
-                                startup_limit_seconds=float(rules["startup_seconds"]), rerun=False)
+        gateway = AnswerGateway((str(test_csv),), deadline_seconds=call_seconds, startup_limit_seconds=startup_seconds, rerun=False)
         gateway.connect(env[SOCKET_ENV], alive=lambda: proc.poll() is None, started=started)
-        previous = os.getcwd()
-        os.chdir(folder)  # the gateway writes its submission file where it runs
-        try:
-            gateway.run()
-        finally:
-            os.chdir(previous)
+        gateway.run(out)
     except GatewayRuntimeError as gre:
         error = f"{gre.error_type.name}: {gre.error_details or ''}".rstrip(": ")
     finally:
         timer.cancel()
         try:  # a served kernel ends once the gateway is done; one that does not is stopped, as Kaggle stops the container
-            proc.wait(timeout=max(1.0, min(30.0, comp.rerun_seconds - (time.time() - started))))
+            proc.wait(timeout=max(1.0, min(30.0, limit - (time.time() - started))))
         except subprocess.TimeoutExpired:
             _kill(proc)
         shutil.rmtree(socket_dir, ignore_errors=True)
-    if time.time() - started >= comp.rerun_seconds:
-        return f"Notebook Timeout: the rerun passed the {comp.rerun_seconds:g} s limit (log: {session / LOG_NAME})"
-    return f"{error} (log: {session / LOG_NAME})" if error else ""
+    if time.time() - started >= limit:
+        return f"Notebook Timeout: the rerun passed the {limit:g} s limit"
+    return error
 
 
 def _kill(proc: subprocess.Popen) -> None:

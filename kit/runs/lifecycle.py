@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from kit.backends.base import Backend
 from kit.build.explain import settings_warnings
 from kit.build.script import BuiltKernel, build_kernel
+from kit.runs.server_checks import check_task_run
 from kit.build.templates import check_prompt, kernels_dir
 from kit.errors import BackendError, ConfigError, Interrupted, KitError
 from kit.leaderboard import sheet
@@ -79,6 +80,7 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     config = resolve_config(ws, kernel, overrides, backend.name, command=f"kit push-kernel {kernel}")
     _check_sources(ws, config)
     backend.warnings.extend(settings_warnings(ws, kernel, config))  # said, not refused: the run is the user's call
+    check_task_run(ws, backend, config)
     sheet.check(ws)  # refused now, not in the write after a paid session started
     record = store.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
     try:

@@ -115,3 +115,33 @@ def push_warning(info: CompetitionInfo, record: RunRecord) -> str:
         return ""
     return (f"{info.slug} is a code competition and {record.id} has the internet on: it can train or score here, but "
             "Kaggle will not accept it as a submission (push with --set enable_internet=false for one it will)")
+
+
+def check_served(ws: Workspace, record: RunRecord, info: CompetitionInfo) -> None:
+    """An inference-server competition reruns a kernel that serves predict: an infer run's (a train run does not serve)."""
+    if record.kernel != "infer":
+        raise SubmissionError(
+            f"{record.id} is a {record.kernel} run; {info.slug or ws.competition}'s gateway calls the predict an infer kernel serves",
+            hint=f"kit push-kernel infer --set adapter_run={record.id} {offline_settings(ws, str(record.config.get('model', '')))} --wait, "
+            "then kit submit that run",
+        )
+
+
+# What each of kaggle_evaluation's error classes means for the notebook, in one line (the gateway's
+# GatewayRuntimeErrorType; Kaggle shows the class, not the details).
+RERUN_ERRORS = {
+    "SERVER_NEVER_STARTED": "the kernel was not serving predict within the gateway's startup limit (15 min on Kaggle): "
+                            "reach serve() first and load the model in the first predict call",
+    "SERVER_CONNECTION_FAILED": "the gateway lost the kernel, or a predict call passed its deadline: keep every call within "
+                                "[task.server] call_seconds (kit's predict falls back when its budget runs out)",
+    "SERVER_RAISED_EXCEPTION": "predict raised an exception: the rerun's log shows it",
+    "SERVER_MISSING_ENDPOINT": "the gateway called an endpoint the kernel's server does not offer",
+    "GATEWAY_RAISED_EXCEPTION": "the competition's gateway failed on its own, not the kernel: submit again, or tell the host",
+    "INVALID_SUBMISSION": "an answer had the wrong shape or type (one row, the row's id first, then the answer as the task says)",
+}
+
+
+def explain_rerun_error(error: str) -> str:
+    """What a failed rerun's error means and what to do, where it names one of kaggle_evaluation's classes ("" else)."""
+    name = next((n for n in RERUN_ERRORS if n in error), "")
+    return f"{name}: {RERUN_ERRORS[name]}" if name else ""

@@ -14,7 +14,7 @@ from kit.runs import intent, store
 from kit.runs.lifecycle import pull
 from kit.runs.store import Intent, KernelStatus, RunRecord, SubmissionRecord
 from kit.submissions import code_checks
-from kit.submissions.validate import ValidSubmission, validate_submission, values_for
+from kit.submissions.validate import ValidSubmission, validate_gateway_output, validate_submission, values_for
 from kit.workspace.competition import CompetitionInfo
 from kit.workspace.layout import Workspace
 
@@ -30,6 +30,7 @@ class SubmitPlan:
     left_today: int | None
     code: CompetitionInfo | None = None  # a code competition: the run's kernel is submitted, not the file
     note: str = ""  # what the user should read before confirming (code competitions: what will be rerun)
+    file_name: str = SUBMISSION_FILE  # the file scored: the task's, or its gateway's in server mode
 
 
 def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool = False) -> SubmitPlan:
@@ -39,17 +40,24 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     code = info if info.code else None
     if code:
         code_checks.check_kernel(ws, record, code)  # before the outputs are fetched or anything is spent
-    name = ws.task.file  # submission.csv unless the [task] names another file
+    task = ws.task
+    name = task.submitted_file  # the task's file (submission.csv unless [task] names another), or its gateway's
+    if task.served:
+        code_checks.check_served(ws, record, info)
     path = store.run_dir(ws, record.id) / name
     if not path.is_file() and record.status is KernelStatus.COMPLETE:
         pull(ws, backend, record)
     if not path.is_file():
         raise SubmissionError(f"{record.id} has no {name} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
-    # The file kit uploads is its own normalized copy (the sample's spelling, no blank lines); the run's file stays.
-    # A code competition scores what the kernel writes on its rerun, so there the file must need no normalizing.
-    upload_dir = None if code else ws.state_dir / "uploads" / record.id
-    values = None if ws.task_table is None else values_for(run_task(ws, record))
-    valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir, values=values)
+    if task.served:
+        # The run's own local-gateway output, checked like any submission (the rerun's is written by the gateway).
+        valid = validate_gateway_output(path, backend.sample_submission(), task)
+    else:
+        # The file kit uploads is its own normalized copy (the sample's spelling, no blank lines); the run's file stays.
+        # A code competition scores what the kernel writes on its rerun, so there the file must need no normalizing.
+        upload_dir = None if code else ws.state_dir / "uploads" / record.id
+        values = None if ws.task_table is None else values_for(run_task(ws, record))
+        valid = validate_submission(path, backend.sample_submission(), upload_dir=upload_dir, values=values)
     sheet.check(ws)  # the write after the submission must not be the first to find leaderboard.csv unreadable
     note = ""
     if code:
@@ -63,7 +71,7 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
     left = backend.submissions_left_today()
     if left is not None and left <= 0:
         raise SubmissionLimitError("no submissions left today", hint="try again after 00:00 UTC; kit runs shows what is scored")
-    return SubmitPlan(record, valid, left, code=code, note=note)
+    return SubmitPlan(record, valid, left, code=code, note=note, file_name=name)
 
 
 def run_task(ws: Workspace, record: RunRecord):
@@ -116,18 +124,18 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
         earlier = _earlier(record, valid.sha256, instance)
         if earlier and not allow_resubmit:
             raise SubmissionError(
-                f"{record.id}'s {ws.task.file} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
+                f"{record.id}'s {plan.file_name} was already submitted as {earlier[-1].ref} on {earlier[-1].date}",
                 hint="pass --again to spend another submission on the same file, or kit scores to refresh its score",
             )
         description = intent.submission_description(record.id, valid.sha256, message)
         if plan.code:
             # A code competition reruns the run's kernel on the hidden test set and scores the file it writes there;
             # the submission lists that output's name, not a size kit knows.
-            planned = Intent(action="submit", at=store.now(), file=ws.task.file, sha256=valid.sha256, description=description,
+            planned = Intent(action="submit", at=store.now(), file=plan.file_name, sha256=valid.sha256, description=description,
                              message=message, target=code_checks.kernel_ref(record), competition=instance)
 
             def act() -> SubmissionResult:
-                return backend.submit_code(record, ws.task.file, description)
+                return backend.submit_code(record, plan.file_name, description)
         else:
             planned = Intent(action="submit", at=store.now(), file=valid.path.name, sha256=valid.sha256,
                              size=valid.path.stat().st_size, description=description, message=message, competition=instance)

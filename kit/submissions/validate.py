@@ -414,3 +414,27 @@ def validate_submission(path: Path, sample: Path, upload_dir: Path | None = None
     return ValidSubmission(
         path=upload, rows=result.rows, sha256=result.sha256, true_share=values.summary(), source=path, changes=tuple(changes),
     )
+
+
+def validate_gateway_output(path: Path, sample: Path, task) -> ValidSubmission:
+    """An inference-server run's file (the gateway's Parquet, read with polars; or CSV) checked as the task checks a
+    submission: the header, every id of the sample once, each answer of the task's type and range."""
+    import polars as pl
+
+    from kit.task import TaskError, check_submission
+
+    path = Path(path)
+    try:
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=0)
+        expected = pl.read_csv(sample, infer_schema_length=0).to_series(0).to_list()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise SubmissionError(f"{path.name} cannot be read: {exc}", hint="pull the run again (kit pull RUN); nothing was submitted") from None
+    if task.kind == "answer" and task.answer == "integer" and len(frame.columns) > 1 and not frame.dtypes[1].is_integer():
+        raise SubmissionError(f"{path} would be refused: its {frame.columns[1]} column is {frame.dtypes[1]}, not integers",
+                              hint="the gateway's answers must be integers; nothing was submitted")
+    rows = ([("" if v is None else str(v)) for v in row] for row in frame.iter_rows())
+    try:
+        count = check_submission(task, list(frame.columns), rows, expected, name=path.name)
+    except TaskError as exc:
+        raise SubmissionError(f"{path} would be refused: {exc.problem}", hint=f"{exc.fix}; nothing was submitted") from None
+    return ValidSubmission(path=path, rows=count, sha256=file_sha256(path), true_share=0.0, source=path)

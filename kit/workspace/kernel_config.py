@@ -108,6 +108,19 @@ class KernelConfig:
         True, "run on the workspace's Kaggle image (kit.toml [kaggle] docker_image, recorded from its first complete Kaggle "
         "run) so that all its runs are comparable; false = Kaggle's current image",
     )
+    # Generated answers (a task of kind "answer"): how completions are sampled. Rendered into the kernel only for such
+    # a task, so that every other kernel's settings stay as they were.
+    samples: int = setting(4, "generated answers: completions sampled a row; the answer is their majority vote (ties: the earliest)", min=1, max=256)
+    temperature: float = setting(0.7, "generated answers: sampling temperature (0 = greedy: one completion, counted N times)", min=0.0, max=5.0)
+    max_new_tokens: int = setting(256, "generated answers: the longest completion in tokens", min=1, max=65536)
+    generation_engine: str = choice(
+        "auto", "transformers", "vllm", default="auto",
+        help="generated answers: auto = vLLM where installed on a GPU, else transformers' generate (batched); vllm without it is an error",
+    )
+    row_seconds: float = setting(
+        0.0, "generated answers: seconds one row may spend sampling (0 = no limit of its own; in server mode the task's "
+        "per-call budget applies); a row out of time gets the fallback answer", min=0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -173,6 +186,8 @@ KERNEL_CONFIGS: dict[str, type[KernelConfig]] = {"train": TrainConfig, "infer": 
 
 # Keys that go to kernel-metadata.json rather than into the script.
 METADATA_KEYS = frozenset({"machine_shape", "enable_internet", "is_private", "timeout_minutes", "wheels_dataset", "pin_image"})
+# Keys only a generated-answer task's kernel reads (rendered for such a task alone).
+GENERATION_KEYS = frozenset({"samples", "temperature", "max_new_tokens", "generation_engine", "row_seconds"})
 
 
 def config_class(kernel: str, verb: str = "kit build") -> type[KernelConfig]:
@@ -256,9 +271,10 @@ def config_dict(config: KernelConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def script_settings(config: KernelConfig) -> dict[str, Any]:
-    """The settings the kernel script reads (everything but kernel metadata)."""
-    return {k: v for k, v in config_dict(config).items() if k not in METADATA_KEYS}
+def script_settings(config: KernelConfig, generated: bool = False) -> dict[str, Any]:
+    """The settings the kernel script reads (everything but kernel metadata; the sampling settings only where the
+    task's answers are `generated`)."""
+    return {k: v for k, v in config_dict(config).items() if k not in METADATA_KEYS and (generated or k not in GENERATION_KEYS)}
 
 
 def source_runs(config: KernelConfig) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from kit.errors import ConfigError
 from kit.task import Task, TaskError, read_header, read_rows
 
+ANSWER_CLASSES = 30  # more distinct integer targets than this: a generated answer, not an ordinal score
 SAMPLE_ROWS = 2000  # rows of train read to see its labels (enough for the classes of every shape we know)
 NAMED_PROMPT_FIELDS = ("question", "answer", "solution")  # what the kernels' named prompts read
 
@@ -57,8 +58,9 @@ def find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def propose(folder: Path) -> Proposal:
-    """The [task] the competition's files in `folder` suggest; ConfigError when train or sample_submission is missing."""
+def propose(folder: Path, gateway_modules: list[str] | None = None) -> Proposal:
+    """The [task] the competition's files in `folder` suggest; ConfigError when train or sample_submission is missing.
+    A kaggle_evaluation package among them (or `gateway_modules`, the backend's listing) adds [task.server]."""
     folder = Path(folder)
     train, test = find_file(folder, "train"), find_file(folder, "test")
     sample = find_file(folder, "sample_submission")
@@ -66,9 +68,30 @@ def propose(folder: Path) -> Proposal:
         missing = " and ".join(n for n, p in (("train", train), ("sample_submission", sample)) if p is None)
         raise ConfigError(f"{folder} has no {missing} file to propose the task from", hint="kit data (downloads the competition's files), then kit init again")
     try:
-        return _propose(train, test, sample)
+        proposal = _propose(train, test, sample)
     except TaskError as exc:
         raise ConfigError(exc.problem, hint=exc.fix) from None
+    package = folder / "kaggle_evaluation"
+    modules = sorted(p.stem for p in package.glob("*_inference_server.py")) or list(gateway_modules or [])
+    if modules:
+        _propose_server(proposal, modules, package)
+    return proposal
+
+
+def _propose_server(p: Proposal, modules: list[str], package: Path) -> None:
+    """[task.server] for a competition whose files ship kaggle_evaluation: its inference server's module, the gateway's
+    deadline where its code says it (set_response_timeout_seconds, or the practice gateway's DEADLINE_SECONDS)."""
+    deadline = None
+    for path in sorted(package.glob("*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = re.search(r"set_response_timeout_seconds\(([\d\s*+]+)\)", text) or re.search(r"^DEADLINE_SECONDS = ([\d\s*+.]+)", text, re.M)
+        if found and re.fullmatch(r"[\d\s*+.]+", found.group(1)):
+            deadline = float(eval(found.group(1), {"__builtins__": {}}))  # digits, spaces, * and + only (checked above)
+            break
+    p.table["server"] = {"module": modules[0], "call_seconds": deadline or 3600.0, "run_seconds": 9 * 3600.0, "file": "submission.parquet"}
+    p.guesses.append(f"kaggle_evaluation/{modules[0]}.py: an inference-server competition; the gateway calls predict and writes submission.parquet")
+    p.checks.append("[task.server]: the deadline per call (call_seconds" + (f", {deadline:g} s from the gateway's code" if deadline else ", 3600 s guessed")
+                    + ") and the whole rerun's limit (run_seconds, 9 h guessed): the competition's rules say")
 
 
 def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
@@ -119,6 +142,13 @@ def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
             submission.update(output="top_k", k=k)
             p.guesses.append(f"a row submits up to {k} labels separated by spaces (as {sample.name} does), best first")
             p.checks.append(f"the metric: ranked labels are most often scored by MAP@k (LLM Science Exam, MAP): kit guessed map@{k}")
+        elif len(train_values) > ANSWER_CLASSES and all(re.fullmatch(r"-?\d+", v) for v in train_values):
+            preset, metric = "answer", "accuracy"
+            low = min(int(v) for v in train_values)
+            target.update(kind="answer", answer="integer", range=[min(low, 0), max(99999, *(int(v) for v in train_values))], extract="boxed")
+            submission["output"] = "answer"
+            p.guesses.append(f"{len(train_values)} different integers in train's {target['column']!r}: a generated answer, read from \\boxed{{}}")
+            p.checks.append("the answer: its range (AIMO: 0-99999) and how it is read from a completion (extract: boxed, last_integer, after_marker)")
         elif cells and all(_is_probability(c) for c in cells) and not all(c in train_values for c in cells):
             preset, metric = "binary", "roc_auc"
             submission["output"] = "probability"
@@ -145,6 +175,12 @@ def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
         if not fields:
             raise TaskError(f"no input column is in both {train.name} and {test.name if test else 'test'}", "write [task] prompt by hand")
         prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\n\nAnswer:"
+        if preset == "answer":  # a worked solution is generated: ask for it, and teach it where train has one
+            prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\nSolve it step by step; put the final answer in \\boxed{{}}.\nSolution:\n"
+            worked = [c for c in train_cols if c not in test_cols and c not in (id_col, target.get("column"))]
+            if len(worked) == 1:
+                target["completion"] = worked[0]
+                p.guesses.append(f"train's {worked[0]!r} is taught as the completion (it should end with the answer in \\boxed{{}})")
         p.table["prompt"] = prompt
         longest = _longest_field(train, fields)
         p.table["shorten"] = longest
@@ -237,8 +273,14 @@ def propose_task(root: Path, data_dir: Path | None = None, download: bool = Fals
     note on the files it read."""
     from kit.workspace import layout
 
-    folder, note = competition_files(layout.load(root), data_dir, download)
-    return (propose(folder) if folder is not None else None), note
+    ws = layout.load(root)
+    folder, note = competition_files(ws, data_dir, download)
+    modules = None
+    if folder is not None and download and not (folder / "kaggle_evaluation").is_dir():
+        from kit.backends.registry import get_backend
+
+        modules = get_backend(ws).gateway_modules()  # the listing names kaggle_evaluation's files
+    return (propose(folder, modules) if folder is not None else None), note
 
 
 def write_task(root: Path, proposal: Proposal) -> Path:

@@ -364,7 +364,10 @@ class StandIn:
             root = Path(tmp) / "kaggle"
             comp = root / "input" / "competitions" / hidden.competition
             comp.mkdir(parents=True)
-            for name, content in {**self.competition_files, **hidden.files, "test.csv": hidden.test_csv}.items():
+            # An inference-server competition's gateway holds the hidden rows: the notebook keeps the visible files.
+            hidden_test = {} if hidden.gateway else {"test.csv": hidden.test_csv}
+            for name, content in {**self.competition_files, **hidden.files, **hidden_test}.items():
+                (comp / name).parent.mkdir(parents=True, exist_ok=True)
                 (comp / name).write_bytes(content)
             for source in version.get("kernelDataSources", []):
                 attached = self.kernels.get("/".join(source.split("/")[:2]))
@@ -380,6 +383,11 @@ class StandIn:
             env.update(KIT_KAGGLE_ROOT=str(root), KAGGLE_IS_COMPETITION_RERUN="1", KAGGLE_KERNEL_RUN_TYPE="Batch",
                        PYTHONUNBUFFERED="1")
             command = [*_offline_prefix(), sys.executable, str(script)]
+            if hidden.gateway:
+                status, public, private, error = self._served_rerun(hidden, command, working, env, Path(tmp))
+                with self._lock:
+                    sub.status, sub.public_score, sub.rerun_private, sub.error = status, public, private, error
+                return
             try:
                 done = subprocess.run(command, cwd=working, env=env, capture_output=True, text=True, timeout=hidden.time_limit)
                 hidden.logs.append(done.stdout + done.stderr)
@@ -395,6 +403,24 @@ class StandIn:
                 error = "Notebook Timeout"
         with self._lock:
             sub.status, sub.public_score, sub.rerun_private, sub.error = status, public, private, error
+
+    def _served_rerun(self, hidden: "HiddenTest", command: list[str], working: Path, env: dict, tmp: Path) -> tuple[str, str, str, str]:
+        """An inference-server competition's rerun: the competition's gateway (kit's practice one, the stand-in's
+        kaggle_evaluation) sends the hidden rows to the notebook's predict and writes submission.parquet, scored here."""
+        from kit.practice.rerun import serve_hidden_rows
+
+        test = tmp / "hidden-test.csv"
+        test.write_bytes(hidden.test_csv)
+        out = tmp / "gateway"
+        out.mkdir()
+        log = tmp / "log.txt"
+        error = serve_hidden_rows(command, working, env, test, hidden.gateway["call_seconds"], hidden.gateway["startup_seconds"],
+                                  hidden.time_limit, out, log)
+        hidden.logs.append(log.read_text(errors="replace"))
+        if error:
+            return "ERROR", "", "", error
+        public, private, error = hidden.score_answers(out / "submission.parquet")
+        return ("COMPLETE" if not error else "ERROR"), public, private, error
 
     def _rpc_ListSubmissions(self, body):
         gate = self._competition_gate(body)
@@ -521,6 +547,23 @@ class HiddenTest:
     files: dict[str, bytes] = field(default_factory=dict)
     time_limit: float = 120.0
     logs: list[str] = field(default_factory=list)  # each rerun's output, for a failing test to show
+    # An inference-server competition (its files ship kaggle_evaluation): {call_seconds, startup_seconds}; the solution
+    # then holds each id's integer answer, and the gateway's submission.parquet is what is scored.
+    gateway: dict | None = None
+
+    def score_answers(self, path: Path) -> tuple[str, str, str]:
+        """(public, private, error) accuracies of the gateway's answers."""
+        import polars as pl
+
+        frame = pl.read_parquet(path)
+        answers = dict(zip(frame["id"].cast(pl.Utf8).to_list(), frame["answer"].to_list()))
+        if set(answers) != set(self.solution):
+            return "", "", f"Submission Scoring Error: {len(answers)} answers, expected the {len(self.solution)} hidden test ids"
+        right = {True: 0, False: 0}
+        for row_id, (truth, public) in self.solution.items():
+            right[public] += str(answers[row_id]) == str(truth)
+        n_public = sum(public for _, public in self.solution.values())
+        return f"{right[True] / n_public:.5f}", f"{right[False] / (len(self.solution) - n_public):.5f}", ""
 
     def score(self, text: str) -> tuple[str, str, str]:
         """(public, private, error) accuracies of a submission file, as Kaggle's scorer reports them."""

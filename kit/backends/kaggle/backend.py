@@ -568,5 +568,10 @@ class KaggleBackend(Backend):
     def data_files(self) -> list[DataFile]:
         return kaggle_competition.data_files(self.session, self.competition)
 
+    def gateway_modules(self) -> list[str] | None:
+        """The *_inference_server modules under kaggle_evaluation/ in the competition's file list (one call to Kaggle)."""
+        return sorted(Path(f.name).stem for f in self.data_files()
+                      if Path(f.name).parts[:1] == ("kaggle_evaluation",) and f.name.endswith("_inference_server.py"))
+
     def download_data(self, name: str, dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> Path:
         return kaggle_competition.download_data(self.session, self.competition, name, dest, on_bytes)
