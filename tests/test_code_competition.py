@@ -227,10 +227,12 @@ def test_stand_in_code_submission_on_the_wire_and_scored(kaggle_code, standin):
 def test_stand_in_internet_on_never_reaches_kaggle(kaggle_code, standin):
     assert run_kit("push-kernel", "train").exit_code == 0  # the default: internet on
     for _ in range(3):
-        run_kit("status", "run-1")
+        run_kit("status", "run-1")  # a running run's status reads its log (issue 29.3), it downloads no output
+    logs_read = len(standin.calls("ListKernelSessionOutput"))
     result = run_kit("submit", "run-1", "--yes")
     assert result.exit_code == 1 and "--set enable_internet=false" in result.stderr
-    assert standin.calls("CreateCodeSubmission") == [] and standin.calls("ListKernelSessionOutput") == []
+    assert standin.calls("CreateCodeSubmission") == [] and len(standin.calls("ListKernelSessionOutput")) == logs_read
+    assert standin.calls("GET") == []
 
 
 def test_stand_in_failed_rerun_reports_kaggle_error(kaggle_code, standin, monkeypatch):
