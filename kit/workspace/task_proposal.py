@@ -107,85 +107,14 @@ def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
     target: dict = {}
     submission: dict = {"columns": sample_cols}
     inputs = [c for c in (test_cols or train_cols) if c != id_col and c not in values]
-
     if len(values) > 1:
-        # One column per class: probabilities. One-hot in train (LMSYS), or classes named by a train column.
-        preset = "pairwise" if all(v in train_cols for v in values) else "multiclass"
-        if all(v in train_cols for v in values):
-            target["one_hot"] = values
-            p.guesses.append(f"the target is one-hot over {', '.join(values)} (train has each), one probability column per class")
-        else:
-            column = _label_column(train, train_cols, test_cols, id_col, set(values))
-            target.update(kind="multiclass", column=column, labels=values)
-            p.guesses.append(f"one probability column per class of {column!r}")
-        submission["output"] = "probabilities"
-        metric = "log_loss"
-        p.checks.append("the metric: per-class probabilities are most often scored by log loss (LMSYS, LLM Classification Finetuning)")
+        preset, metric = _propose_per_class(p, train, train_cols, test_cols, id_col, values, target, submission)
     else:
-        value = values[0]
-        cells = [r[value].strip() for r in sample_rows if r.get(value, "").strip()]
-        parts = [c for c in re.split(r"[^A-Za-z0-9_]+", value) if c]
-        if value in train_cols:
-            target["column"] = value
-            p.guesses.append(f"the target is train's {value!r} (the submission's column)")
-        elif len(parts) > 1 and all(c in train_cols for c in parts):
-            target.update(columns=parts, compose=value.replace(parts[0], "{" + parts[0] + "}", 1).replace(parts[-1], "{" + parts[-1] + "}"))
-            p.guesses.append(f"the target is {' and '.join(parts)} joined as {value!r} (the submission's column names them)")
-        else:
-            column = _label_column(train, train_cols, test_cols, id_col, None)
-            target["column"] = column
-            p.guesses.append(f"the target is train's {column!r}: the one column train has and test has not")
-        train_values = _target_values(train, target)
-        if any(len(c.split()) > 1 for c in cells):
-            k = max(len(c.split()) for c in cells)
-            preset, metric = "topk", f"map@{k}"
-            submission.update(output="top_k", k=k)
-            p.guesses.append(f"a row submits up to {k} labels separated by spaces (as {sample.name} does), best first")
-            p.checks.append(f"the metric: ranked labels are most often scored by MAP@k (LLM Science Exam, MAP): kit guessed map@{k}")
-        elif len(train_values) > ANSWER_CLASSES and all(re.fullmatch(r"-?\d+", v) for v in train_values):
-            preset, metric = "answer", "accuracy"
-            low = min(int(v) for v in train_values)
-            target.update(kind="answer", answer="integer", range=[min(low, 0), max(99999, *(int(v) for v in train_values))], extract="boxed")
-            submission["output"] = "answer"
-            p.guesses.append(f"{len(train_values)} different integers in train's {target['column']!r}: a generated answer, read from \\boxed{{}}")
-            p.checks.append("the answer: its range (AIMO: 0-99999) and how it is read from a completion (extract: boxed, last_integer, after_marker)")
-        elif cells and all(_is_probability(c) for c in cells) and not all(c in train_values for c in cells):
-            preset, metric = "binary", "roc_auc"
-            submission["output"] = "probability"
-            p.guesses.append(f"a row submits a probability (as {sample.name} does)")
-            p.checks.append("the metric: a probability is scored by ROC AUC or log loss; per-group AUC is roc_auc_by:<column> (Jigsaw)")
-        elif len(train_values) > 2 and all(re.fullmatch(r"-?\d+", v) for v in train_values):
-            preset, metric = "ordinal", "qwk"
-            p.guesses.append(f"the target is an integer score ({', '.join(sorted(train_values, key=int))}): ordinal")
-            p.checks.append("the metric: integer scores are most often scored by quadratic weighted kappa (Automated Essay Scoring)")
-        elif len(train_values) == 2:
-            preset, metric = "binary", "accuracy"
-            p.guesses.append(f"two labels in train ({', '.join(sorted(train_values))}): binary")
-            p.checks.append("the metric: kit guessed accuracy; a competition may score labels by F1 or probabilities by AUC")
-        else:
-            preset, metric = "multiclass", "accuracy"
-            p.guesses.append(f"{len(train_values)} labels in train: multi-class, one label a row")
-            p.checks.append("the metric: kit guessed accuracy (macro_f1 is the other common one)")
+        _propose_target(p, train, train_cols, test_cols, id_col, values[0], target)
+        cells = [r[values[0]].strip() for r in sample_rows if r.get(values[0], "").strip()]
+        preset, metric = _propose_shape(p, sample, cells, _target_values(train, target), target, submission)
     p.table["preset"] = preset
-    default_fields = set(NAMED_PROMPT_FIELDS) <= set(inputs) and len(inputs) == 3
-    if default_fields:
-        p.guesses.append("the prompt: the kernel's named prompts, which read question, answer and solution")
-    else:
-        fields = [c for c in inputs if c in train_cols]
-        if not fields:
-            raise TaskError(f"no input column is in both {train.name} and {test.name if test else 'test'}", "write [task] prompt by hand")
-        prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\n\nAnswer:"
-        if preset == "answer":  # a worked solution is generated: ask for it, and teach it where train has one
-            prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\nSolve it step by step; put the final answer in \\boxed{{}}.\nSolution:\n"
-            worked = [c for c in train_cols if c not in test_cols and c not in (id_col, target.get("column"))]
-            if len(worked) == 1:
-                target["completion"] = worked[0]
-                p.guesses.append(f"train's {worked[0]!r} is taught as the completion (it should end with the answer in \\boxed{{}})")
-        p.table["prompt"] = prompt
-        longest = _longest_field(train, fields)
-        p.table["shorten"] = longest
-        p.guesses.append(f"the prompt reads {', '.join(fields)} (test's columns); {longest!r} is the longest, cut to fit max_seq_length")
-        p.checks.append("the prompt: write it as you would ask the question; the label follows its last line")
+    _propose_prompt(p, train, test, train_cols, test_cols, id_col, inputs, preset, target)
     if target.get("one_hot") or "labels" in target or preset != "binary" or target.get("column") != "is_correct":
         p.table["target"] = target
     p.table["submission"] = submission
@@ -195,6 +124,98 @@ def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
     Task.from_dict(p.table).check_train_columns(train_cols, train.name)  # the proposal holds together
     p.checks.append("then: kit build train -o build/train shows the kernel this task builds")
     return p
+
+
+def _propose_per_class(p: Proposal, train: Path, train_cols: list[str], test_cols: list[str], id_col: str, values: list[str],
+                       target: dict, submission: dict) -> tuple[str, str]:
+    """A submission with one column per class (probabilities): one-hot in train (LMSYS), or classes named by a train
+    column. Fills `target` and `submission`; (preset, metric)."""
+    preset = "pairwise" if all(v in train_cols for v in values) else "multiclass"
+    if all(v in train_cols for v in values):
+        target["one_hot"] = values
+        p.guesses.append(f"the target is one-hot over {', '.join(values)} (train has each), one probability column per class")
+    else:
+        column = _label_column(train, train_cols, test_cols, id_col, set(values))
+        target.update(kind="multiclass", column=column, labels=values)
+        p.guesses.append(f"one probability column per class of {column!r}")
+    submission["output"] = "probabilities"
+    p.checks.append("the metric: per-class probabilities are most often scored by log loss (LMSYS, LLM Classification Finetuning)")
+    return preset, "log_loss"
+
+
+def _propose_target(p: Proposal, train: Path, train_cols: list[str], test_cols: list[str], id_col: str, value: str, target: dict) -> None:
+    """The target of a submission with one value column: train's column of that name, train's columns the name joins
+    (MAP's Category:Misconception), else the one column train has and test has not."""
+    parts = [c for c in re.split(r"[^A-Za-z0-9_]+", value) if c]
+    if value in train_cols:
+        target["column"] = value
+        p.guesses.append(f"the target is train's {value!r} (the submission's column)")
+    elif len(parts) > 1 and all(c in train_cols for c in parts):
+        target.update(columns=parts, compose=value.replace(parts[0], "{" + parts[0] + "}", 1).replace(parts[-1], "{" + parts[-1] + "}"))
+        p.guesses.append(f"the target is {' and '.join(parts)} joined as {value!r} (the submission's column names them)")
+    else:
+        column = _label_column(train, train_cols, test_cols, id_col, None)
+        target["column"] = column
+        p.guesses.append(f"the target is train's {column!r}: the one column train has and test has not")
+
+
+def _propose_shape(p: Proposal, sample: Path, cells: list[str], train_values: set[str], target: dict, submission: dict) -> tuple[str, str]:
+    """The shape of a one-value submission from the sample's `cells` and train's target values: ranked labels, a
+    generated answer, a probability, an ordinal score, binary or multi-class labels. (preset, metric)."""
+    if any(len(c.split()) > 1 for c in cells):
+        k = max(len(c.split()) for c in cells)
+        submission.update(output="top_k", k=k)
+        p.guesses.append(f"a row submits up to {k} labels separated by spaces (as {sample.name} does), best first")
+        p.checks.append(f"the metric: ranked labels are most often scored by MAP@k (LLM Science Exam, MAP): kit guessed map@{k}")
+        return "topk", f"map@{k}"
+    integers = all(re.fullmatch(r"-?\d+", v) for v in train_values)
+    if len(train_values) > ANSWER_CLASSES and integers:
+        low = min(int(v) for v in train_values)
+        target.update(kind="answer", answer="integer", range=[min(low, 0), max(99999, *(int(v) for v in train_values))], extract="boxed")
+        submission["output"] = "answer"
+        p.guesses.append(f"{len(train_values)} different integers in train's {target['column']!r}: a generated answer, read from \\boxed{{}}")
+        p.checks.append("the answer: its range (AIMO: 0-99999) and how it is read from a completion (extract: boxed, last_integer, after_marker)")
+        return "answer", "accuracy"
+    if cells and all(_is_probability(c) for c in cells) and not all(c in train_values for c in cells):
+        submission["output"] = "probability"
+        p.guesses.append(f"a row submits a probability (as {sample.name} does)")
+        p.checks.append("the metric: a probability is scored by ROC AUC or log loss; per-group AUC is roc_auc_by:<column> (Jigsaw)")
+        return "binary", "roc_auc"
+    if len(train_values) > 2 and integers:
+        p.guesses.append(f"the target is an integer score ({', '.join(sorted(train_values, key=int))}): ordinal")
+        p.checks.append("the metric: integer scores are most often scored by quadratic weighted kappa (Automated Essay Scoring)")
+        return "ordinal", "qwk"
+    if len(train_values) == 2:
+        p.guesses.append(f"two labels in train ({', '.join(sorted(train_values))}): binary")
+        p.checks.append("the metric: kit guessed accuracy; a competition may score labels by F1 or probabilities by AUC")
+        return "binary", "accuracy"
+    p.guesses.append(f"{len(train_values)} labels in train: multi-class, one label a row")
+    p.checks.append("the metric: kit guessed accuracy (macro_f1 is the other common one)")
+    return "multiclass", "accuracy"
+
+
+def _propose_prompt(p: Proposal, train: Path, test: Path | None, train_cols: list[str], test_cols: list[str], id_col: str,
+                    inputs: list[str], preset: str, target: dict) -> None:
+    """The prompt: the kernels' named prompts where the inputs are question, answer and solution, else one line per
+    input column both files have (a generated answer asks for a worked solution, taught from train's where it has one)."""
+    if set(NAMED_PROMPT_FIELDS) <= set(inputs) and len(inputs) == 3:
+        p.guesses.append("the prompt: the kernel's named prompts, which read question, answer and solution")
+        return
+    fields = [c for c in inputs if c in train_cols]
+    if not fields:
+        raise TaskError(f"no input column is in both {train.name} and {test.name if test else 'test'}", "write [task] prompt by hand")
+    prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\n\nAnswer:"
+    if preset == "answer":  # a worked solution is generated: ask for it, and teach it where train has one
+        prompt = "\n".join(f"{c}: {{{c}}}" for c in fields) + "\nSolve it step by step; put the final answer in \\boxed{{}}.\nSolution:\n"
+        worked = [c for c in train_cols if c not in test_cols and c not in (id_col, target.get("column"))]
+        if len(worked) == 1:
+            target["completion"] = worked[0]
+            p.guesses.append(f"train's {worked[0]!r} is taught as the completion (it should end with the answer in \\boxed{{}})")
+    p.table["prompt"] = prompt
+    longest = _longest_field(train, fields)
+    p.table["shorten"] = longest
+    p.guesses.append(f"the prompt reads {', '.join(fields)} (test's columns); {longest!r} is the longest, cut to fit max_seq_length")
+    p.checks.append("the prompt: write it as you would ask the question; the label follows its last line")
 
 
 def _label_column(train: Path, train_cols: list[str], test_cols: list[str], id_col: str, classes: set[str] | None) -> str:
