@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+def within(path: Path, root: Path) -> bool:
+    """Whether `path`, links followed, is inside folder `root` (a link out of it is not)."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that a reader sees the old file or the new one, never a half.
 

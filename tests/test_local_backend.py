@@ -6,6 +6,8 @@ import json
 import shutil
 import time
 
+import pytest
+
 from kit.runs import store
 from kit.workspace import layout
 from tests.helpers import CONSTANT_TEMPLATE, FAILING_TEMPLATE, install_template
@@ -121,3 +123,26 @@ def test_real_train_kernel_with_a_tiny_model_end_to_end(workspace, kit_cli, tmp_
     submitted = kit_cli("submit", "run-1", "--yes")
     assert submitted.exit_code == 0, submitted.stderr
     assert "public 0." in submitted.stdout or "public 1." in submitted.stdout
+
+
+ENV_TEMPLATE = CONSTANT_TEMPLATE.replace('''    print("done", flush=True)''', '''    import os
+    (working_dir() / "environment.json").write_text(json.dumps(dict(os.environ)))
+    print("done", flush=True)''')
+
+SECRETS = {"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "k" * 32, "KAGGLE_API_TOKEN": "KGAT_secret", "KAGGLE_CONFIG_DIR": "/home/me/.kaggle",
+           "HF_TOKEN": "hf_secret", "HUGGING_FACE_HUB_TOKEN": "hf_secret", "OPENAI_API_KEY": "sk-secret", "AWS_SECRET_ACCESS_KEY": "aws",
+           "DB_PASSWORD": "pw", "MY_SERVICE_SECRET": "s", "GITHUB_TOKEN": "ghp"}
+
+
+@pytest.mark.fault(number=12, scenario="a local kernel reads its environment (KAGGLE_*, HF_TOKEN, *_API_KEY, *SECRET*, *PASSWORD*, *TOKEN* set)",
+                   sees="none of them; PATH, HOME and the rest as they were")
+def test_a_local_kernel_gets_no_credentials(workspace, kit_cli, monkeypatch):
+    for name, value in {**SECRETS, "KIT_TEST_PLAIN": "kept"}.items():
+        monkeypatch.setenv(name, value)
+    install_template(workspace, ENV_TEMPLATE)
+    assert kit_cli("push-kernel", "train", "--wait").exit_code == 0
+    assert kit_cli("pull", "run-1", "--all").exit_code == 0
+    seen = json.loads((workspace / "submissions" / "run-1" / "environment.json").read_text())
+    assert not set(SECRETS) & set(seen), sorted(set(SECRETS) & set(seen))
+    assert not any(value in seen.values() for value in SECRETS.values())
+    assert seen["KIT_TEST_PLAIN"] == "kept" and seen["PATH"] and seen["HOME"]

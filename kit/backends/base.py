@@ -89,9 +89,11 @@ class Backend(abc.ABC):
     # its last line while waiting.
     max_poll_seconds: float = 30.0
     live_logs: bool = False
-    # After a lost answer to a push or a submission, how long a request may still be landing on the backend:
-    # kit looks for its effect, waits this long, and looks again before it may send it again (kit/runs/intent.py).
+    # After a lost answer to a push or a submission, how long the request may still land on the backend: until
+    # then kit never sends it again (it looks for its effect; kit/runs/intent.py). `look_seconds`: how long one
+    # command keeps looking before it leaves the request unresolved and says what it waits for.
     settle_seconds: float = 0.0
+    look_seconds: float = 0.0
     # How many kernels one account may run at once: a sweep keeps this many going unless told otherwise.
     max_concurrent_kernels: int = 1
     # How often a loop following many kernels (a sweep) asks each for its state; each ask is a call to the backend.
@@ -189,8 +191,9 @@ class Backend(abc.ABC):
         before the push (then a lost push cannot be reconciled and is reported as unresolved)."""
         return ""
 
-    def kernel_version(self, remote: str) -> int | None:
-        """The current version of the kernel at `remote`, or None if there is no such kernel."""
+    def kernel_version(self, remote: str, seen: bool = False) -> int | None:
+        """The current version of the kernel at `remote`, or None if there is no such kernel. `seen`: the kernel had
+        a version when kit last looked (so not finding it now is a failure, not news)."""
         return None
 
     def pushed_remote(self, run: RunRecord, kernel_dir: Path) -> str:

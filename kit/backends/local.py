@@ -19,7 +19,7 @@ from pathlib import Path
 from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
 from kit.workspace.competition import CompetitionInfo
 from kit.errors import BackendError
-from kit.fileio import atomic_write_json
+from kit.fileio import atomic_write_json, within
 from kit.workspace.model_sources import KAGGLE_MODEL, cache_folder, local_copy, parse_model
 from kit.runs.store import KernelStatus, RunRecord
 from kit.workspace.layout import Workspace
@@ -161,7 +161,7 @@ class LocalBackend(Backend):
     def push_target(self, run: RunRecord, kernel_dir: Path) -> str:
         return str(self.session_dir(run.id).relative_to(self.ws.root))
 
-    def kernel_version(self, remote: str) -> int | None:
+    def kernel_version(self, remote: str, seen: bool = False) -> int | None:
         """1 once a push has laid out the session and its state (a push interrupted before that left nothing)."""
         return 1 if (self.ws.root / remote / STATE_NAME).is_file() else None
 
@@ -179,6 +179,9 @@ class LocalBackend(Backend):
         for path in sorted(working.rglob("*")):
             rel = path.relative_to(working)
             if path.is_file() and (all_files or str(rel) in DEFAULT_OUTPUTS):
+                if not within(path, self.ws.root):  # a kernel's link to a file elsewhere is never copied (nor shown)
+                    raise BackendError(f"{run.id}'s output {rel} is a link to a file outside the workspace; not copied",
+                                       hint="write the file itself in the kernel, not a link")
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)

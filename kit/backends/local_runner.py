@@ -4,6 +4,7 @@ SESSION SCRIPT`. It outlives the `kit` command that started it, so `--detach` wo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,9 +64,21 @@ def children_peak_bytes() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
+# What a kernel never sees of the environment it was started from: Kaggle's credentials and settings (KAGGLE_KEY,
+# KAGGLE_API_TOKEN, KAGGLE_CONFIG_DIR, ...), and anything named like a secret (HF_TOKEN, OPENAI_API_KEY,
+# AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...). A kernel is code a template or a workspace may have changed; on Kaggle
+# it gets no credentials either.
+SECRET_NAME = re.compile(r"^KAGGLE_|TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API)?KEYS?($|_)|APIKEY", re.IGNORECASE)
+
+
+def kernel_environment(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` without credentials (SECRET_NAME): what a local kernel is started with."""
+    return {name: value for name, value in environ.items() if not SECRET_NAME.search(name)}
+
+
 def main(session: Path, script: str) -> int:
     state = {"status": "running", "started": now(), "runner_pid": os.getpid(), "gpu": detect_gpu()}
-    env = dict(os.environ, KIT_KAGGLE_ROOT=str(session / "kaggle"), PYTHONUNBUFFERED="1")
+    env = dict(kernel_environment(dict(os.environ)), KIT_KAGGLE_ROOT=str(session / "kaggle"), PYTHONUNBUFFERED="1")
     if (session / "cancel").exists():
         atomic_write_json(session / STATE_NAME, {**state, "status": "cancelled", "finished": now()})
         return 0

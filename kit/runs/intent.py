@@ -11,9 +11,13 @@ a dropped connection, an empty reply: OutcomeUnknownError; Ctrl-C; a crash) the 
   description alone) and whose ref no run has recorded yet;
 - a push: the kernel's current version, against the version before the push.
 
-What is found is recorded, never sent again; what is not found was not spent and may be sent again. While the
-backend cannot be asked the intent stays `unresolved`, `kit status` shows it with the command that resolves it,
-and nothing is sent for that run until it is resolved.
+What is found is recorded, never sent again. Kaggle may process a request long after the client gave up on it
+(20-120 s later, issue 25), so what is not found yet is not sent again while it may still land: for the backend's
+settle window after the lost answer (`settle_seconds`; 5 minutes on Kaggle) the intent stays `unresolved`, one
+command looks for it for `look_seconds` at most, then says what it waits for and the command that looks again;
+`kit submit --again` sends it anyway. Once the window has passed, what is still not found was not spent and may be
+sent again. While the backend cannot be asked the intent stays `unresolved` too, `kit status` shows it with the
+command that resolves it, and nothing is sent for that run until it is resolved.
 """
 
 from __future__ import annotations
@@ -118,26 +122,55 @@ def pushed_version(backend: Backend, intent: Intent) -> int | None:
             "the push's kernel is not known, so kit cannot ask whether it started",
             hint="look at your kernels on https://www.kaggle.com/code before pushing again",
         )
-    version = backend.kernel_version(intent.target)
+    version = backend.kernel_version(intent.target, seen=intent.version_before is not None)
     if version is None or (intent.version_before is not None and version <= intent.version_before):
         return None
     return version
 
 
-def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say, lost_at: datetime | None = None) -> T | None:
-    """`find()`; if nothing is there yet and the request is recent, wait until it has settled and look again
-    (a request answered late may still be landing). The settle window runs from when the answer was lost, where
-    that is known (the client's timeout can outlast the window), else from when the request was sent."""
+def settled_at(backend: Backend, intent: Intent) -> datetime:
+    """When the intent's request can no longer land: the settle window after its answer was lost, where that is
+    known (the client's timeout can outlast the window), else after it was sent."""
+    since = _parse_time(intent.lost_at) or _parse_time(intent.at) or datetime.now(timezone.utc)
+    return since + timedelta(seconds=backend.settle_seconds)
+
+
+def _clock(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%H:%M:%S UTC")
+
+
+def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say) -> T | None:
+    """`find()`; while nothing is there and the request may still land (`settled_at`), look again every few
+    seconds, for `backend.look_seconds` at most."""
     found = find()
     if found:
         return found
-    since = lost_at or _parse_time(intent.at) or datetime.now(timezone.utc)
-    left = backend.settle_seconds - (datetime.now(timezone.utc) - since).total_seconds()
+    now = datetime.now(timezone.utc)
+    until = min(settled_at(backend, intent), now + timedelta(seconds=backend.look_seconds))
+    left = (until - now).total_seconds()
     if left <= 0:
         return found
-    say(f"not there yet; looking again in {left:.0f}s, in case the request is still landing")
-    time.sleep(left)
-    return find()
+    say(f"not there yet; looking again for up to {left:.0f}s, in case the request is still landing")
+    every = min(10.0, max(0.1, backend.look_seconds / 6))
+    while (left := (until - datetime.now(timezone.utc)).total_seconds()) > 0:
+        time.sleep(min(every, left))
+        found = find()
+        if found:
+            return found
+    return found
+
+
+def _waiting(ws: Workspace, backend: Backend, run_id: str, intent: Intent) -> KitError:
+    """Leave the intent unresolved while its request may still land, and the one line that says what kit waits for."""
+    what = "submission" if intent.action == "submit" else "push"
+    until = settled_at(backend, intent)
+    _unresolved(ws, run_id, intent, f"its answer was lost; waiting for {backend.name} to show it, until {_clock(until)}")
+    again = "; kit submit --again sends it anyway" if intent.action == "submit" else ""
+    return KitError(
+        f"{run_id}: {backend.name} does not show the {what} yet and it may still land (until {_clock(until)}): "
+        f"waiting for it; nothing is sent again before then",
+        hint=f"{resolving_command(run_id, intent)} looks again and records it once it shows{again}",
+    )
 
 
 def _finder(ws: Workspace, backend: Backend, run_id: str, intent: Intent) -> Callable[[], Any]:
@@ -172,13 +205,15 @@ def spend(ws: Workspace, backend: Backend, run_id: str, intent: Intent, act: Cal
             try:
                 return act(), None
             except OutcomeUnknownError as exc:
-                lost, lost_at = exc, datetime.now(timezone.utc)
+                lost = exc
+                intent.lost_at = datetime.now(timezone.utc).isoformat()
+                _set_pending(ws, run_id, intent)  # the window runs from here, for a later command too
             except KitError:
                 _set_pending(ws, run_id, None)  # a definite refusal: nothing was spent
                 raise
             say(f"{run_id}: {lost.message}; asking {backend.name} whether the {what} went through")
             try:
-                found = _look(backend, intent, _finder(ws, backend, run_id, intent), say, lost_at)
+                found = _look(backend, intent, _finder(ws, backend, run_id, intent), say)
             except KitError as failed:
                 _unresolved(ws, run_id, intent, f"{lost.message}; then {failed.message}")
                 raise KitError(
@@ -187,6 +222,8 @@ def spend(ws: Workspace, backend: Backend, run_id: str, intent: Intent, act: Cal
                 ) from None
             if found:
                 return None, found
+            if datetime.now(timezone.utc) < settled_at(backend, intent):
+                raise _waiting(ws, backend, run_id, intent)
             if attempt == ATTEMPTS:
                 _set_pending(ws, run_id, None)
                 again = f"kit submit {run_id}" if intent.action == "submit" else "kit push-kernel"
@@ -230,10 +267,11 @@ def record_found_submissions(ws: Workspace, run_id: str, intent: Intent, found: 
     return store.update(ws, run_id, change)
 
 
-def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord:
+def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say, send_anyway: bool = False) -> RunRecord:
     """If the run has a pending intent, ask the backend what happened and record it (the submission found, the
     kernel started), or clear it when nothing happened. Raises a KitError (the intent stays, marked unresolved)
-    when the backend cannot be asked. Callers hold the run's action lock."""
+    when the backend cannot be asked, or when nothing shows yet but the request may still land, unless
+    `send_anyway` (the user's --again: the intent is cleared). Callers hold the run's action lock."""
     record = store.load(ws, run_id)
     intent = record.pending
     if intent is None:
@@ -248,6 +286,11 @@ def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say) -> RunRecord
             f"{run_id}: cannot tell whether the {what} from {intent.at} went through: {exc.message}",
             hint=f"{resolving_command(run_id, intent)} asks again; nothing is sent for {run_id} until then",
         ) from None
+    if not found and datetime.now(timezone.utc) < settled_at(backend, intent):
+        if not send_anyway:
+            raise _waiting(ws, backend, run_id, intent)
+        say(f"{run_id}: --again: not waiting for the {what} from {intent.at} any longer; it may still land as well")
+        return _set_pending(ws, run_id, None)
     if intent.action == "submit":
         if found:
             refs = ", ".join(s.ref for s in found)

@@ -79,6 +79,7 @@ class Intent:
     version_before: int | None = None  # a push: the kernel's version before it (None: no such kernel yet)
     competition: str = ""  # a submission: the competition instance it goes to (Backend.competition_instance)
     unresolved: str = ""
+    lost_at: str = ""  # when its answer was lost, ISO-8601 UTC ("": not known; `at` stands in)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Intent":

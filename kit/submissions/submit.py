@@ -9,6 +9,7 @@ from typing import Callable
 
 from kit.backends.base import Backend, SubmissionResult
 from kit.errors import KitError, StoppedFollowing, SubmissionError, SubmissionLimitError
+from kit.fileio import within
 from kit.leaderboard import sheet
 from kit.runs import intent, store
 from kit.runs.lifecycle import pull
@@ -49,6 +50,9 @@ def prepare(ws: Workspace, backend: Backend, run_id: str, allow_resubmit: bool =
         pull(ws, backend, record)
     if not path.is_file():
         raise SubmissionError(f"{record.id} has no {name} ({record.status.value})", hint=f"kit pull {record.id}, or kit status {record.id}")
+    if not within(path, ws.root):  # refused before it is read: nothing of a file outside the workspace is shown
+        raise SubmissionError(f"{path} is a link to a file outside the workspace; kit reads and uploads only files inside it",
+                              hint=f"copy the file into {path.parent} in its place; nothing was submitted")
     if task.served:
         # The run's own local-gateway output, checked like any submission (the rerun's is written by the gateway).
         valid = validate_gateway_output(path, backend.sample_submission(), task)
@@ -115,7 +119,7 @@ def submit(ws: Workspace, backend: Backend, plan: SubmitPlan, message: str, allo
     with store.action(ws, run_id, "submit"):
         left = store.load(ws, run_id).pending
         before = {(s.ref, s.competition) for s in store.load(ws, run_id).submissions}
-        record = intent.resolve(ws, backend, run_id, say)
+        record = intent.resolve(ws, backend, run_id, say, send_anyway=allow_resubmit)
         instance = backend.competition_instance()  # the refs it answers with are this instance's
         if left is not None and left.action == "submit" and left.sha256 == valid.sha256:
             landed = [s for s in record.submissions if (s.ref, s.competition) not in before and s.file_sha256 == valid.sha256]

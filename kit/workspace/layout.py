@@ -71,11 +71,25 @@ def _workspace_id(value: str) -> str:
     return "" if not value or WORKSPACE_ID.fullmatch(value) else "expected 4 to 12 lower-case letters or digits"
 
 
+# A competition's slug as Kaggle writes it in its URL (kaggle.com/competitions/SLUG): lower-case letters and digits in
+# dash-separated words. kit writes it into kernels' sources, ids and file paths, so nothing else gets that far.
+COMPETITION_SLUG = re.compile(r"(?=[a-z0-9-]*[a-z])[a-z0-9]+(-[a-z0-9]+)*")
+SLUG_FIX = 'slug = "llm-classification-finetuning" (the part after kaggle.com/competitions/ in its URL)'
+
+
+def competition_slug_problem(value: str) -> str:
+    """What is wrong with `value` as a competition slug ("" when it looks like Kaggle's)."""
+    if COMPETITION_SLUG.fullmatch(value) and len(value) <= 100:
+        return ""
+    return "not a Kaggle competition slug (lower-case letters, digits and dashes)"
+
+
 # kit.toml's tables and keys, each key declared once (type, default, allowed values, help); `kit.workspace.schema` checks the
 # file against them when it is loaded, and `Workspace.value` reads them.
 KIT_TOML: dict[str, Table] = {
     "competition": Table({
-        "slug": Key(str, "", "Kaggle competition slug (the practice competition's on the local backend)", required=True),
+        "slug": Key(str, "", "Kaggle competition slug (the practice competition's on the local backend)", required=True,
+                    check=competition_slug_problem, rule="a Kaggle competition slug such as llm-classification-finetuning", fix=SLUG_FIX),
         "public_rows": Key(int, 0, "rows in the public leaderboard split (0: unknown)", min=0),
         "final_picks": Key(int, 3, "final submissions the competition lets you select", min=1, max=100),
         "rerun_hours": Key(float, 0.0, "code competitions: how long Kaggle's rerun of a submitted notebook may take (0: the competition's default)", min=0.0),
@@ -213,6 +227,9 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
     """Write kit.toml (and the folders a workspace has) in `root`; refuse to overwrite unless `force`."""
     if backend not in BACKENDS:
         raise ConfigError(f"bad backend {backend!r}; allowed: {', '.join(BACKENDS)}", hint="kit init --backend local")
+    problem = competition_slug_problem(slug)
+    if problem:
+        raise ConfigError(f"bad competition {slug!r}: {problem}", hint="kit init --competition llm-classification-finetuning: the part after kaggle.com/competitions/ in its URL")
     root = Path(root)
     path = root / WORKSPACE_FILE
     if path.exists() and not force:

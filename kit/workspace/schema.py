@@ -20,6 +20,9 @@ from typing import Any, Callable, Mapping
 from kit.errors import ConfigError
 
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", list: "a list", str: "text"}
+# The largest number a setting without its own maximum takes: a 32-bit integer, which every framework a kernel
+# hands it to can hold (`max_steps=1e99` would otherwise be written as a 100-digit integer).
+NUMBER_LIMIT = 2**31 - 1
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -155,6 +158,8 @@ def coerce(name: str, key: Key, value: Any, hint: str = "") -> Any:
     if key.choices and out not in key.choices:
         raise ConfigError(f"bad value {value!r} for {name!r}: expected {key.allowed()}", hint=hint)
     lo, hi = key.min, key.max
+    if isinstance(out, (int, float)) and not isinstance(out, bool) and hi is None and abs(out) > NUMBER_LIMIT:
+        raise ConfigError(f"bad value {value!r} for {name!r}: must be at most {NUMBER_LIMIT}", hint=hint)
     if isinstance(out, (int, float)) and not isinstance(out, bool) and ((lo is not None and out < lo) or (hi is not None and out > hi)):
         bounds = f"at least {lo}" if hi is None else f"at most {hi}" if lo is None else f"between {lo} and {hi}"
         raise ConfigError(f"bad value {value!r} for {name!r}: must be {bounds}", hint=hint)

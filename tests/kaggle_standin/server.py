@@ -13,7 +13,9 @@ import csv
 import io
 import json
 import os
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,7 +57,9 @@ class Fault:
 
     Kinds: `status` answers an error (with `apply`, after doing the request: a processed request answered with a
     5xx); `html` answers a web page; `hang` does the request and answers `seconds` later (after the client's
-    timeout: the answer is lost); `late` waits `seconds`, then does the request (it lands after the client gave up);
+    timeout: the answer is lost); `late` waits `seconds`, then does the request (it lands after the client gave up;
+    with `after_gave_up`, `seconds` count from the moment the client closed the connection: Kaggle processing a
+    request N s after the client gave up, as issue 25 saw; the stand-in's `time_scale` scales them);
     `empty` answers 200 with `{}` (with `apply`, after doing the request); `drop` does the request and closes the
     connection unanswered; `cut` (GET) sends half a file. `served` is set when a request meets the fault, so a test
     can act at that moment (send Ctrl-C to a kit in the middle of a request).
@@ -69,7 +73,10 @@ class Fault:
     times: int = 1
     message: str = "injected fault"
     apply: bool = False
+    after_gave_up: bool = False
     served: threading.Event = field(default_factory=threading.Event)
+    gave_up_at: float | None = None  # `late` + `after_gave_up`: when the client closed the connection (monotonic)
+    processed_at: float | None = None  # `late`: when the request was done
 
 
 @dataclass
@@ -150,6 +157,9 @@ class StandIn:
         self.gpu_seconds_used = 36000
         self.gpu_seconds_total = 108000
         self._next_ref = 41000001
+        # The stand-in's clock: `late` faults wait `seconds * time_scale`, so a test can have Kaggle process a request
+        # "120 s after the client gave up" in 2.4 s, with kit's windows scaled alike (KIT_KAGGLE_* settings).
+        self.time_scale = 1.0
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -231,6 +241,10 @@ class StandIn:
     def _kernel(self, body: dict[str, Any]) -> Kernel | None:
         return self.kernels.get(f"{body.get('userName')}/{body.get('kernelSlug')}")
 
+    # Kaggle hides whether a kernel exists from whoever may not read it: a kernel that does not exist is answered
+    # as one the caller may not see (Kaggle/kaggle-cli#548).
+    UNKNOWN_KERNEL = (403, {"code": 403, "message": "Permission 'kernels.get' was denied"}, {})
+
     def _rpc_IntrospectToken(self, body):
         user = self.tokens.get(body.get("token", ""))
         return (200, {"active": True, "username": user}, {}) if user else (403, {"code": 403, "message": "bad token"}, {})
@@ -252,7 +266,7 @@ class StandIn:
     def _rpc_GetKernelSessionStatus(self, body):
         kernel = self._kernel(body)
         if kernel is None:
-            return 404, {"code": 404, "message": "Kernel not found"}, {}
+            return self.UNKNOWN_KERNEL
         status = kernel.walk[min(kernel.polls, len(kernel.walk) - 1)]
         kernel.polls += 1
         data = {"status": status}
@@ -263,7 +277,7 @@ class StandIn:
     def _rpc_ListKernelSessionOutput(self, body):
         kernel = self._kernel(body)
         if kernel is None:
-            return 404, {"code": 404, "message": "Kernel not found"}, {}
+            return self.UNKNOWN_KERNEL
         names = sorted(kernel.files)
         start = int(body.get("pageToken") or 0)
         size = int(body.get("pageSize") or 20)
@@ -489,7 +503,7 @@ class StandIn:
     def _rpc_GetKernel(self, body):
         kernel = self._kernel(body)
         if kernel is None:
-            return 404, {"code": 404, "message": "Kernel not found"}, {}
+            return self.UNKNOWN_KERNEL
         sent = kernel.versions[-1] if kernel.versions else kernel.request  # the latest version's SaveKernel
         return 200, {"metadata": {"id": 1, "ref": f"{kernel.owner}/{kernel.slug}", "title": sent.get("newTitle", kernel.slug),
                                   "slug": kernel.slug, "language": "python", "kernelType": "script",
@@ -654,8 +668,12 @@ class _Handler(BaseHTTPRequestHandler):
         fault = standin.take_fault(method)
         if fault is not None:
             fault.served.set()
-        if fault and fault.kind == "late":  # the request lands after the client gave up; its answer goes nowhere
-            standin.wait(fault.seconds)
+        late = fault if fault and fault.kind == "late" else None
+        if late:  # the request lands after the client gave up; its answer goes nowhere
+            if late.after_gave_up:
+                self._wait_for_hang_up()
+                late.gave_up_at = time.monotonic()
+            standin.wait(late.seconds * standin.time_scale)
             fault = None
         # Faults that answer before the request is done (unless `apply`): nothing happened on the server.
         if fault and fault.kind in ("status", "html", "empty") and not fault.apply and self._fault(fault, None):
@@ -667,10 +685,24 @@ class _Handler(BaseHTTPRequestHandler):
         if auth.startswith("Basic "):
             recorded.headers["X-User"] = base64.b64decode(auth[6:]).decode().partition(":")[0]
         answer = self._apply(method, recorded)
+        if late:
+            late.processed_at = time.monotonic()
         if fault:
             self._fault(fault, answer)
             return
         self._send(*answer)
+
+    def _wait_for_hang_up(self, limit: float = 600.0) -> None:
+        """Block until the client closes this connection (it gave up waiting for the answer)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not self.standin._release.is_set():
+            ready, _, _ = select.select([self.connection], [], [], 0.05)
+            if ready:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return
+                except OSError:
+                    return
 
     def do_PUT(self) -> None:
         path, recorded = self._record()

@@ -27,6 +27,8 @@ PLACEHOLDER_OWNERS = frozenset({"", "USERNAME", "INSERT_USERNAME", "{username}",
 LOG_FILE = "kernel.log"
 RETIRED_SHAPES = {"NvidiaTeslaP100": "the P100 cannot run the current Kaggle image (its CUDA dropped sm_60); use NvidiaTeslaT4"}
 GPU_SESSION_LIMIT = "Maximum batch GPU session count"
+# How Kaggle answers a read of a kernel that does not exist: 403 (it hides whether a name exists), or 404.
+NOT_FOUND = (403, 404)
 
 # What each machine shape runs on (Kaggle's status answer names no GPU).
 SHAPE_GPUS = {
@@ -211,8 +213,13 @@ class KaggleBackend(Backend):
             owner = self.ws.kaggle_username or self.session.username
         return f"{owner}/{slug}" if owner else ""
 
-    def kernel_version(self, remote: str) -> int | None:
-        """The kernel's current version number (GetKernel), or None if Kaggle has no such kernel."""
+    def kernel_version(self, remote: str, seen: bool = False) -> int | None:
+        """The kernel's current version number (GetKernel), or None if Kaggle has no such kernel.
+
+        Kaggle hides whether a kernel exists: for one that does not it answers 403 ("Permission 'kernels.get' was
+        denied"), as for one the credentials may not read (a private kernel without versions has answered 404;
+        Kaggle/kaggle-cli#548, #538). So both mean "none yet" for a kernel kit has not `seen`; for one it has (it had
+        a version), a 403 stays an access error with the credentials' hint."""
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
         request = ApiGetKernelRequest()
@@ -220,7 +227,7 @@ class KaggleBackend(Backend):
         try:
             response = self.session.send(f"kernel {remote}", request, "kernels.kernels_api_client", "get_kernel")
         except BackendError as exc:
-            if getattr(exc, "http_status", None) == 404:
+            if getattr(exc, "http_status", None) in ((404,) if seen else NOT_FOUND):
                 return None
             raise
         metadata = response.metadata
@@ -239,7 +246,7 @@ class KaggleBackend(Backend):
         try:
             self.status(dataclasses.replace(run, remote=remote))
         except BackendError as exc:
-            if getattr(exc, "http_status", None) == 404:
+            if getattr(exc, "http_status", None) in NOT_FOUND:  # never recorded as pushed: a 403 is "none" too
                 return ""
             raise  # unknown whether it runs: pushing again could start a second paid session
         return remote
@@ -247,6 +254,10 @@ class KaggleBackend(Backend):
     @property
     def settle_seconds(self) -> float:  # type: ignore[override]
         return self.session.policy.settle
+
+    @property
+    def look_seconds(self) -> float:  # type: ignore[override]
+        return self.session.policy.look
 
     @staticmethod
     def _fill_owner(meta: dict[str, Any], placeholder: str, user: str) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""Issue 25: Kaggle's real answers. The real CLI and the real kaggle client against the stand-in, which answers as
+Kaggle does (403 for a kernel that does not exist, requests processed long after the client gave up).
+
+Each test is tagged with its fault class, for bench/fault_table.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kit.backends.kaggle.backend import KaggleBackend
+from kit.backends.kaggle.session import KaggleSession
+from kit.errors import AuthError
+from kit.workspace import layout
+from tests.conftest import run_kit
+from tests.kaggle_standin.fixtures import FAST, init_kaggle_workspace
+from tests.test_exactly_once import assert_exactly_once, fault_class, kernel, no_traceback, record, versions
+
+SUBMISSION = b"ID,is_correct\n1,True\n2,False\n"
+
+
+@pytest.fixture
+def ws(kaggle_env, standin, tmp_path, monkeypatch) -> Path:
+    root = init_kaggle_workspace(tmp_path, monkeypatch)
+    standin.default_walk = ["COMPLETE"]
+    standin.default_files = {"submission.csv": SUBMISSION, "metrics.json": b'{"val_accuracy": 0.8}'}
+    standin.daily_limit = 100
+    return root
+
+
+# -- 10. Kaggle's answers to a kernel that does not exist ----------------------------------------------------------
+
+
+@fault_class(10, "first push of a brand-new kernel: GetKernel answers 403 \"Permission 'kernels.get' was denied\"", "the run starts: one version, exit 0")
+def test_a_first_push_works_when_kaggle_answers_403_for_a_new_kernel(ws, standin):
+    result = run_kit("push-kernel", "train")
+    assert result.exit_code == 0, result.stderr
+    got = standin.calls("GetKernel")
+    assert got and got[0].json["kernelSlug"] == kernel(ws).partition("/")[2]  # asked first, answered 403
+    assert versions(standin) == 1 and len(standin.calls("SaveKernel")) == 1
+    assert record(ws, "run-1")["remote"] == kernel(ws) and record(ws, "run-1")["status"] != "error"
+    no_traceback(result)
+
+
+@fault_class(10, "403 on a kernel kit pushed before", "an access error with the credentials hint; the run is not marked gone")
+def test_a_403_on_a_kernel_kit_pushed_before_stays_an_access_error(ws, standin):
+    assert run_kit("push-kernel", "train").exit_code == 0
+    standin.kernels.clear()  # Kaggle now refuses to show it (other credentials, or it was made unreadable)
+    shown = run_kit("status", "run-1")
+    assert shown.exit_code == 1 and "HTTP 403" in shown.stderr and "credentials" in shown.stderr, shown.stderr
+    assert record(ws, "run-1")["remote"] == kernel(ws)
+    backend = KaggleBackend(layout.load(ws), KaggleSession(FAST))
+    with pytest.raises(AuthError, match="HTTP 403"):
+        backend.kernel_version(kernel(ws), seen=True)
+    assert backend.kernel_version(kernel(ws)) is None  # never seen: 403 is "no such kernel yet"
+
+
+# -- 11. requests Kaggle processes long after the client gave up ----------------------------------------------------
+
+# The stand-in's clock and kit's windows run SCALE times Kaggle's: the client's 60 s timeout is 1.5 s here, kit's
+# 300 s settle window 7.5 s, its 30 s of looking 0.75 s, and "processed 120 s after the client gave up" 3 s.
+SCALE = 0.025
+LATE = [20, 60, 120]
+
+
+@pytest.fixture
+def scaled(ws, standin, monkeypatch) -> Path:
+    """kit's own defaults (the client's timeout, the settle window, the look), every duration times SCALE, and the
+    stand-in's clock alike."""
+    standin.time_scale = SCALE
+    for name in ("KIT_KAGGLE_TIMEOUT", "KIT_KAGGLE_BACKOFF", "KIT_KAGGLE_SETTLE", "KIT_KAGGLE_LOOK", "KIT_KAGGLE_MAX_WAIT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KIT_KAGGLE_TIME_SCALE", str(SCALE))
+    return ws
+
+
+def _until_resolved(root: Path, run_id: str, *command: str) -> list:
+    """Run `command` as a user told "kit waits for it" would, until the run has nothing pending; every answer is
+    either success or that line."""
+    results = []
+    for _ in range(200):
+        if record(root, run_id)["pending"] is None:
+            return results
+        result = run_kit(*command)
+        results.append(result)
+        assert result.exit_code == 0 or "waiting for it; nothing is sent again before then" in result.stderr, result.stderr
+        no_traceback(result)
+    raise AssertionError(f"{run_id} still pending: {record(root, run_id)['pending']}")
+
+
+def _processed_late(fault, seconds: float) -> None:
+    assert fault.gave_up_at is not None and fault.processed_at is not None
+    assert fault.processed_at - fault.gave_up_at >= seconds * SCALE * 0.95
+
+
+@pytest.mark.parametrize("late", LATE)
+@fault_class(11, "CreateSubmission processed 20/60/120 s after the client gave up", 'one submission, recorded once; meanwhile "waiting for it; nothing is sent again before then", with the command that looks again')
+def test_a_submission_processed_late_is_never_sent_twice(scaled, standin, late):
+    pushed = run_kit("push-kernel", "train")
+    assert pushed.exit_code == 0 and run_kit("pull", "run-1").exit_code == 0
+    fault = standin.inject("CreateSubmission", "late", seconds=late, after_gave_up=True)
+    first = run_kit("submit", "run-1", "--yes")
+    assert first.exit_code == 0 or ("kit submit run-1 looks again" in first.stderr and "--again" in first.stderr), first.stderr
+    _until_resolved(scaled, "run-1", "submit", "run-1", "--yes")
+    _processed_late(fault, late)
+    assert len(standin.calls("CreateSubmission")) == 1 and len(standin.submissions) == 1
+    assert_exactly_once(scaled, standin, ["run-1"])
+
+
+@pytest.mark.parametrize("late", LATE)
+@fault_class(11, "CreateCodeSubmission processed 20/60/120 s after the client gave up", "one code submission, recorded once")
+def test_a_code_submission_processed_late_is_never_sent_twice(scaled, standin, late):
+    standin.competitions["math-grader"] = True
+    pushed = run_kit("push-kernel", "train", "--set", "enable_internet=false", "--set", "model=me/llama/transformers/8b/1")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert run_kit("pull", "run-1").exit_code == 0
+    fault = standin.inject("CreateCodeSubmission", "late", seconds=late, after_gave_up=True)
+    first = run_kit("submit", "run-1", "--yes")
+    assert first.exit_code == 0 or "kit submit run-1 looks again" in first.stderr, first.stderr
+    _until_resolved(scaled, "run-1", "submit", "run-1", "--yes")
+    _processed_late(fault, late)
+    assert len(standin.calls("CreateCodeSubmission")) == 1 and len(standin.submissions) == 1
+    assert record(scaled, "run-1")["submissions"][0]["kernel"] == f"{kernel(scaled)}/1"
+    assert_exactly_once(scaled, standin, ["run-1"])
+
+
+@pytest.mark.parametrize("late", LATE)
+@fault_class(11, "SaveKernel processed 20/60/120 s after the client gave up", "one version (one GPU session); the run gets its kernel; meanwhile kit status names what it waits for")
+def test_a_push_processed_late_is_never_sent_twice(scaled, standin, late):
+    fault = standin.inject("SaveKernel", "late", seconds=late, after_gave_up=True)
+    first = run_kit("push-kernel", "train")
+    assert first.exit_code == 0 or "kit status run-1 looks again" in first.stderr, first.stderr
+    _until_resolved(scaled, "run-1", "status", "run-1")
+    _processed_late(fault, late)
+    assert versions(standin) == 1 and len(standin.calls("SaveKernel")) == 1
+    saved = record(scaled, "run-1")
+    assert saved["remote"] == kernel(scaled) and saved["status"] != "error"
+
+
+@fault_class(11, "a lost CreateSubmission that never lands: sent again only once the window has passed", "exit 1 with what kit waits for; one submission after the window")
+def test_a_submission_that_never_landed_is_sent_once_the_window_has_passed(scaled, standin, monkeypatch):
+    monkeypatch.setenv("KIT_KAGGLE_SETTLE", "2")  # a shorter window, to see it pass
+    pushed = run_kit("push-kernel", "train")
+    assert pushed.exit_code == 0 and run_kit("pull", "run-1").exit_code == 0
+    standin.inject("CreateSubmission", "status", status=503)  # not processed; kit cannot know
+    first = run_kit("submit", "run-1", "--yes")
+    assert first.exit_code == 1 and "waiting for it; nothing is sent again before then" in first.stderr
+    assert len(standin.calls("CreateSubmission")) == 1 and standin.submissions == []
+    results = _until_resolved(scaled, "run-1", "submit", "run-1", "--yes")
+    assert results[-1].exit_code == 0 and len(standin.submissions) == 1 and len(standin.calls("CreateSubmission")) == 2
+    assert_exactly_once(scaled, standin, ["run-1"])
+
+
+@fault_class(11, "`kit submit --again` while a lost submission may still land", "sent at once, as asked")
+def test_again_sends_at_once_while_waiting(scaled, standin):
+    pushed = run_kit("push-kernel", "train")
+    assert pushed.exit_code == 0 and run_kit("pull", "run-1").exit_code == 0
+    standin.inject("CreateSubmission", "status", status=503)
+    assert run_kit("submit", "run-1", "--yes").exit_code == 1
+    again = run_kit("submit", "run-1", "--yes", "--again")
+    assert again.exit_code == 0, again.stderr
+    assert "--again: not waiting" in again.stderr
+    assert len(standin.submissions) == 1 and record(scaled, "run-1")["pending"] is None
