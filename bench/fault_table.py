@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FAULT_TESTS = ["tests/test_exactly_once.py", "tests/test_hints.py"]
+FAULT_TESTS = ["tests/test_exactly_once.py", "tests/test_hints.py", "tests/test_kaggle_answers.py", "tests/test_hostile_inputs.py",
+               "tests/test_local_backend.py::test_a_local_kernel_gets_no_credentials"]
 CLASSES = {
     1: "A score credited to the wrong run",
     2: "Double submissions",
@@ -33,6 +34,12 @@ CLASSES = {
     7: "Settings (nan, inf)",
     8: "Silence and wrong hints",
     9: "Spellings the scorer may read differently",
+    10: "Kaggle's answer for a kernel that does not exist (403)",
+    11: "Requests Kaggle processes long after the client gave up",
+    12: "Credentials in a local kernel's environment",
+    13: "Hostile or odd inputs",
+    14: "A copied workspace",
+    15: "Doctor, HTML 5xx, a run that never started, the score wait",
 }
 BEGIN, END = "<!-- fault-table:begin -->", "<!-- fault-table:end -->"
 

@@ -387,8 +387,12 @@ def status(run: str | None, as_json: bool) -> None:
     if not records and not damaged:
         _err("no runs yet: kit push-kernel train")
         return
+    from kit.runs.lifecycle import never_started
+
     for r, problem in checked:
         note = f"cannot refresh: {problem.message}" if problem else r.message
+        if not problem and never_started(ws, r):
+            note = f"never reached {backend.name} (kit stopped before pushing it): kit cancel {r.id} clears it"
         if not problem and steps.get(r.id):
             note = steps[r.id].line()
         click.echo(f"{r.id:<8} {r.kernel:<6} {r.status.value:<9} {r.backend:<6} {r.created}  {r.gpu or '-':<12} {note}".rstrip())
@@ -442,7 +446,7 @@ def _resolve_pending(ws, backend, record):
 
     try:
         with store.action(ws, record.id, "status", wait=False):
-            return intent.resolve(ws, backend, record.id, _err)
+            return intent.resolve(ws, backend, record.id, _err, patient=False)
     except LockBusy:
         return record
     except KitError as exc:
@@ -533,14 +537,22 @@ def cancel(run: str) -> None:
     from kit.runs import store
     from kit.runs.lifecycle import refresh
 
+    from kit.runs.lifecycle import clear_unstarted, never_started
+
     ws = _ws()
     backend = _backend(ws)
     record = store.load(ws, run)
+    if never_started(ws, record):
+        _err(f"{record.id}: it never reached {backend.name}; now {clear_unstarted(ws, record).status.value}")
+        return
     backend.cancel(record)
     _err(f"{record.id}: cancel requested (now {refresh(ws, backend, record).status.value})")
 
 
 # -- competition -------------------------------------------------------------------------------------------
+
+
+SCORE_WAIT_SECONDS = 600  # `kit submit --wait`: most scores come within minutes
 
 
 @cli.command()
@@ -549,8 +561,10 @@ def cancel(run: str) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--again", is_flag=True, help="submit a file that was already submitted for this run")
 @click.option("--wait", "wait_score", is_flag=True, help="wait for the public score")
+@click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86400), default=None, metavar="SECONDS",
+              help=f"how long --wait waits for the score (default {SCORE_WAIT_SECONDS}; implies --wait)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_json: bool) -> None:
+def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, timeout: float | None, as_json: bool) -> None:
     """Validate and submit a run's submission.csv: `kit submit run-3 -m "r=64, lr 1e-4" --yes`."""
     from kit.submissions.submit import prepare, submit as do_submit, wait_for_score
 
@@ -569,8 +583,8 @@ def submit(run: str, message: str, yes: bool, again: bool, wait_score: bool, as_
     if not yes and not click.confirm(f"Submit {what} to {ws.competition}?", err=True):
         raise KitError("not submitted", hint=f"kit submit {run} --yes skips the question")
     sub = do_submit(ws, backend, plan, message, allow_resubmit=again)
-    if wait_score and sub.status not in ("complete", "error"):
-        sub = wait_for_score(ws, backend, plan.record.id, sub.ref)
+    if (wait_score or timeout is not None) and sub.status not in ("complete", "error"):
+        sub = wait_for_score(ws, backend, plan.record.id, sub.ref, timeout=timeout or SCORE_WAIT_SECONDS)
     score = "pending" if sub.public_score is None else f"{sub.public_score:.5f}"
     if as_json:
         echo_json({"run": plan.record.id, "ref": sub.ref, "status": sub.status, "public_score": sub.public_score,

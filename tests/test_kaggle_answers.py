@@ -7,6 +7,7 @@ Each test is tagged with its fault class, for bench/fault_table.py.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,90 @@ def test_again_sends_at_once_while_waiting(scaled, standin):
     assert again.exit_code == 0, again.stderr
     assert "--again: not waiting" in again.stderr
     assert len(standin.submissions) == 1 and record(scaled, "run-1")["pending"] is None
+
+
+# -- 14. a copied workspace ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["cp -r", "a clone (no .kit/)"])
+@fault_class(14, "a workspace copied with cp -r, or cloned from a repository holding kit.toml, pushes next to the original", "the copy takes its own workspace_id before its first push and says so; two kernels, one version each")
+def test_a_copied_workspace_never_pushes_to_the_originals_kernel(ws, standin, monkeypatch, how):
+    import shutil
+
+    assert run_kit("push-kernel", "train").exit_code == 0
+    copy = ws.parent / "copy"
+    shutil.copytree(ws, copy, symlinks=True, ignore=shutil.ignore_patterns(".kit") if how != "cp -r" else None)
+    monkeypatch.chdir(copy)
+    pushed = run_kit("push-kernel", "train")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert "takes its own" in pushed.stderr and "never push to one Kaggle kernel" in pushed.stderr
+    monkeypatch.chdir(ws)
+    assert run_kit("push-kernel", "train").exit_code == 0
+    mine, theirs = record(ws, "run-2")["remote"], record(copy, "run-2")["remote"]
+    assert mine == kernel(ws, 2) and theirs == kernel(copy, 2) and mine != theirs
+    assert sorted(len(k.versions) for k in standin.kernels.values()) == [1, 1, 1]
+    assert record(copy, "run-1")["remote"] == kernel(ws, 1)  # the run pushed before the copy keeps its kernel
+    monkeypatch.chdir(copy)
+    again = run_kit("push-kernel", "train")  # once is enough: the copy's id is its own now
+    assert again.exit_code == 0 and "takes its own" not in again.stderr
+
+
+# -- 15. the smaller ones ------------------------------------------------------------------------------------------
+
+
+@fault_class(15, "kit doctor with a key Kaggle rejects (401 on every call)", '"FAIL  credentials accepted: ... HTTP 401" (never "ok" first)')
+def test_doctor_checks_the_key_with_a_call_that_needs_it(ws, standin):
+    standin.reject_auth = True
+    result = run_kit("doctor")
+    assert result.exit_code == 1
+    assert "FAIL  credentials accepted" in result.stdout and "HTTP 401" in result.stdout, result.stdout
+    assert "ok  credentials accepted" not in result.stdout.replace("ok    ", "ok  ")
+    standin.reject_auth = False
+    assert "ok    credentials accepted: user testuser" in run_kit("doctor").stdout
+
+
+@fault_class(15, "kit doctor on the local backend with no Kaggle credentials anywhere", "exit 0: the kernels build and the practice competition is there; no credentials asked for")
+def test_doctor_on_the_local_backend_needs_no_kaggle_credentials(workspace, monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("KAGGLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "nobody"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "nowhere"))
+    result = run_kit("doctor")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "practice competition" in result.stdout and "credentials" not in result.stdout
+
+
+@fault_class(15, "a 503 whose body is an HTML page labelled as JSON", "retried like any 5xx: the command succeeds")
+def test_an_html_page_labelled_json_is_retried_like_a_5xx(ws, standin):
+    standin.inject("GetAcceleratorQuotaStatistics", "html_json", status=503)
+    result = run_kit("quota")
+    assert result.exit_code == 0, result.stderr
+    assert len(standin.calls("GetAcceleratorQuotaStatistics")) == 2
+
+
+@fault_class(15, "a push killed while its kernel was being built (no remote, no message)", 'kit status: "never reached kaggle ...: kit cancel run-1 clears it"; kit cancel marks it cancelled')
+def test_a_run_that_never_reached_kaggle_is_shown_with_the_command_that_clears_it(ws, standin):
+    from kit.runs import store
+    from kit.workspace import layout
+
+    store.allocate(layout.load(ws), "train", "kaggle", {})  # what a push killed (SIGKILL) while building leaves
+    shown = run_kit("status")
+    assert shown.exit_code == 0, shown.stderr
+    assert "never reached kaggle" in shown.stdout and "kit cancel run-1 clears it" in shown.stdout
+    cleared = run_kit("cancel", "run-1")
+    assert cleared.exit_code == 0 and "never reached kaggle" in cleared.stderr
+    assert record(ws, "run-1")["status"] == "cancelled" and not standin.calls("SaveKernel")
+    assert "clears it" not in run_kit("status").stdout
+
+
+@fault_class(15, "kit submit --wait --timeout 2 on a score that never comes", 'exit 1 "not scored after 2s (--timeout)" after about 2 s, not 600')
+def test_the_score_wait_is_a_setting(ws, standin):
+    import time
+
+    assert run_kit("push-kernel", "train").exit_code == 0 and run_kit("pull", "run-1").exit_code == 0
+    started = time.monotonic()
+    result = run_kit("submit", "run-1", "--yes", "--wait", "--timeout", "2")
+    assert result.exit_code == 1 and "not scored after 2s" in result.stderr and "--timeout" in result.stderr, result.stderr
+    assert time.monotonic() - started < 30
+    assert len(standin.submissions) == 1

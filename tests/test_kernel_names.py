@@ -122,12 +122,20 @@ def test_pushed_runs_keep_their_kernel_as_sources(kaggle_env, standin, tmp_path,
 
 
 def test_a_competition_that_cannot_make_a_title_fails_in_one_line(tmp_path, monkeypatch):
-    root = _workspace(tmp_path, monkeypatch, "ws", "___")
+    # Such a slug is not Kaggle's (issue 25): kit init refuses it, and kit.toml edited to it fails the build, each
+    # in one line naming the slug, with the fix.
+    monkeypatch.chdir(tmp_path)
+    init = run_kit("init", "--backend", "kaggle", "--competition", "___")
+    assert init.exit_code == 1 and "'___'" in init.stderr and "not a Kaggle competition slug" in init.stderr
+    assert not (tmp_path / "kit.toml").exists()
+    root = _workspace(tmp_path, monkeypatch, "ws", "math-grader")
+    toml = root / "kit.toml"
+    toml.write_text(toml.read_text().replace('slug = "math-grader"', 'slug = "___"'))
     result = run_kit("build", "train", cwd=root)
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("error: competition slug '___' cannot make a Kaggle kernel title")
-    assert lines[1].startswith("hint: set slug under [competition] in kit.toml")
+    assert len(lines) == 2 and lines[0].startswith("error: ") and "'___'" in lines[0] and "not a Kaggle competition slug" in lines[0]
+    assert lines[1].startswith("hint: slug = ") and "under [competition] in kit.toml" in lines[1]
     assert not (root / "build").exists()
 
 

@@ -76,6 +76,16 @@ class DataFile:
     created: str = ""
 
 
+@dataclass(frozen=True)
+class Check:
+    """One line of `kit doctor`: what was checked, whether it passed, and the fix if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
 class Backend(abc.ABC):
     """Where kernels run and where submissions go.
 
@@ -161,6 +171,11 @@ class Backend(abc.ABC):
         """The inference-server modules of the competition's kaggle_evaluation package (aimo_3_inference_server, ...):
         [] where its files ship none, None where the backend cannot tell."""
         return None
+
+    def doctor(self) -> list[Check]:
+        """What `kit doctor` checks that only this backend knows (credentials, the competition, quota), one Check a
+        line; only what the backend needs (the local backend needs no Kaggle credentials)."""
+        return []
 
     def kernel_image(self, run: RunRecord) -> str:
         """The image the run's kernel ran on, where the backend knows one ("" otherwise)."""

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, DataFile, KernelState, SubmissionResult
+from kit.backends.base import DEFAULT_OUTPUTS, Backend, BoardEntry, Check, DataFile, KernelState, SubmissionResult
 from kit.workspace.competition import CompetitionInfo
 from kit.errors import BackendError
 from kit.fileio import atomic_write_json, within
@@ -217,6 +217,12 @@ class LocalBackend(Backend):
 
     def sample_submission(self) -> Path:
         return self._competition_data() / "sample_submission.csv"
+
+    def doctor(self) -> list[Check]:
+        """The practice competition is there (kernels run here; no Kaggle credentials are needed)."""
+        ready = (self.ws.practice_dir / "competition.json").is_file()
+        detail = f"{self.ws.competition} in {self.ws.practice_dir}" if ready else f"no practice competition {self.ws.competition} yet"
+        return [Check("practice competition", ready, detail, "" if ready else "kit practice init")]
 
     def competition_info(self) -> CompetitionInfo:
         """The practice competition's kind and rerun limit, from its competition.json."""

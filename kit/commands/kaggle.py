@@ -10,12 +10,6 @@ from kit.commands.common import load_workspace as _ws, echo_json
 from kit.errors import KitError
 
 
-def _kaggle_backend(ws):
-    from kit.backends.kaggle.backend import KaggleBackend
-
-    return KaggleBackend(ws)
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def quota(as_json: bool) -> None:
@@ -57,11 +51,13 @@ def _unmetered_quota(ws, backend, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (the exit code still says whether all passed)")
 def doctor(as_json: bool) -> None:
-    """Check kernels build, credentials, competition rules and GPU quota, one line each with its fix: `kit doctor`."""
-    from kit.backends.kaggle.doctor import doctor as kaggle_checks
+    """Check kernels build, and what the backend needs (on Kaggle: credentials, the competition's rules, GPU quota),
+    one line each with its fix: `kit doctor`."""
+    from kit.commands.common import backend_for
 
     ws = _ws()
-    checks = _build_checks(ws) + _layout_checks(ws) + kaggle_checks(ws, _kaggle_backend(ws))
+    backend = backend_for(ws)
+    checks = _build_checks(ws, backend.name) + _layout_checks(ws) + backend.doctor()
     if as_json:
         echo_json([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks])
     for check in checks if not as_json else []:
@@ -74,18 +70,18 @@ def doctor(as_json: bool) -> None:
         raise KitError(f"{len(failed)} of {len(checks)} checks failed", hint=failed[0].fix or "see the lines above")
 
 
-def _build_checks(ws) -> list:
-    """Whether each of the workspace's kernels builds for Kaggle (into a temporary folder; nothing is kept)."""
+def _build_checks(ws, backend: str) -> list:
+    """Whether each of the workspace's kernels builds for `backend` (into a temporary folder; nothing is kept)."""
     import tempfile
 
-    from kit.backends.kaggle.doctor import Check
+    from kit.backends.base import Check
     from kit.runs.lifecycle import build_for_workspace, resolve_config
 
     checks = []
     with tempfile.TemporaryDirectory(prefix="kit-doctor-") as tmp:
         for kernel in ("train", "infer"):
             try:
-                config = resolve_config(ws, kernel, {}, "kaggle")
+                config = resolve_config(ws, kernel, {}, backend)
                 built = build_for_workspace(ws, kernel, config, Path(tmp) / kernel)
                 checks.append(Check(f"{kernel} kernel builds", True, f"{built.script.stat().st_size // 1024} KiB script"))
             except KitError as exc:
@@ -96,7 +92,7 @@ def _build_checks(ws) -> list:
 def _layout_checks(ws) -> list:
     """A workspace made before kit's kernels stopped being a package: its kernels/__init__.py is imported as `kernels`
     by transformers (which imports Hugging Face's `kernels`) wherever the workspace root is on sys.path."""
-    from kit.backends.kaggle.doctor import Check
+    from kit.backends.base import Check
 
     if not (ws.kernels_dir / "__init__.py").is_file():
         return []

@@ -139,11 +139,11 @@ def _clock(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%H:%M:%S UTC")
 
 
-def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say) -> T | None:
+def _look(backend: Backend, intent: Intent, find: Callable[[], T | None], say: Say, patient: bool = True) -> T | None:
     """`find()`; while nothing is there and the request may still land (`settled_at`), look again every few
-    seconds, for `backend.look_seconds` at most."""
+    seconds, for `backend.look_seconds` at most (`patient`; else once)."""
     found = find()
-    if found:
+    if found or not patient:
         return found
     now = datetime.now(timezone.utc)
     until = min(settled_at(backend, intent), now + timedelta(seconds=backend.look_seconds))
@@ -267,11 +267,12 @@ def record_found_submissions(ws: Workspace, run_id: str, intent: Intent, found: 
     return store.update(ws, run_id, change)
 
 
-def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say, send_anyway: bool = False) -> RunRecord:
+def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say, send_anyway: bool = False, patient: bool = True) -> RunRecord:
     """If the run has a pending intent, ask the backend what happened and record it (the submission found, the
     kernel started), or clear it when nothing happened. Raises a KitError (the intent stays, marked unresolved)
     when the backend cannot be asked, or when nothing shows yet but the request may still land, unless
-    `send_anyway` (the user's --again: the intent is cleared). Callers hold the run's action lock."""
+    `send_anyway` (the user's --again: the intent is cleared). Not `patient` (kit status, over every run): one look,
+    no waiting for a request that may still land. Callers hold the run's action lock."""
     record = store.load(ws, run_id)
     intent = record.pending
     if intent is None:
@@ -279,7 +280,7 @@ def resolve(ws: Workspace, backend: Backend, run_id: str, say: Say, send_anyway:
     what = "submission" if intent.action == "submit" else "push"
     say(f"{run_id}: a {what} from {intent.at} was left unfinished ({intent.unresolved or 'kit stopped before its answer'}); asking {backend.name} what happened")
     try:
-        found = _look(backend, intent, _finder(ws, backend, run_id, intent), say)
+        found = _look(backend, intent, _finder(ws, backend, run_id, intent), say, patient)
     except KitError as exc:
         _unresolved(ws, run_id, intent, exc.message)
         raise KitError(

@@ -48,7 +48,7 @@ def build_for_workspace(ws: Workspace, kernel: str, config: KernelConfig, out_di
     has one, is the kernel's `task` setting."""
     return build_kernel(
         kernel, config, out_dir, kernels_dir(ws.kernels_dir), run_id=run_id, owner=ws.kaggle_username or "USERNAME",
-        workspace_id=ensure_workspace_id(ws), kernel_sources=_pushed_kernels(ws, source_runs(config)),
+        workspace_id=ensure_workspace_id(ws, _say), kernel_sources=_pushed_kernels(ws, source_runs(config)),
         docker_image=ws.docker_image, task=None if ws.task_table is None else ws.task_table.to_dict(),
     )
 
@@ -84,7 +84,8 @@ def create_run(ws: Workspace, backend: Backend, kernel: str, overrides: Mapping[
     sheet.check(ws)  # refused now, not in the write after a paid session started
     record = store.allocate(ws, kernel, backend.name, config_dict(config), tags=tags)
     try:
-        build_for_workspace(ws, kernel, config, store.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
+        with store.action(ws, record.id, "build"):  # a run being built is not one that never reached the backend
+            build_for_workspace(ws, kernel, config, store.run_dir(ws, record.id) / KERNEL_DIR, run_id=record.id)
     except BaseException as exc:  # never a queued run that can never start
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else (exc.message if isinstance(exc, KitError) else type(exc).__name__)
         record = store.update(ws, record.id, lambda r: _failed(r, f"build failed, nothing was pushed: {why}"))
@@ -158,6 +159,30 @@ def start_run(ws: Workspace, backend: Backend, record: RunRecord, retry_later: t
 
 
 NOT_SENT = "push interrupted before it was sent; nothing runs (push a new run)"
+
+
+def never_started(ws: Workspace, record: RunRecord) -> bool:
+    """Whether `record` is a run that never reached its backend and never will by itself: queued, no remote, no
+    push pending, nothing said, and no kit command working on it (a kit killed while it built or pushed it)."""
+    from kit.fileio import LockBusy
+
+    if record.status is not KernelStatus.QUEUED or record.remote or record.pending is not None or record.message:
+        return False
+    try:
+        with store.action(ws, record.id, "status", wait=False):
+            return True
+    except LockBusy:
+        return False
+
+
+def clear_unstarted(ws: Workspace, record: RunRecord) -> RunRecord:
+    """Mark a run that never reached the backend (`never_started`) cancelled, so it stops showing as queued."""
+    def clear(r: RunRecord) -> None:
+        r.status, r.finished, r.message = KernelStatus.CANCELLED, store.now(), "never reached the backend; cleared by kit cancel"
+
+    record = store.update(ws, record.id, clear)
+    sheet.sync(ws, [record])
+    return record
 
 
 def _failed(record: RunRecord, message: str) -> None:

@@ -195,7 +195,7 @@ def wait_for_score(
     deadline = time.monotonic() + timeout
     with progress.waiting(f"{run_id} submission {ref}") as shown:
         if not progress.bars_enabled():
-            shown.write(f"{run_id} submission {ref}: waiting for its score (up to {timeout / 60:.0f} min; Ctrl-C stops waiting, kit scores fetches it later)")
+            shown.write(f"{run_id} submission {ref}: waiting for its score (up to {progress.clock(timeout)}; Ctrl-C stops waiting, kit scores fetches it later)")
         try:
             return _poll_score(ws, backend, run_id, ref, deadline, poll, sleep, shown)
         except KeyboardInterrupt:
@@ -220,6 +220,6 @@ def _poll_score(ws: Workspace, backend: Backend, run_id: str, ref: str, deadline
             return sub
         if time.monotonic() > deadline:
             shown.fail("not scored yet")
-            raise KitError(f"submission {ref} not scored after {shown.elapsed:.0f}s", hint="kit scores refreshes it later")
+            raise KitError(f"submission {ref} not scored after {shown.elapsed:.0f}s (--timeout)", hint="kit scores refreshes it later; --timeout SECONDS waits longer")
         shown.note(f"{sub.status}, scored in a few minutes usually")
-        sleep(poll)
+        sleep(max(0.0, min(poll, deadline - time.monotonic())) + 0.01)  # the last look at the deadline, not past it

@@ -11,7 +11,7 @@ import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kit.errors import ConfigError, WorkspaceError
 from kit.workspace import schema
@@ -239,6 +239,7 @@ def init(root: Path, slug: str = PRACTICE_SLUG, backend: str = "local", public_r
 
     text = KIT_TOML_TEMPLATE.format(slug=slug, backend=backend, public_rows=public_rows, workspace_id=new_workspace_id())
     atomic_write_text(path, text)
+    ensure_workspace_id(load(root))  # the id belongs to this folder (.kit/workspace.json)
     (root / "submissions").mkdir(exist_ok=True)
     ignore(root / ".gitignore", [".kit/", ".*.lock", "build/", "data/"])
     copy_templates(root / "kernels")
@@ -282,9 +283,64 @@ def set_value(root: Path, table: str, key: str, value: str, keep: bool = False) 
     return value
 
 
-def ensure_workspace_id(ws: Workspace) -> str:
-    """The workspace's id, made and recorded in kit.toml the first time a workspace without one needs it."""
-    if ws.workspace_id:
-        return ws.workspace_id
-    # keep: another command may have made it since this one read kit.toml
-    return set_value(ws.root, "kaggle", "workspace_id", new_workspace_id(), keep=True)
+IDENTITY_FILE = "workspace.json"  # in .kit/: the folder kit.toml's workspace_id belongs to
+
+
+def ensure_workspace_id(ws: Workspace, say: Callable[[str], None] = lambda line: None) -> str:
+    """The workspace's id, made and recorded in kit.toml the first time a workspace without one needs it.
+
+    The id names every kernel the workspace pushes, so it belongs to one folder (.kit/workspace.json). A copy of
+    the workspace (`cp -r`, or a clone of a repository holding kit.toml, which brings no .kit/) takes its own id the
+    first time it needs one, and `say`s so: two copies never push to one kernel nor pull each other's outputs. Runs
+    already pushed keep their kernels (their records name them). A workspace moved (its old folder gone) keeps it."""
+    from kit.fileio import atomic_write_json, locked
+
+    marker = ws.state_dir / IDENTITY_FILE
+    here = str(Path(ws.root).resolve())
+    with locked(marker):
+        current = _read_toml_id(ws.root) or ws.workspace_id
+        owner = _identity(marker)
+        copy_of = ""
+        if current and owner is None and not _has_state(ws.state_dir, marker):
+            copy_of = "a clone or copy of another (no .kit/ came with it)"
+        elif current and owner is not None and owner != (current, here) and owner[0] == current and _holds(owner[1], current):
+            copy_of = f"a copy of the one at {owner[1]}"
+        if copy_of or not current:
+            fresh = new_workspace_id()
+            set_value(ws.root, "kaggle", "workspace_id", fresh)
+            if copy_of:
+                say(f"this workspace is {copy_of}, with the same workspace_id ({current}) in kit.toml: it takes its own, {fresh}, "
+                    f"so that the two never push to one Kaggle kernel (runs pushed already keep theirs)")
+            current = fresh
+        if owner != (current, here):
+            atomic_write_json(marker, {"workspace_id": current, "root": here})
+    return current
+
+
+def _read_toml_id(root: Path) -> str:
+    """kit.toml's [kaggle] workspace_id as the file says now (another command may have changed it)."""
+    import tomllib
+
+    try:
+        return str(tomllib.loads((Path(root) / WORKSPACE_FILE).read_text(encoding="utf-8")).get("kaggle", {}).get("workspace_id", ""))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+
+
+def _identity(marker: Path) -> tuple[str, str] | None:
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        return str(data["workspace_id"]), str(data["root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _has_state(state_dir: Path, marker: Path) -> bool:
+    """Whether .kit/ holds anything but the identity's own lock: a workspace used here before (by an older kit)."""
+    lock = marker.with_name(f".{marker.name}.lock")
+    return state_dir.is_dir() and any(p != lock for p in state_dir.iterdir())
+
+
+def _holds(root: str, workspace_id: str) -> bool:
+    """Whether the workspace at `root` still exists with `workspace_id` (so this one is its copy, not it moved)."""
+    return (Path(root) / WORKSPACE_FILE).is_file() and _read_toml_id(Path(root)) == workspace_id

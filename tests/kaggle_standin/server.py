@@ -56,7 +56,7 @@ class Fault:
     """A fault served instead of (or after) the normal answer to the next `times` matching requests.
 
     Kinds: `status` answers an error (with `apply`, after doing the request: a processed request answered with a
-    5xx); `html` answers a web page; `hang` does the request and answers `seconds` later (after the client's
+    5xx); `html` answers a web page; `html_json` answers `status` with a web page labelled as JSON; `hang` does the request and answers `seconds` later (after the client's
     timeout: the answer is lost); `late` waits `seconds`, then does the request (it lands after the client gave up;
     with `after_gave_up`, `seconds` count from the moment the client closed the connection: Kaggle processing a
     request N s after the client gave up, as issue 25 saw; the stand-in's `time_scale` scales them);
@@ -637,8 +637,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._send(fault.status, {"code": fault.status, "message": fault.message}, headers)
             return True
-        if fault.kind == "html":
+        if fault.kind in ("html", "html_json"):
             page = b"<!DOCTYPE html><html><body><h1>Kaggle is down for maintenance</h1></body></html>"
+            if fault.kind == "html_json":  # a proxy's or load balancer's error page, labelled as JSON
+                self._send(fault.status, page, {"Content-Type": "application/json"})
+                return True
             self._send(fault.status if fault.status < 500 else 200, page, {"Content-Type": "text/html; charset=utf-8"})
             return True
         if fault.kind == "empty":
@@ -676,7 +679,7 @@ class _Handler(BaseHTTPRequestHandler):
             standin.wait(late.seconds * standin.time_scale)
             fault = None
         # Faults that answer before the request is done (unless `apply`): nothing happened on the server.
-        if fault and fault.kind in ("status", "html", "empty") and not fault.apply and self._fault(fault, None):
+        if fault and fault.kind in ("status", "html", "html_json", "empty") and not fault.apply and self._fault(fault, None):
             return
         auth = recorded.headers.get("Authorization", "")
         if method != "IntrospectToken" and (standin.reject_auth or not auth):

@@ -251,6 +251,12 @@ class KaggleBackend(Backend):
             raise  # unknown whether it runs: pushing again could start a second paid session
         return remote
 
+    def doctor(self) -> list:
+        """Credentials found and accepted, the competition's rules, its kind, GPU quota (kit/backends/kaggle/doctor.py)."""
+        from kit.backends.kaggle.doctor import doctor
+
+        return doctor(self.ws, self)
+
     @property
     def settle_seconds(self) -> float:  # type: ignore[override]
         return self.session.policy.settle

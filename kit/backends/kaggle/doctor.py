@@ -6,34 +6,30 @@ run lifecycle, which the backends never import).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from kit.backends.kaggle.backend import KaggleBackend
+from kit.backends.base import Check
 from kit.backends.kaggle.session import AUTH_HINT, credential_source
 from kit.errors import AuthError, BackendError
 from kit.workspace.layout import Workspace
 
 
-@dataclass(frozen=True)
-class Check:
-    """One line of `kit doctor`: what was checked, whether it passed, and the fix if not."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
+__all__ = ["Check", "doctor"]
 
 
-def doctor(ws: Workspace, backend: KaggleBackend | None = None) -> list[Check]:
+def doctor(ws: Workspace, backend: Any) -> list[Check]:
     """Credentials are found and accepted, the competition's rules are accepted, its kind is known, GPU quota is
-    left; one Check per line, stopping at the first check that fails where the next ones need it."""
-    backend = backend or KaggleBackend(ws)
+    left; one Check per line, stopping at the first check that fails where the next ones need it. `backend` is the
+    workspace's KaggleBackend (KaggleBackend.doctor; this module does not import it, which imports this one)."""
     source = credential_source()
     checks = [Check("credentials found", source is not None, source or "none", "" if source else AUTH_HINT)]
     if source is None:
         return checks
     try:
         user = backend.session.username
+        # Reading the credentials proves nothing (a legacy key is only checked when used): a call that needs them does.
+        api = backend.session.api
+        backend.session.call("credentials check", api.quota_view)
         checks.append(Check("credentials accepted", True, f"user {user}"))
     except BackendError as exc:
         checks.append(Check("credentials accepted", False, exc.message, exc.hint or AUTH_HINT))

@@ -141,10 +141,21 @@ def _install_default_timeout() -> None:
     def send(self, request, stream=False, timeout=None, *args, **kwargs):  # type: ignore[no-untyped-def]
         if timeout is None:
             timeout = _REQUEST_TIMEOUT.get()
-        return original(self, request, stream, timeout, *args, **kwargs)
+        return _as_labelled(original(self, request, stream, timeout, *args, **kwargs))
 
     send._kit_default_timeout = True  # type: ignore[attr-defined]
     HTTPAdapter.send = send  # type: ignore[method-assign]
+
+
+def _as_labelled(response: Any) -> Any:
+    """An error answer whose body is a web page although its label says JSON (a proxy's or load balancer's page in
+    front of Kaggle) relabelled as the page it is: the client then raises the HTTP error, and a 5xx is retried like
+    any other rather than failing as 'not JSON'. Only inside kit's Kaggle calls; streamed downloads are left alone."""
+    if _REQUEST_TIMEOUT.get() is None or getattr(response, "status_code", 200) < 400 or response.raw is None:
+        return response
+    if "json" in response.headers.get("Content-Type", "") and response.content.lstrip()[:1] not in (b"{", b"["):
+        response.headers["Content-Type"] = "text/html"
+    return response
 
 
 @contextlib.contextmanager
