@@ -240,3 +240,32 @@ def test_kit_proposes_the_server_section_from_a_kaggle_evaluation_package(tmp_pa
     from kit.task import Task
 
     assert Task.from_dict(proposal.table).served
+
+
+def test_a_classification_task_is_served_too(workspace, tiny_model):
+    """The binary practice task with [task.server]: predict scores each row in one forward pass and answers its label,
+    through a gateway that takes labels (the practice package's, told the columns)."""
+    import shutil
+
+    from kit.practice.answer_competition import GATEWAY_SOURCE
+
+    package = practice_dir(workspace) / "data" / "kaggle_evaluation"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copyfile(GATEWAY_SOURCE, package / "practice_gateway.py")
+    (package / "practice_math_inference_server.py").write_text(
+        "import kaggle_evaluation.practice_gateway as g\n\n"
+        "class PracticeMathInferenceServer(g.InferenceServer):\n"
+        "    def _get_gateway_for_test(self, data_paths=None):\n"
+        "        return g.AnswerGateway(data_paths, deadline_seconds=30, id_column='ID', answer_column='is_correct', integer=False)\n")
+    toml = workspace / "kit.toml"
+    toml.write_text(toml.read_text() + '\n[task]\npreset = "binary"\n\n[task.server]\nmodule = "practice_math_inference_server"\n'
+                    'call_seconds = 30\nrun_seconds = 600\n')
+    served = run_kit("push-kernel", "infer", "--wait", "--set", f"model={tiny_model}", "--set", "val_rows=8", "--set", "max_seq_length=256")
+    assert served.exit_code == 0, served.stderr + run_kit("logs", "run-1").stdout
+    run_dir = workspace / "submissions" / "run-1"
+    written = pl.read_parquet(run_dir / "submission.parquet")
+    assert written.columns == ["ID", "is_correct"] and sorted(written["ID"].to_list()) == list(range(40))
+    assert set(written["is_correct"].to_list()) <= {"True", "False"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["server"] == "local gateway" and metrics["server_calls"] == 40 and metrics["val_rows"] == 8

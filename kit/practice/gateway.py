@@ -307,14 +307,15 @@ class Client:
 
 
 class AnswerGateway:
-    """A practice answer competition's gateway: test.csv's rows one at a time in shuffled order, each answer an
-    integer frame (id, answer) checked against its row's id; writes submission.parquet (and result.json on a rerun)."""
-
-    id_column = "id"
-    answer_column = "answer"
+    """A practice competition's gateway: test.csv's rows one at a time in shuffled order, each answer a frame of one
+    row (id, answer: an integer unless told otherwise) checked against its row's id; writes submission.parquet (and
+    result.json on a rerun)."""
 
     def __init__(self, data_paths=None, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-                 startup_limit_seconds: float = STARTUP_LIMIT_SECONDS, rerun: bool = IS_RERUN):
+                 startup_limit_seconds: float = STARTUP_LIMIT_SECONDS, rerun: bool = IS_RERUN,
+                 id_column: str = "id", answer_column: str = "answer", integer: bool = True):
+        # the answer's column and whether it must be an integer (a label competition's gateway takes any value)
+        self.id_column, self.answer_column, self.integer = id_column, answer_column, integer
         self.data_paths = tuple(data_paths or ())
         self.deadline_seconds, self.startup_limit_seconds, self.rerun = deadline_seconds, startup_limit_seconds, rerun
         self.client: Client | None = None
@@ -353,7 +354,7 @@ class AnswerGateway:
                                       f"Prediction must have columns {self.id_column}, {self.answer_column} (got {', '.join(answer.columns)})")
         if answer[self.id_column].cast(pl.Utf8).to_list() != expected[self.id_column].cast(pl.Utf8).to_list():
             raise GatewayRuntimeError(GatewayRuntimeErrorType.INVALID_SUBMISSION, f"Invalid values for {self.id_column} in batch of predictions.")
-        if not answer[self.answer_column].dtype.is_integer():
+        if self.integer and not answer[self.answer_column].dtype.is_integer():
             raise GatewayRuntimeError(GatewayRuntimeErrorType.INVALID_SUBMISSION,
                                       f"{self.answer_column} must be an integer, got {answer[self.answer_column].dtype}")
         return answer
