@@ -4,7 +4,9 @@
     -> kit leaderboard -> kit ensemble RUN RUN -> kit submit -> kit pick
 
 The real train kernel runs (a few rows, one step): the point is that every stage speaks the shape's task (its
-prompt, classes, files, metric and submission), not what a tiny random model learns.
+prompt, classes, files, metric and submission), not what a tiny random model learns. Then the same competition is
+served by the Kaggle stand-in (its files, sample submission, uploads scored by the task's metric) and the loop runs
+again on the Kaggle backend with the real kaggle client, the two kernels' outputs being those of the practice runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_kit
+from tests.kaggle_standin.fixtures import serve_practice
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -66,7 +69,7 @@ def push(tiny_model: Path, seed: int) -> str:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_the_whole_loop_in_every_shape(shape, tmp_path, monkeypatch, tiny_model):
+def test_the_whole_loop_in_every_shape(shape, tmp_path, monkeypatch, tiny_model, standin, kaggle_env):
     monkeypatch.delenv("KIT_WORKSPACE", raising=False)
     monkeypatch.chdir(tmp_path)
     ok(run_kit("init"))
@@ -120,3 +123,71 @@ def test_the_whole_loop_in_every_shape(shape, tmp_path, monkeypatch, tiny_model)
     chosen = json.loads(picked.stdout)
     names = json.dumps(chosen)
     assert first in names or ensembled["run"] in names, picked.stdout
+
+    kaggle_loop(shape, tmp_path, monkeypatch, standin, [tmp_path / "submissions" / first, tmp_path / "submissions" / second])
+
+
+def kaggle_loop(shape: str, practice_ws: Path, monkeypatch, standin, outputs: list[Path]) -> None:
+    """The loop on the Kaggle backend against the stand-in serving the practice competition: kit init, the task,
+    push --wait (the stand-in's kernels "write" the practice runs' outputs), submit, scores, leaderboard, ensemble,
+    pick. The stand-in scores the uploads with the task's metric: the same scores the practice competition gave."""
+    practice = practice_ws / ".kit" / "practice" / "practice-math"
+    serve_practice(standin, practice, "shape-cup")
+    root = practice_ws / "kaggle-ws"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for key, value in {"KIT_KAGGLE_TIMEOUT": "5", "KIT_KAGGLE_ATTEMPTS": "3", "KIT_KAGGLE_BACKOFF": "0.01"}.items():
+        monkeypatch.setenv(key, value)
+    ok(run_kit("init", "--backend", "kaggle", "--competition", "shape-cup"))
+    public_rows = PracticeScore(practice).competition.public_rows  # the competition's page says it; kit pick weighs by it
+    toml = root / "kit.toml"
+    toml.write_text(toml.read_text().replace("public_rows = 0", f"public_rows = {public_rows}"))
+    task = tomllib.loads((practice_ws / "kit.toml").read_text()).get("task")
+    if task is not None:  # the [task] a person writes after checking kit's proposal: the practice competition's
+        from kit.practice.shape_competition import task_toml
+
+        with open(root / "kit.toml", "a") as fh:
+            fh.write(task_toml(task, "the competition's task"))
+    shown = ok(run_kit("task", "show")).stdout
+    assert METRICS[shape] in shown
+
+    runs = []
+    for folder in outputs:
+        standin.default_files = {name: (folder / name).read_bytes() for name in
+                                 ("submission.csv", "metrics.json", "val_predictions.csv", "test_probs.csv", "config.json")}
+        runs.append(ok(run_kit("push-kernel", "train", "--wait")).stdout.strip().splitlines()[-1])
+    assert len(standin.calls("SaveKernel")) == 2
+    saved = standin.calls("SaveKernel")[0].json["text"]
+    assert ("'task':" in saved) == (shape != "binary")  # the kernel pushed to Kaggle carries the task
+
+    ok(run_kit("submit", runs[0], "-m", "first", "--yes"))
+    upload = standin.calls("PUT")[-1].body
+    assert upload.decode().splitlines()[0] == ",".join(SUBMISSIONS[shape][0])
+    ok(run_kit("scores"))
+    expected_public, _ = PracticeScore(practice).of(upload)
+    table = json.loads(ok(run_kit("leaderboard", "--json")).stdout)
+    rows = {row["run"]: row for row in (table if isinstance(table, list) else table["rows"])}
+    assert float(rows[runs[0]]["public_score"]) == pytest.approx(expected_public, abs=1e-5)
+    assert rows[runs[0]][f"val_{METRICS[shape]}"] not in ("", None)
+
+    ensembled = json.loads(ok(run_kit("ensemble", *runs, "--json")).stdout)
+    ok(run_kit("submit", ensembled["run"], "-m", "ensemble", "--yes"))
+    ok(run_kit("scores"))
+    assert len(standin.calls("CreateSubmission")) == 2 and all(s.status == "COMPLETE" for s in standin.submissions), \
+        [s.error for s in standin.submissions]
+    chosen = json.loads(ok(run_kit("pick", "-n", "2", "--json")).stdout)
+    assert runs[0] in json.dumps(chosen) or ensembled["run"] in json.dumps(chosen)
+
+
+class PracticeScore:
+    """The practice competition's own score of a file (what the stand-in must agree with)."""
+
+    def __init__(self, practice: Path):
+        from kit.practice.competition import PracticeCompetition
+
+        self.competition = PracticeCompetition(practice)
+
+    def of(self, content: bytes) -> tuple[float, float]:
+        path = self.competition.directory / "scored.csv"
+        path.write_bytes(content)
+        return self.competition.score(path)

@@ -14,7 +14,7 @@ from kit.backends.kaggle.backend import KaggleBackend
 from kit.backends.kaggle.session import KaggleSession, RetryPolicy
 from kit.runs.store import RunRecord
 from kit.workspace.layout import Workspace
-from tests.kaggle_standin.server import StandIn
+from tests.kaggle_standin.server import PracticeScorer, StandIn
 
 # Short waits so fault tests stay fast; the timeout still gives a hung request 1.5 s.
 FAST = RetryPolicy(timeout=1.5, attempts=3, backoff=0.01, max_wait=2.0)
@@ -111,3 +111,13 @@ def build_kernel_folder(folder: Path, slug: str = "kit-math-grader-run-1", owner
     data.update(meta)
     (folder / "kernel-metadata.json").write_text(json.dumps(data, indent=2))
     return folder
+
+
+def serve_practice(standin: StandIn, practice: Path, slug: str) -> PracticeScorer:
+    """Serve a practice competition of any shape (a folder `kit practice init --task SHAPE` made) as the Kaggle
+    competition `slug`: its data files and sample submission, uploads scored by its task's metric."""
+    scorer = PracticeScorer(Path(practice))
+    standin.competitions = {slug: False}
+    standin.competition_files = scorer.files()
+    standin.scorer = scorer
+    return scorer

@@ -153,6 +153,8 @@ class StandIn:
         self.competitions: dict[str, bool] = {"math-grader": False}
         # Code competitions: what a rerun of a submitted notebook sees (see HiddenTest and _rerun)
         self.hidden: HiddenTest | None = None
+        # A competition of any shape (kit's practice data, see serve_practice): uploaded files scored by its task's metric
+        self.scorer: PracticeScorer | None = None
         self.reruns: list[threading.Thread] = []
         self.gpu_seconds_used = 36000
         self.gpu_seconds_total = 108000
@@ -444,6 +446,11 @@ class StandIn:
             for sub in self.submissions:
                 if sub.status == "PENDING":
                     sub.status, sub.public_score = "COMPLETE", self.auto_score
+        if self.scorer is not None:
+            for sub in self.submissions:
+                if sub.status == "PENDING" and not sub.kernel:
+                    public, private, sub.error = self.scorer.score(sub.content, sub.file_name)
+                    sub.status, sub.public_score, sub.rerun_private = ("ERROR" if sub.error else "COMPLETE"), public, private
         subs = sorted(self.submissions, key=lambda s: -s.ref)
         start = int(body.get("pageToken") or 0)
         size = int(body.get("pageSize") or 20)
@@ -548,6 +555,33 @@ class StandIn:
             return 404, {"code": 404, "message": "Dataset not found"}, {}
         self.datasets[ref]["versions"].append(self._dataset_files(body["body"].get("files", [])))
         return 200, {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "Ok", "invalidTags": []}, {}
+
+
+@dataclass
+class PracticeScorer:
+    """A competition of any shape served from kit's practice data (a `kit practice init --task SHAPE` folder): its
+    files and sample submission, and uploads scored as the practice competition scores them, by the task's metric
+    on the hidden public and private rows (the private score shown once revealed)."""
+
+    directory: Path
+
+    def files(self) -> dict[str, bytes]:
+        """The competition's data files as Kaggle lists them (train, test, sample_submission)."""
+        return {p.name: p.read_bytes() for p in sorted((self.directory / "data").iterdir()) if p.is_file()}
+
+    def score(self, content: bytes, name: str) -> tuple[str, str, str]:
+        """(public, private, error) of an uploaded file, as Kaggle's scorer reports them."""
+        from kit.errors import KitError
+        from kit.practice.competition import PracticeCompetition
+
+        with tempfile.TemporaryDirectory(prefix="standin-score-") as tmp:
+            path = Path(tmp) / (name or "submission.csv")
+            path.write_bytes(content)
+            try:
+                public, private = PracticeCompetition(self.directory).score(path)
+            except KitError as exc:
+                return "", "", f"Submission Scoring Error: {exc.message}"
+        return f"{public:.5f}", f"{private:.5f}", ""
 
 
 @dataclass
