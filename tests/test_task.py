@@ -134,6 +134,17 @@ def test_train_labels_and_columns_are_checked_against_the_task():
     Task.from_dict(MAP).check_train_columns(["row_id", "QuestionText", "StudentExplanation", "Category", "Misconception"])
 
 
+def test_a_group_column_keeps_its_case_in_the_metric_name():
+    # Column names are case-sensitive: roc_auc_by:Rule groups by the column Rule, whatever case the family is in.
+    task = Task.from_dict({**JIGSAW, "prompt": "{Rule}: {body}", "metric": {"name": " ROC_AUC_BY:Rule "}})
+    assert task.metric == "roc_auc_by:Rule" and task.group == "Rule" and task.metric_column() == "val_roc_auc_by:Rule"
+    task.check_train_columns(["row_id", "Rule", "body", "rule_violation"])
+    resolved = task.with_labels(["0", "1"])
+    groups, y = ["a", "a", "b", "b"], ["1", "0", "1", "0"]
+    assert metric_value(resolved, y, [0.9, 0.1, 0.2, 0.8], groups) == 0.5  # group a right, group b wrong
+    assert Task.from_dict({**MAP, "metric": {"name": "MAP@3"}}).metric == "map@3"
+
+
 def test_prompt_parts_fill_the_fields_and_set_apart_the_shortened_one():
     task = Task.from_dict({"prompt": "Q: {q}\nWork: {work}\nA: {a}? {{x}}", "target": {"column": "y"}, "shorten": "work"})
     assert task.prompt_parts({"q": "1+1", "work": "long", "a": "2", "y": "True"}) == ("Q: 1+1\nWork: ", "long", "\nA: 2? {x}")

@@ -189,7 +189,7 @@ class Task:
         output = _text(sub, "output", shape["output"], "task.submission.")
         if output not in OUTPUTS:
             raise TaskError(f"unknown task.submission.output {output!r}{_did_you_mean(output, OUTPUTS)}", f"one of {', '.join(OUTPUTS)}", key="submission.output")
-        metric_name = _text(metric, "name", shape["metric"], "task.metric.").strip().lower()
+        metric_name = spell_metric(_text(metric, "name", shape["metric"], "task.metric."))
         family, metric_k, _group = _at_key(parse_metric, metric_name, key="metric.name")
         k = sub.get("k", metric_k or shape.get("k", 1))
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -470,9 +470,16 @@ def template_fields(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def spell_metric(name: str) -> str:
+    """A metric's name as kit writes it: lower case, but for the group column of roc_auc_by:<column>, which is a
+    column's name and keeps its case (ROC_AUC_BY:Rule -> roc_auc_by:Rule)."""
+    family, colon, group = str(name).strip().partition(":")
+    return family.strip().lower() + (colon + group.strip() if colon else "")
+
+
 def parse_metric(name: str) -> tuple[str, int | None, str | None]:
     """(family, k, group) of a metric name: map@3 -> ("map", 3, None), roc_auc_by:rule -> ("roc_auc_by", None, "rule")."""
-    name = str(name).strip().lower() if not str(name).startswith("roc_auc_by:") else str(name).strip()
+    name = spell_metric(name)
     if match := re.fullmatch(r"map@(\d+)", name):
         if int(match.group(1)) < 1:
             raise TaskError(f"metric {name}: k must be at least 1", "map@3")
