@@ -5,8 +5,6 @@ notebook with Kaggle's error classes."""
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 import polars as pl
 import pytest

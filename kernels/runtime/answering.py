@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass
 
 from runtime.answer_data import AnswerRows, answer_rows, answer_rule, fill
 from runtime.answers import AnswerRule, answer_of, most_common, vote
