@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=224)
     parser.add_argument("extra", nargs="*", help="more settings, KEY=VALUE")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     settings = {"competition": "practice-math", "model": SMOLLM2, "val_rows": args.val_rows, "samples": args.samples,
                 "max_new_tokens": args.max_new_tokens, "max_seq_length": 512, "batch_size": 32,
                 **dict(item.split("=", 1) for item in args.extra)}
