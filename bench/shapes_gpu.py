@@ -107,6 +107,11 @@ def run_all(shapes: list[str], train_rows: int | None, serial: bool, practice_ro
     ROOT.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    # the bundled GGUF is converted once into kit's cache before the five kernels start (each would convert it, into
+    # the same folder, at the same time)
+    model = next((v.split("=", 1)[1] for v in settings if v.startswith("model=")), "HuggingFaceTB/SmolLM2-135M-Instruct")
+    code = f"import sys; sys.path.insert(0, {str(REPO / 'kernels')!r}); from runtime.modeling import resolve_model; print(resolve_model({model!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True)
     procs = []
     for shape in shapes:
         command = [sys.executable, __file__, "one", shape, "--train-rows", str(train_rows or TRAIN_ROWS[shape]), "--practice-rows", practice_rows,
