@@ -290,6 +290,12 @@ class Task:
             return next((c for c in classes if float(c) == number), None)
         return None
 
+    def top_k_labels(self, cell: str) -> tuple[str, ...]:
+        """The labels of a top_k submission cell, best first: split at the separator (at any white space where the
+        separator is white space: "A  B" is two labels), blanks dropped."""
+        parts = cell.split(self.separator) if self.separator.strip() else cell.split()
+        return tuple(part.strip() for part in parts if part.strip())
+
     @property
     def positive(self) -> str:
         """A binary task's positive class: the one its probability is of."""
@@ -773,8 +779,7 @@ def check_cells(task: Task, cells: Sequence[str], where: str) -> None:
             raise TaskError(f"{where}: {cells[0]!r} is not a label of the task", f"one of {_listing(classes)}")
         return
     if task.output == "top_k":
-        parts = cells[0].split(task.separator) if task.separator.strip() else cells[0].split()
-        labels = [p.strip() for p in parts if p.strip()]
+        labels = task.top_k_labels(cells[0])
         if not labels:
             raise TaskError(f"{where}: no label", f"up to {task.k} labels separated by {task.separator!r}, best first")
         if len(labels) > task.k:

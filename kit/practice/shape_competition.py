@@ -80,8 +80,7 @@ def submitted_values(task, cells: list[str]):
     if task.output == "probability":
         return float(cells[0])
     if task.output == "top_k":
-        parts = cells[0].split(task.separator) if task.separator.strip() else cells[0].split()
-        return tuple(p.strip() for p in parts if p.strip())
+        return task.top_k_labels(cells[0])
     return task.canonical(cells[0])
 
 

@@ -229,9 +229,7 @@ class TaskValues:
             spelled = task.canonical(values[0])
             values = [spelled if spelled is not None else values[0], *values[1:]]
         elif task.output == "top_k" and values:
-            parts = values[0].split(task.separator) if task.separator.strip() else values[0].split()
-            labels = [p.strip() for p in parts if p.strip()]
-            labels = [task.canonical(x) or x for x in labels]
+            labels = [task.canonical(x) or x for x in task.top_k_labels(values[0])]
             values = [task.separator.join(labels), *values[1:]]
         if values != original:
             self.respelled += 1
