@@ -21,36 +21,16 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
 
     Each run's true accuracy is estimated from its validation and public scores weighted by their sizes, shrunk
     toward the mean of the runs to undo the luck of the best of many; then picks are added that raise the
-    expected best private score, keeping near-duplicate runs apart."""
+    expected best private score, keeping near-duplicate runs apart. A task scored by another metric ([task]) is
+    ranked by public score, else validation, in the metric's direction."""
     from kit.finals.pick import mark as mark_finals, pick as propose, submissions_url
 
     ws = _ws()
     result = propose(ws, count, include_unsubmitted, _only(ws, conditions))
     if as_json:
         echo_json(result.to_json())
-    elif result.metric != "accuracy":  # ranked on the task's metric, in its direction
-        for p in result.picks:
-            c = p.candidate
-            ref = f"  submission {c.submission_ref}" if c.submission_ref else ""
-            click.echo(f"{p.rank}. {c.run}  {result.metric} {p.estimate.mean:.5f}{ref}")
-            for reason in p.reasons:
-                click.echo(f"   - {reason}")
-        for note in result.notes:
-            click.echo(f"note: {note}")
-        if result.skipped:
-            click.echo(f"not considered: {', '.join(f'{s.run} ({s.why})' for s in result.skipped)}", err=True)
     else:
-        for p in result.picks:
-            c = p.candidate
-            ref = f"  submission {c.submission_ref}" if c.submission_ref else ""
-            click.echo(f"{p.rank}. {c.run}  estimate {100 * p.estimate.mean:.2f}% ± {100 * 1.96 * p.estimate.sd:.2f}{ref}")
-            for reason in p.reasons:
-                click.echo(f"   - {reason}")
-        click.echo(f"expected best private score of these picks: {100 * result.picks[-1].expected_best:.2f}%")
-        for note in result.notes:
-            click.echo(f"note: {note}")
-        if result.skipped:
-            click.echo(f"not considered: {', '.join(f'{s.run} ({s.why})' for s in result.skipped)}", err=True)
+        _print_picks(result)
     if mark:
         marked = mark_finals(ws, result)
         click.echo(f"marked {', '.join(marked)} as final in {ws.leaderboard_path.name}", err=True)
@@ -59,6 +39,26 @@ def pick(count: int | None, as_json: bool, mark: bool, include_unsubmitted: bool
             click.echo(f"the Kaggle API cannot select final submissions: select them on {submissions_url(ws)} ({refs})", err=True)
         else:
             click.echo(f"the practice competition has no final selection; on Kaggle you would select them by hand on {submissions_url(ws)}", err=True)
+
+
+def _print_picks(result) -> None:
+    """Each pick with its reasons; for accuracy the shrunk estimate and the expected best private score, for another
+    metric its figure (such runs are ranked in the metric's direction, not estimated)."""
+    estimated = result.metric == "accuracy"
+    for p in result.picks:
+        c = p.candidate
+        ref = f"  submission {c.submission_ref}" if c.submission_ref else ""
+        figure = (f"estimate {100 * p.estimate.mean:.2f}% ± {100 * 1.96 * p.estimate.sd:.2f}" if estimated
+                  else f"{result.metric} {p.estimate.mean:.5f}")
+        click.echo(f"{p.rank}. {c.run}  {figure}{ref}")
+        for reason in p.reasons:
+            click.echo(f"   - {reason}")
+    if estimated:
+        click.echo(f"expected best private score of these picks: {100 * result.picks[-1].expected_best:.2f}%")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.skipped:
+        click.echo(f"not considered: {', '.join(f'{s.run} ({s.why})' for s in result.skipped)}", err=True)
 
 
 def _only(ws, conditions: str) -> set[str] | None:
