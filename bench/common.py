@@ -109,6 +109,21 @@ def steady_rate(marks: list[float], step_tokens: list[int]) -> dict:
             "slow_steps_seconds": round(sum(slow), 1)}
 
 
+def cuda_profile(step, steps: int) -> list[dict]:
+    """GPU time by kernel over `steps` calls of step(), largest first (torch.profiler)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total, e.count) for e in prof.key_averages() if e.device_time_total > 0]
+    total = sum(t for _, t, _ in rows)
+    rows.sort(key=lambda r: -r[1])
+    return [{"kernel": k[:90], "ms_per_step": round(t / 1000 / steps, 2), "share": round(t / total, 3), "calls": c} for k, t, c in rows[:30]]
+
+
 def run_timing(marks: list[float], step_tokens: list[int], *, warm: int, repeats: int, rows_per_step: int,
                setup_s: float) -> dict:
     """The protocol's figures of one training run of len(step_tokens) steps: `repeats` consecutive equal windows after

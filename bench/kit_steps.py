@@ -170,18 +170,3 @@ def agreement(a: list[float], b: list[float]) -> dict:
     diffs = sorted(abs(x - y) for x, y in zip(a, b))
     return {"max_abs_diff": diffs[-1], "p99_abs_diff": diffs[int(0.99 * (len(diffs) - 1))], "median_abs_diff": diffs[len(diffs) // 2],
             "same_side_of_0.5": round(sum((x >= 0.5) == (y >= 0.5) for x, y in zip(a, b)) / len(a), 4)}
-
-
-def cuda_profile(step, steps: int) -> list[dict]:
-    """GPU time by kernel over `steps` calls of step(), largest first (torch.profiler)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-    rows = [(e.key, e.device_time_total, e.count) for e in prof.key_averages() if e.device_time_total > 0]
-    total = sum(t for _, t, _ in rows)
-    rows.sort(key=lambda r: -r[1])
-    return [{"kernel": k[:90], "ms_per_step": round(t / 1000 / steps, 2), "share": round(t / total, 3), "calls": c} for k, t, c in rows[:30]]

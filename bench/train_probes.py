@@ -40,6 +40,8 @@ VARIANTS = {"default": {}, "round3": {"packing": "off", "fuse_projections": Fals
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "kernels"))  # the kernels' runtime, imported as `runtime.<module>`
 sys.path.insert(0, str(REPO / "bench"))
+
+from common import cuda_profile, steady_rate  # noqa: E402  (bench/ is on the path from here)
 results: dict = {}
 RESULT_FILE = {"name": "speed.json"}
 
@@ -206,17 +208,6 @@ def dynamo_counters() -> dict:
     return {k: {str(r)[:200]: n for r, n in v.items()} for k, v in counters.items() if k in ("stats", "recompiles", "graph_break")}
 
 
-def steady_rate(marks: list[float], step_tokens: list[int]) -> dict:
-    """Tokens/s over the steps that took at most twice the median step time per token: the rate once unsloth has
-    compiled the shapes it meets (a new shape can cost seconds of compilation, once per run)."""
-    per_token = sorted((b - a) / max(t, 1) for a, b, t in zip(marks, marks[1:], step_tokens))
-    median = per_token[len(per_token) // 2]
-    kept = [(b - a, t) for a, b, t in zip(marks, marks[1:], step_tokens) if (b - a) / max(t, 1) <= 2 * median]
-    slow = [(b - a) for a, b, t in zip(marks, marks[1:], step_tokens) if (b - a) / max(t, 1) > 2 * median]
-    return {"steady_tokens_per_s": round(sum(t for _, t in kept) / sum(d for d, _ in kept)), "slow_steps": len(slow),
-            "slow_steps_seconds": round(sum(slow), 1)}
-
-
 def kit_score(model, tokenizer, sequences: list[list[int]], batch_size: int, max_tokens: int, multiple: int = 0, keep: dict | None = None,
               packed: bool = False) -> dict:
     """score_sequences as the kernels call it (rows sorted by length, token-budget batches, rounded widths)."""
@@ -278,21 +269,6 @@ def probe_hf(label: str) -> None:
     section("compiled16", lambda: train("compiled layers, batch 16", 16, 6, 300000))
     results["dynamo_counters"] = dynamo_counters()
     save()
-
-
-def cuda_profile(step, steps: int) -> list[dict]:
-    """GPU time by kernel over `steps` calls of step(), largest first (torch.profiler), grouped into families."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-    rows = [(e.key, e.device_time_total, e.count) for e in prof.key_averages() if e.device_time_total > 0]
-    total = sum(t for _, t, _ in rows)
-    rows.sort(key=lambda r: -r[1])
-    return [{"kernel": k[:90], "ms_per_step": round(t / 1000 / steps, 2), "share": round(t / total, 3), "calls": c} for k, t, c in rows[:30]]
 
 
 def agreement(a: list[float], b: list[float]) -> dict:
