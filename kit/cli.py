@@ -405,6 +405,11 @@ def status(run: str | None, as_json: bool) -> None:
         for sub in r.submissions:
             if sub.status == "pending":  # made, not scored yet (a `kit submit --wait` that Ctrl-C stopped waiting)
                 click.echo(f"{'':<8} submission {sub.ref} of {sub.date} is pending (not scored yet): kit scores fetches its score")
+            elif sub.status == "error" and sub.error:  # a failed rerun: its error and, for Kaggle's gateway classes, what it means
+                from kit.submissions.code_checks import explain_rerun_error
+
+                meaning = explain_rerun_error(sub.error)
+                click.echo(f"{'':<8} submission {sub.ref} failed: {sub.error.split(' (log: ')[0]}" + (f" ({meaning.split(': ', 1)[1]})" if meaning else ""))
     for d in damaged:
         click.echo(f"{d.run_id:<8} damaged  {d.message}")
         _err(f"hint: {d.run_id}: {d.hint}")

@@ -118,6 +118,8 @@ def test_a_rerun_that_raises_or_misses_a_deadline_fails_with_kaggles_error_class
     assert meaning in result.stderr  # the class and what it means, in the hint
     sub, = json.loads((served_template / "submissions" / "run-1" / "run.json").read_text())["submissions"]
     assert sub["status"] == "error" and sub["public_score"] is None
+    status = run_kit("status", "run-1").stdout
+    assert f"submission {sub['ref']} failed: {error}" in status and meaning in status  # kit status says it too
 
 
 def test_a_kernel_that_never_serves_fails_with_server_never_started(tmp_path, monkeypatch):
