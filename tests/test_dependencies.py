@@ -32,7 +32,7 @@ NOT_IMPORTED = {
 UNDECLARED = {
     "unsloth": "optional fast path on Kaggle's GPUs (kit deps push bundles it); the kernels run without it",
     "pyarrow": "read only for a Parquet competition (WSDM), installed on Kaggle's image; where it is missing, kit says so in one line",
-    "vllm": "optional sampler of generated answers on a GPU (kit deps push can bundle it); transformers samples without it",
+    "vllm": "optional sampler of generated answers on a GPU where it is installed; transformers samples without it",
 }
 # Which extras each source folder may rely on: kit's modules split by what they need.
 GROUPS = {

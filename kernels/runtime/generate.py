@@ -39,8 +39,8 @@ def generation_engine(setting: str, gpu: bool) -> tuple[str, str]:
             raise RuntimeError("generation_engine=vllm needs a CUDA GPU and this machine has none; set generation_engine=auto "
                                "(transformers here)")
         if not vllm_installed():
-            raise RuntimeError("generation_engine=vllm but vLLM is not installed here; set generation_engine=auto, or bundle "
-                               "its wheels (kit deps push) for an internet-off kernel")
+            raise RuntimeError("generation_engine=vllm but vLLM is not installed here; set generation_engine=auto "
+                               "(transformers' generate), or install vLLM where the kernel runs (it is not in kit's pinned set)")
         return "vllm", "asked for (generation_engine=vllm)"
     if setting == "transformers":
         return "transformers", "asked for (generation_engine=transformers)"
