@@ -115,7 +115,7 @@ def answer_stage(run, config: dict, task, adapter_dir) -> dict:
         return sample_rows(model, rule, [fill(task.prompt, row)], seconds)[0][0]
 
     answerer = RowAnswerer(spec, lambda: sampler or load_sampler(engine, config, adapter_dir, run), answer,
-                           lambda given: most_common(given, rule), check=lambda a: a is not None)
+                           lambda given: most_common(given, rule), check=lambda a: a is not None, started=run.started)
     mode = serve_or_run_local_gateway(spec, answerer, competition_dir(config["competition"]), working_dir())
     metrics.update(answerer.summary(), server=mode)
     return metrics
@@ -172,7 +172,7 @@ def serve_classes(run, config: dict, task, adapter_dir) -> dict:
             return 0.5
         return vote(given) if given else known.classes()[0]
 
-    answerer = RowAnswerer(spec, load, answer, fallback)
+    answerer = RowAnswerer(spec, load, answer, fallback, started=run.started)
     mode = serve_or_run_local_gateway(spec, answerer, competition_dir(config["competition"]), working_dir())
     metrics.update(answerer.summary(), server=mode)
     return metrics

@@ -69,9 +69,11 @@ class RowAnswerer:
     answer or None within `seconds`; `fallback(given)` the answer of a row that has none (the most common so far)."""
 
     def __init__(self, spec: ServerSpec, load: Callable[[], object], answer: Callable[[object, dict, float], object],
-                 fallback: Callable[[list], object], check: Callable[[object], bool] = lambda a: a is not None):
+                 fallback: Callable[[list], object], check: Callable[[object], bool] = lambda a: a is not None,
+                 started: float | None = None):
         self.spec, self._load, self._answer, self._fallback, self._check = spec, load, answer, fallback, check
-        self.clock = Clock(spec.call_seconds, spec.run_seconds, spec.rows)
+        # the run's clock starts with the kernel (`started`: run.started), as the rerun's limit does, not with serving
+        self.clock = Clock(spec.call_seconds, spec.run_seconds, spec.rows, started=started or time.time())
         self.model = None
         self.given: list = []
         self.fallbacks = 0
