@@ -85,13 +85,16 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=224)
     parser.add_argument("extra", nargs="*", help="more settings, KEY=VALUE")
     args = parser.parse_intermixed_args()
+    # 4-bit off (a 135M model needs no quantizing, and the GPU image has no bitsandbytes), compile and graphs off (a
+    # generated answer's batches are never graphed: several targets a row; compiling would cost the short run more)
     settings = {"competition": "practice-math", "model": SMOLLM2, "val_rows": args.val_rows, "samples": args.samples,
-                "max_new_tokens": args.max_new_tokens, "max_seq_length": 512, "batch_size": 32,
+                "max_new_tokens": args.max_new_tokens, "max_seq_length": 512, "batch_size": 32, "load_in_4bit": False,
                 **dict(item.split("=", 1) for item in args.extra)}
     if args.what == "untrained":
         result = run("infer", {**settings, "test_rows": 1}, f"answers-untrained-{args.samples}")
     else:
-        result = run("train", {**settings, "train_rows": args.train_rows, "predict_test": False}, f"answers-trained-{args.train_rows}-{args.samples}")
+        result = run("train", {**settings, "train_rows": args.train_rows, "predict_test": False, "compile": "off", "cuda_graphs": "off"},
+                     f"answers-trained-{args.train_rows}-{args.samples}")
     record(NAME, {"what": args.what, "samples": args.samples, "max_new_tokens": args.max_new_tokens, **result})
 
 
