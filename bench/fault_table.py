@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULT_TESTS = ["tests/test_exactly_once.py", "tests/test_hints.py", "tests/test_kaggle_answers.py", "tests/test_hostile_inputs.py",
-               "tests/test_local_backend.py::test_a_local_kernel_gets_no_credentials"]
+               "tests/test_validate.py", "tests/test_local_backend.py::test_a_local_kernel_gets_no_credentials"]
 CLASSES = {
     1: "A score credited to the wrong run",
     2: "Double submissions",
