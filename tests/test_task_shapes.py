@@ -191,3 +191,23 @@ class PracticeScore:
         path = self.competition.directory / "scored.csv"
         path.write_bytes(content)
         return self.competition.score(path)
+
+
+def test_the_infer_kernel_scores_a_task_as_its_train_run_did(tmp_path, monkeypatch, tiny_model):
+    """The infer kernel with a train run's adapter, on a task whose classes get codes (pairwise): the same label
+    tokens, the same probabilities on the shared validation rows, the task's submission."""
+    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ok(run_kit("init"))
+    ok(run_kit("practice", "init", "--task", "pairwise", "--train-rows", "60", "--test-rows", "12"))
+    trained = push(tiny_model, 1)
+    inferred = ok(run_kit("push-kernel", "infer", "--wait", "--set", f"adapter_run={trained}", "--set", f"model={tiny_model}",
+                          "--set", "val_rows=16", "--set", "max_seq_length=160")).stdout.strip().splitlines()[-1]
+    train_metrics, infer_metrics = (json.loads((tmp_path / "submissions" / r / "metrics.json").read_text()) for r in (trained, inferred))
+    assert infer_metrics["label_codes"] and infer_metrics["label_words"] == train_metrics["label_words"]
+    assert infer_metrics["metric"] == "log_loss" and infer_metrics["val_metric"] == pytest.approx(train_metrics["val_metric"], abs=1e-3)
+    train_val, infer_val = (csv_rows(tmp_path / "submissions" / r / "val_predictions.csv") for r in (trained, inferred))
+    assert train_val[0] == infer_val[0] == ["row", "label", "p_winner_model_a", "p_winner_model_b", "p_winner_tie"]
+    for a, b in zip(train_val[1:], infer_val[1:]):
+        assert a[:2] == b[:2] and [float(x) for x in a[2:]] == pytest.approx([float(x) for x in b[2:]], abs=1e-3)
+    assert csv_rows(tmp_path / "submissions" / inferred / "submission.csv")[0] == SUBMISSIONS["pairwise"][0]
