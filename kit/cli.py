@@ -619,7 +619,7 @@ def scores() -> None:
 @click.option("--where", "conditions", default="", metavar="SQL",
               help="""keep rows meeting a SQL condition: "val_accuracy > 0.8 AND prompt = 'grader'" (text in single quotes; """
                    "OR, NOT, IN, BETWEEN, LIKE, IS NULL)")
-@click.option("--sort", "sort_col", default=None, help="column to sort by (best, i.e. largest, first)")
+@click.option("--sort", "sort_col", default=None, help="column to sort by, largest first (with --ascending the smallest: the best of a log loss or RMSE)")
 @click.option("--ascending", is_flag=True, help="sort smallest first")
 @click.option("--group-by", "group_by", default="", metavar="COLS", help="one row per value of these columns (comma-separated)")
 @click.option("--metric", "metrics", default="", metavar="COLS", help="columns to summarise per group (default: the scores)")
@@ -634,7 +634,7 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
     Not the competition's leaderboard: that is `kit board`. `kit leaderboard` is this command's old name."""
     from kit.commands.common import table_json
     from kit.leaderboard import sheet
-    from kit.leaderboard.terminal import choose_columns, left_out, render_table
+    from kit.leaderboard.terminal import choose_columns, left_out, render_table, score_directions
 
     ws = _ws()
     header, rows = sheet.load_table(ws)
@@ -650,8 +650,9 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
         _err("no runs match" if conditions and header else "no runs yet: kit push-kernel train --wait")
         return
     every = all_columns or bool(group_by)
-    columns = choose_columns(header, rows, all_columns=every, width=width)
-    click.echo(render_table(header, rows, all_columns=every, color=sys.stdout.isatty(), columns=columns.shown))
+    scores = score_directions(ws.task)  # the best of a log loss is its smallest
+    columns = choose_columns(header, rows, all_columns=every, width=width, scores=scores)
+    click.echo(render_table(header, rows, all_columns=every, color=sys.stdout.isatty(), columns=columns.shown, scores=scores))
     if left_out(columns, width):
         _err(left_out(columns, width))
 

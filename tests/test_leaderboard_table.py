@@ -74,3 +74,24 @@ def test_a_persons_column_with_the_same_value_shows_in_a_one_run_table(tmp_path,
     result = run_kit("leaderboard")
     assert result.stdout.splitlines()[0].split() == ["run", "kernel", "status", "val_accuracy", "notes"]
     assert "1 of kit's columns the same in every run" in result.stderr
+
+
+def test_a_lower_is_better_metric_stars_the_smallest_score(two_runs, tmp_path):
+    # A log-loss task: the best run has the smallest val_log_loss and public score, and that is the one starred.
+    with open(tmp_path / "kit.toml", "a", encoding="utf-8") as fh:
+        fh.write('\n[task]\npreset = "pairwise"\n\n[task.target]\none_hot = ["winner_model_a", "winner_model_b", "winner_tie"]\n')
+    rows = list(csv.DictReader(open(tmp_path / "leaderboard.csv", encoding="utf-8")))
+    for row, loss, public in zip(rows, ["0.91", "1.05"], ["0.95", "1.10"]):
+        row.update(val_log_loss=loss, public_score=public, val_accuracy="")
+    with open(tmp_path / "leaderboard.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*two_runs, "val_log_loss"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_kit("runs")
+    assert result.exit_code == 0, result.stderr
+    header, _, first, second = result.stdout.splitlines()
+    assert "val_log_loss" in header.split()
+    assert "0.91*" in first.split() and "0.95*" in first.split(), result.stdout
+    assert not any(cell.endswith("*") for cell in second.split()), result.stdout
+    narrow = run_kit("runs", "--width", "60").stdout.splitlines()[0].split()
+    assert "val_log_loss" in narrow and "notes" not in narrow  # a score, kept as val_accuracy is; not a person's column

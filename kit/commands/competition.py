@@ -23,10 +23,13 @@ def _score(value: float | None) -> str:
     return "" if value is None else f"{value:.5f}"
 
 
-def _table(header: list[str], rows: list[dict[str, str]]) -> str:
-    from kit.leaderboard.terminal import render_table
+def _table(header: list[str], rows: list[dict[str, str]], task=None) -> str:
+    """The rows as a table; with the workspace's `task`, its best public and private scores highlighted (the
+    smallest for a log loss)."""
+    from kit.leaderboard.terminal import render_table, score_directions
 
-    return render_table(header, rows, all_columns=True, color=sys.stdout.isatty())
+    scores = score_directions(task) if task is not None else {}
+    return render_table(header, rows, all_columns=True, color=sys.stdout.isatty(), scores=scores)
 
 
 @click.command()
@@ -51,7 +54,7 @@ def submissions(as_json: bool) -> None:
         return
     header = ["ref", "run", "date", "status", "public_score", "private_score", "description"]
     click.echo(_table(header, [{**r, "public_score": _score(r["public_score"]), "private_score": _score(r["private_score"]),
-                                "run": r["run"] or "-"} for r in rows]))
+                                "run": r["run"] or "-"} for r in rows], ws.task))
     outside = sum(1 for r in rows if not r["run"])
     if outside:
         _err(f"{outside} of {len(rows)} submissions were not made by kit in this workspace (run '-')")

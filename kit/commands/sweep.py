@@ -109,7 +109,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
     if as_json:
         echo_json(_points_json(points))
     else:
-        _print_points(points, ws.task.metric_column())
+        _print_points(points, ws.task)
     order = "" if ws.task.higher_is_better else " --ascending"
     _err(f"next: kit sweep submit {state.name} --top 1  |  kit runs --sort {ws.task.metric_column()}{order}")
 
@@ -150,10 +150,11 @@ def _points_json(points) -> list[dict]:
              "settings": dict(p.point.settings), "message": p.record.message if p.record else ""} for p in points]
 
 
-def _print_points(points, column: str = "val_accuracy") -> None:
-    """The points as a table; `column` names their validation score (the task's val_<metric>)."""
-    from kit.leaderboard.terminal import render_table
+def _print_points(points, task) -> None:
+    """The points as a table, their validation score in the task's val_<metric> column (the best highlighted)."""
+    from kit.leaderboard.terminal import render_table, score_directions
 
+    column = task.metric_column()
     keys: list[str] = []
     for p in points:
         keys += [k for k in p.point.settings if k not in keys]
@@ -169,7 +170,7 @@ def _print_points(points, column: str = "val_accuracy") -> None:
         }
         row.update({k: str(p.point.settings.get(k, "")) for k in keys})
         rows.append(row)
-    click.echo(render_table(header, rows, all_columns=True, color=sys.stdout.isatty()))
+    click.echo(render_table(header, rows, all_columns=True, color=sys.stdout.isatty(), scores=score_directions(task)))
 
 
 @sweep.command("status")
@@ -198,7 +199,7 @@ def status_cmd(name: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(_points_json(points))
     else:
-        _print_points(points, ws.task.metric_column())
+        _print_points(points, ws.task)
     counts: dict[str, int] = {}
     for p in points:
         key = p.record.status.value if p.record else "planned"
