@@ -638,11 +638,12 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
 
     ws = _ws()
     header, rows = sheet.load_table(ws)
+    scores = score_directions(ws.task)  # the best of a log loss is its smallest
     if rows and (conditions or sort_col or group_by):
         from kit.leaderboard.analysis import analyse  # polars: only when there is something to analyse
 
         header, rows = analyse(header, rows, conditions=conditions, sort_by=sort_col or "", ascending=ascending,
-                               group_by=group_by, metrics=metrics, aggregates=aggregates)
+                               group_by=group_by, metrics=metrics, aggregates=aggregates, scores=scores)
     if as_json:  # leaderboard.csv holds text: its numbers are given as numbers, its blanks as null
         echo_json(table_json(rows))
         return
@@ -650,7 +651,6 @@ def leaderboard_cmd(as_json: bool, conditions: str, sort_col: str | None, ascend
         _err("no runs match" if conditions and header else "no runs yet: kit push-kernel train --wait")
         return
     every = all_columns or bool(group_by)
-    scores = score_directions(ws.task)  # the best of a log loss is its smallest
     columns = choose_columns(header, rows, all_columns=every, width=width, scores=scores)
     click.echo(render_table(header, rows, all_columns=every, color=sys.stdout.isatty(), columns=columns.shown, scores=scores))
     if left_out(columns, width):

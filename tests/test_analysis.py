@@ -67,6 +67,19 @@ def test_group_by_gives_mean_and_best_per_group(table):
     assert table.read_bytes() == TABLE.encode()
 
 
+def test_group_by_best_of_a_lower_is_better_metric_is_its_smallest(tmp_path, monkeypatch):
+    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert run_kit("init").exit_code == 0
+    with open(tmp_path / "kit.toml", "a", encoding="utf-8") as fh:  # a log-loss task: lower is better
+        fh.write('\n[task]\npreset = "pairwise"\n\n[task.target]\none_hot = ["winner_model_a", "winner_model_b", "winner_tie"]\n')
+    (tmp_path / "leaderboard.csv").write_text("run,kernel,status,prompt,val_accuracy,val_log_loss,public_score\n"
+                                              "run-1,train,complete,grader,,0.95,0.97\n"
+                                              "run-2,train,complete,grader,,1.02,1.04\n")
+    (got,) = rows("--group-by", "prompt")
+    assert got["val_log_loss_best"] == 0.95 and got["public_score_best"] == 0.97  # the task's column summarised too
+
+
 @pytest.mark.parametrize("args, message", [
     (("--where", "val_accuracy >"), "cannot read the filter 'val_accuracy >'"),
     (("--where", "lr > 1"), "no column 'lr' in leaderboard.csv"),

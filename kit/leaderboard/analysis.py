@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from kit.errors import KitError
+from kit.leaderboard.terminal import ACCURACY_SCORES
 
-# Columns grouped results summarise by default: the scores, higher is better.
-SCORES = ("val_accuracy", "public_score", "private_score")
 AGGREGATES = ("mean", "best", "min", "count")
 
 
@@ -136,13 +135,15 @@ def sort(df: Any, column: str, ascending: bool = False) -> Any:
     return df.with_columns(key.alias("__key")).sort("__key", descending=not ascending, nulls_last=True).drop("__key")
 
 
-def group(df: Any, by: list[str], metrics: list[str] | None = None, aggregates: Iterable[str] = ("mean", "best")) -> Any:
-    """One row per value of `by`: `runs`, then each metric's aggregates (mean, best = max, min, count of
-    numbers), formatted as text like the table's other cells. Metrics default to the scores present."""
+def group(df: Any, by: list[str], metrics: list[str] | None = None, aggregates: Iterable[str] = ("mean", "best"),
+          scores: Mapping[str, bool] = ACCURACY_SCORES) -> Any:
+    """One row per value of `by`: `runs`, then each metric's aggregates (mean, best, min, count of numbers),
+    formatted as text like the table's other cells. Metrics default to the `scores` present; best is a column's
+    max, or its min where `scores` says larger is not better (a log loss)."""
     import polars as pl
 
     _check_columns(df, by)
-    metrics = list(metrics) if metrics else [m for m in SCORES if m in df.columns]
+    metrics = list(metrics) if metrics else [m for m in scores if m in df.columns]
     _check_columns(df, metrics)
     unknown = [a for a in aggregates if a not in AGGREGATES]
     if unknown:
@@ -151,7 +152,8 @@ def group(df: Any, by: list[str], metrics: list[str] | None = None, aggregates: 
     for m in metrics:
         for agg in aggregates:
             value = _number(m)
-            exprs.append({"mean": value.mean(), "best": value.max(), "min": value.min(), "count": value.count()}[agg].alias(f"{m}_{agg}"))
+            best = value.max() if scores.get(m, True) else value.min()
+            exprs.append({"mean": value.mean(), "best": best, "min": value.min(), "count": value.count()}[agg].alias(f"{m}_{agg}"))
     out = df.group_by(by, maintain_order=True).agg(exprs)
     return out.with_columns([pl.col(c).map_elements(_text, return_dtype=pl.Utf8) for c in out.columns if c not in by])
 
@@ -170,15 +172,17 @@ def rows_of(df: Any) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def analyse(header: list[str], rows: list[dict[str, str]], *, conditions: str = "", sort_by: str = "", ascending: bool = False,
-            group_by: str = "", metrics: str = "", aggregates: str = "mean,best") -> tuple[list[str], list[dict[str, str]]]:
-    """The leaderboard rows filtered, grouped and sorted as the CLI's options say; (header, rows) of text."""
+            group_by: str = "", metrics: str = "", aggregates: str = "mean,best",
+            scores: Mapping[str, bool] = ACCURACY_SCORES) -> tuple[list[str], list[dict[str, str]]]:
+    """The leaderboard rows filtered, grouped and sorted as the CLI's options say (`scores`: the score columns and
+    whether larger is better in each); (header, rows) of text."""
     df = frame(header, rows)
     if conditions:
         df = where(df, conditions)
     if group_by:
         keys = [k.strip() for k in group_by.split(",") if k.strip()]
         wanted = [m.strip() for m in metrics.split(",") if m.strip()]
-        df = group(df, keys, wanted or None, [a.strip() for a in aggregates.split(",") if a.strip()])
+        df = group(df, keys, wanted or None, [a.strip() for a in aggregates.split(",") if a.strip()], scores)
     if sort_by:
         df = sort(df, sort_by, ascending)
     return rows_of(df)
