@@ -244,6 +244,20 @@ def test_kit_proposes_the_server_section_from_a_kaggle_evaluation_package(tmp_pa
     assert Task.from_dict(proposal.table).served
 
 
+@pytest.mark.parametrize("code, seconds", [("set_response_timeout_seconds(9 * 60 * 60 + 30)", 32430.0),
+                                           ("set_response_timeout_seconds(2 ** 10)", 3600.0)])  # a power is not read (nor run)
+def test_the_gateways_deadline_is_read_as_numbers_times_and_plus_only(tmp_path, code, seconds):
+    from kit.workspace.task_proposal import propose
+
+    folder = tmp_path / "aimo"
+    (folder / "kaggle_evaluation").mkdir(parents=True)
+    (folder / "kaggle_evaluation" / "aimo_2_inference_server.py").write_text("class AIMO2InferenceServer: ...\n")
+    (folder / "kaggle_evaluation" / "aimo_2_gateway.py").write_text(f"        self.{code}\n")
+    (folder / "train.csv").write_text("id,problem,answer\n" + "".join(f"p{i},What is {i} squared?,{i * i}\n" for i in range(40)))
+    (folder / "sample_submission.csv").write_text("id,answer\nt0,0\n")
+    assert propose(folder).table["server"]["call_seconds"] == seconds
+
+
 def test_a_classification_task_is_served_too(workspace, tiny_model):
     """The binary practice task with [task.server]: predict scores each row in one forward pass and answers its label,
     through a gateway that takes labels (the practice package's, told the columns)."""

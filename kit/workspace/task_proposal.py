@@ -85,13 +85,28 @@ def _propose_server(p: Proposal, modules: list[str], package: Path) -> None:
     for path in sorted(package.glob("*.py")):
         text = path.read_text(encoding="utf-8", errors="replace")
         found = re.search(r"set_response_timeout_seconds\(([\d\s*+]+)\)", text) or re.search(r"^DEADLINE_SECONDS = ([\d\s*+.]+)", text, re.M)
-        if found and re.fullmatch(r"[\d\s*+.]+", found.group(1)):
-            deadline = float(eval(found.group(1), {"__builtins__": {}}))  # digits, spaces, * and + only (checked above)
+        deadline = _sum_of_products(found.group(1)) if found else None
+        if deadline:
             break
     p.table["server"] = {"module": modules[0], "call_seconds": deadline or 3600.0, "run_seconds": 9 * 3600.0, "file": "submission.parquet"}
     p.guesses.append(f"kaggle_evaluation/{modules[0]}.py: an inference-server competition; the gateway calls predict and writes submission.parquet")
     p.checks.append("[task.server]: the deadline per call (call_seconds" + (f", {deadline:g} s from the gateway's code" if deadline else ", 3600 s guessed")
                     + ") and the whole rerun's limit (run_seconds, 9 h guessed): the competition's rules say")
+
+
+def _sum_of_products(text: str) -> float | None:
+    """The value of a gateway's `60 * 30` or `9 * 60 * 60 + 30`: numbers joined by * and +, read without eval (the
+    competition's code is not run; `9 ** 99 ** 99` would never end); None for anything else."""
+    total = 0.0
+    for term in text.split("+"):
+        product = 1.0
+        for factor in term.split("*"):
+            try:
+                product *= float(factor)  # an empty factor (`**`) or a stray character is refused here
+            except ValueError:
+                return None
+        total += product
+    return total
 
 
 def _propose(train: Path, test: Path | None, sample: Path) -> Proposal:
