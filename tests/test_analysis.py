@@ -78,6 +78,11 @@ def test_group_by_best_of_a_lower_is_better_metric_is_its_smallest(tmp_path, mon
                                               "run-2,train,complete,grader,,1.02,1.04\n")
     (got,) = rows("--group-by", "prompt")
     assert got["val_log_loss_best"] == 0.95 and got["public_score_best"] == 0.97  # the task's column summarised too
+    from kit.leaderboard.analysis import runs_where
+    from kit.workspace.layout import load
+
+    ws = load(tmp_path)  # ensemble --top and --by choose the best first: the smallest log loss, public or validation
+    assert runs_where(ws, "", sort_by="public_score", top=1) == runs_where(ws, "", sort_by="val_log_loss", top=1) == ["run-1"]
 
 
 @pytest.mark.parametrize("args, message", [

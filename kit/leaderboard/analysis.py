@@ -18,7 +18,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from kit.errors import KitError
-from kit.leaderboard.terminal import ACCURACY_SCORES
+from kit.leaderboard.terminal import ACCURACY_SCORES, score_directions
 
 AGGREGATES = ("mean", "best", "min", "count")
 
@@ -209,6 +209,6 @@ def runs_where(ws: Any, conditions: str, sort_by: str = "", top: int = 0) -> lis
     header, rows = load_table(ws)
     if not rows:
         raise KitError("leaderboard.csv has no runs to choose from", hint="kit push-kernel train --wait")
-    # best first: the task's metric column in its direction (the smallest val_log_loss is the best)
-    ascending = sort_by == ws.task.metric_column() and not ws.task.higher_is_better
+    # best first: a score in the task's direction (the smallest val_log_loss or public log loss is the best)
+    ascending = not score_directions(ws.task).get(sort_by, True)
     return select_runs(header, rows, conditions, sort_by, top, ascending)
