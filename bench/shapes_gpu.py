@@ -98,6 +98,8 @@ def one(shape: str, train_rows: int, practice_rows: str = "10000,1000", settings
         "beats_baseline": better(metrics["val_metric"], metrics["val_baseline"]) and better(public, base["public"]) and better(private, base["private"]),
     }
     (folder / "result.json").write_text(json.dumps(result, indent=1))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"shapes_{shape}.json").write_text(json.dumps(result, indent=1))  # back even if the whole run is cut short
     print("RESULT " + json.dumps(result), flush=True)
     return result
 
