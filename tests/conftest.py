@@ -58,3 +58,15 @@ def workspace(tmp_path: Path, monkeypatch) -> Path:
     result = run_kit("practice", "init", "--train-rows", "300", "--test-rows", "40", "--daily-limit", "3")
     assert result.exit_code == 0, result.stderr
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama and its tokenizer in a folder, as a kernel's `model` setting loads it (made once a session)."""
+    from tests.test_kernel_runtime import make_model, make_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = make_tokenizer()
+    make_model(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -20,15 +20,6 @@ TINY = ["engine=hf", "r=4", "lora_alpha=8", "batch_size=4", "val_rows=12", "max_
         "learning_rate=1e-3", "optim=adamw_torch", "test_rows=8"]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = make_tokenizer()
-    make_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def push(*settings: str) -> str:
     result = run_kit("push-kernel", "train", "--wait", *[a for s in settings for a in ("--set", s)])
     assert result.exit_code == 0, result.stderr

@@ -40,17 +40,6 @@ SUBMISSIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from tests.test_kernel_runtime import make_model, make_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = make_tokenizer()
-    make_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def ok(result, what: str = ""):
     assert result.exit_code == 0, f"{what}\n{result.stdout}\n{result.stderr}"
     return result
