@@ -99,7 +99,8 @@ def one(shape: str, train_rows: int, practice_rows: str = "10000,1000", settings
     }
     (folder / "result.json").write_text(json.dumps(result, indent=1))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"shapes_{shape}.json").write_text(json.dumps(result, indent=1))  # back even if the whole run is cut short
+    with open(OUT / "shapes_partial.jsonl", "a") as fh:  # back even if the whole run is cut short
+        fh.write(json.dumps(result) + "\n")
     print("RESULT " + json.dumps(result), flush=True)
     return result
 
