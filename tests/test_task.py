@@ -145,6 +145,15 @@ def test_a_group_column_keeps_its_case_in_the_metric_name():
     assert Task.from_dict({**MAP, "metric": {"name": "MAP@3"}}).metric == "map@3"
 
 
+def test_a_one_hot_target_keeps_its_columns_order():
+    # The class of a row is the label at its winning column's place: labels read from train (sorted, only those seen)
+    # would name another column's class, so they are refused.
+    with pytest.raises(TaskError, match="one-hot target's classes are its columns"):
+        Task.from_dict({**LMSYS, "target": {**LMSYS["target"], "labels": "from_train"}})
+    task = Task.from_dict({**LMSYS, "target": {"one_hot": ["winner_model_b", "winner_model_a", "winner_tie"], "labels": ["b", "a", "tie"]}})
+    assert task.target({"winner_model_b": "0", "winner_model_a": "1", "winner_tie": "0"}) == "a"
+
+
 def test_prompt_parts_fill_the_fields_and_set_apart_the_shortened_one():
     task = Task.from_dict({"prompt": "Q: {q}\nWork: {work}\nA: {a}? {{x}}", "target": {"column": "y"}, "shorten": "work"})
     assert task.prompt_parts({"q": "1+1", "work": "long", "a": "2", "y": "True"}) == ("Q: 1+1\nWork: ", "long", "\nA: 2? {x}")

@@ -183,6 +183,9 @@ class Task:
         if one_hot and "labels" not in target:
             labels_value = list(one_hot)
         labels = () if kind == "answer" else _labels(labels_value)  # a generated answer: an open set, no classes
+        if one_hot and labels is None:  # target() names a row's class by its column's place: the classes must be fixed
+            raise TaskError("a one-hot target's classes are its columns, and labels = \"from_train\" would sort them apart from them",
+                            "leave labels out (the one_hot column names), or list one label per one_hot column, in their order", key="target.labels")
         if one_hot and labels is not None and len(labels) != len(one_hot):
             raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out", key="target.labels")
 
