@@ -80,3 +80,18 @@ def test_a_sweep_ranks_its_runs_by_the_tasks_metric(workspace):
     shown = run_kit("sweep", "status", "lr")
     assert shown.exit_code == 0, shown.stderr
     assert "val_log_loss" in shown.stdout.splitlines()[0] and "0.8100" in shown.stdout
+
+
+def test_an_id_column_named_like_a_probability_is_not_a_class(workspace):
+    ws = _task_workspace(workspace)
+    layout.set_value(workspace, "task", "id", "p_id")
+    ws = layout.load(workspace)
+    runs = [_run(ws, v) for v in (0.95, 0.81)]
+    for run in runs:
+        folder = store.run_dir(ws, run)
+        atomic_write_text(folder / "test_probs.csv", "p_id,p_a,p_b,p_tie\n1,0.5,0.3,0.2\n2,0.2,0.2,0.6\n")
+    made = run_kit("ensemble", *runs)
+    assert made.exit_code == 0, made.stderr
+    submission = (store.run_dir(ws, made.stdout.strip()) / "submission.csv").read_text().splitlines()
+    assert submission[0] == "p_id,a,b,tie" and submission[1].startswith("1,")
+

@@ -57,7 +57,7 @@ def _read_probs(path: Path, key: str | None, task: Task) -> _Probs:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         key = key or (header[0] if header else "")
-        per_class = [h for h in header if h.startswith("p_")]
+        per_class = [h for h in header if h.startswith("p_") and h != key]  # an id column may be named p_id
         if key not in header or not (per_class or "prob_true" in header):
             raise KitError(f"{path} has no {key or 'id'} column and probability columns", hint=f"it should be a kernel's {path.name}; pull the run again")
         if per_class:
