@@ -200,3 +200,26 @@ def test_the_infer_kernel_scores_a_task_as_its_train_run_did(tmp_path, monkeypat
     for a, b in zip(train_val[1:], infer_val[1:]):
         assert a[:2] == b[:2] and [float(x) for x in a[2:]] == pytest.approx([float(x) for x in b[2:]], abs=1e-3)
     assert csv_rows(tmp_path / "submissions" / inferred / "submission.csv")[0] == SUBMISSIONS["pairwise"][0]
+
+
+def test_a_code_competition_of_a_shape_reruns_the_kernel_and_scores_it_by_the_tasks_metric(tmp_path, monkeypatch, tiny_model):
+    """`kit practice init --task ordinal --code`: kernels see 5 test rows; the submitted kernel is rerun on every
+    hidden row, offline, and the file it writes there is scored by quadratic weighted kappa."""
+    monkeypatch.delenv("KIT_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ok(run_kit("init"))
+    ok(run_kit("practice", "init", "--task", "ordinal", "--code", "--train-rows", "60", "--test-rows", "20", "--rerun-limit", "300"))
+    practice = tmp_path / ".kit" / "practice" / "practice-math"
+    assert len(csv_rows(practice / "data" / "test.csv")) == 6 and len(csv_rows(practice / "hidden" / "test.csv")) == 21
+    assert csv_rows(practice / "data" / "sample_submission.csv")[0] == ["essay_id", "score"]
+    settings = {"model": str(tiny_model), "train_rows": 24, "val_rows": 16, "max_seq_length": 160, "batch_size": 8, "max_steps": 1,
+                "r": 4, "lora_alpha": 8, "enable_internet": "false"}
+    run = ok(run_kit("push-kernel", "train", "--wait", *(p for k, v in settings.items() for p in ("--set", f"{k}={v}")))).stdout.split()[-1]
+    assert len(csv_rows(tmp_path / "submissions" / run / "submission.csv")) == 6  # the visible rows
+    ok(run_kit("submit", run, "--yes", "--wait"))
+    rerun_file = practice / "reruns" / "1" / "kaggle" / "working" / "submission.csv"
+    written = csv_rows(rerun_file)
+    assert written[0] == ["essay_id", "score"] and len(written) == 21 and all(r[1] in "123456" for r in written[1:])
+    public, _ = PracticeScore(practice).of(rerun_file.read_bytes())
+    row = next(r for r in csv.DictReader(open(tmp_path / "leaderboard.csv", newline="")) if r["run"] == run)
+    assert float(row["public_score"]) == pytest.approx(public, abs=1e-5) and row["val_qwk"] != ""
