@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.errors import KitError
-from kit.fileio import atomic_write_json, atomic_write_text
+from kit.fileio import atomic_write_csv, atomic_write_json
 from kit.leaderboard import sheet
 from kit.runs import store
 from kit.runs.store import KernelStatus, RunRecord
@@ -214,7 +214,7 @@ def _write_test(folder: Path, task: Task, ids: list[str], test_probs: list[list[
     binary = task.kind == "binary"
     id_column = task.id if task.id else "ID"
     prob_header = (["prob_true"] if binary else []) + [prob_column(c) for c in task.classes()]
-    atomic_write_text(folder / TEST_PROBS, _csv([id_column, *prob_header], ([i, *_cells(p, binary)] for i, p in zip(ids, test_probs))))
+    atomic_write_csv(folder / TEST_PROBS, [id_column, *prob_header], ([i, *_cells(p, binary)] for i, p in zip(ids, test_probs)))
     values = decide(task, test_probs, rule)
     write_submission(task, ids, values, folder / task.file)
     metrics: dict = {"test_rows": len(ids), "metric": task.metric, "classes": list(task.classes()), "rule": rule.to_dict()}
@@ -229,7 +229,7 @@ def _write_validation(folder: Path, task: Task, val: _Validation, rule: Rule, cu
     val_header = ["row", *(["is_correct", "prob_true"] if binary else []), "label", *[prob_column(c) for c in task.classes()]]
     lines = ([r, *([str(y == task.classes()[0]), f"{p[0]:.6f}"] if binary else []), y, *(f"{x:.6f}" for x in p)]
              for r, y, p in zip(val.keys, val.labels, val.probs))
-    atomic_write_text(folder / VAL_PREDICTIONS, _csv(val_header, lines))
+    atomic_write_csv(folder / VAL_PREDICTIONS, val_header, lines)
     val_metric = metric_value(task, val.labels, decide(task, val.probs, rule))
     described, base = baseline(task, val.labels)
     metrics.update({"val_rows": len(val.keys), "val_metric": val_metric, "val_baseline": base, "baseline": described,
@@ -272,13 +272,3 @@ def _accuracy(prob_positive: list[float], labels: list[str], task: Task, thresho
 
 def _cells(probs: list[float], binary: bool) -> list[str]:
     return [f"{x:.6f}" for x in ([probs[0]] if binary else []) + list(probs)]
-
-
-def _csv(header: list[str], rows) -> str:
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()

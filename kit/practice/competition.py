@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from kit.errors import KitError, SubmissionError, SubmissionLimitError, WorkspaceError
-from kit.fileio import atomic_write_json, atomic_write_text, locked
+from kit.fileio import atomic_write_csv, atomic_write_json, locked
 from kit.practice.answer_competition import ServerRules, public_split, read_solution, score_answers, write_answer_data
 from kit.practice.data import generate
 from kit.practice.shape_competition import read_shape_solution, score_shape, shape_baseline, write_shape_data
@@ -44,14 +44,6 @@ SUBMISSIONS_FILE = "submissions.json"
 VISIBLE_TEST_ROWS = 5  # code competitions: test rows a kernel sees before its rerun, as Kaggle shows a few
 DEFAULT_RERUN_SECONDS = 9 * 3600  # Kaggle's usual code-competition limit
 RERUNS = "reruns"  # code competitions: each rerun's Kaggle tree, kernel and log, by submission ref
-
-
-def _csv_text(header: tuple[str, ...], rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _utc_now() -> datetime:
@@ -108,28 +100,20 @@ def init_practice(
         raise KitError(f"no practice competition of the task {task!r}", hint=f"one of binary, {', '.join(SHAPE_DEFINITIONS)}, answer")
     train, test = generate(seed, n_train, n_test)
     data_dir, hidden_dir = directory / "data", directory / "hidden"
-    atomic_write_text(
-        data_dir / "train.csv",
-        _csv_text(TRAIN_COLUMNS, [(r.question, r.answer, r.solution, str(r.is_correct)) for r in train]),
-    )
+    atomic_write_csv(data_dir / "train.csv", TRAIN_COLUMNS, [(r.question, r.answer, r.solution, str(r.is_correct)) for r in train])
     test_rows = [(i, r.question, r.answer, r.solution) for i, r in enumerate(test)]
     # A code competition shows its kernels only a few test rows; the whole test set waits in hidden/ for the rerun.
     visible = test_rows[:VISIBLE_TEST_ROWS] if code else test_rows
-    atomic_write_text(data_dir / "test.csv", _csv_text(TEST_COLUMNS, visible))
-    atomic_write_text(data_dir / "sample_submission.csv", _csv_text(SUBMISSION_COLUMNS, [(row[0], "True") for row in visible]))
+    atomic_write_csv(data_dir / "test.csv", TEST_COLUMNS, visible)
+    atomic_write_csv(data_dir / "sample_submission.csv", SUBMISSION_COLUMNS, [(row[0], "True") for row in visible])
     if code:
-        atomic_write_text(hidden_dir / "test.csv", _csv_text(TEST_COLUMNS, test_rows))
-        atomic_write_text(hidden_dir / "sample_submission.csv", _csv_text(SUBMISSION_COLUMNS, [(i, "True") for i in range(n_test)]))
+        atomic_write_csv(hidden_dir / "test.csv", TEST_COLUMNS, test_rows)
+        atomic_write_csv(hidden_dir / "sample_submission.csv", SUBMISSION_COLUMNS, [(i, "True") for i in range(n_test)])
     # the public/private split, fixed by the seed but independent of the row order
     public_rows = max(1, min(n_test - 1, round(n_test * public_fraction)))
     public_ids = set(random.Random(f"{seed}-split").sample(range(n_test), public_rows))
-    atomic_write_text(
-        hidden_dir / "solution.csv",
-        _csv_text(
-            SOLUTION_COLUMNS,
-            [(i, str(r.is_correct), "Public" if i in public_ids else "Private") for i, r in enumerate(test)],
-        ),
-    )
+    atomic_write_csv(hidden_dir / "solution.csv", SOLUTION_COLUMNS,
+                     [(i, str(r.is_correct), "Public" if i in public_ids else "Private") for i, r in enumerate(test)])
     return _write_records(directory, slug, seed, n_train, n_test, public_rows, public_fraction, daily_limit, code, rerun_seconds, {})
 
 

@@ -9,24 +9,15 @@ and hidden/solution.csv (the id, the row's class as `label`, Usage).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from pathlib import Path
 
 from kit.errors import KitError, SubmissionError
-from kit.fileio import atomic_write_text
+from kit.fileio import atomic_write_csv, atomic_write_text
 from kit.practice.shapes import Shape, generate_rows
 
 SOLUTION_LABEL = "label"
-
-
-def _csv_text(header, rows) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def task_of(table: dict):
@@ -53,16 +44,16 @@ def write_shape_data(directory: Path, shape: Shape, seed: int, n_train: int, n_t
     train, test = rows[:n_train], rows[n_train:]
     classes = tuple(sorted({shape.target(r) for r in rows}))
     data_dir, hidden_dir = directory / "data", directory / "hidden"
-    atomic_write_text(data_dir / "train.csv", _csv_text(shape.train_columns, [[r[c] for c in shape.train_columns] for r in train]))
+    atomic_write_csv(data_dir / "train.csv", shape.train_columns, [[r[c] for c in shape.train_columns] for r in train])
     test_rows = [[r[c] for c in shape.test_columns] for r in test]
     visible = test_rows if visible_rows is None else test_rows[:visible_rows]
     header, cells = sample_header_and_row(shape, classes)
-    atomic_write_text(data_dir / "test.csv", _csv_text(shape.test_columns, visible))
-    atomic_write_text(data_dir / "sample_submission.csv", _csv_text(header, [[row[0], *cells] for row in visible]))
-    atomic_write_text(hidden_dir / "test.csv", _csv_text(shape.test_columns, test_rows))
-    atomic_write_text(hidden_dir / "sample_submission.csv", _csv_text(header, [[row[0], *cells] for row in test_rows]))
-    atomic_write_text(hidden_dir / "solution.csv", _csv_text(
-        (shape.id, SOLUTION_LABEL, "Usage"), [(r[shape.id], shape.target(r), "Public" if i in public_ids else "Private") for i, r in enumerate(test)]))
+    atomic_write_csv(data_dir / "test.csv", shape.test_columns, visible)
+    atomic_write_csv(data_dir / "sample_submission.csv", header, [[row[0], *cells] for row in visible])
+    atomic_write_csv(hidden_dir / "test.csv", shape.test_columns, test_rows)
+    atomic_write_csv(hidden_dir / "sample_submission.csv", header, [[row[0], *cells] for row in test_rows])
+    atomic_write_csv(hidden_dir / "solution.csv", (shape.id, SOLUTION_LABEL, "Usage"),
+                     [(r[shape.id], shape.target(r), "Public" if i in public_ids else "Private") for i, r in enumerate(test)])
     return {"task": shape.name, "task_table": shape.task}
 
 
