@@ -227,6 +227,33 @@ def test_balanced_sampling_is_half_true_in_every_window_and_phases_see_fresh_row
     assert len(unbalanced.train) == 900
 
 
+def test_parquet_files_are_read_as_text_and_their_classes_read_from_train(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from runtime.scoring import Scores, predict_test_set
+
+    folder = tmp_path / "input" / "competitions" / "essays"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"id": [10, 11, 12, 13, 14, 15], "text": ["good", "bad", None, "fine", "great", "poor"],
+                  "score": [3, 1, 2, 2, 3, 1]}).to_parquet(folder / "train.parquet")
+    pd.DataFrame({"id": [20, 21], "text": ["ok", "nice"]}).to_parquet(folder / "test.parquet")
+    monkeypatch.setenv("KIT_KAGGLE_ROOT", str(tmp_path))
+    task = Task.from_dict({"preset": "ordinal", "train": "train.parquet", "test": "test.parquet", "id": "id", "prompt": "{text}\nScore:",
+                           "target": {"column": "score"}, "submission": {"columns": ["id", "score"], "output": "number"}})
+    config = {"competition": "essays", "val_rows": 2, "val_seed": 0, "train_rows": 0, "seed": 0, "balance": False, "data_offset": 0,
+              "max_seq_length": 64}
+    rows = data.training_rows(config, data.load_task({"task": task.to_dict()}))
+    assert rows.task.classes() == ("1", "2", "3") and [rows.task.classes()[y] for y in rows.labels] == ["3", "1", "2", "2", "3", "1"]
+    assert rows.table["text"].tolist()[2] == "" and rows.table["id"].tolist()[0] == "10"  # text, a missing cell blank
+    out = tmp_path / "out"
+    out.mkdir()
+    score = lambda seqs, labels=None: Scores([[0.1, 0.2, 0.7]] * len(seqs), [None] * len(seqs))  # noqa: E731
+    from runtime.prompts import task_template
+
+    predict_test_set(folder, make_tokenizer(), task_template(task.prompt, task.shorten), rows.task, config, score, out, Rule("argmax"))
+    assert (out / "submission.csv").read_text() == "id,score\n20,3\n21,3\n"
+
+
 # ------------------------------------------------------------------------------------------------ batches and labels
 
 
