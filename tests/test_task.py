@@ -154,6 +154,14 @@ def test_a_one_hot_target_keeps_its_columns_order():
     assert task.target({"winner_model_b": "0", "winner_model_a": "1", "winner_tie": "0"}) == "a"
 
 
+def test_an_ordinal_score_read_as_a_float_is_its_whole_number():
+    # pandas reads a score column with a blank as floats, and Parquet may store it so: 3.0 is the class 3.
+    task = Task.from_dict(AES)
+    values = [task.target({"score": v}) for v in (3.0, "1.0", "2", " 10.0 ")]
+    assert values == ["3", "1", "2", "10"]
+    assert task.with_labels(values).classes() == ("1", "2", "3", "10")
+
+
 def test_prompt_parts_fill_the_fields_and_set_apart_the_shortened_one():
     task = Task.from_dict({"prompt": "Q: {q}\nWork: {work}\nA: {a}? {{x}}", "target": {"column": "y"}, "shorten": "work"})
     assert task.prompt_parts({"q": "1+1", "work": "long", "a": "2", "y": "True"}) == ("Q: 1+1\nWork: ", "long", "\nA: 2? {x}")

@@ -322,7 +322,9 @@ class Task:
             return (self.labels or self.one_hot)[cells.index(top)]
         if self.columns:
             return str(self.compose).format(**{c: str(row[c]).strip() for c in self.columns})
-        return str(row[self.column]).strip()
+        value = str(row[self.column]).strip()
+        # An ordinal score read from a float column (Parquet, pandas, a CSV written "3.0") is the class "3".
+        return _whole_number(value) if self.kind == "ordinal" else value
 
     def target_name(self) -> str:
         """The target's name as a header says it: the column, or the compose with its braces dropped."""
@@ -879,6 +881,15 @@ def _ordered(values: set[str], kind: str) -> tuple[str, ...]:
     if kind == "binary" and len(ordered) == 2 and all(_truth(v) is not None for v in ordered):
         ordered.sort(key=lambda v: not _truth(v))  # the true-like class first: the one a probability is of
     return tuple(ordered)
+
+
+def _whole_number(text: str) -> str:
+    """"3.0" as "3"; any other text as it is."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def _truth(value: str) -> bool | None:
