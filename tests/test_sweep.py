@@ -318,8 +318,8 @@ def test_status_and_submit_the_top_k_within_the_day(sweep_ws):
     assert result.exit_code == 0, result.stderr
     # best first: run-4 (lr 2e-4, r 16), run-3 (lr 2e-4, r 8), run-2 (already submitted)
     assert result.stdout.count("submission") == 1 and result.stdout.startswith("run-4")
-    assert "run-3    val 0.5280  skip      no submissions left today" in result.stderr
-    assert "run-2    val 0.5260  submitted" in result.stderr
+    assert "run-3    val_accuracy 0.5280  skip      no submissions left today" in result.stderr
+    assert "run-2    val_accuracy 0.5260  submitted" in result.stderr
     ws = layout.load(sweep_ws)
     assert [len(store.load(ws, f"run-{i}").submissions) for i in range(1, 5)] == [1, 1, 0, 1]
 

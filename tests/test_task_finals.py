@@ -80,6 +80,8 @@ def test_a_sweep_ranks_its_runs_by_the_tasks_metric(workspace):
     shown = run_kit("sweep", "status", "lr")
     assert shown.exit_code == 0, shown.stderr
     assert "val_log_loss" in shown.stdout.splitlines()[0] and "0.8100" in shown.stdout
+    as_json = json.loads(run_kit("sweep", "status", "lr", "--json").stdout)
+    assert [p["val_log_loss"] for p in as_json] == [0.95, 0.81, 1.20] and "val_accuracy" not in as_json[0]  # named as it is
 
 
 def test_an_id_column_named_like_a_probability_is_not_a_class(workspace):

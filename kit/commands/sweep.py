@@ -107,7 +107,7 @@ def run_cmd(spec: Path, concurrency: int | None, yes: bool, dry_run: bool, poll:
         bar.done(f"sweep {loaded.name}: all {len(plan.points)} runs ended after {progress.clock(bar.elapsed)}")
     points = report.status(ws, None, state.name)
     if as_json:
-        echo_json(_points_json(points))
+        echo_json(_points_json(points, ws.task))
     else:
         _print_points(points, ws.task)
     order = "" if ws.task.higher_is_better else " --ascending"
@@ -144,9 +144,10 @@ def _event_line(event) -> str:
     return f"{run:<8} {event.kind:<9} {detail}"
 
 
-def _points_json(points) -> list[dict]:
+def _points_json(points, task) -> list[dict]:
+    """The points for --json, each's validation score under the task's column name (val_accuracy for accuracy)."""
     return [{"point": p.point.key, "run": p.record.id if p.record else None,
-             "status": p.record.status.value if p.record else "planned", "val_accuracy": p.val_accuracy,
+             "status": p.record.status.value if p.record else "planned", task.metric_column(): p.val_metric,
              "settings": dict(p.point.settings), "message": p.record.message if p.record else ""} for p in points]
 
 
@@ -165,7 +166,7 @@ def _print_points(points, task) -> None:
             "point": p.point.key,
             "run": p.record.id if p.record else "",
             "status": p.record.status.value if p.record else "planned",
-            column: "" if p.val_accuracy is None else f"{p.val_accuracy:.4f}",
+            column: "" if p.val_metric is None else f"{p.val_metric:.4f}",
             "message": p.record.message if p.record else "",
         }
         row.update({k: str(p.point.settings.get(k, "")) for k in keys})
@@ -197,7 +198,7 @@ def status_cmd(name: str | None, as_json: bool) -> None:
         return
     points = report.status(ws, _backend(ws), name)
     if as_json:
-        echo_json(_points_json(points))
+        echo_json(_points_json(points, ws.task))
     else:
         _print_points(points, ws.task)
     counts: dict[str, int] = {}
@@ -214,7 +215,7 @@ def status_cmd(name: str | None, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> None:
-    """Submit a sweep's K best runs by validation accuracy, never more than today's submissions left:
+    """Submit a sweep's K best runs by the task's validation metric, never more than today's submissions left:
     `kit sweep submit lr-rank --top 2`."""
     from kit.runs.sweep import report
 
@@ -224,7 +225,7 @@ def submit_cmd(name: str, top: int, message: str, yes: bool, as_json: bool) -> N
     for pick in picks:
         record = pick.status.record
         note = pick.reason or f"{pick.plan.valid.rows} rows, {pick.plan.valid.true_share:.1%} True"
-        _err(f"{record.id:<8} val {pick.status.val_accuracy:.4f}  {pick.action:<9} {note}")
+        _err(f"{record.id:<8} {ws.task.metric_column()} {pick.status.val_metric:.4f}  {pick.action:<9} {note}")
     chosen = [p for p in picks if p.action == "submit"]
     if not chosen:
         raise KitError(f"nothing to submit from sweep {name}", hint="see the reasons above; kit runs shows what is submitted")

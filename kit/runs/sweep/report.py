@@ -23,7 +23,7 @@ class PointStatus:
 
     point: Point
     record: RunRecord | None
-    val_accuracy: float | None  # the task's metric; the name kept for `kit sweep status --json` readers
+    val_metric: float | None  # the task's metric (--json names it by the task's column: val_accuracy, val_log_loss, ...)
 
 
 def status(ws: Workspace, backend: Backend | None, name: str) -> list[PointStatus]:
@@ -42,9 +42,9 @@ def status(ws: Workspace, backend: Backend | None, name: str) -> list[PointStatu
 def ranked(ws: Workspace, name: str) -> list[PointStatus]:
     """The sweep's complete runs that have a validation score on the task's metric, best first in its direction
     (the lowest log loss first; ties: the earlier run)."""
-    done = [p for p in status(ws, None, name) if p.record is not None and p.record.status is KernelStatus.COMPLETE and p.val_accuracy is not None]
+    done = [p for p in status(ws, None, name) if p.record is not None and p.record.status is KernelStatus.COMPLETE and p.val_metric is not None]
     sign = -1 if ws.task.higher_is_better else 1
-    return sorted(done, key=lambda p: (sign * p.val_accuracy, p.record.number))  # type: ignore[union-attr,operator]
+    return sorted(done, key=lambda p: (sign * p.val_metric, p.record.number))  # type: ignore[union-attr,operator]
 
 
 @dataclass(frozen=True)
