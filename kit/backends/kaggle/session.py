@@ -150,8 +150,8 @@ def _install_default_timeout() -> None:
 def _as_labelled(response: Any) -> Any:
     """An error answer whose body is a web page although its label says JSON (a proxy's or load balancer's page in
     front of Kaggle) relabelled as the page it is: the client then raises the HTTP error, and a 5xx is retried like
-    any other rather than failing as 'not JSON'. Only inside kit's Kaggle calls; streamed downloads are left alone."""
-    if _REQUEST_TIMEOUT.get() is None or getattr(response, "status_code", 200) < 400 or response.raw is None:
+    any other rather than failing as 'not JSON'. Only error answers inside kit's Kaggle calls are looked at."""
+    if _REQUEST_TIMEOUT.get() is None or getattr(response, "status_code", 200) < 400:
         return response
     if "json" in response.headers.get("Content-Type", "") and response.content.lstrip()[:1] not in (b"{", b"["):
         response.headers["Content-Type"] = "text/html"
