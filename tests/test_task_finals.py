@@ -47,6 +47,7 @@ def test_pick_ranks_a_log_loss_task_lowest_first(workspace):
     assert result.exit_code == 0, result.stderr
     got = json.loads(result.stdout)
     assert [p["run"] for p in got["picks"]] == [runs[1], runs[0]] and got["metric"] == "log_loss"
+    assert got["picks"][0]["val_log_loss"] == 0.81 and "val_accuracy" not in got["picks"][0]  # named as it is
     shown = run_kit("pick", "--include-unsubmitted", "-n", "2")
     assert shown.stdout.splitlines()[0] == f"1. {runs[1]}  log_loss 0.81000"
     assert "validation log_loss 0.81000 on 50 rows (no public score)" in shown.stdout

@@ -65,7 +65,7 @@ class Candidate:
     """What is known about one run when choosing: its scores, their sizes and its test predictions."""
 
     run: str
-    val_accuracy: float | None = None
+    val_accuracy: float | None = None  # the validation score: accuracy, or the task's metric where it is another (ranked)
     val_rows: int = 0
     public_score: float | None = None
     private_score: float | None = None
@@ -131,7 +131,7 @@ class PickResult:
             return {
                 "rank": p.rank, "run": c.run, "submission_ref": c.submission_ref, "estimate": round(e.mean, 5),
                 "estimate_sd": round(e.sd, 5), "estimate_interval95": [round(low, 5), round(high, 5)],
-                "combined": round(e.combined, 5), "val_accuracy": c.val_accuracy, "val_rows": c.val_rows,
+                "combined": round(e.combined, 5), f"val_{self.metric}": c.val_accuracy, "val_rows": c.val_rows,
                 "public_score": c.public_score, "private_score": c.private_score,
                 "expected_best_private": round(p.expected_best, 5), "gain": round(p.gain, 5), "reasons": p.reasons,
             }
