@@ -130,19 +130,27 @@ def summarize(ws: Workspace, record: RunRecord, public_baselines: dict[str, floa
     )
 
 
-def _true_rate(ws: Workspace, run_id: str) -> float | None:
-    """The share of True labels among the validation rows of val_predictions.csv, for a run whose metrics.json does
-    not say (an ensemble, an older kernel); None where the file or its is_correct column is missing."""
+def _val_column(ws: Workspace, run_id: str, column: str) -> list[str] | None:
+    """The cells of one column of the run's val_predictions.csv; None where the file or the column is missing."""
     import csv
 
     from kit.runs.store import run_dir
 
     try:
         with open(run_dir(ws, run_id) / "val_predictions.csv", newline="", encoding="utf-8") as fh:
-            labels = [row["is_correct"].strip().lower() == "true" for row in csv.DictReader(fh)]
-    except (OSError, KeyError, AttributeError):
+            reader = csv.DictReader(fh)
+            if column not in (reader.fieldnames or []):
+                return None
+            return [(row[column] or "").strip() for row in reader]
+    except OSError:
         return None
-    return sum(labels) / len(labels) if labels else None
+
+
+def _true_rate(ws: Workspace, run_id: str) -> float | None:
+    """The share of True labels among the validation rows of val_predictions.csv, for a run whose metrics.json does
+    not say (an ensemble, an older kernel); None where the file or its is_correct column is missing."""
+    cells = _val_column(ws, run_id, "is_correct")
+    return sum(c.lower() == "true" for c in cells) / len(cells) if cells else None
 
 
 def task_figures(ws: Workspace, run_id: str, metrics: dict) -> TaskFigures:
@@ -159,16 +167,15 @@ def task_figures(ws: Workspace, run_id: str, metrics: dict) -> TaskFigures:
 
 
 def _baseline_from_predictions(ws: Workspace, run_id: str, task, metrics: dict) -> tuple[str, float] | None:
-    import csv
-
-    from kit.runs.store import run_dir
+    """The task's baseline on the labels of the run's val_predictions.csv; None without them."""
     from kit.task import TaskError, baseline
 
+    labels = _val_column(ws, run_id, "label")
+    if not labels:
+        return None
     try:
-        with open(run_dir(ws, run_id) / "val_predictions.csv", newline="", encoding="utf-8") as fh:
-            labels = [row["label"] for row in csv.DictReader(fh)]
         if task.labels is None:
             task = task.with_labels(metrics.get("classes") or labels)
-        return baseline(task, labels) if labels else None
-    except (OSError, KeyError, TaskError):
+        return baseline(task, labels)
+    except TaskError:
         return None
