@@ -98,3 +98,10 @@ def test_an_id_column_named_like_a_probability_is_not_a_class(workspace):
     submission = (store.run_dir(ws, made.stdout.strip()) / "submission.csv").read_text().splitlines()
     assert submission[0] == "p_id,a,b,tie" and submission[1].startswith("1,")
 
+
+def test_ranked_picks_break_ties_by_the_earlier_run():
+    from kit.finals.pick import Candidate, choose_ranked
+
+    tied = [Candidate(run, val_accuracy=0.5, val_rows=50) for run in ("run-10", "run-9", "run-11")]
+    assert [p.candidate.run for p in choose_ranked(tied, "log_loss", False, 3).picks] == ["run-9", "run-10", "run-11"]
+

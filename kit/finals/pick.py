@@ -456,7 +456,11 @@ def choose_ranked(candidates: list[Candidate], metric: str, higher_is_better: bo
     def score(c: Candidate) -> tuple[float, int]:
         return (c.public_score, 0) if c.public_score is not None else (c.val_accuracy, c.val_rows)  # type: ignore[return-value]
 
-    ranked = sorted(candidates, key=lambda c: (c.public_score is None, -sign * score(c)[0], c.run))
+    def number(c: Candidate) -> int:  # ties: the earlier run (run-9 before run-10)
+        found = store.RUN_ID.match(c.run)
+        return int(found.group(1)) if found else 0
+
+    ranked = sorted(candidates, key=lambda c: (c.public_score is None, -sign * score(c)[0], number(c)))
     public = [c for c in ranked if c.public_score is not None]
     estimates = [Estimate(c.run, score(c)[0], score(c)[1], score(c)[0], 0.0, 0.0) for c in ranked]
     picks, best = [], None
