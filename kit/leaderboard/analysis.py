@@ -126,13 +126,14 @@ def _type_mismatch(df: Any, text: str, message: str) -> KitError:
 
 
 def sort(df: Any, column: str, ascending: bool = False) -> Any:
-    """Rows by `column`, best (largest) first unless `ascending`; numbers as numbers, blanks last."""
+    """Rows by `column`, largest first unless `ascending`; numbers as numbers, blanks last; ties in the table's order
+    (the earlier run first), so that --top chooses the same runs every time."""
     import polars as pl
 
     _check_columns(df, [column])
     numeric = df.select(_number(column).is_not_null().any()).item()
     key = _number(column) if numeric else pl.col(column).replace("", None)
-    return df.with_columns(key.alias("__key")).sort("__key", descending=not ascending, nulls_last=True).drop("__key")
+    return df.with_columns(key.alias("__key")).sort("__key", descending=not ascending, nulls_last=True, maintain_order=True).drop("__key")
 
 
 def group(df: Any, by: list[str], metrics: list[str] | None = None, aggregates: Iterable[str] = ("mean", "best"),
