@@ -9,12 +9,11 @@ and hidden/solution.csv (the id, the row's class as `label`, Usage).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 
-from kit.errors import KitError, SubmissionError
-from kit.fileio import atomic_write_csv, atomic_write_text
+from kit.errors import SubmissionError
+from kit.fileio import atomic_write_csv
 from kit.practice.shapes import Shape, generate_rows
 
 SOLUTION_LABEL = "label"
@@ -130,31 +129,11 @@ def without_task_tables(text: str) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def task_toml(table: dict, note: str) -> str:
-    """A [task] table (with its [task.*] tables) as kit.toml text, under a comment line."""
-    lines = ["", f"# {note}", "[task]"]
-    subtables = [(k, v) for k, v in table.items() if isinstance(v, dict)]
-    lines += [f"{k} = {_toml(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    for name, values in subtables:
-        lines += ["", f"[task.{name}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
-
-
 def set_workspace_task(root: Path, name: str, table: dict | None) -> str:
     """Make kit.toml's [task] the practice competition's: `table`, or none for the binary task (the default one).
     kit.toml is left as it was where the result does not load. Returns what changed, in words ("" for nothing)."""
-    from kit.fileio import atomic_write_text
     from kit.workspace import layout
+    from kit.workspace.task_config import rewrite_checked, task_toml
 
     path = Path(root) / layout.WORKSPACE_FILE
     before = path.read_text(encoding="utf-8")
@@ -164,12 +143,7 @@ def set_workspace_task(root: Path, name: str, table: dict | None) -> str:
         text += task_toml(table, f"The practice competition's task (kit practice init --task {name}).")
     if text == before:
         return ""
-    atomic_write_text(path, text)
-    try:
-        layout.load(Path(root))
-    except KitError:
-        atomic_write_text(path, before)
-        raise
+    rewrite_checked(root, text)
     if table is None:
         return f"{path.name}: [task] removed (the practice competition is the binary task, the default)" if had else ""
     return f"{path.name}: [task] set to the {name} practice competition's (kit task show)"

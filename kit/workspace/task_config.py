@@ -132,3 +132,41 @@ def _file_stamp(path: Path) -> list:
     except OSError:
         return [str(path)]
     return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def task_toml(table: Mapping[str, Any], note: str) -> str:
+    """A [task] table (its [task.*] tables after its keys) as kit.toml text, under a comment line `note`."""
+    lines = ["", f"# {note}", "[task]"]
+    lines += [f"{key} = {_toml(value)}" for key, value in table.items() if not isinstance(value, Mapping)]
+    for name, values in ((k, v) for k, v in table.items() if isinstance(v, Mapping)):
+        lines += ["", f"[task.{name}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)  # a TOML basic string (and a float) is written as JSON writes it
+
+
+def rewrite_checked(root: Path, text: str) -> Path:
+    """Write kit.toml's new `text`, kept only where the workspace loads with it: else the file is put back as it was
+    and the load's error raised. Returns kit.toml's path."""
+    from kit.errors import KitError
+    from kit.fileio import atomic_write_text
+    from kit.workspace import layout
+
+    path = Path(root) / layout.WORKSPACE_FILE
+    before = path.read_text(encoding="utf-8")
+    atomic_write_text(path, text)
+    try:
+        layout.load(Path(root))
+    except KitError:
+        atomic_write_text(path, before)
+        raise
+    return path
+

@@ -7,13 +7,13 @@ and sample_submission's header and values. What it guessed is said, and what onl
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.errors import ConfigError
 from kit.task import Task, TaskError, read_header, read_rows
+from kit.workspace.task_config import rewrite_checked, task_toml
 
 ANSWER_CLASSES = 30  # more distinct integer targets than this: a generated answer, not an ordinal score
 SAMPLE_ROWS = 2000  # rows of train read to see its labels (enough for the classes of every shape we know)
@@ -30,24 +30,7 @@ class Proposal:
 
     def toml(self) -> str:
         """The [task] tables as kit.toml text, with a comment saying it was proposed."""
-        lines = ["", "# The competition's task, proposed by kit from its files: check it (kit task propose says what to check).", "[task]"]
-        subtables = []
-        for key, value in self.table.items():
-            if isinstance(value, dict):
-                subtables.append((key, value))
-            else:
-                lines.append(f"{key} = {_toml(value)}")
-        for name, values in subtables:
-            lines += ["", f"[task.{name}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
-        return "\n".join(lines) + "\n"
-
-
-def _toml(value) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
+        return task_toml(self.table, "The competition's task, proposed by kit from its files: check it (kit task propose says what to check).")
 
 
 def find_file(folder: Path, stem: str) -> Path | None:
@@ -322,18 +305,10 @@ def propose_task(root: Path, data_dir: Path | None = None, download: bool = Fals
 def write_task(root: Path, proposal: Proposal) -> Path:
     """Add the proposed [task] to kit.toml, checked by loading the workspace again (kit.toml is left as it was when
     it does not load); refused where kit.toml has a [task] already."""
-    from kit.fileio import atomic_write_text
     from kit.workspace import layout
 
     ws = layout.load(root)
     path = ws.root / layout.WORKSPACE_FILE
     if ws.task_table is not None:
         raise ConfigError(f"{path} has a [task] already", hint="edit it, or delete it and run kit task propose --write again")
-    before = path.read_text(encoding="utf-8")
-    atomic_write_text(path, before.rstrip("\n") + "\n" + proposal.toml())
-    try:
-        layout.load(root)
-    except ConfigError:
-        atomic_write_text(path, before)
-        raise
-    return path
+    return rewrite_checked(ws.root, path.read_text(encoding="utf-8").rstrip("\n") + "\n" + proposal.toml())
