@@ -28,10 +28,10 @@ def task() -> None:
 @task.command("show")
 def task_show() -> None:
     """The task kit follows, as a [task] table (without one in kit.toml: the binary is_correct task): `kit task show`."""
-    from kit.workspace.task_proposal import Proposal
+    from kit.workspace.task_config import task_toml
 
     ws = _ws()
-    click.echo(Proposal(ws.task.to_dict()).toml().split("\n", 2)[2].rstrip("\n"))
+    click.echo(task_toml(ws.task.to_dict()).strip("\n"))
     if ws.task_table is None:
         _err("kit.toml has no [task]: this is the binary is_correct task (kit task propose proposes one from the competition's files)")
 

@@ -134,9 +134,9 @@ def _file_stamp(path: Path) -> list:
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def task_toml(table: Mapping[str, Any], note: str) -> str:
-    """A [task] table (its [task.*] tables after its keys) as kit.toml text, under a comment line `note`."""
-    lines = ["", f"# {note}", "[task]"]
+def task_toml(table: Mapping[str, Any], note: str = "") -> str:
+    """A [task] table (its [task.*] tables after its keys) as kit.toml text, under a comment line `note` if any."""
+    lines = ["", *([f"# {note}"] if note else []), "[task]"]
     lines += [f"{key} = {_toml(value)}" for key, value in table.items() if not isinstance(value, Mapping)]
     for name, values in ((k, v) for k, v in table.items() if isinstance(v, Mapping)):
         lines += ["", f"[task.{name}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
