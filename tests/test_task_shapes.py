@@ -133,7 +133,7 @@ def kaggle_loop(shape: str, practice_ws: Path, monkeypatch, standin, outputs: li
     toml.write_text(toml.read_text().replace("public_rows = 0", f"public_rows = {public_rows}"))
     task = tomllib.loads((practice_ws / "kit.toml").read_text()).get("task")
     if task is not None:  # the [task] a person writes after checking kit's proposal: the practice competition's
-        from kit.practice.shape_competition import task_toml
+        from kit.workspace.task_config import task_toml
 
         with open(root / "kit.toml", "a") as fh:
             fh.write(task_toml(task, "the competition's task"))
