@@ -414,12 +414,7 @@ class PracticeCompetition:
         true_share = round(sum(public) / len(public), 5)
         created = str(self._meta().get("created") or "")
         entries = [("baseline: all True", true_share, created, False), ("baseline: all False", round(1 - true_share, 5), created, False)]
-        scored = [s for s in self.submissions() if s.public_score is not None]
-        if scored:
-            best = max(scored, key=lambda s: (s.public_score, s.date))
-            entries.append(("you", best.public_score, best.date, True))
-        # Ties keep the earlier entry first, as Kaggle ranks an earlier submission of the same score higher.
-        return sorted(entries, key=lambda e: (-e[1], e[2]))
+        return self._with_your_best(entries)
 
     def _shape_solution(self) -> dict[str, tuple[str, bool]]:
         path = self.directory / "hidden" / "solution.csv"
@@ -433,14 +428,8 @@ class PracticeCompetition:
         from kit.practice.shape_competition import task_of
 
         described, value = shape_baseline(self.task_table, self._shape_solution())
-        lower = not task_of(self.task_table).higher_is_better
         created = str(self._meta().get("created") or "")
-        entries = [(f"baseline: {described}", value, created, False)]
-        scored = [s for s in self.submissions() if s.public_score is not None]
-        if scored:
-            best = (min if lower else max)(scored, key=lambda s: (s.public_score if lower else s.public_score, s.date))
-            entries.append(("you", best.public_score, best.date, True))
-        return sorted(entries, key=lambda e: (e[1] if lower else -e[1], e[2]))
+        return self._with_your_best([(f"baseline: {described}", value, created, False)], lower=not task_of(self.task_table).higher_is_better)
 
     def _answer_board(self) -> list[tuple[str, float, str, bool]]:
         """An answer competition's board: the host's baseline (always the most common train answer) and your best."""
@@ -451,12 +440,18 @@ class PracticeCompetition:
         solution = read_solution(self.directory / "hidden" / "solution.csv")
         public = [answer for answer, is_public in solution.values() if is_public]
         created = str(self._meta().get("created") or "")
-        entries = [(f"baseline: always {common}", round(sum(a == int(common) for a in public) / len(public), 5), created, False)]
+        return self._with_your_best([(f"baseline: always {common}", round(sum(a == int(common) for a in public) / len(public), 5), created, False)])
+
+    def _with_your_best(self, entries: list[tuple[str, float, str, bool]], lower: bool = False) -> list[tuple[str, float, str, bool]]:
+        """The host's `entries` with your best public score, best first in the metric's direction (`lower`: a log
+        loss; your best is the latest of your submissions with that score). Ties keep the earlier entry first, as Kaggle
+        ranks an earlier submission of the same score higher."""
+        sign = 1 if lower else -1
         scored = [s for s in self.submissions() if s.public_score is not None]
         if scored:
-            best = max(scored, key=lambda s: (s.public_score, s.date))
-            entries.append(("you", best.public_score, best.date, True))
-        return sorted(entries, key=lambda e: (-e[1], e[2]))
+            best = max(scored, key=lambda s: (-sign * s.public_score, s.date))
+            entries = [*entries, ("you", best.public_score, best.date, True)]
+        return sorted(entries, key=lambda e: (sign * e[1], e[2]))
 
     def close(self) -> None:
         """End the competition: private scores of every submission become visible; later ones are late."""
