@@ -179,15 +179,7 @@ class Task:
         elif compose:
             raise TaskError("task.target.compose joins columns, and task.target has no columns", "columns = [\"A\", \"B\"] with it, or remove compose", key="target.compose")
         answer_fields = _answer_fields(target, kind, columns or one_hot)
-        labels_value = target.get("labels", shape.get("labels", "from_train" if not (kind == "binary" and column == "is_correct") else ["True", "False"]))
-        if one_hot and "labels" not in target:
-            labels_value = list(one_hot)
-        labels = () if kind == "answer" else _labels(labels_value)  # a generated answer: an open set, no classes
-        if one_hot and labels is None:  # target() names a row's class by its column's place: the classes must be fixed
-            raise TaskError("a one-hot target's classes are its columns, and labels = \"from_train\" would sort them apart from them",
-                            "leave labels out (the one_hot column names), or list one label per one_hot column, in their order", key="target.labels")
-        if one_hot and labels is not None and len(labels) != len(one_hot):
-            raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns", "one label per one_hot column, in their order, or leave labels out", key="target.labels")
+        labels = _target_labels(target, shape, kind, column, one_hot)
 
         output = _text(sub, "output", shape["output"], "task.submission.")
         if output not in OUTPUTS:
@@ -904,6 +896,21 @@ def _labels(value) -> tuple[str, ...] | None:
         return tuple(str(v).strip() for v in value)
     raise TaskError(f"task.target.labels must list the classes or say \"from_train\", not {value!r}", 'labels = ["A", "B", "C"], or labels = "from_train"',
                     key="target.labels")
+
+
+def _target_labels(target: Mapping, shape: Mapping, kind: str, column: str | None, one_hot: tuple[str, ...]) -> tuple[str, ...] | None:
+    """[task.target]'s label set: listed, None for "from_train" (the preset's default but for today's is_correct
+    task), a one-hot target's column names, () for generated answers (an open set)."""
+    default = "from_train" if not (kind == "binary" and column == "is_correct") else ["True", "False"]
+    value = target.get("labels", list(one_hot) if one_hot else shape.get("labels", default))
+    labels = () if kind == "answer" else _labels(value)
+    if one_hot and labels is None:  # target() names a row's class by its column's place: the classes must be fixed
+        raise TaskError("a one-hot target's classes are its columns, and labels = \"from_train\" would sort them apart from them",
+                        "leave labels out (the one_hot column names), or list one label per one_hot column, in their order", key="target.labels")
+    if one_hot and len(labels) != len(one_hot):
+        raise TaskError(f"task.target.labels names {len(labels)} classes for {len(one_hot)} one_hot columns",
+                        "one label per one_hot column, in their order, or leave labels out", key="target.labels")
+    return labels
 
 
 def _text(d: Mapping, key: str, default, prefix: str):
