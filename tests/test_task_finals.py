@@ -105,3 +105,43 @@ def test_ranked_picks_break_ties_by_the_earlier_run():
     tied = [Candidate(run, val_accuracy=0.5, val_rows=50) for run in ("run-10", "run-9", "run-11")]
     assert [p.candidate.run for p in choose_ranked(tied, "log_loss", False, 3).picks] == ["run-9", "run-10", "run-11"]
 
+
+JIGSAW_TASK = '''
+[task]
+id = "row_id"
+prompt = "{rule}: {body}"
+
+[task.target]
+kind = "binary"
+column = "rule_violation"
+labels = ["1", "0"]
+
+[task.submission]
+output = "probability"
+
+[task.metric]
+name = "roc_auc_by:rule"
+'''
+
+
+def test_an_ensemble_of_a_grouped_auc_task_reads_each_rows_group_from_train(workspace):
+    # roc_auc_by:rule is AUC within each rule, averaged: the ensemble reads each validation row's rule from train.
+    with open(workspace / "kit.toml", "a") as fh:
+        fh.write(JIGSAW_TASK)
+    ws = layout.load(workspace)
+    (ws.practice_dir / "data" / "train.csv").write_text("row_id,body,rule,rule_violation\n" + "".join(f"{i},b{i},{'ab'[i % 2]},{i // 2 % 2}\n" for i in range(8)))
+    runs = []
+    for probs in ([0.9, 0.2, 0.1, 0.8, 0.7, 0.6, 0.3, 0.4], [0.8, 0.3, 0.2, 0.9, 0.6, 0.7, 0.4, 0.3]):
+        record = store.allocate(ws, "train", "local", {"model": "m"})
+        folder = store.run_dir(ws, record.id)
+        rows = "".join(f"{i},{i // 2 % 2 == 1},{p},{i // 2 % 2},{p},{1 - p:.6f}\n" for i, p in enumerate(probs))
+        atomic_write_text(folder / "val_predictions.csv", "row,is_correct,prob_true,label,p_1,p_0\n" + rows)
+        atomic_write_text(folder / "test_probs.csv", "row_id,prob_true,p_1,p_0\n100,0.5,0.5,0.5\n")
+        record.status = KernelStatus.COMPLETE
+        store.save(ws, record)
+        runs.append(record.id)
+    made = run_kit("ensemble", *runs, "--json")
+    assert made.exit_code == 0, made.stderr
+    # the average per row: rule a (rows 0 2 4 6) 0.85 0.15 0.65 0.35 -> labels 0 1 0 1: AUC 0; rule b: 0.25 0.85 0.65 0.35 -> 0 1 0 1: AUC 0.75
+    assert json.loads(made.stdout)["val_metric"] == 0.375
+

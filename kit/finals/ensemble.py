@@ -127,7 +127,7 @@ def ensemble(ws: Workspace, members: list[str], weights: list[float] | None = No
         if set(rows) != set(ids):
             raise KitError(f"{record.id} predicted other test rows than {records[0].id}", hint="ensemble runs that scored the whole test set (test_rows=0)")
     test_probs = _average(test_rows, weights, ids)
-    val = _validation(task, records, vals, weights)
+    val = _validation(task, records, vals, weights, ws)
     if task.kind == "binary":
         cut = _threshold(threshold, task, val.labels, val.probs, bool(val.keys))
         rule = Rule("threshold", threshold=cut) if task.output == "label" else fit_rule(task, val.labels, val.probs) if val.keys else Rule()
@@ -186,9 +186,10 @@ class _Validation:
     probs: list[list[float]] = field(default_factory=list)
     member_metric: dict[str, float | None] = field(default_factory=dict)
     member_accuracy: dict[str, float | None] = field(default_factory=dict)
+    groups: list[str] | None = None  # each row's group, for roc_auc_by:<column>
 
 
-def _validation(task: Task, records: list[RunRecord], vals: list[_Probs | None], weights: list[float]) -> _Validation:
+def _validation(task: Task, records: list[RunRecord], vals: list[_Probs | None], weights: list[float], ws: Workspace) -> _Validation:
     """The members' shared validation rows averaged; KitError where two members label the same row differently."""
     out = _Validation()
     if not all(v is not None for v in vals):
@@ -197,16 +198,36 @@ def _validation(task: Task, records: list[RunRecord], vals: list[_Probs | None],
     shared = set(val_rows[0]).intersection(*val_rows[1:])
     out.keys = sorted(shared, key=lambda r: (len(r), r))
     out.labels = [val_rows[0][r][0] for r in out.keys]
+    out.groups = _groups(ws, task, out.keys)
     for record, v in zip(records, val_rows):
         if any(v[r][0] != y for r, y in zip(out.keys, out.labels)):
             raise KitError(f"{record.id}'s validation labels differ from {records[0].id}'s on the same rows", hint="ensemble runs of one workspace and one train.csv")
     out.probs = _average(val_rows, weights, out.keys)
     for record, v in zip(records, val_rows):
         probs = [v[r][1] for r in out.keys]
-        out.member_metric[record.id] = metric_value(task, out.labels, decide(task, probs, _untuned(task))) if out.keys else None
+        out.member_metric[record.id] = metric_value(task, out.labels, decide(task, probs, _untuned(task)), out.groups) if out.keys else None
         if task.kind == "binary":
             out.member_accuracy[record.id] = _accuracy([p[0] for p in probs], out.labels, task, 0.5) if out.keys else None
     return out
+
+
+def _groups(ws: Workspace, task: Task, keys: list[str]) -> list[str] | None:
+    """Each validation row's group for roc_auc_by:<column> (AUC within each group), read from the competition's
+    train file by the row's place in it (val_predictions.csv's `row`); None for a metric without groups."""
+    from kit.task import read_rows
+    from kit.workspace.task_config import data_folder
+
+    if not task.group:
+        return None
+    folder = data_folder(ws, task)
+    if folder is None:
+        raise KitError(f"{task.metric} scores each {task.group} apart, and {task.train} is not on this machine to read the rows' {task.group}",
+                       hint="kit data (it downloads the competition's files into data/)")
+    column = [row[task.group] for row in read_rows(folder / task.train, [task.group])]
+    try:
+        return [column[int(k)] for k in keys]
+    except (ValueError, IndexError):
+        raise KitError(f"the members' validation rows are not rows of {folder / task.train}", hint="ensemble runs of this competition's train file") from None
 
 
 def _write_test(folder: Path, task: Task, ids: list[str], test_probs: list[list[float]], rule: Rule, cut: float) -> dict:
@@ -230,8 +251,8 @@ def _write_validation(folder: Path, task: Task, val: _Validation, rule: Rule, cu
     lines = ([r, *([str(y == task.classes()[0]), f"{p[0]:.6f}"] if binary else []), y, *(f"{x:.6f}" for x in p)]
              for r, y, p in zip(val.keys, val.labels, val.probs))
     atomic_write_csv(folder / VAL_PREDICTIONS, val_header, lines)
-    val_metric = metric_value(task, val.labels, decide(task, val.probs, rule))
-    described, base = baseline(task, val.labels)
+    val_metric = metric_value(task, val.labels, decide(task, val.probs, rule), val.groups)
+    described, base = baseline(task, val.labels, val.groups)
     metrics.update({"val_rows": len(val.keys), "val_metric": val_metric, "val_baseline": base, "baseline": described,
                     "member_val_metric": val.member_metric})
     if not binary:

@@ -88,6 +88,12 @@ def task_from_toml(path: Path, text: str, table: Mapping[str, Any] | None) -> Ta
         raise ConfigError(f"{located}: {exc.problem}", hint=exc.fix) from None
 
 
+def data_folder(ws, task: Task) -> Path | None:
+    """The folder of the competition's files on this machine that holds the task's train file: the practice
+    competition's data/, or data/COMPETITION from kit data; None where neither has it."""
+    return next((f for f in (ws.practice_dir / "data", ws.root / "data" / ws.competition) if (f / task.train).is_file()), None)
+
+
 def check_task_data(ws) -> Task | None:
     """Check the workspace's [task] against the competition's files where they are on this machine (the practice
     competition's, or data/COMPETITION from kit data), before anything is built or spent: the prompt's fields and
@@ -99,7 +105,7 @@ def check_task_data(ws) -> Task | None:
     task = ws.task_table
     if task is None:
         return None
-    folder = next((f for f in (ws.practice_dir / "data", ws.root / "data" / ws.competition) if (f / task.train).is_file()), None)
+    folder = data_folder(ws, task)
     if folder is None:
         return None
     train = folder / task.train
