@@ -133,7 +133,7 @@ def set_workspace_task(root: Path, name: str, table: dict | None) -> str:
     """Make kit.toml's [task] the practice competition's: `table`, or none for the binary task (the default one).
     kit.toml is left as it was where the result does not load. Returns what changed, in words ("" for nothing)."""
     from kit.workspace import layout
-    from kit.workspace.task_config import rewrite_checked, task_toml
+    from kit.workspace.task_config import task_toml
 
     path = Path(root) / layout.WORKSPACE_FILE
     before = path.read_text(encoding="utf-8")
@@ -143,7 +143,7 @@ def set_workspace_task(root: Path, name: str, table: dict | None) -> str:
         text += task_toml(table, f"The practice competition's task (kit practice init --task {name}).")
     if text == before:
         return ""
-    rewrite_checked(root, text)
+    layout.rewrite_checked(root, text)
     if table is None:
         return f"{path.name}: [task] removed (the practice competition is the binary task, the default)" if had else ""
     return f"{path.name}: [task] set to the {name} practice competition's (kit task show)"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kit.errors import ConfigError, WorkspaceError
+from kit.errors import ConfigError, KitError, WorkspaceError
 from kit.workspace import schema
 from kit.workspace.kernel_config import settings_table
 from kit.workspace.schema import Key, Table
@@ -344,3 +344,20 @@ def _has_state(state_dir: Path, marker: Path) -> bool:
 def _holds(root: str, workspace_id: str) -> bool:
     """Whether the workspace at `root` still exists with `workspace_id` (so this one is its copy, not it moved)."""
     return (Path(root) / WORKSPACE_FILE).is_file() and _read_toml_id(Path(root)) == workspace_id
+
+
+def rewrite_checked(root: Path, text: str) -> Path:
+    """Write kit.toml's new `text`, kept only where the workspace loads with it: else the file is put back as it was
+    and the load's error raised. Returns kit.toml's path."""
+    from kit.fileio import atomic_write_text
+
+    path = Path(root) / WORKSPACE_FILE
+    before = path.read_text(encoding="utf-8")
+    atomic_write_text(path, text)
+    try:
+        load(Path(root))
+    except KitError:
+        atomic_write_text(path, before)
+        raise
+    return path
+

@@ -157,22 +157,3 @@ def _toml(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)  # a TOML basic string (and a float) is written as JSON writes it
-
-
-def rewrite_checked(root: Path, text: str) -> Path:
-    """Write kit.toml's new `text`, kept only where the workspace loads with it: else the file is put back as it was
-    and the load's error raised. Returns kit.toml's path."""
-    from kit.errors import KitError
-    from kit.fileio import atomic_write_text
-    from kit.workspace import layout
-
-    path = Path(root) / layout.WORKSPACE_FILE
-    before = path.read_text(encoding="utf-8")
-    atomic_write_text(path, text)
-    try:
-        layout.load(Path(root))
-    except KitError:
-        atomic_write_text(path, before)
-        raise
-    return path
-

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kit.errors import ConfigError
 from kit.task import Task, TaskError, read_header, read_rows
-from kit.workspace.task_config import rewrite_checked, task_toml
+from kit.workspace.task_config import task_toml
 
 ANSWER_CLASSES = 30  # more distinct integer targets than this: a generated answer, not an ordinal score
 SAMPLE_ROWS = 2000  # rows of train read to see its labels (enough for the classes of every shape we know)
@@ -311,4 +311,4 @@ def write_task(root: Path, proposal: Proposal) -> Path:
     path = ws.root / layout.WORKSPACE_FILE
     if ws.task_table is not None:
         raise ConfigError(f"{path} has a [task] already", hint="edit it, or delete it and run kit task propose --write again")
-    return rewrite_checked(ws.root, path.read_text(encoding="utf-8").rstrip("\n") + "\n" + proposal.toml())
+    return layout.rewrite_checked(ws.root, path.read_text(encoding="utf-8").rstrip("\n") + "\n" + proposal.toml())
