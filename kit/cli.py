@@ -717,6 +717,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except ValueError as exc:
+        # kernels/runtime/task.py's TaskError is a ValueError (the kernels carry no kit): one line with its fix, like a
+        # KitError, wherever a command let one through. kit.task is only in sys.modules if the command loaded it.
+        task = sys.modules.get("kit.task")
+        if task is None or not isinstance(exc, task.TaskError) or os.environ.get("KIT_DEBUG"):
+            raise
+        click.echo(f"error: {exc.problem}", err=True)
+        if exc.fix:
+            click.echo(f"hint: {exc.fix}", err=True)
+        sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     if isinstance(code, int) and code:
