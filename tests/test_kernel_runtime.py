@@ -420,6 +420,22 @@ def test_the_output_files_hold_a_probability_per_class_and_the_tasks_submission(
         "row,label,p_winner_model_a,p_winner_model_b,p_winner_tie", "4,winner_tie,0.100000,0.200000,0.700000"]
 
 
+def test_without_validation_rows_the_infer_kernel_takes_its_train_runs_rule(tmp_path, monkeypatch):
+    from runtime.evaluate import no_validation_rule
+
+    monkeypatch.setenv("KIT_KAGGLE_ROOT", str(tmp_path))
+    source = tmp_path / "input" / "kit-comp-abc-run-3"
+    source.mkdir(parents=True)
+    (source / "metrics.json").write_text(json.dumps({"rule": {"name": "threshold", "threshold": 0.31}}))
+    binary = Task.default()
+    assert no_validation_rule({"adapter_run": "run-3", "threshold": "tune"}, binary) == Rule("threshold", threshold=0.31)
+    assert no_validation_rule({"adapter_run": "run-3", "threshold": "0.7"}, binary) == Rule("threshold", threshold=0.7)  # a number wins
+    assert no_validation_rule({"adapter_run": "", "threshold": "tune"}, binary) == Rule("threshold", threshold=0.5)
+    (source / "metrics.json").write_text(json.dumps({"rule": {"name": "temperature", "temperature": 1.7}}))
+    pairwise = Task.from_dict({"preset": "pairwise", "id": "id", "prompt": "{a}:", "target": {"one_hot": ["x", "y", "z"]}})
+    assert no_validation_rule({"adapter_run": "run-3", "threshold": "0.5"}, pairwise) == Rule("temperature", temperature=1.7)
+
+
 # ------------------------------------------------------------------------------------------------ speed: widths, chunks, memory
 
 

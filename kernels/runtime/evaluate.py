@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.data import Rows, read_table
-from runtime.environment import log, warn
+from runtime.environment import log
 from runtime.labels import LabelTokens, choose_label_tokens
 from runtime.modeling import load_for_scoring, prepare_for_scoring, uncompile_layers
 from runtime.paths import competition_dir, find_source
@@ -111,9 +111,13 @@ def scoring_models(run: Run, config: dict, task: Task, prompt: str, rows: Rows |
 
 def no_validation_rule(config: dict, task: Task) -> Rule:
     """The rule where no validation rows were scored: the one the adapter's train run tuned (its metrics.json),
-    else the untuned one (the threshold setting, temperature 1, cut points between the classes)."""
+    else the untuned one (the threshold setting, temperature 1, cut points between the classes). A threshold set
+    to a number is that number."""
     import numpy as np
 
+    untuned = fit_rule(task, [], np.zeros((0, len(task.classes()))), threshold=config["threshold"])
+    if untuned.name == "threshold" and str(config["threshold"]) != "tune":
+        return untuned
     if config.get("adapter_run"):
         try:
             saved = json.loads((find_source(config["adapter_run"]) / "metrics.json").read_text()).get("rule")
@@ -122,7 +126,7 @@ def no_validation_rule(config: dict, task: Task) -> Rule:
         if saved:
             log(f"decision rule of {config['adapter_run']}: {saved}")
             return Rule.from_dict(saved)
-    return fit_rule(task, [], np.zeros((0, len(task.classes()))), threshold=config["threshold"])
+    return untuned
 
 
 def validate(run: Run, config: dict, rows: Rows | None, scorer: Scorer) -> tuple[dict, Rule]:
