@@ -222,3 +222,24 @@ def test_an_answer_submission_is_checked_cell_by_cell():
     for bad in ("4.5", "-1", "100000", "x"):
         with pytest.raises(TaskError, match="not an answer of the task"):
             check_submission(task, ["id", "answer"], [["1", bad], ["2", "0"]], ["1", "2"])
+
+
+def test_the_plan_says_which_engine_samples_and_why():
+    """vLLM where installed on a GPU, else transformers; vllm asked for where it cannot run is refused in one line."""
+    import dataclasses
+
+    from kit.workspace.kernel_config import make_config, script_settings
+    from runtime.plan import PROFILES, Machine, PlanError, make_plan
+
+    config = script_settings(make_config("infer", {"competition": "c", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}), generated=True)
+    h100 = PROFILES["h100"]
+    with_vllm = dataclasses.replace(h100, packages={**h100.packages, "vllm": "0.11"})
+    assert make_plan(config, with_vllm, "infer").generation.value == "vllm"
+    plan = make_plan(config, h100.without("vllm"), "infer")
+    assert plan.generation.value == "transformers" and "vLLM is not installed" in plan.generation.reason
+    assert "generation" in plan.table()
+    assert "no GPU" in make_plan(config, Machine("cpu"), "infer").generation.reason
+    with pytest.raises(PlanError, match="vLLM is not installed here; use generation_engine=auto"):
+        make_plan({**config, "generation_engine": "vllm"}, h100.without("vllm"), "infer")
+    binary = script_settings(make_config("infer", {"competition": "c"}))  # no sampling settings: no such decision
+    assert make_plan(binary, Machine("cpu"), "infer").generation is None

@@ -21,7 +21,7 @@ from runtime.data import encode_prompts, known_classes, read_table, validation_r
 from runtime.evaluate import no_validation_rule, scoring_models, validate
 from runtime.modeling import adapter_settings
 from runtime.environment import competition_rerun, log
-from runtime.generate import generation_engine, load_sampler
+from runtime.generate import load_sampler
 from runtime.paths import competition_dir, working_dir
 from runtime.serve import RowAnswerer, ServerSpec, serve_or_run_local_gateway
 from runtime.task import decide
@@ -98,8 +98,7 @@ def answer_stage(run, config: dict, task, adapter_dir) -> dict:
     if task.kind != "answer":
         return serve_classes(run, config, task, adapter_dir)
     rule = answer_rule(task)
-    engine, reason = generation_engine(config["generation_engine"], run.gpu)
-    log(f"generation engine: {engine} ({reason})")
+    engine, reason = run.plan.generation.value, run.plan.generation.reason  # the plan's choice, in its table at the top of the log
     spec = server_spec(task)
     metrics: dict = {"generation_engine": engine, "generation_engine_reason": reason}
     rows = answer_rows(config, task) if config["val_rows"] and not (spec and competition_rerun()) else None
@@ -128,8 +127,7 @@ def answers_after_training(run, config: dict, task) -> dict:
     if not config["val_rows"] and (task.served or not config["predict_test"]):
         return {}
     rule = answer_rule(task)
-    engine, reason = generation_engine(config["generation_engine"], run.gpu)
-    log(f"generation engine: {engine} ({reason})")
+    engine = run.plan.generation.value  # the plan's choice, with its reason in the table at the top of the log
     sampler = load_sampler(engine, config, run.out / "adapter", run)
     metrics = {"generation_engine": engine, **validate_answers(run, config, task, answer_rows(config, task), sampler, rule)}
     if config["predict_test"] and not task.served:

@@ -1,8 +1,7 @@
 """Sampling completions: N per row from the prompt, with vLLM where it is installed on a GPU, else transformers'
 `generate`, batched; within a time budget.
 
-    engine, reason = generation_engine(config["generation_engine"], gpu=run.gpu)
-    sampler = load_sampler(engine, config, adapter_dir, run)      # -> Sampler: complete(prompts, seconds) -> N texts a row
+    sampler = load_sampler(run.plan.generation.value, config, adapter_dir, run)   # the plan chose the engine (and says why)
     texts = sampler.complete(["Problem: ...\\nSolution:\\n"], seconds=60.0)
 
 transformers stops a batch's sampling at `seconds` (generate's max_time); what was written by then is what the row
@@ -12,7 +11,6 @@ and the caller keeps the time between rows.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from dataclasses import dataclass
@@ -20,36 +18,6 @@ from pathlib import Path
 
 from runtime.environment import log
 from runtime.modeling import load_for_scoring, resolve_model
-
-GENERATION_ENGINES = ("auto", "transformers", "vllm")
-
-
-def vllm_installed() -> bool:
-    """Whether vLLM can be imported here (found without importing it: its import takes seconds)."""
-    return importlib.util.find_spec("vllm") is not None
-
-
-def generation_engine(setting: str, gpu: bool) -> tuple[str, str]:
-    """(the engine that samples, why): vllm where asked for or, with auto, where installed on a GPU; else transformers.
-    vllm asked for where it cannot run is an error, not a silent fallback (the user expects its speed)."""
-    if setting not in GENERATION_ENGINES:
-        raise ValueError(f"generation_engine={setting!r} is not one of {', '.join(GENERATION_ENGINES)}")
-    if setting == "vllm":
-        if not gpu:
-            raise RuntimeError("generation_engine=vllm needs a CUDA GPU and this machine has none; set generation_engine=auto "
-                               "(transformers here)")
-        if not vllm_installed():
-            raise RuntimeError("generation_engine=vllm but vLLM is not installed here; set generation_engine=auto "
-                               "(transformers' generate), or install vLLM where the kernel runs (it is not in kit's pinned set)")
-        return "vllm", "asked for (generation_engine=vllm)"
-    if setting == "transformers":
-        return "transformers", "asked for (generation_engine=transformers)"
-    if gpu and vllm_installed():
-        return "vllm", "vLLM is installed and there is a GPU: paged attention and continuous batching sample fastest"
-    if gpu:
-        return "transformers", "vLLM is not installed: transformers' generate, batched"
-    return "transformers", "no GPU (vLLM runs on CUDA only): transformers' generate, batched, on the CPU"
-
 
 @dataclass
 class Sampler:

@@ -32,7 +32,7 @@ DEQUANTIZED_MIN_TOKENS = 4096  # a dequantized copy saves ~15-25% of a step; rec
 EAGER_HF_ACTIVATIONS = 1.2  # transformers run eagerly keeps ~20% more per token than unsloth's or compiled layers (H100, 8B)
 CUDA_CONTEXT = int(0.4 * GIB)  # what a CUDA context takes before anything loads (a named profile's free memory)
 RANK_ENV, WORLD_ENV = "RANK", "WORLD_SIZE"  # set in each training process by torch.distributed's launcher (parallel.py)
-PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "accelerate")
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "accelerate", "vllm")
 
 
 class PlanError(RuntimeError):
@@ -212,6 +212,7 @@ class Plan:
     chunk_tokens: Decision | None = None  # most padded tokens in one training forward pass (0 = no limit)
     dequantize_base: Decision | None = None  # train on a dequantized copy of the 4-bit base
     warmup: Decision | None = None  # steps the learning rate warms up over, against the steps the run will take
+    generation: Decision | None = None  # vllm | transformers: what samples a generated-answer task's completions
 
     def decisions(self) -> dict:
         """The decisions by name, in the order of the fields (those that apply to this kernel)."""
@@ -268,6 +269,8 @@ def make_plan(config: dict, machine: Machine, kernel: str, model_config: dict | 
         scoring_dequantize=estimate_scoring_dequantize(config, machine, model_config, engine.value),
         validation=choose_validation(config, machine), test_rows=choose_test_rows(config, machine),
     )
+    if "generation_engine" in config:  # a generated-answer task (its kernels alone get the sampling settings)
+        parts.update(generation=choose_generation(config["generation_engine"], machine))
     if train:
         parts.update(warmup=choose_warmup(config))
         parts.update(train_processes=training_processes(config["train_processes"], len(machine.gpus), machine.worker_world, config["batch_size"]),
@@ -298,6 +301,24 @@ def model_assumption(config: dict, model_config: dict | None, gpu: bool) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ one decision each
+
+
+def choose_generation(requested: str, machine: Machine) -> Decision:
+    """vllm or transformers for sampling completions: vllm where asked for or, with auto, where it is installed on a
+    GPU (paged attention, continuous batching); else transformers' generate, batched. vllm asked for where it cannot
+    run is refused, not quietly replaced (the user counts on its speed)."""
+    if requested == "vllm":
+        if not machine.gpus:
+            raise PlanError("generation_engine=vllm needs a CUDA GPU and this machine has none; use generation_engine=auto (transformers here)")
+        if not machine.has("vllm"):
+            raise PlanError("generation_engine=vllm, and vLLM is not installed here; use generation_engine=auto (transformers' generate), "
+                            "or run where vLLM is installed (it is not in kit's pinned set)")
+        return Decision("vllm", "generation_engine=vllm")
+    if requested == "transformers":
+        return Decision("transformers", "generation_engine=transformers")
+    if machine.gpus and machine.has("vllm"):
+        return Decision("vllm", "vLLM is installed and there is a GPU: paged attention and continuous batching sample fastest")
+    return Decision("transformers", "transformers' generate, batched: " + ("vLLM is not installed" if machine.gpus else "no GPU (vLLM runs on CUDA only)"))
 
 
 def choose_engine(requested: str, prefer: str, machine: Machine, train: bool, roomy: bool) -> Decision:
