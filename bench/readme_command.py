@@ -6,8 +6,9 @@ Each run clones the repository at the commit into a new folder, takes README.md'
 clone, and runs it in two timed parts with bash from the clone's root: the installs (everything before
 `kit practice init`: the venv, torch, kit, the model package) and the main job (the rest: the practice competition, the
 train kernel with --wait, the submission, the leaderboard, the run's summary). kit's model cache (KIT_CACHE_DIR) is a
-new folder each run, so the model is prepared as on a first run. The machine's load (1-minute load average, sampled
-every 5 s) is recorded beside each run: on a shared machine it says how much else was running.
+new folder each run, so the model is prepared as on a first run. Beside each step's wall time: its CPU time (every
+process of the clone, from /proc) and the machine's load (1-minute load average every 5 s). On a shared machine the
+load says how much else was running, and the CPU time what the step itself costs.
 
 Prints a Markdown table (each run, then the median and the range) and writes every run's figures and the main job's
 full output to OUT/readme_command-<UTC time>.json.
@@ -41,20 +42,41 @@ def readme_command(readme: str) -> tuple[str, str]:
     return installs, SPLIT.removeprefix(" && ") + rest
 
 
-class Load:
-    """The 1-minute load average every 5 s while a step runs."""
+class Watch:
+    """While a step runs: the 1-minute load average every 5 s, and the CPU time of every process of the clone (its
+    venv's python: kit's commands and the detached kernel alike), read from /proc every 0.5 s. On a shared machine the
+    wall time says how long a person waited; the CPU time is the step's own work, which the other jobs do not change."""
 
-    def __init__(self) -> None:
-        self.samples: list[float] = []
+    def __init__(self, clone: Path) -> None:
+        self.needle = str(clone).encode()
+        self.load: list[float] = []
+        self.ticks: dict[tuple[str, str], int] = {}  # (pid, start time) -> the most utime + stime seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        last_load = 0.0
         while not self._stop.is_set():
-            self.samples.append(os.getloadavg()[0])
-            self._stop.wait(5)
+            if time.monotonic() - last_load >= 5:
+                self.load.append(os.getloadavg()[0])
+                last_load = time.monotonic()
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    if self.needle not in (proc / "cmdline").read_bytes():
+                        continue
+                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                key = (proc.name, fields[19])  # starttime: a reused pid is another process
+                self.ticks[key] = max(self.ticks.get(key, 0), int(fields[11]) + int(fields[12]))
+            self._stop.wait(0.5)
 
-    def __enter__(self) -> "Load":
+    def cpu_seconds(self) -> float:
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> "Watch":
         self._thread.start()
         return self
 
@@ -64,12 +86,13 @@ class Load:
 
 
 def timed(command: str, cwd: Path, env: dict[str, str]) -> dict:
-    with Load() as load:
+    with Watch(cwd) as watch:
         started = time.monotonic()
         done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - started
-    return {"seconds": round(seconds, 1), "exit": done.returncode, "load_mean": round(statistics.fmean(load.samples), 2),
-            "load_max": round(max(load.samples), 2), "stdout": done.stdout, "stderr": done.stderr}
+    return {"seconds": round(seconds, 1), "exit": done.returncode, "cpu_seconds": round(watch.cpu_seconds(), 1),
+            "load_mean": round(statistics.fmean(watch.load), 2), "load_max": round(max(watch.load), 2),
+            "stdout": done.stdout, "stderr": done.stderr}
 
 
 def one_run(repo: str, commit: str, work: Path) -> dict:
@@ -113,17 +136,21 @@ def main() -> None:
         runs.append(run)
         job = run["main_job"] or {}
         print(f"run {i + 1}: installs {run['installs']['seconds']} s (exit {run['installs']['exit']}), main job "
-              f"{job.get('seconds', '-')} s (exit {job.get('exit', '-')}), load {job.get('load_mean', '-')} mean / {job.get('load_max', '-')} max", flush=True)
+              f"{job.get('seconds', '-')} s, {job.get('cpu_seconds', '-')} CPU-s (exit {job.get('exit', '-')}), "
+              f"load {job.get('load_mean', '-')} mean / {job.get('load_max', '-')} max", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"readme_command-{started:%Y%m%dT%H%M}.json"
     path.write_text(json.dumps({"commit": commit, "started": started.isoformat(timespec="seconds"), "machine": machine, "runs": runs}, indent=1))
     ok = [r for r in runs if r["main_job"] and r["main_job"]["exit"] == 0]
     print(f"\ncommit {commit[:7]}, {started:%Y-%m-%d %H:%M} UTC, {machine['cpus']} CPUs ({machine['cpu']}); {path}\n")
-    print("| run | installs | main job | load during the main job (mean / max) | exit |\n|---|---|---|---|---|")
+    print("| run | installs (wall) | main job (wall) | main job (CPU time) | load during the main job (mean / max) | exit |")
+    print("|---|---|---|---|---|---|")
     for i, r in enumerate(runs, 1):
         job = r["main_job"] or {}
-        print(f"| {i} | {r['installs']['seconds']:.0f} s | {job.get('seconds', 0):.0f} s | {job.get('load_mean', '-')} / {job.get('load_max', '-')} | {job.get('exit', r['installs']['exit'])} |")
-    print(f"| median [range] | {spread([r['installs']['seconds'] for r in runs])} | {spread([r['main_job']['seconds'] for r in ok])} | | {len(ok)}/{len(runs)} exit 0 |")
+        print(f"| {i} | {r['installs']['seconds']:.0f} s | {job.get('seconds', 0):.0f} s | {job.get('cpu_seconds', 0):.0f} s | "
+              f"{job.get('load_mean', '-')} / {job.get('load_max', '-')} | {job.get('exit', r['installs']['exit'])} |")
+    print(f"| median [range] | {spread([r['installs']['seconds'] for r in runs])} | {spread([r['main_job']['seconds'] for r in ok])} | "
+          f"{spread([r['main_job']['cpu_seconds'] for r in ok])} | | {len(ok)}/{len(runs)} exit 0 |")
 
 
 if __name__ == "__main__":
