@@ -106,7 +106,7 @@ def render_table(header: list[str], rows: list[dict[str, str]], all_columns: boo
     best = {c: _best(rows, c, scores[c]) for c in columns if c in scores}
     starred = not color and len(rows) > 1
     widths = {c: _width(c, rows, limit) + (starred and best.get(c) is not None) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip(), "  ".join("-" * widths[c] for c in columns)]
     for r in rows:
         cells = []
         for c in columns:
