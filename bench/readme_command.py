@@ -132,7 +132,7 @@ def main() -> None:
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="readme-command-") as folder:
             run = one_run(args.repo, commit, Path(folder))
-        run["started"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        run["ended"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         runs.append(run)
         job = run["main_job"] or {}
         print(f"run {i + 1}: installs {run['installs']['seconds']} s (exit {run['installs']['exit']}), main job "
