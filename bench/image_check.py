@@ -53,7 +53,7 @@ ADAPTER_INPUT = KAGGLE / "input" / "kit-practice-math-run-1"
 # What the kernels import, and what the image has that the pinned sets depend on (all at the image's versions).
 IMAGE_PACKAGES = ("torch==2.10.0", "torchvision==0.25.0", "transformers", "peft", "accelerate", "datasets", "safetensors", "tokenizers",
                   "huggingface_hub", "numpy", "pandas", "pyarrow", "polars", "sentencepiece", "tqdm", "protobuf", "psutil", "jinja2",
-                  "pyyaml", "requests", "packaging", "regex", "filelock", "fsspec", "certifi", "wheel", "setuptools", "pillow",
+                  "pyyaml", "requests", "packaging", "scikit-learn", "regex", "filelock", "fsspec", "certifi", "wheel", "setuptools", "pillow",
                   "diffusers", "pydantic", "typeguard", "docstring-parser", "einops", "importlib-metadata", "nest-asyncio", "zipp")
 ROWS = {"val_rows": 8, "test_rows": 8, "max_seq_length": 256, "batch_size": 8}
 RUN_TIMEOUT = 1500
@@ -125,12 +125,16 @@ def kit(workspace: Path, *args: str) -> str:
     return done.stdout
 
 
-def build_kernels(workspace: Path) -> dict[tuple[str, str], Path]:
-    """The train and infer kernels, internet on and off, built by kit into workspace/build/<kernel>-<net>/."""
+def make_workspace(workspace: Path) -> None:
+    """A fresh workspace with the practice competition (the data the input tree mounts)."""
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True)
     kit(workspace, "init")
     kit(workspace, "practice", "init", "--test-rows", str(ROWS["test_rows"] * 2))
+
+
+def build_kernels(workspace: Path) -> dict[tuple[str, str], Path]:
+    """The train and infer kernels, internet on and off, built by kit into workspace/build/<kernel>-<net>/."""
     common = [f"model={MODEL_INPUT}", *(f"{k}={v}" for k, v in ROWS.items())]
     offline = ["enable_internet=false", f"wheels_dataset={WHEELS_REF}"]
     built = {}
@@ -284,8 +288,10 @@ def check() -> int:
     model = converted_model()
     wheels = wheel_set()
     workspace = CACHE / "workspace"
-    built = build_kernels(workspace)
+    make_workspace(workspace)
+    # The tree first: kit build refuses a local model path with nothing there, and the kernels name /kaggle/input's.
     lay_input_tree(workspace, model, wheels)
+    built = build_kernels(workspace)
     rows = []
     train_outputs = ["submission.csv", "adapter/adapter_config.json", "metrics.json"]
     for net in ("on", "off"):
