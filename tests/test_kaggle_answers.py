@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -81,15 +82,18 @@ def scaled(ws, standin, monkeypatch) -> Path:
 def _until_resolved(root: Path, run_id: str, *command: str) -> list:
     """Run `command` as a user told "kit waits for it" would, until the run has nothing pending; every answer is
     either success or that line."""
-    results = []
-    for _ in range(200):
+    # Bounded by time, not by a count of tries: a fast machine runs hundreds of quick `kit status` within the scaled
+    # window (7.5 s) and a count ran out before the window had passed. 60 s is eight windows.
+    results, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
         if record(root, run_id)["pending"] is None:
             return results
         result = run_kit(*command)
         results.append(result)
         assert result.exit_code == 0 or "waiting for it; nothing is sent again before then" in result.stderr, result.stderr
         no_traceback(result)
-    raise AssertionError(f"{run_id} still pending: {record(root, run_id)['pending']}")
+        time.sleep(0.05)  # as a user told "kit waits for it" would, not in a tight loop
+    raise AssertionError(f"{run_id} still pending after 60 s: {record(root, run_id)['pending']}")
 
 
 def _processed_late(fault, seconds: float) -> None:
