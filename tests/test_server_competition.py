@@ -42,17 +42,6 @@ def answer_ws(workspace) -> Path:
     return workspace
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from tests.test_kernel_runtime import make_model, make_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = make_tokenizer()
-    make_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_the_practice_answer_competition_end_to_end_with_the_real_kernels(answer_ws, tiny_model):
     root = answer_ws
     small = ["--set", f"model={tiny_model}", "--set", "max_seq_length=256", "--set", "batch_size=4", "--set", "max_new_tokens=12",
